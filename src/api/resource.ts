@@ -5,6 +5,7 @@
  * as a `ResourceDef`; the server routes, validates, prints and documents
  * purely from it.
  */
+import type { KObject } from './object.js';
 
 /** OpenAPI v3 schema node as CRDs carry it (`JSONSchemaProps`). */
 export interface JSONSchemaProps {
@@ -84,6 +85,12 @@ export interface ResourceDef {
   builtin: boolean;
   /** Verbs for discovery; defaults to the full set when absent. */
   verbs?: string[];
+  /**
+   * Cells after `Name` for `kubectl get` tables of built-in kinds whose
+   * columns are computed rather than JSONPaths (as Kubernetes' own printers
+   * do); used instead of evaluating `printerColumns[].jsonPath` when present.
+   */
+  printRow?: (obj: KObject, now: Date) => unknown[];
 }
 
 /** `group/version`, or just `version` for the core group. */

@@ -110,7 +110,11 @@ export interface Store {
   watch(options: WatchOptions, onEvent: (event: StoreEvent) => void): Promise<void>;
   /** The latest revision written. */
   currentRevision(): number;
-  /** The oldest revision still readable/watchable is `compactRevision() + 1`. */
+  /**
+   * History at and below this revision is gone. A list may still read at
+   * exactly this revision, and a watch may resume from it (its first event is
+   * `compactRevision() + 1`); anything older fails `Compacted`.
+   */
   compactRevision(): number;
   /** Forgets history at and below `revision` (latest values are kept). */
   compact(revision: number): Promise<void>;

@@ -1,0 +1,177 @@
+/**
+ * The API server: HTTPS, bearer-token authentication, and dispatch to
+ * discovery, OpenAPI, health and resource endpoints. Every failure becomes
+ * a `Status` with the right code; a client's mistake is never a 5xx.
+ */
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { ApiError, toStatus } from '../api/errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Store } from '../store/types.js';
+import { apiGroup, apiGroupList, apiResourceList, apiVersions, aggregatedDiscovery } from './discovery.js';
+import { buildResourceRequest, handleResource, sendJson } from './handlers.js';
+import type { HandlerDeps } from './handlers.js';
+import { negotiateDiscovery } from './negotiate.js';
+import { ObjectStore } from './object-store.js';
+import { OpenApiService } from './openapi.js';
+import { parseRequestPath } from './request-info.js';
+import type { ResourceRegistry } from './resources.js';
+import { createAdmission } from './admission.js';
+import { version } from './version.js';
+
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+}
+
+export interface ApiServerOptions {
+  store: Store;
+  registry: ResourceRegistry;
+  /** The bearer token every request must carry. */
+  token: string;
+  tls: TlsMaterial;
+  logger: Logger;
+  afterWrite?: HandlerDeps['afterWrite'];
+}
+
+export class ApiServer {
+  readonly objects: ObjectStore;
+  private readonly server: Server;
+  private readonly openapi: OpenApiService;
+  private readonly token: Buffer;
+  private readonly shutdown = new AbortController();
+  private readonly deps: HandlerDeps;
+  private address = '127.0.0.1:6443';
+
+  constructor(private readonly options: ApiServerOptions) {
+    this.objects = new ObjectStore(options.store, createAdmission(options.registry));
+    this.openapi = new OpenApiService(options.registry);
+    this.token = Buffer.from(options.token);
+    this.deps = { store: options.store, objects: this.objects, ...(options.afterWrite === undefined ? {} : { afterWrite: options.afterWrite }) };
+    this.server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+      void this.handle(req, res);
+    });
+    // Long watches: no server-side request timeout; keep-alive like kube-apiserver.
+    this.server.requestTimeout = 0;
+    this.server.headersTimeout = 60_000;
+    this.server.keepAliveTimeout = 65_000;
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.address = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    return addr;
+  }
+
+  async close(): Promise<void> {
+    this.shutdown.abort();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const abort = new AbortController();
+    const onShutdown = (): void => abort.abort();
+    this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    res.on('close', () => abort.abort());
+    try {
+      this.authenticate(req);
+      await this.route(req, res, abort.signal);
+    } catch (err) {
+      this.fail(req, res, err);
+    } finally {
+      this.shutdown.signal.removeEventListener('abort', onShutdown);
+      this.options.logger.debug('request', { method: req.method, url: req.url, code: res.statusCode, ms: Math.round(performance.now() - started) });
+    }
+  }
+
+  private authenticate(req: IncomingMessage): void {
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const presented = Buffer.from(match?.[1] ?? '');
+    if (presented.length !== this.token.length || !timingSafeEqual(presented, this.token)) {
+      throw new ApiError('Unauthorized', 'Unauthorized');
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://vireo.invalid');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const info = parseRequestPath(path);
+    if (!info.isResource) {
+      if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}: it is read-only`);
+      return this.serveNonResource(info.parts, path, req, res);
+    }
+    const def = this.options.registry.lookup(info.group, info.version, info.resource);
+    if (def === undefined) {
+      throw new ApiError('NotFound', `the server could not find the requested resource (${info.group === '' ? '' : `${info.group}/`}${info.version} ${info.resource})`, {
+        details: { group: info.group, kind: info.resource },
+      });
+    }
+    const request = buildResourceRequest(info, def, url, req, res, signal);
+    await handleResource(request, this.deps);
+  }
+
+  private serveNonResource(parts: string[], path: string, req: IncomingMessage, res: ServerResponse): void {
+    const registry = this.options.registry;
+    const [first, second, third] = parts;
+    if (path === '/version' || path === '/version/') return sendJson(res, 200, version);
+    if (first === 'healthz' || first === 'livez' || first === 'readyz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('ok');
+      return;
+    }
+    if (first === 'api' && parts.length === 1) return this.serveDiscoveryRoot(req, res, true);
+    if (first === 'apis' && parts.length === 1) return this.serveDiscoveryRoot(req, res, false);
+    if (first === 'api' && second !== undefined && parts.length === 2) return sendFound(res, apiResourceList(registry, '', second), path);
+    if (first === 'apis' && second !== undefined && parts.length === 2) return sendFound(res, apiGroup(registry, second), path);
+    if (first === 'apis' && second !== undefined && third !== undefined && parts.length === 3) {
+      return sendFound(res, apiResourceList(registry, second, third), path);
+    }
+    if (first === 'openapi') return this.openapi.serve(parts.slice(1), req, res);
+    throw new ApiError('NotFound', `the server could not find the requested resource: ${path}`);
+  }
+
+  private serveDiscoveryRoot(req: IncomingMessage, res: ServerResponse, core: boolean): void {
+    const wanted = negotiateDiscovery(req.headers.accept);
+    if (wanted === 'legacy') {
+      return sendJson(res, 200, core ? apiVersions(this.address) : apiGroupList(this.options.registry));
+    }
+    const text = JSON.stringify(aggregatedDiscovery(this.options.registry, core, wanted));
+    res.writeHead(200, {
+      'Content-Type': `application/json;g=apidiscovery.k8s.io;v=${wanted};as=APIGroupDiscoveryList`,
+      'Content-Length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const status = toStatus(err);
+    if (status.code >= 500) this.options.logger.error('request failed', { method: req.method, url: req.url, err });
+    if (res.headersSent) {
+      // A stream already started (watch): end it; the client re-watches.
+      res.end();
+      return;
+    }
+    sendJson(res, status.code, status);
+  }
+}
+
+function sendFound(res: ServerResponse, body: object | undefined, path: string): void {
+  if (body === undefined) throw new ApiError('NotFound', `the server could not find the requested resource: ${path}`);
+  sendJson(res, 200, body);
+}

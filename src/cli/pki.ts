@@ -1,0 +1,51 @@
+/**
+ * The server's certificates: a CA and a serving certificate signed by it,
+ * made with the system's `openssl` on first start and reused afterwards.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface Pki {
+  caCert: string;
+  serverCert: string;
+  serverKey: string;
+}
+
+/** Returns the PKI in `dir`, creating whatever is missing. `hosts` go into the serving cert's SANs. */
+export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
+  const caKey = join(dir, 'ca.key');
+  const caCrt = join(dir, 'ca.crt');
+  const key = join(dir, 'server.key');
+  const crt = join(dir, 'server.crt');
+  if (!existsSync(caKey) || !existsSync(caCrt)) {
+    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '3650', '-subj', '/CN=vireo-ca']);
+  }
+  const sans = new Set(['DNS:localhost', 'IP:127.0.0.1', 'IP:::1', 'DNS:vireo']);
+  for (const h of hosts) if (h !== '' && h !== '0.0.0.0' && h !== '::') sans.add(isIP(h) === 0 ? `DNS:${h}` : `IP:${h}`);
+  const sanLine = [...sans].sort().join(',');
+  const sanFile = join(dir, 'server.san');
+  const wanted = `subjectAltName=${sanLine}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`;
+  const current = existsSync(sanFile) ? readFileSync(sanFile, 'utf8') : '';
+  if (!existsSync(key) || !existsSync(crt) || current !== wanted) {
+    writeFileSync(sanFile, wanted, { mode: 0o600 });
+    const csr = join(dir, 'server.csr');
+    await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=vireo-apiserver']);
+    await openssl(['x509', '-req', '-in', csr, '-CA', caCrt, '-CAkey', caKey, '-CAcreateserial', '-days', '825', '-out', crt, '-extfile', sanFile]);
+  }
+  return { caCert: readFileSync(caCrt, 'utf8'), serverCert: readFileSync(crt, 'utf8'), serverKey: readFileSync(key, 'utf8') };
+}
+
+async function openssl(args: string[]): Promise<void> {
+  try {
+    await run('openssl', args, { env: { ...process.env, OPENSSL_CONF: '/dev/null', RANDFILE: '/dev/null' } });
+  } catch (err) {
+    const e = err as { stderr?: string; code?: string };
+    if (e.code === 'ENOENT') throw new Error('openssl is not installed: run scripts/setup (or apt-get install openssl)', { cause: err });
+    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `vireo server` / `vireo up`: prepares the data directory (PKI, token,
+ * store), starts the control plane, writes the kubeconfig, says `ready`, and
+ * stops cleanly on SIGTERM or SIGINT.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { createLogger } from '../log/logger.js';
+import type { LogLevel } from '../log/logger.js';
+import { openStore } from '../store/index.js';
+import { startControlPlane } from '../server/control-plane.js';
+import { ensurePki } from './pki.js';
+import { renderKubeconfig } from './kubeconfig.js';
+import { CliError } from './errors.js';
+
+export interface ServerCommandOptions {
+  dataDir: string;
+  listen: string;
+  logLevel: LogLevel;
+  /** `vireo up`: print how to use kubectl. */
+  newcomer: boolean;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[3]);
+  if (m === null || port > 65535) throw new CliError('usage', `--listen ${listen} is not valid: use HOST:PORT, e.g. 127.0.0.1:6443 or [::1]:6443`);
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] ?? '127.0.0.1')), port };
+}
+
+export async function runServer(options: ServerCommandOptions): Promise<void> {
+  const { host, port } = parseListen(options.listen);
+  const logger = createLogger({ level: options.logLevel }, { component: 'server' });
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(options.dataDir, 0o700);
+  const pki = await ensurePki(options.dataDir, [host]);
+  const token = loadOrCreateToken(join(options.dataDir, 'token'));
+  const store = await openStore({ backend: 'sqlite', path: join(options.dataDir, 'state.db') });
+  const plane = await startControlPlane({ store, tls: { cert: pki.serverCert, key: pki.serverKey }, token, logger, host, port });
+  const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const server = `https://${advertised.includes(':') ? `[${advertised}]` : advertised}:${plane.address.port}`;
+  const kubeconfigPath = join(options.dataDir, 'kubeconfig');
+  writeFileAtomic(kubeconfigPath, renderKubeconfig({ server, caCert: pki.caCert, token }));
+  process.stdout.write(`vireo server ready at ${server}\n`);
+  process.stdout.write(`kubeconfig: ${kubeconfigPath}\n`);
+  if (options.newcomer) {
+    process.stdout.write(`\nUse it with kubectl:\n  export KUBECONFIG=${kubeconfigPath}\n  kubectl get namespaces\n  kubectl api-resources --api-group=kubevirt.io\nPress Ctrl-C to stop.\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info('stopping', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await plane.stop();
+  await store.close();
+  logger.info('stopped');
+}
+
+function loadOrCreateToken(path: string): string {
+  if (existsSync(path)) {
+    const token = readFileSync(path, 'utf8').trim();
+    if (token.length >= 32) return token;
+  }
+  const token = randomBytes(32).toString('hex');
+  writeFileAtomic(path, `${token}\n`);
+  return token;
+}
+
+/** Writes a root-only file in one step, so readers never see a partial one. */
+function writeFileAtomic(path: string, content: string): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, content, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}

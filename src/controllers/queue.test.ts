@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApiError } from '../api/errors.js';
+import { silentLogger } from '../log/logger.js';
+import { eventually } from './gc/test-support.js';
+import { WorkQueue } from './queue.js';
+import type { ReconcileResult, Reconciler } from './queue.js';
+
+/** A reconciler whose runs the test sees and can hold open. */
+class Recorder {
+  readonly calls: string[] = [];
+  readonly inFlight = new Map<string, number>();
+  maxInFlightPerKey = 0;
+  maxInFlight = 0;
+  private gate: Promise<void> = Promise.resolve();
+  private openGate: () => void = () => undefined;
+  constructor(private readonly outcome: (key: string, run: number) => ReconcileResult | Error = () => ({})) {}
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+  }
+
+  release(): void {
+    this.openGate();
+  }
+
+  count(key: string): number {
+    return this.calls.filter((k) => k === key).length;
+  }
+
+  readonly reconcile: Reconciler = async (key) => {
+    this.calls.push(key);
+    const run = this.count(key);
+    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+    this.maxInFlightPerKey = Math.max(this.maxInFlightPerKey, this.inFlight.get(key) ?? 0);
+    this.maxInFlight = Math.max(this.maxInFlight, [...this.inFlight.values()].reduce((a, b) => a + b, 0));
+    try {
+      await this.gate;
+      const outcome = this.outcome(key, run);
+      if (outcome instanceof Error) throw outcome;
+      return outcome;
+    } finally {
+      this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+    }
+  };
+}
+
+function queueFor(recorder: Recorder, concurrency = 2): WorkQueue {
+  return new WorkQueue(recorder.reconcile, { logger: silentLogger, concurrency, baseDelayMs: 1, maxDelayMs: 20 });
+}
+
+const idle = (queue: WorkQueue): Promise<void> => eventually(() => Promise.resolve(queue.length === 0), 'the queue to drain');
+
+test('keys wait for start, and a key queued several times runs once', async () => {
+  const r = new Recorder();
+  const queue = queueFor(r);
+  queue.add('a');
+  queue.add('a');
+  queue.add('b');
+  queue.add('a');
+  assert.deepEqual(r.calls, []);
+  queue.start();
+  await idle(queue);
+  assert.deepEqual([...r.calls].sort(), ['a', 'b']);
+  await queue.stop();
+});
+
+test('a key added while it runs runs once more afterwards, never twice at once', async () => {
+  const r = new Recorder();
+  const queue = queueFor(r, 4);
+  r.hold();
+  queue.start();
+  queue.add('a');
+  await eventually(() => Promise.resolve(r.count('a') === 1), 'the first run');
+  queue.add('a');
+  queue.add('a');
+  r.release();
+  await idle(queue);
+  assert.equal(r.count('a'), 2);
+  assert.equal(r.maxInFlightPerKey, 1);
+  await queue.stop();
+});
+
+test('different keys run concurrently up to the limit', async () => {
+  const r = new Recorder();
+  const queue = queueFor(r, 2);
+  r.hold();
+  queue.start();
+  for (const key of ['a', 'b', 'c']) queue.add(key);
+  await eventually(() => Promise.resolve(r.calls.length === 2), 'two runs at once');
+  assert.equal(r.maxInFlight, 2);
+  r.release();
+  await idle(queue);
+  assert.deepEqual([...r.calls].sort(), ['a', 'b', 'c']);
+  await queue.stop();
+});
+
+test('errors and conflicts retry with backoff until the reconcile succeeds', async () => {
+  const r = new Recorder((key, run) => {
+    if (key === 'err' && run < 3) return new Error('boom');
+    if (key === 'conflict' && run < 2) return new ApiError('Conflict', 'the object has been modified');
+    return {};
+  });
+  const queue = queueFor(r);
+  queue.start();
+  queue.add('err');
+  queue.add('conflict');
+  await idle(queue);
+  assert.equal(r.count('err'), 3);
+  assert.equal(r.count('conflict'), 2);
+  await queue.stop();
+});
+
+test('requeue and requeueAfter run the key again', async () => {
+  const r = new Recorder((key, run) => {
+    if (run >= 3) return {};
+    return key === 'later' ? { requeueAfter: 2 } : { requeue: true };
+  });
+  const queue = queueFor(r);
+  queue.start();
+  queue.add('later');
+  queue.add('backoff');
+  await idle(queue);
+  assert.equal(r.count('later'), 3);
+  assert.equal(r.count('backoff'), 3);
+  await queue.stop();
+});
+
+test('stop waits for running reconciles and drops the rest', async () => {
+  const r = new Recorder(() => ({ requeueAfter: 1 }));
+  const queue = queueFor(r, 1);
+  r.hold();
+  queue.start();
+  queue.add('a');
+  queue.add('b');
+  queue.addAfter('c', 1);
+  await eventually(() => Promise.resolve(r.calls.length === 1), 'the first run');
+  let stopped = false;
+  const stopping = queue.stop().then(() => (stopped = true));
+  await Promise.resolve();
+  assert.equal(stopped, false, 'stop waits for the running reconcile');
+  r.release();
+  await stopping;
+  queue.add('d');
+  assert.deepEqual(r.calls, ['a']);
+  assert.equal(queue.length, 0);
+});

@@ -184,7 +184,9 @@ function interfaceSchema(pkg, name, decl) {
     }
     if (doc.description) node.description = doc.description;
     properties[prop] = node;
-    if (!member.questionToken) required.push(prop);
+    // Go's OpenAPI marks fields without omitempty as required; a kind's status and
+    // metadata are the server's to fill in, never required of a client.
+    if (!member.questionToken && !(topLevel && (prop === 'status' || prop === 'metadata'))) required.push(prop);
   }
   restoreDroppedProperties(pkg, name, properties);
   if (Object.keys(properties).length > 0) schema.properties = properties;

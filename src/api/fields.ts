@@ -29,9 +29,12 @@ export interface FieldSelector {
   readonly requirements: readonly FieldRequirement[];
   readonly matchesEverything: boolean;
   /**
-   * ANDs the requirements. Throws a 400 `field label not supported: X` if
-   * `valueOf` does not support a field; prefer rejecting those at parse time
-   * with `ParseFieldSelectorOptions.supported`.
+   * ANDs the requirements, reading fields with `valueOf` (by default
+   * `defaultFieldValue`). A field `valueOf` cannot read (`undefined`, e.g. an
+   * object or a list) equals nothing, so `=` fails and `!=` holds; matching
+   * never throws, because it runs inside lists and watch streams. Reject
+   * fields a resource cannot select on up front, with
+   * `ParseFieldSelectorOptions.supported`.
    */
   matches(obj: KObject, valueOf?: FieldValueFn): boolean;
   /** The value an object must have for `field` (`field=v` or `field==v`), letting stores look one object up directly. */
@@ -135,13 +138,14 @@ export function parseFieldSelector(selector: string, options: ParseFieldSelector
     requirements.push({ field: split.field, operator: split.operator, value: unescapeValue(split.raw, selector) });
   }
   const text = requirements.map((r) => `${r.field}${operatorText[r.operator]}${escapeFieldValue(r.value)}`).join(',');
+  // Paths split once here so the default reader does no parsing per object.
+  const compiled = requirements.map((r) => ({ ...r, segments: segmentsOf(r.field) }));
   return {
     requirements,
     matchesEverything: requirements.length === 0,
-    matches(obj, valueOf = defaultFieldValue) {
-      for (const r of requirements) {
-        const actual = valueOf(obj, r.field);
-        if (actual === undefined) throw unsupported(r.field);
+    matches(obj, valueOf) {
+      for (const r of compiled) {
+        const actual = valueOf === undefined ? readPath(obj, r.segments) : valueOf(obj, r.field);
         if ((actual === r.value) === (r.operator === 'NotEquals')) return false;
       }
       return true;
@@ -154,7 +158,7 @@ export function parseFieldSelector(selector: string, options: ParseFieldSelector
 }
 
 const fieldPathCache = new Map<string, readonly string[] | null>();
-const fieldPathSegment = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const fieldPathSegment = /^[^.\s]+$/;
 
 /** Memoised so hot-path matching does not re-split paths; bounded because keys come from requests. */
 function segmentsOf(path: string): readonly string[] | null {
@@ -172,11 +176,15 @@ function segmentsOf(path: string): readonly string[] | null {
  * Reads a dotted field path (`metadata.name`, `status.phase`,
  * `involvedObject.name`, `type`) from an object: strings as they are,
  * numbers and booleans in their JSON form, unset as `''` (as Kubernetes'
- * field sets do). Returns `undefined`, meaning "not selectable", for paths
- * that are not plain dotted identifiers or that lead to an object or list.
+ * field sets do). Returns `undefined`, meaning "no selectable value", for
+ * malformed paths (empty segments) and for paths that lead to an object or
+ * a list.
  */
 export function defaultFieldValue(obj: KObject, path: string): string | undefined {
-  const segments = segmentsOf(path);
+  return readPath(obj, segmentsOf(path));
+}
+
+function readPath(obj: KObject, segments: readonly string[] | null): string | undefined {
   if (segments === null) return undefined;
   let current: unknown = obj;
   for (const segment of segments) {

@@ -129,6 +129,9 @@ export class ObjectStore {
           `The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.`,
         );
       }
+      if (err instanceof RangeError) {
+        throw badRequest(`resourceVersion ${opts.revision ?? ''} is newer than the latest revision of this server (${this.store.currentRevision()}): use a resourceVersion from a previous response`);
+      }
       throw err;
     }
   }

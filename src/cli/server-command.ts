@@ -32,6 +32,8 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function runServer(options: ServerCommandOptions): Promise<void> {
   const { host, port } = parseListen(options.listen);
   const logger = createLogger({ level: options.logLevel }, { component: 'server' });
+  // Everything the server writes (keys, token, database, kubeconfig) is for root only.
+  process.umask(0o077);
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(options.dataDir, 0o700);
   const pki = await ensurePki(options.dataDir, [host]);

@@ -16,6 +16,7 @@ import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
+import { Compactor } from '../store/index.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -59,6 +60,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await namespaces.start();
   const gc = new GarbageCollector(server.objects, registry, options.logger.child({ component: 'garbage-collector' }));
   await gc.start();
+  const compactor = new Compactor(options.store, { logger: options.logger.child({ component: 'compactor' }) });
+  compactor.start();
   const address = await server.listen(options.host, options.port);
   return {
     server,
@@ -66,6 +69,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     address,
     async stop() {
       await server.close();
+      await compactor.stop();
       await gc.stop();
       await namespaces?.stop();
       await crds.stop();

@@ -41,3 +41,5 @@ export function openStore(options: OpenStoreOptions): Promise<Store> {
     }
   });
 }
+export { Compactor } from './compactor.js';
+export type { CompactorOptions } from './compactor.js';

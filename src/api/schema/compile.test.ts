@@ -154,10 +154,10 @@ test('validate reports type errors as Kubernetes words them', () => {
   const obj = sample();
   obj['spec'] = { size: 'three', note: 5, labels: { x: true }, tags: 'a' };
   assert.deepEqual(compileSchema(widget).validate(obj), [
-    { field: 'spec.labels.x', reason: 'FieldValueTypeInvalid', message: 'Invalid value: "boolean": spec.labels.x in body must be of type string: "boolean"' },
-    { field: 'spec.note', reason: 'FieldValueTypeInvalid', message: 'Invalid value: "integer": spec.note in body must be of type string: "integer"' },
     { field: 'spec.size', reason: 'FieldValueTypeInvalid', message: 'Invalid value: "string": spec.size in body must be of type integer: "string"' },
+    { field: 'spec.note', reason: 'FieldValueTypeInvalid', message: 'Invalid value: "integer": spec.note in body must be of type string: "integer"' },
     { field: 'spec.tags', reason: 'FieldValueTypeInvalid', message: 'Invalid value: "string": spec.tags in body must be of type array: "string"' },
+    { field: 'spec.labels.x', reason: 'FieldValueTypeInvalid', message: 'Invalid value: "boolean": spec.labels.x in body must be of type string: "boolean"' },
   ]);
 });
 

@@ -60,6 +60,13 @@ function repoRoot(): string {
   }
 }
 
+/** `x` without null-valued fields: decoding drops those, as Kubernetes does for non-nullable fields. */
+function withoutNulls(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(withoutNulls);
+  if (!isPlainObject(x)) return x;
+  return Object.fromEntries(Object.entries(x).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
+}
+
 interface Example {
   file: string;
   obj: Record<string, unknown>;
@@ -94,7 +101,7 @@ for (const name of ['kubevirt-examples', 'cdi-examples']) {
       assert.deepEqual(compiled.prune(copy), [], `${where}: pruned fields`);
       compiled.applyDefaults(copy);
       assert.deepEqual(compiled.validate(copy), [], `${where}: validation errors`);
-      assert.deepEqual(copy, obj, `${where}: changed by pruning or defaulting`);
+      assert.deepEqual(copy, withoutNulls(obj), `${where}: changed by pruning or defaulting`);
       seen.add(kind);
       checked++;
     }

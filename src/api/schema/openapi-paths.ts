@@ -75,14 +75,27 @@ interface Target {
   gvk: Json;
   /** Schema of the object this path reads and writes. */
   object: string;
-  idBase: string;
+  /** `KubevirtIoV1` in `readKubevirtIoV1NamespacedVirtualMachine`. */
+  groupVersion: string;
+  /** `Namespaced` or empty. */
+  scope: string;
   verbs: Set<string>;
   /** Custom resources take no strategic merge patch. */
   builtin: boolean;
 }
 
+const idVerb: Record<string, string> = { get: 'read', list: 'list', post: 'create', put: 'replace', patch: 'patch', delete: 'delete', deletecollection: 'delete' };
+
+/** An operation; its id is spelled as Kubernetes does, e.g. `deleteCoreV1CollectionNamespacedConfigMap`. */
 function operation(t: Target, action: string, id: string, parameters: Json[], extra: Json): Json {
-  return { operationId: `${action === 'post' ? 'create' : action === 'put' ? 'replace' : action}${t.idBase}${id}`, parameters, 'x-kubernetes-action': action, 'x-kubernetes-group-version-kind': t.gvk, ...extra };
+  const collection = action === 'deletecollection' ? 'Collection' : '';
+  return {
+    operationId: `${idVerb[action] ?? action}${t.groupVersion}${collection}${t.scope}${id}`,
+    parameters,
+    'x-kubernetes-action': action,
+    'x-kubernetes-group-version-kind': t.gvk,
+    ...extra,
+  };
 }
 
 function itemOperations(t: Target, id: string): Json {
@@ -102,11 +115,11 @@ function itemOperations(t: Target, id: string): Json {
 export function operationsFor(def: ResourceDef, definition: string): Json {
   const prefix = def.group === '' ? `/api/${def.version}` : `/apis/${def.group}/${def.version}`;
   const groupId = def.group === '' ? 'Core' : def.group.replace(/\.k8s\.io$/, '').split(/[.-]/).map(capitalize).join('');
-  const ns = def.namespaced ? 'Namespaced' : '';
   const t: Target = {
     gvk: { group: def.group, kind: def.kind, version: def.version },
     object: definition,
-    idBase: `${groupId}${capitalize(def.version)}${ns}`,
+    groupVersion: `${groupId}${capitalize(def.version)}`,
+    scope: def.namespaced ? 'Namespaced' : '',
     verbs: new Set(def.verbs ?? allVerbs),
     builtin: def.builtin,
   };
@@ -122,7 +135,7 @@ export function operationsFor(def: ResourceDef, definition: string): Json {
     coll['post'] = operation(t, 'post', def.kind, writeParams, { requestBody: { content: { '*/*': { schema: ref(definition) } }, required: true }, responses: ok(ref(definition), ['200', '201', '202']) });
   }
   if (t.verbs.has('deletecollection')) {
-    coll['delete'] = operation(t, 'deletecollection', `Collection${def.kind}`, [...listParams, ...deleteParams], { requestBody: { content: { '*/*': { schema: ref(sharedSchemas.deleteOptions) } } }, responses: ok(ref(sharedSchemas.status), ['200']) });
+    coll['delete'] = operation(t, 'deletecollection', def.kind, [...listParams, ...deleteParams], { requestBody: { content: { '*/*': { schema: ref(sharedSchemas.deleteOptions) } } }, responses: ok(ref(sharedSchemas.status), ['200']) });
   }
   paths[collection] = coll;
 
@@ -133,7 +146,7 @@ export function operationsFor(def: ResourceDef, definition: string): Json {
   paths[item] = one;
 
   if (def.namespaced && t.verbs.has('list')) {
-    const allNamespaces: Target = { ...t, idBase: `${groupId}${capitalize(def.version)}` };
+    const allNamespaces: Target = { ...t, scope: '' };
     paths[`${prefix}/${def.plural}`] = { parameters: [pretty], get: operation(allNamespaces, 'list', `${def.kind}ForAllNamespaces`, listParams, { responses: listResponse }) };
   }
   const sub = { get: true, update: true, patch: true };

@@ -100,9 +100,9 @@ class Pruner {
   private pruneMetadata(owner: Record<string, unknown>, path: string): void {
     const meta = owner['metadata'];
     if (!isPlainObject(meta)) return;
+    // Decoding into ObjectMeta turns a null field into its zero value, which is not written back.
+    for (const [k, v] of Object.entries(meta)) if (v === null) delete meta[k];
     this.prune(meta, this.objectMeta, path);
-    // ObjectMeta's zero creationTimestamp is dropped rather than kept as null (objectmeta.Coerce).
-    if (meta['creationTimestamp'] === null) delete meta['creationTimestamp'];
   }
 
   private remove(x: Record<string, unknown>, k: string, path: string): void {

@@ -9,13 +9,15 @@
 // where a schema node may be `{ "$ref": "<pkg>:<Interface>", ...overrides }`.
 //
 // The declarations lose information the OpenAPI documents had; the rules
-// below put back what Kubernetes' own schemas say (see the comments).
+// below put back what Kubernetes' own schemas say (see the comments). It
+// parses only syntax (no type checker) and takes a second or two.
 //
 // Usage: node scripts/gen-api.mjs [--out <file>]
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { newerFields } from './gen-api-newer-fields.mjs';
 
 const started = performance.now();
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,6 +31,10 @@ const packages = [
   { id: 'cdi', dir: 'containerized-data-importer' },
   { id: 'kubernetes', dir: 'kubernetes' },
 ];
+const objectMetaKey = 'kubernetes:IoK8sApimachineryPkgApisMetaV1ObjectMeta';
+const warnings = [];
+const parsed = packages.map((p) => parsePackage(p));
+const kubernetesInterfaces = parsed.find((p) => p.id === 'kubernetes').interfaces;
 
 function main() {
   const pkgVersion = JSON.parse(readFileSync(join(pkgRoot, 'package.json'), 'utf8')).version;
@@ -128,11 +134,11 @@ function accessedName(expr, param) {
   return found;
 }
 
-/** The JSDoc block right before `node`: its description and its `@type` text. */
+/** The text of the JSDoc block right before `node`, without its tags (`@type`, `@memberof`). */
 function jsDoc(text, node) {
   const ranges = ts.getLeadingCommentRanges(text, node.pos) ?? [];
   const last = ranges.filter((r) => text.startsWith('/**', r.pos)).pop();
-  if (!last) return { description: '' };
+  if (!last) return '';
   const lines = text
     .slice(last.pos + 3, last.end - 2)
     .split('\n')
@@ -142,8 +148,7 @@ function jsDoc(text, node) {
     if (line.trimStart().startsWith('@')) break;
     desc.push(line);
   }
-  const description = desc.join('\n').replace(/\n{3,}/g, '\n\n').trim();
-  return { description };
+  return desc.join('\n').replace(/\n{3,}/g, '\n\n').trim();
 }
 
 /** The JSON key of a model's property: from its ToJSON function, else by undoing the generator's renaming. */
@@ -158,16 +163,12 @@ function jsonName(pkg, model, tsName) {
 
 function memberName(member) {
   const n = member.name;
-  return ts.isIdentifier(n) || ts.isStringLiteral(n) || ts.isNumericLiteral(n) ? n.text : n.getText();
+  return ts.isIdentifier(n) || ts.isStringLiteral(n) || ts.isNumericLiteral(n) ? n.text : '';
 }
-
-const objectMetaKey = 'kubernetes:IoK8sApimachineryPkgApisMetaV1ObjectMeta';
-const warnings = [];
-const parsed = packages.map((p) => parsePackage(p));
 
 function interfaceSchema(pkg, name, decl) {
   const schema = { type: 'object' };
-  const { description } = jsDoc(pkg.text, decl);
+  const description = jsDoc(pkg.text, decl);
   if (description) schema.description = description;
   const members = decl.members.filter(ts.isPropertySignature);
   const memberNames = new Set(members.map((m) => jsonName(pkg, name, memberName(m))));
@@ -178,11 +179,11 @@ function interfaceSchema(pkg, name, decl) {
   for (const member of members) {
     const prop = jsonName(pkg, name, memberName(member));
     const doc = jsDoc(pkg.text, member);
-    let node = member.type ? typeSchema(pkg, member.type, { prop, owner: name, description: doc.description }) : preserve();
+    let node = member.type ? typeSchema(pkg, member.type, { prop, owner: name, description: doc }) : preserve();
     if (prop === 'metadata' && node.$ref === objectMetaKey && !topLevel) {
       node = { ...node, nullable: true, 'x-kubernetes-preserve-unknown-fields': true };
     }
-    if (doc.description) node.description = doc.description;
+    if (doc) node.description = doc;
     properties[prop] = node;
     // Go's OpenAPI marks fields without omitempty as required; a kind's status and
     // metadata are the server's to fill in, never required of a client.
@@ -242,7 +243,7 @@ function typeSchema(pkg, node, ctx) {
     case ts.SyntaxKind.TypeReference:
       return referenceSchema(pkg, node, ctx);
     default:
-      warnings.push(`${pkg.id}:${ctx.owner}.${ctx.prop}: unsupported type ${node.getText ? ts.SyntaxKind[node.kind] : node.kind}; accepting any value`);
+      warnings.push(`${pkg.id}:${ctx.owner}.${ctx.prop}: unsupported type ${ts.SyntaxKind[node.kind]}; accepting any value`);
       return preserve();
   }
 }
@@ -298,17 +299,12 @@ function unionSchema(pkg, node, ctx) {
 }
 
 function referenceSchema(pkg, node, ctx) {
-  const name = ts.isIdentifier(node.typeName) ? node.typeName.text : node.typeName.getText();
+  const name = ts.isIdentifier(node.typeName) ? node.typeName.text : node.typeName.right.text;
   const args = node.typeArguments ?? [];
   if (name === 'Array' && args.length === 1) {
     return { type: 'array', items: typeSchema(pkg, args[0], { ...ctx, description: '' }) };
   }
   if (name === 'Date') return { type: 'string', format: 'date-time', nullable: true };
-  if (name === 'Record' && args.length === 2) {
-    return typeLiteralSchema(pkg, ts.factory.createTypeLiteralNode([
-      ts.factory.createIndexSignature(undefined, [ts.factory.createParameterDeclaration(undefined, undefined, 'key', undefined, args[0])], args[1]),
-    ]), ctx);
-  }
   if (pkg.enumAliases.has(name)) {
     // Enum aliases come from Kubernetes' `+enum` markers, which KubeVirt's CRDs do not enforce.
     return { type: 'string' };
@@ -336,89 +332,13 @@ function refKey(pkgId, name) {
   for (const [from, to] of corePrefixes[pkgId] ?? []) {
     if (!name.startsWith(from) || /^V1(alpha|beta)\d/.test(name)) continue;
     const candidate = to + name.slice(from.length);
-    if (parsed.find((p) => p.id === 'kubernetes').interfaces.has(candidate)) return `kubernetes:${candidate}`;
+    if (kubernetesInterfaces.has(candidate)) return `kubernetes:${candidate}`;
   }
   return `${pkgId}:${name}`;
 }
 
-// Fields KubeVirt and CDI added after the package's release, which their own
-// current examples use (e.g. CDI's `http.insecureSkipVerify`). Applied to
-// every package's copy of the type; dropped with a warning once the package
-// has the field itself, so this list only shrinks.
-const newerFields = {
-  V1beta1DataVolumeSourceHTTP: {
-    checksum: { type: 'string', description: 'Expected checksum of the downloaded file, as "<algorithm>:<hash>" (md5, sha1, sha256 or sha512).' },
-    insecureSkipVerify: { type: 'boolean', description: "Skip verification of the HTTP endpoint's certificate." },
-  },
-  V1beta1DataVolumeSourceImageIO: {
-    insecureSkipVerify: { type: 'boolean', description: "Skip verification of the oVirt endpoint's certificate." },
-  },
-  V1beta1DataVolumeSourceVDDK: {
-    certConfigMap: { type: 'string', description: 'ConfigMap holding the CA certificate of the vCenter or ESXi host.' },
-  },
-  V1beta1DataVolumeSpec: {
-    serviceAccountName: { type: 'string', description: 'ServiceAccount the importer and uploader pods run as.' },
-  },
-  V1beta1DataImportCronSpec: {
-    serviceAccountName: { type: 'string', description: 'ServiceAccount used to create the DataVolumes.' },
-  },
-  V1beta1CDIConfigSpec: {
-    webhookPvcRendering: { type: 'string', description: 'Whether the PVC webhook completes PVC specs from StorageProfiles: "Enabled" (default) or "Disabled".' },
-  },
-  V1Interface: {
-    portRanges: {
-      type: 'array',
-      description: 'Port ranges forwarded to the virtual machine (masquerade interfaces only; alpha). Mutually exclusive with ports.',
-      'x-kubernetes-list-type': 'atomic',
-      items: {
-        type: 'object',
-        required: ['protocol', 'start', 'end'],
-        properties: {
-          start: { type: 'integer', description: 'First port of the range.' },
-          end: { type: 'integer', description: 'Last port of the range; not below start.' },
-          protocol: { type: 'string', description: 'UDP or TCP.' },
-        },
-      },
-    },
-  },
-  V1Network: {
-    resourceClaim: {
-      type: 'object',
-      description: 'A network device requested through an entry of the VMI spec.resourceClaims (DRA; alpha).',
-      properties: {
-        claimName: { type: 'string', description: 'Name of the entry in spec.resourceClaims.' },
-        requestName: { type: 'string', description: 'Name of the request within that claim.' },
-      },
-    },
-  },
-  V1VirtualMachineInstanceSpec: {
-    serviceAccountName: { type: 'string', description: 'ServiceAccount the virt-launcher pod runs as; its token is not exposed to the guest.' },
-  },
-  V1MigrationConfiguration: {
-    maxDowntimeMs: { type: 'integer', description: 'Longest tolerable switchover downtime, in milliseconds.' },
-  },
-  V1alpha1MigrationPolicySpec: {
-    maxDowntimeMs: { type: 'integer', description: 'Longest tolerable switchover downtime, in milliseconds.' },
-    experimental: { type: 'object', description: 'Experimental migration tunables (alpha).', 'x-kubernetes-preserve-unknown-fields': true },
-  },
-  V1KubeVirtConfiguration: {
-    persistentReservationConfiguration: {
-      type: 'object',
-      description: 'Deployment of what SCSI persistent reservation in VMs needs.',
-      properties: { enabled: { type: 'boolean', description: 'Deploy the pr-helper; default false.' } },
-    },
-  },
-  V1beta1VirtualMachinePreferenceSpec: {
-    preferredLaunchSecurity: { $ref: 'kubevirt:V1LaunchSecurity', description: 'The preferred LaunchSecurity.' },
-  },
-  V1VirtualMachineInstanceBackupStatus: {
-    quiesceStatus: { type: 'string', description: 'Whether freezing the guest filesystems succeeded, failed or was skipped.' },
-  },
-  V1alpha1VirtualMachineBackupStatus: {
-    exportUID: { type: 'string', description: 'UID of the VirtualMachineExport of a pull-mode backup.' },
-  },
-};
-
+// Every package's copy of a type gets the fields it lacks; a field the package
+// has in all copies is reported so the table only shrinks.
 function applyNewerFields(models) {
   for (const [model, fields] of Object.entries(newerFields)) {
     const copies = packages.map((p) => models[`${p.id}:${model}`]).filter(Boolean);

@@ -86,7 +86,7 @@ export function modelSchema(name: string): JSONSchemaProps {
   return schema;
 }
 
-/** Expands `$ref`s; acyclic models are expanded once and shared. */
+/** Expands `$ref`s; each distinct expansion is built once and shared. */
 class Inliner {
   private readonly models: Record<string, RawNode>;
   private readonly recursive: Set<string>;
@@ -99,20 +99,28 @@ class Inliner {
   }
 
   expand(key: string): JSONSchemaProps {
-    const done = this.expanded.get(key);
+    const recursive = this.recursive.has(key);
+    // An acyclic model expands the same everywhere; a recursive one depends on
+    // how often each recursive model is already on the path.
+    const memo = recursive ? `${key}|${this.recursionState()}` : key;
+    const done = this.expanded.get(memo);
     if (done !== undefined) return done;
     const raw = this.models[key];
     if (raw === undefined) throw new Error(`OpenAPI model ${key} is referenced but missing; regenerate with scripts/gen-api.mjs`);
     const depth = this.onPath.get(key) ?? 0;
-    const recursive = this.recursive.has(key);
     if (recursive && depth >= recursionDepth) return cut(raw);
     this.onPath.set(key, depth + 1);
     const schema = this.node(raw);
     if (depth === 0) this.onPath.delete(key);
     else this.onPath.set(key, depth);
-    // Only an acyclic model's expansion is the same wherever it is used.
-    if (!recursive) this.expanded.set(key, schema);
+    this.expanded.set(memo, schema);
     return schema;
+  }
+
+  private recursionState(): string {
+    const state: string[] = [];
+    for (const [key, count] of this.onPath) if (this.recursive.has(key)) state.push(`${key}=${count}`);
+    return state.sort().join(',');
   }
 
   private node(raw: RawNode): JSONSchemaProps {

@@ -197,6 +197,9 @@ async function patch(r: ResourceRequest, deps: HandlerDeps, name: string): Promi
     if (r.info.subresource === 'scale') current = toScale(r.def, current) as unknown as KObject;
     const patched = applyPatchBody(patchType, current, body, r.def);
     if (!isPlainObject(patched) || !isPlainObject(patched.metadata)) throw badRequest('the patch did not produce an object with metadata');
+    if (patched.metadata.name !== undefined && patched.metadata.name !== name) {
+      throw badRequest(`the patch changes metadata.name to ${JSON.stringify(patched.metadata.name)}, but the name of an object cannot change: create a new object instead`);
+    }
     const patchedRv = patched.metadata.resourceVersion;
     const pinned = patchedRv !== current.metadata.resourceVersion;
     if (r.info.subresource === 'scale') return updateScale(r, deps, name, patched);

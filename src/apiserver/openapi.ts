@@ -2,8 +2,11 @@
  * `/openapi/v3`: an index of group-versions, then one document per
  * group-version, rebuilt only when the registry changes. The `hash` in each
  * URL changes with the document, so clients that cache by URL see updates.
- * `/openapi/v2` is not served: kubectl only reads it as protobuf and falls
- * back to v3.
+ * `/openapi/v2` is an empty document: kubectl reads it only as protobuf,
+ * and 1.28 fetches it eagerly for every validating command (apply, create
+ * -f, edit, replace), failing on a 404. An empty protobuf message is a
+ * valid `openapi_v2.Document` with no definitions, so kubectl finds no v2
+ * schema and relies on v3 (field validation, explain) and its built-in types.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -23,7 +26,8 @@ export class OpenApiService {
   constructor(private readonly registry: ResourceRegistry) {}
 
   /** `parts` are the path segments after `/openapi`. */
-  serve(parts: string[], _req: IncomingMessage, res: ServerResponse): void {
+  serve(parts: string[], req: IncomingMessage, res: ServerResponse): void {
+    if (parts[0] === 'v2' && parts.length === 1) return sendEmptyV2(req, res);
     if (parts[0] !== 'v3') {
       throw new ApiError('NotFound', `the server could not find the requested resource: /openapi/${parts.join('/')} (this server serves OpenAPI v3 at /openapi/v3)`);
     }
@@ -55,6 +59,19 @@ export class OpenApiService {
     this.docs = docs;
     this.cachedGeneration = generation;
   }
+}
+
+// kubectl asks for the `@v1.0` spelling; the reply uses `.v1.0`, as kube-openapi does, because Go's mime parser rejects `@`.
+const v2ProtobufTypes = ['application/com.github.proto-openapi.spec.v2@v1.0+protobuf', 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf'];
+
+function sendEmptyV2(req: IncomingMessage, res: ServerResponse): void {
+  const accept = req.headers.accept ?? '';
+  if (v2ProtobufTypes.some((t) => accept.includes(t))) {
+    res.writeHead(200, { 'Content-Type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf', 'Content-Length': 0, 'Cache-Control': 'no-cache, private' });
+    res.end();
+    return;
+  }
+  send(res, JSON.stringify({ swagger: '2.0', info: { title: 'Vireo', version: 'v2 (empty: see /openapi/v3)' }, paths: {}, definitions: {} }), 'no-cache, private');
 }
 
 function send(res: ServerResponse, text: string, cacheControl: string): void {

@@ -5,7 +5,6 @@
 import type { BuiltinResourceDef } from './builtin-def.js';
 import { ageCell, ageColumn, builtinResource, column } from './builtin-def.js';
 import type { KObject } from '../object.js';
-import type { MetaLabelSelector } from '../labels.js';
 import { labelSelectorFromObject } from '../labels.js';
 import { formatRFC3339 } from './format.js';
 import { booleanAt, numberAt, recordAt, stringAt } from './read.js';
@@ -67,7 +66,7 @@ function podSelectorCell(policy: KObject): string {
   const selector = recordAt(policy, 'spec', 'podSelector') ?? {};
   try {
     // labelSelectorFromObject checks the shape at run time and throws on anything malformed.
-    const text = labelSelectorFromObject(selector as MetaLabelSelector).toString();
+    const text = labelSelectorFromObject(selector).toString();
     return text === '' ? '<none>' : text;
   } catch {
     return '<error>';

@@ -10,7 +10,7 @@ import { modelSchema } from '../models.js';
 import { defineLazy } from './lazy.js';
 
 /** Computes the cells after Name of one table row, one per column of `printerColumns`. */
-export type PrintRow = (obj: KObject, now: Date) => unknown[];
+export type PrintRow = NonNullable<ResourceDef['printRow']>;
 
 /** A built-in kind's definition; `printRow` is always present for built-ins. */
 export type BuiltinResourceDef = ResourceDef & { printRow: PrintRow };

@@ -108,7 +108,7 @@ function validateSchema(path: string, version: Record<string, unknown>): FieldEr
     return [required(schemaPath, 'schemas are required; use {type: object, x-kubernetes-preserve-unknown-fields: true} to accept any content')];
   }
   const errors: FieldError[] = [];
-  if (schema['type'] !== 'object') errors.push(invalid(`${schemaPath}.type`, String(schema['type'] ?? ''), 'must be object at the root'));
+  if (schema['type'] !== 'object') errors.push(invalid(`${schemaPath}.type`, JSON.stringify(schema['type'] ?? ''), 'must be object at the root'));
   const metadata = recordAt(schema, 'properties', 'metadata', 'properties');
   const extra = Object.keys(metadata ?? {}).filter((k) => k !== 'name' && k !== 'generateName');
   if (extra.length > 0) {
@@ -135,7 +135,7 @@ function validateColumns(path: string, columns: Record<string, unknown>[]): Fiel
     if (jsonPath === '') errors.push(required(`${p}.jsonPath`, 'set the JSONPath of the value to show, e.g. ".status.phase"'));
     const priority = at(column, 'priority');
     if (priority !== undefined && (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0)) {
-      errors.push(invalid(`${p}.priority`, String(priority), 'must be a non-negative integer (0 shows the column by default, higher only with -o wide)'));
+      errors.push(invalid(`${p}.priority`, JSON.stringify(priority), 'must be a non-negative integer (0 shows the column by default, higher only with -o wide)'));
     }
   });
   return errors;

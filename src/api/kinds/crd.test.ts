@@ -141,8 +141,22 @@ test('group, names and scope are checked', () => {
 
 test('versions: exactly one storage version, at least one served, unique names, schemas required', () => {
   const versions = (s: Record<string, unknown>): Record<string, unknown>[] => s['versions'] as Record<string, unknown>[];
-  assert.deepEqual(fields(withSpec((s) => versions(s).forEach((v) => (v['storage'] = true)))), ['spec.versions']);
-  assert.deepEqual(fields(withSpec((s) => versions(s).forEach((v) => (v['served'] = false)))), ['spec.versions']);
+  assert.deepEqual(
+    fields(
+      withSpec((s) => {
+        for (const v of versions(s)) v['storage'] = true;
+      }),
+    ),
+    ['spec.versions'],
+  );
+  assert.deepEqual(
+    fields(
+      withSpec((s) => {
+        for (const v of versions(s)) v['served'] = false;
+      }),
+    ),
+    ['spec.versions'],
+  );
   assert.deepEqual(fields(withSpec((s) => (s['versions'] = []))), ['spec.versions']);
   assert.deepEqual(fields(withSpec((s) => ((versions(s)[1] ?? {})['name'] = 'v1'))), ['spec.versions[1].name']);
   assert.deepEqual(fields(withSpec((s) => delete (versions(s)[0] ?? {})['schema'])), ['spec.versions[0].schema.openAPIV3Schema']);

@@ -138,7 +138,7 @@ function printerColumnOf(column: Record<string, unknown>): PrinterColumn {
 function schemaOf(version: Record<string, unknown>): JSONSchemaProps | undefined {
   const schema = recordAt(version, 'schema', 'openAPIV3Schema');
   // A served CRD passed validateCustomResourceDefinition and the schema's own structural checks.
-  return schema === undefined ? undefined : (schema as JSONSchemaProps);
+  return schema;
 }
 
 /** The storage version's name, or undefined when the CRD marks none. */

@@ -33,7 +33,10 @@ export function arrayAt(value: unknown, ...path: string[]): unknown[] {
   return Array.isArray(found) ? (found as unknown[]) : [];
 }
 
-/** The records of the array at `path`, skipping entries that are not objects (the schema reports those). */
+/**
+ * The records of the array at `path`; an entry that is not an object reads
+ * as `{}`, so indexes (and the field paths built from them) stay right.
+ */
 export function recordsAt(value: unknown, ...path: string[]): Record<string, unknown>[] {
   return arrayAt(value, ...path).map((item) => asRecord(item) ?? {});
 }

@@ -24,7 +24,50 @@ const intOrStringBranch = (s: JSONSchemaProps): boolean =>
 /** The ajv schema of a whole object: `schema` is its root (or undefined: anything). */
 export function toAjvSchema(schema: JSONSchemaProps | undefined, options: ConvertOptions): AjvSchema {
   const root: JSONSchemaProps = schema ?? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
-  return new Converter(options).node(root, true);
+  return withDefinitions(new Converter(options).node(root, true));
+}
+
+const childSchemas = (n: AjvSchema): AjvSchema[] => {
+  const out: AjvSchema[] = [];
+  const add = (v: unknown): void => {
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) out.push(v as AjvSchema);
+  };
+  for (const v of Object.values((n['properties'] ?? {}) as AjvSchema)) add(v);
+  add(n['items']);
+  add(n['additionalProperties']);
+  add(n['not']);
+  for (const key of ['allOf', 'anyOf', 'oneOf']) for (const v of (n[key] ?? []) as unknown[]) add(v);
+  return out;
+};
+
+/**
+ * Moves object schemas used more than once (models share sub-schemas) into
+ * `$defs`, so ajv compiles each once instead of once per use.
+ */
+function withDefinitions(root: AjvSchema): AjvSchema {
+  const uses = new Map<AjvSchema, number>();
+  const count = (n: AjvSchema): void => {
+    const seen = uses.get(n);
+    uses.set(n, (seen ?? 0) + 1);
+    if (seen === undefined) for (const c of childSchemas(n)) count(c);
+  };
+  count(root);
+  const ids = new Map<AjvSchema, string>();
+  for (const [n, k] of uses) if (k > 1 && n !== root && n['properties'] !== undefined) ids.set(n, `d${ids.size}`);
+  if (ids.size === 0) return root;
+  const rewrite = (n: AjvSchema, top: boolean): AjvSchema => {
+    const id = ids.get(n);
+    if (!top && id !== undefined) return { $ref: `#/$defs/${id}` };
+    const out: AjvSchema = { ...n };
+    const map = (v: unknown): unknown => (typeof v === 'object' && v !== null && !Array.isArray(v) ? rewrite(v as AjvSchema, false) : v);
+    if (n['properties'] !== undefined) out['properties'] = Object.fromEntries(Object.entries(n['properties'] as AjvSchema).map(([k, v]) => [k, map(v)]));
+    for (const key of ['items', 'additionalProperties', 'not']) if (n[key] !== undefined) out[key] = map(n[key]);
+    for (const key of ['allOf', 'anyOf', 'oneOf']) if (n[key] !== undefined) out[key] = (n[key] as unknown[]).map(map);
+    return out;
+  };
+  const defs: AjvSchema = {};
+  for (const [n, id] of ids) defs[id] = rewrite(n, true);
+  return { ...rewrite(root, true), $defs: defs };
 }
 
 class Converter {

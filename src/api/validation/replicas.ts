@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { FieldError } from '../errors.js';
 import type { KObject } from '../object.js';
-import type { LabelSelector, MetaLabelSelector } from '../labels.js';
+import type { LabelSelector } from '../labels.js';
 import { labelSelectorFromObject } from '../labels.js';
 import { asRecord, at, recordAt, stringMapAt } from '../kinds/read.js';
 import { invalid, required } from './field-error.js';
@@ -62,7 +62,7 @@ function validateSelectorMatches(field: string, selector: unknown, labels: Recor
   let compiled: LabelSelector;
   try {
     // labelSelectorFromObject checks the shape at run time and throws a message naming the bad part.
-    compiled = labelSelectorFromObject(record as MetaLabelSelector);
+    compiled = labelSelectorFromObject(record);
   } catch (err) {
     return [invalid(field, err instanceof Error ? err.message : 'invalid label selector')];
   }

@@ -84,7 +84,7 @@ function validateTuning(p: string, disk: Record<string, unknown>): FieldError[] 
   if (serial !== '' && !serialRe.test(serial)) {
     errors.push(invalid(`${p}.serial`, `${p} must be made up of the following characters [A-Za-z0-9_.+-], if specified`));
   }
-  if ([...serial].length > 256) errors.push(invalid(`${p}.serial`, `${p} must be less than or equal to 256 in length, if specified`));
+  if (serial.length > 256) errors.push(invalid(`${p}.serial`, `${p} must be less than or equal to 256 in length, if specified`));
   const cache = stringAt(disk, 'cache') ?? '';
   if (cache !== '' && !['none', 'writethrough', 'writeback'].includes(cache)) {
     errors.push(invalid(`${p}.cache`, `${p}.cache has invalid value ${quote(cache)}: use none, writethrough or writeback`));

@@ -4,13 +4,15 @@
  * into ObjectStore calls and results into responses (JSON or Table).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KList, KObject } from '../api/object.js';
+import type { KList, KObject, ManagedFieldsEntry } from '../api/object.js';
+import { updateManagedFields } from '../api/patch/apply.js';
 import { isPlainObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
 import { ApiError, badRequest, notFound, statusOf } from '../api/errors.js';
 import type { Store } from '../store/types.js';
 import { decodeBody, mediaType, readBody } from './body.js';
 import { negotiateObject } from './negotiate.js';
+import { nowTimestamp } from './object-store.js';
 import type { ObjectStore, PropagationPolicy, WriteResult } from './object-store.js';
 import { applyPatchBody, patchTypeOf } from './patching.js';
 import type { RequestQuery } from './query.js';
@@ -183,30 +185,32 @@ async function patch(r: ResourceRequest, deps: HandlerDeps, name: string): Promi
     throw badRequest('fieldManager is required for apply requests: pass ?fieldManager=<your-client-name>');
   }
   for (let attempt = 0; ; attempt++) {
-    let current = await deps.objects.tryGet(r.def, r.info.namespace, name);
+    const current = await deps.objects.tryGet(r.def, r.info.namespace, name);
     if (current === undefined) {
       if (patchType !== 'apply' || r.info.subresource !== undefined) throw notFound(r.def.plural, r.def.group, name);
       const intent = applyPatchBody('apply', undefined, body, r.def);
       if (!isPlainObject(intent)) throw badRequest('an apply patch must be an object');
       const meta = isPlainObject(intent.metadata) ? intent.metadata : {};
       if (meta.name !== undefined && meta.name !== name) throw badRequest(`the name in the body (${String(meta.name)}) does not match the name on the URL (${name})`);
-      const result = await deps.objects.create(r.def, r.info.namespace, { ...intent, metadata: { ...meta, name } }, writeOptions(r));
+      const managedFields = recordApply(r, undefined, intent, body);
+      const result = await deps.objects.create(r.def, r.info.namespace, { ...intent, metadata: { ...meta, name, managedFields } }, writeOptions(r));
       await afterWrite(deps, r, result);
       return sendWrite(r, 201, result);
     }
-    if (r.info.subresource === 'scale') current = toScale(r.def, current) as unknown as KObject;
-    const patched = applyPatchBody(patchType, current, body, r.def);
+    if (r.info.subresource === 'scale') {
+      return updateScale(r, deps, name, applyPatchBody(patchType === 'strategic' ? 'merge' : patchType, toScale(r.def, current) as KObject, body, r.def));
+    }
+    const patched = applyPatchBody(patchType, current, body, r.def, r.query.fieldManager);
     if (!isPlainObject(patched) || !isPlainObject(patched.metadata)) throw badRequest('the patch did not produce an object with metadata');
+    if (patchType === 'apply') patched.metadata.managedFields = recordApply(r, current, patched, body);
     if (patched.metadata.name !== undefined && patched.metadata.name !== name) {
       throw badRequest(`the patch changes metadata.name to ${JSON.stringify(patched.metadata.name)}, but the name of an object cannot change: create a new object instead`);
     }
     const patchedRv = patched.metadata.resourceVersion;
     const pinned = patchedRv !== current.metadata.resourceVersion;
-    if (r.info.subresource === 'scale') return updateScale(r, deps, name, patched);
     try {
-      const live = r.info.subresource === 'scale' ? await deps.objects.get(r.def, r.info.namespace, name) : current;
       if (pinned) throw conflictFor(r, name);
-      const result = await deps.objects.replace(r.def, live, patched as KObject, {
+      const result = await deps.objects.replace(r.def, current, patched as KObject, {
         ...writeOptions(r),
         ...(r.info.subresource === undefined ? {} : { subresource: r.info.subresource }),
       });
@@ -218,6 +222,20 @@ async function patch(r: ResourceRequest, deps: HandlerDeps, name: string): Promi
       throw err;
     }
   }
+}
+
+/** Server-side apply: the field manager now owns exactly the fields it applied. */
+function recordApply(r: ResourceRequest, before: KObject | undefined, after: unknown, applied: unknown): ManagedFieldsEntry[] {
+  return updateManagedFields(before?.metadata.managedFields, {
+    manager: r.query.fieldManager ?? 'unknown',
+    operation: 'Apply',
+    apiVersion: r.def.group === '' ? r.def.version : `${r.def.group}/${r.def.version}`,
+    time: nowTimestamp(),
+    before,
+    after,
+    applied,
+    schema: r.def.schema,
+  });
 }
 
 function conflictFor(r: ResourceRequest, name: string): ApiError {

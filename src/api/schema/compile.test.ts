@@ -274,6 +274,11 @@ test('embedded resources must have string apiVersion and kind', () => {
   ]);
 });
 
+test('a pattern JavaScript cannot compile is not checked', () => {
+  const compiled = compileSchema({ type: 'object', properties: { spec: { type: 'object', properties: { s: { type: 'string', pattern: '(?i)^abc$' } } } } });
+  assert.deepEqual(compiled.validate({ spec: { s: 'anything' } }), []);
+});
+
 test('compileSchema caches per schema object', () => {
   assert.equal(compileSchema(widget), compileSchema(widget));
   assert.notEqual(compileSchema(widget), compileSchema({ ...widget }));

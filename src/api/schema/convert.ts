@@ -91,7 +91,9 @@ class Converter {
     if (types.length > 0) out['type'] = s.nullable === true ? [...types, 'null'] : types.length === 1 ? types[0] : types;
     if (s.enum !== undefined) out['enum'] = s.nullable === true && !s.enum.includes(null) ? [...s.enum, null] : s.enum;
     this.format(s, types, out);
-    copy(s, out, ['pattern', 'minLength', 'maxLength', 'multipleOf', 'minItems', 'maxItems', 'uniqueItems', 'minProperties', 'maxProperties']);
+    copy(s, out, ['minLength', 'maxLength', 'multipleOf', 'minItems', 'maxItems', 'uniqueItems', 'minProperties', 'maxProperties']);
+    // Kubernetes' patterns are Go (RE2) syntax; one JavaScript cannot compile is not checked rather than failing every write.
+    if (s.pattern !== undefined && compiles(s.pattern)) out['pattern'] = s.pattern;
     this.bounds(s, out);
     if (s.required !== undefined && s.required.length > 0) out['required'] = s.required;
     const properties = this.properties(s, isResource);
@@ -151,6 +153,15 @@ class Converter {
     if (anyOf !== undefined && anyOf.length > 0) out['anyOf'] = anyOf.map((x) => this.node(x));
     if (s.oneOf !== undefined && s.oneOf.length > 0) out['oneOf'] = s.oneOf.map((x) => this.node(x));
     if (s.not !== undefined) out['not'] = this.node(s.not);
+  }
+}
+
+function compiles(pattern: string): boolean {
+  try {
+    new RegExp(pattern, 'u');
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -43,7 +43,7 @@ export interface CrdSpec {
 const schemaCache = new Map<string, JSONSchemaProps>();
 
 /** A model's schema shaped for a CRD: CRDs may not constrain `metadata`, so it becomes a bare object. */
-export function crdSchemaOf(model: string): JSONSchemaProps {
+function crdSchemaOf(model: string): JSONSchemaProps {
   let schema = schemaCache.get(model);
   if (schema === undefined) {
     const full = modelSchema(model);

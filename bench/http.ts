@@ -21,7 +21,7 @@ export function benchClient(url: string, token: string, ca: string, maxSockets =
         const req = request(`${url}${path}`, { method, agent, headers: headers(body) }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }); });
           res.on('error', reject);
         });
         req.on('error', reject);

@@ -24,6 +24,8 @@ export interface AdmitOptions {
   fieldValidation?: FieldValidation;
   /** A write to the status subresource: only `.status` changed. */
   statusOnly?: boolean;
+  /** Who writes: API clients are `user` (KubeVirt's full rules, e.g. reserved labels); in-process controllers are `controller`. */
+  writer?: 'user' | 'controller';
 }
 
 export interface Admission {
@@ -63,7 +65,7 @@ export function createAdmission(_registry: ResourceRegistry): Admission {
       if (!options.statusOnly) {
         errors.push(...validateMetadata(def, obj, old));
         errors.push(...validateBuiltin(def, obj, old));
-        errors.push(...validateKind(def.group, def.kind, obj, old));
+        errors.push(...validateKind(def.group, def.kind, obj, old, { writer: options.writer ?? 'controller' }));
       }
       if (errors.length > 0) throw invalid(def.kind, def.group, obj.metadata.name ?? '', errors);
       return { warnings };

@@ -26,7 +26,7 @@ export interface HandlerDeps {
   store: Store;
   objects: ObjectStore;
   /** Called after a successful write, before the response (e.g. CRD registration). */
-  afterWrite?: (def: ResourceDef, obj: KObject, deleted: boolean) => Promise<void>;
+  afterWrite?: (def: ResourceDef, obj: KObject, deleted: boolean) => Promise<void> | void;
 }
 
 export interface ResourceRequest {
@@ -94,8 +94,8 @@ function methodNotAllowed(method: string, r: ResourceRequest): ApiError {
 async function get(r: ResourceRequest, deps: HandlerDeps, name: string): Promise<void> {
   const shape = negotiateObject(r.req.headers.accept);
   const obj = await deps.objects.get(r.def, r.info.namespace, name);
-  if (r.info.subresource === 'scale') return sendJson(r.res, 200, toScale(r.def, obj));
-  if (shape.kind === 'table') return sendJson(r.res, 200, renderTable(r.def, [obj], { withHeader: true, includeObject: r.query.includeObject, resourceVersion: obj.metadata.resourceVersion ?? '' }));
+  if (r.info.subresource === 'scale') { sendJson(r.res, 200, toScale(r.def, obj)); return; }
+  if (shape.kind === 'table') { sendJson(r.res, 200, renderTable(r.def, [obj], { withHeader: true, includeObject: r.query.includeObject, resourceVersion: obj.metadata.resourceVersion ?? '' })); return; }
   sendJson(r.res, 200, obj);
 }
 
@@ -155,8 +155,8 @@ async function readObjectBody(r: ResourceRequest): Promise<unknown> {
   return decodeBody(body, r.req.headers['content-type']);
 }
 
-function writeOptions(r: ResourceRequest): { dryRun: boolean; fieldValidation: RequestQuery['fieldValidation']; fieldManager?: string } {
-  return { dryRun: r.query.dryRun, fieldValidation: r.query.fieldValidation, ...(r.query.fieldManager === undefined ? {} : { fieldManager: r.query.fieldManager }) };
+function writeOptions(r: ResourceRequest): { dryRun: boolean; fieldValidation: RequestQuery['fieldValidation']; fieldManager?: string; writer: 'user' } {
+  return { dryRun: r.query.dryRun, fieldValidation: r.query.fieldValidation, writer: 'user', ...(r.query.fieldManager === undefined ? {} : { fieldManager: r.query.fieldManager }) };
 }
 
 async function create(r: ResourceRequest, deps: HandlerDeps): Promise<void> {
@@ -191,11 +191,11 @@ async function patch(r: ResourceRequest, deps: HandlerDeps, name: string): Promi
       const intent = applyPatchBody('apply', undefined, body, r.def);
       if (!isPlainObject(intent)) throw badRequest('an apply patch must be an object');
       const meta = isPlainObject(intent.metadata) ? intent.metadata : {};
-      if (meta.name !== undefined && meta.name !== name) throw badRequest(`the name in the body (${String(meta.name)}) does not match the name on the URL (${name})`);
+      if (meta.name !== undefined && meta.name !== name) throw badRequest(`the name in the body (${JSON.stringify(meta.name)}) does not match the name on the URL (${name})`);
       const managedFields = recordApply(r, undefined, intent, body);
       const result = await deps.objects.create(r.def, r.info.namespace, { ...intent, metadata: { ...meta, name, managedFields } }, writeOptions(r));
       await afterWrite(deps, r, result);
-      return sendWrite(r, 201, result);
+      sendWrite(r, 201, result); return;
     }
     if (r.info.subresource === 'scale') {
       return updateScale(r, deps, name, applyPatchBody(patchType === 'strategic' ? 'merge' : patchType, toScale(r.def, current) as KObject, body, r.def));
@@ -215,7 +215,7 @@ async function patch(r: ResourceRequest, deps: HandlerDeps, name: string): Promi
         ...(r.info.subresource === undefined ? {} : { subresource: r.info.subresource }),
       });
       await afterWrite(deps, r, result);
-      return sendWrite(r, 200, result);
+      sendWrite(r, 200, result); return;
     } catch (err) {
       // Without a resourceVersion in the patch the client asked for "apply to whatever is there": retry on races.
       if (err instanceof ApiError && err.reason === 'Conflict' && !pinned && attempt < 5) continue;
@@ -281,7 +281,7 @@ async function deleteOptions(r: ResourceRequest): Promise<{ dryRun: boolean; pro
   const policy = body.propagationPolicy;
   if (policy !== undefined && policy !== null) {
     if (policy !== 'Background' && policy !== 'Foreground' && policy !== 'Orphan') {
-      throw badRequest(`propagationPolicy "${String(policy)}" is not valid: use Background, Foreground or Orphan`);
+      throw badRequest(`propagationPolicy ${JSON.stringify(policy)} is not valid: use Background, Foreground or Orphan`);
     }
     out.propagationPolicy = policy;
   } else if (body.orphanDependents === true) {

@@ -22,6 +22,8 @@ import type { ObjectMatcher } from './selection.js';
 
 export interface WriteOptions {
   dryRun?: boolean;
+  /** API clients are `user`; in-process controllers leave it unset (`controller`). */
+  writer?: 'user' | 'controller';
   fieldValidation?: FieldValidation;
   fieldManager?: string;
 }
@@ -351,12 +353,12 @@ export class ObjectStore {
     const kind = input.kind;
     const expectedGv = groupVersion(def);
     if (kind !== undefined && kind !== def.kind) {
-      throw badRequest(`the object's kind is "${String(kind)}" but this endpoint serves ${def.kind} (${def.plural}): send it to the endpoint of its own kind`);
+      throw badRequest(`the object's kind is ${JSON.stringify(kind)} but this endpoint serves ${def.kind} (${def.plural}): send it to the endpoint of its own kind`);
     }
     if (apiVersion !== undefined && apiVersion !== expectedGv) {
       const gvGroup = typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
       if (gvGroup !== def.group) {
-        throw badRequest(`the object's apiVersion is "${String(apiVersion)}" but this endpoint serves ${expectedGv}: send it to the endpoint of its group`);
+        throw badRequest(`the object's apiVersion is ${JSON.stringify(apiVersion)} but this endpoint serves ${expectedGv}: send it to the endpoint of its group`);
       }
     }
     const metadata = input.metadata ?? {};
@@ -367,7 +369,7 @@ export class ObjectStore {
     if (def.namespaced) {
       if (metaNs !== undefined && metaNs !== '' && namespace !== undefined && metaNs !== namespace) {
         throw badRequest(
-          `the namespace of the provided object (${String(metaNs)}) does not match the namespace sent on the request (${namespace})`,
+          `the namespace of the provided object (${metaNs}) does not match the namespace sent on the request (${namespace})`,
         );
       }
       if (namespace === undefined) throw badRequest(`${def.kind} is namespaced: send it to /namespaces/<namespace>/${def.plural}`);

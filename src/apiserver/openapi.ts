@@ -27,7 +27,7 @@ export class OpenApiService {
 
   /** `parts` are the path segments after `/openapi`. */
   serve(parts: string[], req: IncomingMessage, res: ServerResponse): void {
-    if (parts[0] === 'v2' && parts.length === 1) return sendEmptyV2(req, res);
+    if (parts[0] === 'v2' && parts.length === 1) { sendEmptyV2(req, res); return; }
     if (parts[0] !== 'v3') {
       throw new ApiError('NotFound', `the server could not find the requested resource: /openapi/${parts.join('/')} (this server serves OpenAPI v3 at /openapi/v3)`);
     }
@@ -38,7 +38,7 @@ export class OpenApiService {
       for (const gv of [...this.docs.keys()].sort()) {
         paths[gv] = { serverRelativeURL: `/openapi/v3/${gv}?hash=${this.docs.get(gv)?.hash ?? ''}` };
       }
-      return send(res, JSON.stringify({ paths }), 'no-cache, private');
+      send(res, JSON.stringify({ paths }), 'no-cache, private'); return;
     }
     const doc = this.docs.get(path);
     if (doc === undefined) throw new ApiError('NotFound', `the server could not find the requested resource: no OpenAPI document for ${path}`);

@@ -8,6 +8,8 @@ import { groupVersion } from '../api/resource.js';
 
 export class ResourceRegistry {
   private readonly byPath = new Map<string, ResourceDef>();
+  /** Which source (built-ins, or `crd:<name>`) put each path there. */
+  private readonly sourceOf = new Map<string, string>();
   /** Bumped on every change, so derived documents (discovery, OpenAPI) can be cached. */
   private generationCounter = 0;
 
@@ -18,12 +20,20 @@ export class ResourceRegistry {
   /** Adds or replaces the definitions of one source (built-ins, or one CRD by name). */
   set(source: string, defs: ResourceDef[]): void {
     this.removeSource(source);
-    for (const def of defs) this.byPath.set(pathKey(def.group, def.version, def.plural), { ...def, source } as SourcedDef);
+    for (const def of defs) {
+      const key = pathKey(def.group, def.version, def.plural);
+      this.byPath.set(key, def);
+      this.sourceOf.set(key, source);
+    }
     this.generationCounter++;
   }
 
   removeSource(source: string): void {
-    for (const [key, def] of this.byPath) if ((def as SourcedDef).source === source) this.byPath.delete(key);
+    for (const [key, owner] of this.sourceOf) {
+      if (owner !== source) continue;
+      this.byPath.delete(key);
+      this.sourceOf.delete(key);
+    }
     this.generationCounter++;
   }
 
@@ -71,10 +81,6 @@ export class ResourceRegistry {
       .filter((d) => d.group === group && d.version === version)
       .sort((a, b) => a.plural.localeCompare(b.plural));
   }
-}
-
-interface SourcedDef extends ResourceDef {
-  source: string;
 }
 
 function pathKey(group: string, version: string, plural: string): string {

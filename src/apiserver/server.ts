@@ -76,7 +76,7 @@ export class ApiServer {
   async close(): Promise<void> {
     this.shutdown.abort();
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      this.server.close(() => { resolve(); });
       this.server.closeAllConnections();
     });
   }
@@ -84,9 +84,9 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const abort = new AbortController();
-    const onShutdown = (): void => abort.abort();
+    const onShutdown = (): void => { abort.abort(); };
     this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-    res.on('close', () => abort.abort());
+    res.on('close', () => { abort.abort(); });
     try {
       this.authenticate(req);
       await this.route(req, res, abort.signal);
@@ -114,7 +114,7 @@ export class ApiServer {
     const info = parseRequestPath(path);
     if (!info.isResource) {
       if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}: it is read-only`);
-      return this.serveNonResource(info.parts, path, req, res);
+      this.serveNonResource(info.parts, path, req, res); return;
     }
     const def = this.options.registry.lookup(info.group, info.version, info.resource);
     if (def === undefined) {
@@ -129,27 +129,27 @@ export class ApiServer {
   private serveNonResource(parts: string[], path: string, req: IncomingMessage, res: ServerResponse): void {
     const registry = this.options.registry;
     const [first, second, third] = parts;
-    if (path === '/version' || path === '/version/') return sendJson(res, 200, version);
+    if (path === '/version' || path === '/version/') { sendJson(res, 200, version); return; }
     if (first === 'healthz' || first === 'livez' || first === 'readyz') {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end('ok');
       return;
     }
-    if (first === 'api' && parts.length === 1) return this.serveDiscoveryRoot(req, res, true);
-    if (first === 'apis' && parts.length === 1) return this.serveDiscoveryRoot(req, res, false);
-    if (first === 'api' && second !== undefined && parts.length === 2) return sendFound(res, apiResourceList(registry, '', second), path);
-    if (first === 'apis' && second !== undefined && parts.length === 2) return sendFound(res, apiGroup(registry, second), path);
+    if (first === 'api' && parts.length === 1) { this.serveDiscoveryRoot(req, res, true); return; }
+    if (first === 'apis' && parts.length === 1) { this.serveDiscoveryRoot(req, res, false); return; }
+    if (first === 'api' && second !== undefined && parts.length === 2) { sendFound(res, apiResourceList(registry, '', second), path); return; }
+    if (first === 'apis' && second !== undefined && parts.length === 2) { sendFound(res, apiGroup(registry, second), path); return; }
     if (first === 'apis' && second !== undefined && third !== undefined && parts.length === 3) {
-      return sendFound(res, apiResourceList(registry, second, third), path);
+      sendFound(res, apiResourceList(registry, second, third), path); return;
     }
-    if (first === 'openapi') return this.openapi.serve(parts.slice(1), req, res);
+    if (first === 'openapi') { this.openapi.serve(parts.slice(1), req, res); return; }
     throw new ApiError('NotFound', `the server could not find the requested resource: ${path}`);
   }
 
   private serveDiscoveryRoot(req: IncomingMessage, res: ServerResponse, core: boolean): void {
     const wanted = negotiateDiscovery(req.headers.accept);
     if (wanted === 'legacy') {
-      return sendJson(res, 200, core ? apiVersions(this.address) : apiGroupList(this.options.registry));
+      sendJson(res, 200, core ? apiVersions(this.address) : apiGroupList(this.options.registry)); return;
     }
     const text = JSON.stringify(aggregatedDiscovery(this.options.registry, core, wanted));
     res.writeHead(200, {

@@ -37,7 +37,7 @@ const lines = new WeakMap<StoreEvent, Map<string, string>>();
 
 function decodeEvent(event: StoreEvent, def: ResourceDef): { obj: KObject; prev: KObject | undefined } {
   let perVersion = decoded.get(event);
-  if (perVersion === undefined) decoded.set(event, (perVersion = new Map()));
+  if (perVersion === undefined) decoded.set(event, (perVersion = new Map<string, { obj: KObject; prev: KObject | undefined }>()));
   const cached = perVersion.get(def.version);
   if (cached !== undefined) return cached;
   const obj = decodeValue(event.value, event.revision, def);
@@ -81,7 +81,7 @@ export async function serveWatch(
     return send(type, table);
   };
   const done = new AbortController();
-  const stop = (): void => done.abort();
+  const stop = (): void => { done.abort(); };
   signal.addEventListener('abort', stop, { once: true });
   res.on('close', stop);
 
@@ -136,7 +136,7 @@ export async function serveWatch(
   }
   await new Promise<void>((resolve) => {
     if (done.signal.aborted) resolve();
-    else done.signal.addEventListener('abort', () => resolve(), { once: true });
+    else done.signal.addEventListener('abort', () => { resolve(); }, { once: true });
   });
   for (const t of timers) clearTimeout(t);
   signal.removeEventListener('abort', stop);
@@ -150,7 +150,7 @@ function send2(res: ServerResponse, line: string): boolean {
 
 function cachedLine(event: StoreEvent, def: ResourceDef, type: string): string {
   let perKey = lines.get(event);
-  if (perKey === undefined) lines.set(event, (perKey = new Map()));
+  if (perKey === undefined) lines.set(event, (perKey = new Map<string, string>()));
   const key = `${def.version}|${type}`;
   let line = perKey.get(key);
   if (line === undefined) {

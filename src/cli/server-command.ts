@@ -54,8 +54,8 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
       logger.info('stopping', { signal });
       resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => { stop('SIGTERM'); });
+    process.once('SIGINT', () => { stop('SIGINT'); });
   });
   await plane.stop();
   await store.close();

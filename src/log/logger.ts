@@ -40,10 +40,10 @@ export function createLogger(options: LoggerOptions = {}, base: LogFields = {}):
     write(`${JSON.stringify(record)}\n`);
   };
   return {
-    debug: (m, f) => log('debug', m, f),
-    info: (m, f) => log('info', m, f),
-    warn: (m, f) => log('warn', m, f),
-    error: (m, f) => log('error', m, f),
+    debug: (m, f) => { log('debug', m, f); },
+    info: (m, f) => { log('info', m, f); },
+    warn: (m, f) => { log('warn', m, f); },
+    error: (m, f) => { log('error', m, f); },
     child: (fields) => createLogger(options, { ...base, ...fields }),
   };
 }

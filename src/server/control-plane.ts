@@ -7,7 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import type { KObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
-import { builtinResources, cdiCustomResourceDefinitions, kubevirtCustomResourceDefinitions, networkAttachmentDefinitionCrd } from '../api/kinds/index.js';
+import { builtinResources, kubevirtCustomResourceDefinitions } from '../api/kinds/index.js';
 import { ApiServer } from '../apiserver/server.js';
 import type { TlsMaterial } from '../apiserver/server.js';
 import { ResourceRegistry } from '../apiserver/resources.js';
@@ -40,23 +40,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const registry = new ResourceRegistry();
   registry.set('builtin', builtinResources());
   const crds = new CrdController(registry, options.logger.child({ component: 'crd-controller' }));
-  let namespaces: NamespaceController | undefined;
   const server = new ApiServer({
     store: options.store,
     registry,
     token: options.token,
     tls: options.tls,
     logger: options.logger.child({ component: 'apiserver' }),
-    afterWrite: async (def: ResourceDef, obj: KObject, deleted: boolean) => {
-      if (def.group === 'apiextensions.k8s.io' && def.plural === 'customresourcedefinitions') await crds.sync(obj, deleted);
-      if (def.group === '' && def.plural === 'namespaces' && !deleted) namespaces?.enqueue(obj.metadata.name ?? '');
+    afterWrite: (def: ResourceDef, obj: KObject, deleted: boolean) => {
+      if (def.group === 'apiextensions.k8s.io' && def.plural === 'customresourcedefinitions') crds.sync(obj, deleted);
     },
   });
   crds.attach(server.objects);
   await crds.start();
-  await crds.install([...kubevirtCustomResourceDefinitions(), ...cdiCustomResourceDefinitions(), networkAttachmentDefinitionCrd()]);
+  // KubeVirt's, CDI's and Multus' CRDs, as their operators would install them.
+  await crds.install(kubevirtCustomResourceDefinitions());
   await seedNamespaces(server, registry);
-  namespaces = new NamespaceController(server.objects, registry, options.logger.child({ component: 'namespace-controller' }));
+  const namespaces = new NamespaceController(server.objects, registry, options.logger.child({ component: 'namespace-controller' }));
   await namespaces.start();
   const gc = new GarbageCollector(server.objects, registry, options.logger.child({ component: 'garbage-collector' }));
   await gc.start();
@@ -71,7 +70,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await server.close();
       await compactor.stop();
       await gc.stop();
-      await namespaces?.stop();
+      await namespaces.stop();
       await crds.stop();
     },
   };

@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
+      srv.close(() => { resolve(port); });
     });
   });
 }
@@ -42,9 +42,9 @@ export async function startServerProcess(options: { dataDir: string; port: numbe
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); }));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`vireo server did not say ready within ${options.timeoutMs ?? 30_000} ms:\n${output}`)), options.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => { reject(new Error(`vireo server did not say ready within ${options.timeoutMs ?? 30_000} ms:\n${output}`)); }, options.timeoutMs ?? 30_000);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
       if (output.includes('ready')) {

@@ -51,7 +51,7 @@ async function testPki(): Promise<Pki> {
   if (sharedPki === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'vireo-pki-'));
     sharedPki = { dir, pki: await ensurePki(dir, ['127.0.0.1']) };
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    process.once('exit', () => { rmSync(dir, { recursive: true, force: true }); });
   }
   return sharedPki.pki;
 }

@@ -6,7 +6,7 @@ export async function eventually<T>(probe: () => T | Promise<T>, options: { time
   for (;;) {
     try {
       const value = await probe();
-      if (value !== undefined && value !== null && value !== false) return value as NonNullable<T>;
+      if (value !== undefined && value !== null && value !== false) return value;
       last = value;
     } catch (err) {
       last = err;

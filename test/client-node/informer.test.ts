@@ -13,6 +13,14 @@ import { freePort, startServerProcess } from '../../src/testing/process.js';
 import type { ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
 
+function configMap(name: string): k8s.V1ConfigMap {
+  const cm = new k8s.V1ConfigMap();
+  cm.metadata = new k8s.V1ObjectMeta();
+  cm.metadata.name = name;
+  cm.data = { v: '1' };
+  return cm;
+}
+
 let dir: string;
 let port: number;
 let server: ServerProcess;
@@ -57,7 +65,7 @@ test('client-node informer lists, watches and survives a server restart without 
   });
   await informer.start();
 
-  for (let i = 0; i < 10; i++) await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: `before-${i}` }, data: { v: '1' } } });
+  for (let i = 0; i < 10; i++) await core.createNamespacedConfigMap({ namespace: 'default', body: configMap(`before-${i}`) });
   await eventually(() => seen.filter((s) => s.startsWith('add before-')).length === 10, { what: 'adds before the restart' });
 
   server.child.kill('SIGTERM');
@@ -70,7 +78,7 @@ test('client-node informer lists, watches and survives a server restart without 
     k.loadFromFile(server.kubeconfig);
     return k.makeApiClient(k8s.CoreV1Api);
   })();
-  for (let i = 0; i < 10; i++) await coreAfter.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: `after-${i}` }, data: { v: '1' } } });
+  for (let i = 0; i < 10; i++) await coreAfter.createNamespacedConfigMap({ namespace: 'default', body: configMap(`after-${i}`) });
   await coreAfter.patchNamespacedConfigMap(
     { namespace: 'default', name: 'before-0', body: { data: { v: '2' } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),

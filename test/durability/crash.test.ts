@@ -12,7 +12,7 @@ import { freePort, startServerProcess } from '../../src/testing/process.js';
 import type { ServerProcess } from '../../src/testing/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vireo-crash-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => { rmSync(dir, { recursive: true, force: true }); });
 
 function post(agent: Agent, server: ServerProcess, path: string, body: object): Promise<number> {
   return new Promise((resolve) => {
@@ -22,11 +22,11 @@ function post(agent: Agent, server: ServerProcess, path: string, body: object): 
       { method: 'POST', agent, headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
       (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', () => resolve(0));
+        res.on('end', () => { resolve(res.statusCode ?? 0); });
+        res.on('error', () => { resolve(0); });
       },
     );
-    req.on('error', () => resolve(0));
+    req.on('error', () => { resolve(0); });
     req.end(text);
   });
 }
@@ -62,7 +62,7 @@ test('kill -9 during 1,000 concurrent creates loses no acknowledged write', asyn
       request(`${restarted.url}/api/v1/namespaces/default/configmaps`, { agent: agent2, headers: { authorization: `Bearer ${restarted.token}` } }, (res) => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString('utf8')));
-        res.on('end', () => resolve(text));
+        res.on('end', () => { resolve(text); });
       })
         .on('error', reject)
         .end();

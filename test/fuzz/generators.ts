@@ -178,7 +178,12 @@ export function mutateObject(obj: Record<string, unknown>, random: Random, count
   for (let n = 0; n < count; n++) {
     const paths: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
     const walk = (node: unknown): void => {
-      if (Array.isArray(node)) node.forEach((v, i) => (paths.push({ parent: node, key: i }), walk(v)));
+      if (Array.isArray(node)) {
+        node.forEach((v, i) => {
+          paths.push({ parent: node, key: i });
+          walk(v);
+        });
+      }
       else if (typeof node === 'object' && node !== null) {
         for (const [k, v] of Object.entries(node)) {
           paths.push({ parent: node as Record<string, unknown>, key: k });

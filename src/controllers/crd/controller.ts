@@ -44,7 +44,7 @@ export class CrdController {
   /** Registers every stored CRD and resumes cleanups interrupted by a restart. */
   async start(): Promise<void> {
     const list = await this.store.list(this.crdDef, undefined);
-    for (const crd of list.items) await this.sync(crd, false);
+    for (const crd of list.items) this.sync(crd, false);
   }
 
   async stop(): Promise<void> {
@@ -64,12 +64,12 @@ export class CrdController {
           : isDeepStrictEqual(current.spec, crd.spec)
             ? undefined
             : await this.store.replace(def, current, { ...current, spec: structuredClone(crd.spec) });
-      await this.sync(result?.object ?? current ?? crd, false);
+      this.sync(result?.object ?? current ?? crd, false);
     }
   }
 
   /** Brings the registry in line with one CRD after a write. */
-  async sync(crd: KObject, deleted: boolean): Promise<void> {
+  sync(crd: KObject, deleted: boolean): void {
     const name = crd.metadata.name ?? '';
     const source = `crd:${name}`;
     if (deleted) {
@@ -117,7 +117,7 @@ export class CrdController {
       }
     };
     run()
-      .catch((err: unknown) => this.logger.error('CRD cleanup failed', { name, err }))
+      .catch((err: unknown) => { this.logger.error('CRD cleanup failed', { name, err }); })
       .finally(() => this.cleaning.delete(name));
   }
 }

@@ -91,6 +91,13 @@ export interface ResourceDef {
    * do); used instead of evaluating `printerColumns[].jsonPath` when present.
    */
   printRow?: (obj: KObject, now: Date) => unknown[];
+  /**
+   * True when `printerColumns` and `printRow` already hold the name (a
+   * column with `format: 'name'`), for kinds whose tables don't start with
+   * it (`kubectl get events` leads with LAST SEEN) or decorate it
+   * (StorageClass' ` (default)`).
+   */
+  printsName?: boolean;
 }
 
 /** `group/version`, or just `version` for the core group. */

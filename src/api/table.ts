@@ -121,8 +121,9 @@ function listMetaOf(meta: ListMeta | undefined): ListMeta {
 
 function compile(def: ResourceDef): TableConvertor {
   const columns = def.printerColumns.length > 0 ? def.printerColumns : [ageColumn];
+  const ownName = def.printsName === true && def.printRow !== undefined;
   const columnDefinitions: TableColumnDefinition[] = [
-    { name: 'Name', type: 'string', format: 'name', description: nameDescription, priority: 0 },
+    ...(ownName ? [] : [{ name: 'Name', type: 'string' as const, format: 'name', description: nameDescription, priority: 0 }]),
     ...columns.map((c) => ({
       name: c.name,
       type: c.type,
@@ -136,7 +137,7 @@ function compile(def: ResourceDef): TableConvertor {
   const row = (obj: KObject, options: Pick<TableOptions, 'now' | 'includeObject'>): TableRow => {
     const name = obj.metadata.name ?? '';
     const rest = printRow !== undefined ? printRow(obj, options.now) : cells.map((cell) => cell(obj, options.now));
-    return { cells: [name, ...rest], object: rowObject(obj, options.includeObject ?? 'Metadata') };
+    return { cells: ownName ? rest : [name, ...rest], object: rowObject(obj, options.includeObject ?? 'Metadata') };
   };
   return {
     columnDefinitions,

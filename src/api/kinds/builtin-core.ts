@@ -5,7 +5,7 @@
  */
 import type { KObject } from '../object.js';
 import type { BuiltinResourceDef } from './builtin-def.js';
-import { ageCell, ageColumn, builtinResource, column, sinceCell } from './builtin-def.js';
+import { ageCell, ageColumn, builtinResource, column, nameColumn, sinceCell } from './builtin-def.js';
 import { formatLabels } from './format.js';
 import { arrayAt, keyCountAt, numberAt, recordAt, recordsAt, stringAt, stringMapAt, booleanAt } from './read.js';
 
@@ -116,7 +116,9 @@ export function eventResource(): BuiltinResourceDef {
       column('Message', '.message', 'Human-readable description of the event.'),
       column('First Seen', '.firstTimestamp', 'Time since the event was first observed.', 1),
       column('Count', '.count', 'Number of times this event has occurred.', 1),
+      nameColumn(1),
     ],
+    printsName: true,
     printRow: (obj, now) => {
       const firstSeen = nonEmpty(stringAt(obj, 'firstTimestamp')) ?? stringAt(obj, 'eventTime');
       const series = recordAt(obj, 'series');
@@ -133,6 +135,7 @@ export function eventResource(): BuiltinResourceDef {
         (stringAt(obj, 'message') ?? '').trim(),
         sinceCell(firstSeen, now),
         count,
+        obj.metadata.name ?? '',
       ];
     },
   });

@@ -31,6 +31,8 @@ export interface BuiltinSpec {
   /** The columns Kubernetes' printer declares after Name, wide ones with priority 1. */
   columns: PrinterColumn[];
   printRow: PrintRow;
+  /** The columns and row include the name themselves (see `ResourceDef.printsName`). */
+  printsName?: boolean;
 }
 
 /** Builds the `ResourceDef` of a built-in kind; its schema is computed on first read. */
@@ -50,8 +52,16 @@ export function builtinResource(spec: BuiltinSpec): BuiltinResourceDef {
     schema: undefined,
     builtin: true,
     printRow: spec.printRow,
+    ...(spec.printsName === true ? { printsName: true } : {}),
   };
   return defineLazy(def, 'schema', () => modelSchema(spec.model));
+}
+
+/** The `Name` column, for kinds that print it themselves (`printsName`). */
+export function nameColumn(priority = 0): PrinterColumn {
+  const col: PrinterColumn = { name: 'Name', type: 'string', format: 'name', description: 'Name of the object.', jsonPath: '.metadata.name' };
+  if (priority > 0) col.priority = priority;
+  return col;
 }
 
 /** The `Age` column; like Kubernetes' printers, the row function renders the age itself, so it is a string. */

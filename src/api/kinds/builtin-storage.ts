@@ -4,10 +4,11 @@
  */
 import type { KObject } from '../object.js';
 import type { BuiltinResourceDef } from './builtin-def.js';
-import { ageCell, ageColumn, builtinResource, column } from './builtin-def.js';
+import { ageCell, ageColumn, builtinResource, column, nameColumn } from './builtin-def.js';
 import { formatAccessModes } from './format.js';
 import { arrayAt, booleanAt, has, stringAt } from './read.js';
 
+const defaultClassAnnotation = 'storageclass.kubernetes.io/is-default-class';
 const betaStorageClassAnnotation = 'volume.beta.kubernetes.io/storage-class';
 
 /** `v1 PersistentVolume`: NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS VOLUMEATTRIBUTESCLASS REASON AGE. */
@@ -105,9 +106,8 @@ function storageClassOf(obj: KObject): string {
 
 /**
  * `storage.k8s.io/v1 StorageClass`: NAME PROVISIONER RECLAIMPOLICY
- * VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE. (Kubernetes appends
- * ` (default)` to the default class's name cell; the table builder writes
- * the name cell itself.)
+ * VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE, with ` (default)` after the
+ * default class's name.
  */
 export function storageClassResource(): BuiltinResourceDef {
   return builtinResource({
@@ -118,7 +118,9 @@ export function storageClassResource(): BuiltinResourceDef {
     namespaced: false,
     shortNames: ['sc'],
     model: 'IoK8sApiStorageV1StorageClass',
+    printsName: true,
     columns: [
+      nameColumn(),
       column('Provisioner', '.provisioner', 'Provisioner that creates volumes of this class.'),
       column('ReclaimPolicy', '.reclaimPolicy', 'What happens to volumes of this class when released.'),
       column('VolumeBindingMode', '.volumeBindingMode', 'When volumes are bound and provisioned.'),
@@ -126,6 +128,7 @@ export function storageClassResource(): BuiltinResourceDef {
       ageColumn,
     ],
     printRow: (obj, now) => [
+      obj.metadata.annotations?.[defaultClassAnnotation] === 'true' ? `${obj.metadata.name ?? ''} (default)` : (obj.metadata.name ?? ''),
       stringAt(obj, 'provisioner') ?? '',
       stringAt(obj, 'reclaimPolicy') ?? 'Delete',
       stringAt(obj, 'volumeBindingMode') ?? 'Immediate',

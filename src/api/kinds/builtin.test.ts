@@ -57,11 +57,11 @@ test('built-in kinds have Kubernetes names, scopes, short names and categories',
   }
 });
 
-test('columns after NAME match kubectl get on a real cluster', () => {
+test('columns (after NAME, unless the kind prints the name itself) match kubectl get on a real cluster', () => {
   const expected: Record<string, [string[], string[]]> = {
     Namespace: [['Status', 'Age'], []],
     Node: [['Status', 'Roles', 'Age', 'Version'], ['Internal-IP', 'External-IP', 'OS-Image', 'Kernel-Version', 'Container-Runtime']],
-    Event: [['Last Seen', 'Type', 'Reason', 'Object', 'Message'], ['Subobject', 'Source', 'First Seen', 'Count']],
+    Event: [['Last Seen', 'Type', 'Reason', 'Object', 'Message'], ['Subobject', 'Source', 'First Seen', 'Count', 'Name']],
     ConfigMap: [['Data', 'Age'], []],
     Secret: [['Type', 'Data', 'Age'], []],
     ServiceAccount: [['Secrets', 'Age'], []],
@@ -71,7 +71,7 @@ test('columns after NAME match kubectl get on a real cluster', () => {
       ['VolumeMode'],
     ],
     PersistentVolumeClaim: [['Status', 'Volume', 'Capacity', 'Access Modes', 'StorageClass', 'VolumeAttributesClass', 'Age'], ['VolumeMode']],
-    StorageClass: [['Provisioner', 'ReclaimPolicy', 'VolumeBindingMode', 'AllowVolumeExpansion', 'Age'], []],
+    StorageClass: [['Name', 'Provisioner', 'ReclaimPolicy', 'VolumeBindingMode', 'AllowVolumeExpansion', 'Age'], []],
     Lease: [['Holder', 'Age'], []],
     CustomResourceDefinition: [['Created At'], []],
     NetworkPolicy: [['Pod-Selector', 'Age'], []],
@@ -180,6 +180,7 @@ test('Event row: ages, target, source and count as kubectl get events shows them
     Message: '0/1 nodes are available',
     'First Seen': '60m',
     Count: 1,
+    Name: event.metadata.name,
   });
   const series = cells('Event', obj('v1', 'Event', { eventTime: '2025-01-01T11:00:00.000000Z', series: { count: 7, lastObservedTime: '2025-01-01T11:59:30.000000Z' } }));
   assert.equal(series['Last Seen'], '30s');
@@ -242,13 +243,17 @@ test('PersistentVolume and PersistentVolumeClaim rows', () => {
 });
 
 test('StorageClass, Lease, CRD, NetworkPolicy and PriorityClass rows', () => {
-  assert.deepEqual(cells('StorageClass', obj('storage.k8s.io/v1', 'StorageClass', { provisioner: 'vireo.io/local' })), {
+  const sc = obj('storage.k8s.io/v1', 'StorageClass', { provisioner: 'vireo.io/local' });
+  assert.deepEqual(cells('StorageClass', sc), {
+    Name: sc.metadata.name,
     Provisioner: 'vireo.io/local',
     ReclaimPolicy: 'Delete',
     VolumeBindingMode: 'Immediate',
     AllowVolumeExpansion: false,
     Age: '5m',
   });
+  sc.metadata.annotations = { 'storageclass.kubernetes.io/is-default-class': 'true' };
+  assert.equal(cells('StorageClass', sc)['Name'], `${sc.metadata.name ?? ''} (default)`);
   assert.deepEqual(cells('Lease', obj('coordination.k8s.io/v1', 'Lease', { spec: { holderIdentity: 'server-1' } })), { Holder: 'server-1', Age: '5m' });
   assert.deepEqual(cells('CustomResourceDefinition', obj('apiextensions.k8s.io/v1', 'CustomResourceDefinition', {}, { creationTimestamp: '2025-01-01T11:55:00.123Z' })), {
     'Created At': '2025-01-01T11:55:00Z',

@@ -39,9 +39,22 @@ export function mediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }
 
+/**
+ * Binary encodings kube-apiserver also accepts. Refusing them with 415 (not
+ * a 400 about invalid JSON) says what is wrong, and lets client-go fall back
+ * to JSON where it can (it does for CBOR).
+ */
+const binaryMediaTypes = new Set(['application/vnd.kubernetes.protobuf', 'application/cbor', 'application/apply-patch+cbor']);
+
 /** Decodes a body as JSON, or YAML when the media type says so. */
 export function decodeBody(body: Buffer, contentType: string | undefined): unknown {
   const type = mediaType(contentType);
+  if (binaryMediaTypes.has(type)) {
+    throw new ApiError(
+      'UnsupportedMediaType',
+      `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this server does not decode ${type})`,
+    );
+  }
   const text = body.toString('utf8');
   if (text.trim() === '') throw badRequest('the request body is empty: send the object as JSON or YAML');
   if (type === 'application/yaml' || type === 'application/apply-patch+yaml' || type === 'text/yaml') {

@@ -114,8 +114,12 @@ export class Background {
     private readonly child: ChildProcess,
     private readonly label: string,
   ) {
-    child.stdout?.on('data', (c: Buffer) => this.append('stdout', c));
-    child.stderr?.on('data', (c: Buffer) => this.append('stderr', c));
+    child.stdout?.on('data', (c: Buffer) => {
+      this.append('stdout', c);
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      this.append('stderr', c);
+    });
     this.exited = new Promise((resolve) => {
       child.once('close', (code) => {
         this.code = code;
@@ -147,7 +151,9 @@ export class Background {
         if (predicate(this)) done();
         else if (this.code !== undefined) done(new Error(`${this.label} exited (${String(this.code)}) before ${what}\n${this.describe()}`));
       };
-      const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.label}\n${this.describe()}`)), timeoutMs);
+      const timer = setTimeout(() => {
+        done(new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.label}\n${this.describe()}`));
+      }, timeoutMs);
       this.listeners.add(check);
       check();
     });

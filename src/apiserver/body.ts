@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { ApiError, badRequest } from '../api/errors.js';
+import { decodeProtobufObject, protobufMediaType } from './protobuf/kube.js';
 
 /** kube-apiserver's limit on request bodies. */
 export const maxBodyBytes = 3 * 1024 * 1024;
@@ -49,6 +50,8 @@ const binaryMediaTypes = new Set(['application/vnd.kubernetes.protobuf', 'applic
 /** Decodes a body as JSON, or YAML when the media type says so. */
 export function decodeBody(body: Buffer, contentType: string | undefined): unknown {
   const type = mediaType(contentType);
+  // Protobuf hook: kubectl's `create <generator>` commands send their objects as protobuf (src/apiserver/protobuf).
+  if (type === protobufMediaType) return decodeProtobufObject(body);
   if (binaryMediaTypes.has(type)) {
     throw new ApiError(
       'UnsupportedMediaType',

@@ -56,7 +56,9 @@ export function buildResourceRequest(
   }
   const sub = info.subresource;
   if (sub !== undefined && !(sub === 'status' && def.subresources.status) && !(sub === 'scale' && def.subresources.scale !== undefined)) {
-    throw notFound(`${def.plural}/${sub}`, def.group, info.name ?? '');
+    throw new ApiError('NotFound', `the server could not find the requested resource: ${def.plural} has no "${sub}" subresource`, {
+      details: { group: def.group, kind: `${def.plural}/${sub}` },
+    });
   }
   const query = parseQuery(url.searchParams);
   if (info.watchPrefix) query.watch = true;

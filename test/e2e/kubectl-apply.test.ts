@@ -100,6 +100,25 @@ kubectlSuites('kubectl apply', (k) => {
     assert.equal(await k.apply(second, '-n', ns), 'virtualmachine.kubevirt.io/vm-apply unchanged\n');
   });
 
+  test('apply of a Service merges its ports by key, keeping a change made outside the manifest', async () => {
+    const ns = await k.namespace('apply-svc');
+    const service = (ports: string): string => `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n${ports}`;
+    const first = service('  - {name: http, port: 80, targetPort: 8080}\n  - {name: https, port: 443, targetPort: 8443}\n  - {name: ssh, port: 22}\n');
+    assert.equal(await k.apply(first, '-n', ns), 'service/web created\n');
+    await k.ok(['patch', 'svc', 'web', '-n', ns, '--type=strategic', '-p', '{"spec":{"ports":[{"port":22,"targetPort":2222}]}}']);
+    const second = service('  - {name: ssh, port: 22}\n  - {name: http, port: 80, targetPort: 9090}\n');
+    const r = await k.run(['apply', '-f', '-', '-n', ns, '-v=8'], { stdin: second });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'service/web configured\n');
+    // kubectl (1.28 from its compiled-in types, 1.29+ from /openapi/v3) sends a merge-keyed patch with a delete directive.
+    assert.match(r.stderr, /\$setElementOrder\/ports/);
+    const live = (await k.json(['svc', 'web', '-n', ns])) as { spec: { ports: { name: string; port: number; targetPort?: number }[] } };
+    assert.deepEqual(
+      live.spec.ports.map((p) => `${p.name}:${p.port}->${String(p.targetPort)}`),
+      ['ssh:22->2222', 'http:80->9090'],
+    );
+  });
+
   test('get of a missing VirtualMachine prints the NotFound status', async () => {
     const r = await k.fails(['get', 'vm', 'nope']);
     assert.equal(r.code, 1);

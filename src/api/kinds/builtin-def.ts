@@ -7,6 +7,7 @@ import type { KObject } from '../object.js';
 import type { PrinterColumn, ResourceDef } from '../resource.js';
 import { ageOf } from '../duration.js';
 import { modelSchema } from '../models.js';
+import { withBuiltinListMetadata } from '../schema/patch-metadata.js';
 import { defineLazy } from './lazy.js';
 
 /** Computes the cells after Name of one table row, one per column of `printerColumns`. */
@@ -54,7 +55,7 @@ export function builtinResource(spec: BuiltinSpec): BuiltinResourceDef {
     printRow: spec.printRow,
     ...(spec.printsName === true ? { printsName: true } : {}),
   };
-  return defineLazy(def, 'schema', () => modelSchema(spec.model));
+  return defineLazy(def, 'schema', () => withBuiltinListMetadata(modelSchema(spec.model), spec.group, spec.kind));
 }
 
 /** The `Name` column, for kinds that print it themselves (`printsName`). */

@@ -12,6 +12,7 @@
 import type { JSONSchemaProps, ResourceDef } from '../resource.js';
 import { modelSchema } from '../models.js';
 import { operationsFor, ref, sharedSchemas } from './openapi-paths.js';
+import { withObjectMetaListMetadata } from './patch-metadata.js';
 
 type Json = Record<string, unknown>;
 
@@ -95,7 +96,7 @@ function listSchema(def: ResourceDef, name: string): Json {
 
 function sharedComponents(withScale: boolean): Json {
   const schemas: Json = {
-    [sharedSchemas.objectMeta]: modelSchema('IoK8sApimachineryPkgApisMetaV1ObjectMeta'),
+    [sharedSchemas.objectMeta]: withObjectMetaListMetadata(modelSchema('IoK8sApimachineryPkgApisMetaV1ObjectMeta')),
     [sharedSchemas.listMeta]: modelSchema('IoK8sApimachineryPkgApisMetaV1ListMeta'),
     [sharedSchemas.status]: { ...modelSchema('IoK8sApimachineryPkgApisMetaV1Status'), 'x-kubernetes-group-version-kind': gvkList('', 'v1', 'Status') },
     [sharedSchemas.deleteOptions]: { ...modelSchema('IoK8sApimachineryPkgApisMetaV1DeleteOptions'), 'x-kubernetes-group-version-kind': gvkList('', 'v1', 'DeleteOptions') },

@@ -153,7 +153,8 @@ export class ObjectStore {
     if (def.subresources.status && !def.builtin) delete obj.status;
     meta.uid = randomUUID();
     meta.creationTimestamp = nowTimestamp();
-    meta.generation = 1;
+    if (tracksGeneration(def)) meta.generation = 1;
+    else delete meta.generation;
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
     delete meta.deletionGracePeriodSeconds;
@@ -251,8 +252,12 @@ export class ObjectStore {
       delete meta.deletionTimestamp;
       delete meta.deletionGracePeriodSeconds;
     }
-    meta.generation = old.generation ?? 1;
-    if (specChanged(def, current, next)) meta.generation += 1;
+    if (tracksGeneration(def)) {
+      meta.generation = old.generation ?? 1;
+      if (specChanged(def, current, next)) meta.generation += 1;
+    } else {
+      delete meta.generation;
+    }
     const { warnings } = this.admission.admit(def, next, current, { ...options, statusOnly: options.subresource === 'status' });
     meta.resourceVersion = old.resourceVersion ?? '';
     if (isDeepStrictEqual(stripVolatile(next), stripVolatile(current))) {
@@ -441,6 +446,17 @@ export function isFinalized(obj: KObject): boolean {
   const spec = obj.spec;
   if (obj.kind === 'Namespace' && isPlainObject(spec) && Array.isArray(spec.finalizers) && spec.finalizers.length > 0) return false;
   return true;
+}
+
+/**
+ * Custom resources always carry `metadata.generation`; of the built-in kinds
+ * served here only those whose Kubernetes strategy sets it do (ConfigMaps,
+ * Secrets, Namespaces, Services… have none).
+ */
+const builtinsWithGeneration = new Set(['apiextensions.k8s.io/CustomResourceDefinition', 'networking.k8s.io/NetworkPolicy']);
+
+function tracksGeneration(def: ResourceDef): boolean {
+  return !def.builtin || builtinsWithGeneration.has(`${def.group}/${def.kind}`);
 }
 
 function specChanged(def: ResourceDef, a: KObject, b: KObject): boolean {

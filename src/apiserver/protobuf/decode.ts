@@ -167,10 +167,12 @@ function readTime(reader: WireReader): string | null {
       reader.skip(wireTypeOf(tag));
     }
   }
-  if (empty || (seconds === goZeroTimeSeconds && nanos === 0)) return null;
-  const date = new Date(seconds * 1000);
+  // Go's time.Unix carries nanos outside [0, 1e9) into the seconds.
+  const whole = seconds + Math.floor(nanos / 1e9);
+  if (empty || (whole === goZeroTimeSeconds && nanos % 1e9 === 0)) return null;
+  const date = new Date(whole * 1000);
   const year = date.getUTCFullYear();
-  if (Number.isNaN(year) || year < 1 || year > 9999) throw malformed(`a Time of ${seconds} seconds is outside years 1 to 9999`, start);
+  if (Number.isNaN(year) || year < 1 || year > 9999) throw malformed(`a Time of ${whole} seconds is outside years 1 to 9999`, start);
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 

@@ -97,8 +97,8 @@ test('malformed input is a 400 that says what and where', () => {
   assertMalformed(() => new WireReader(Buffer.alloc(11, 0xff)).varint(), /longer than 10 bytes/);
   assertMalformed(() => reader(rawTag(0, 0)).tag(), /field number 0 is out of range/);
   assertMalformed(() => reader(varint(2n ** 33n)).tag(), /larger than 32 bits/);
-  assertMalformed(() => reader(rawTag(1, 3)).skip(3), /wire type 3 is not one Kubernetes uses/);
-  assertMalformed(() => reader(rawTag(1, 6)).skip(6), /wire type 6/);
+  assertMalformed(() => { reader(rawTag(1, 3)).skip(3); }, /wire type 3 is not one Kubernetes uses/);
+  assertMalformed(() => { reader(rawTag(1, 6)).skip(6); }, /wire type 6/);
   const r = reader(rawTag(1, 2), varint(5), Buffer.from('abc'));
   r.tag();
   assertMalformed(() => r.string(), /a length of 5 bytes runs past the end of its message \(at byte 1\)/);

@@ -45,7 +45,7 @@ export function mediaType(contentType: string | undefined): string {
  * a 400 about invalid JSON) says what is wrong, and lets client-go fall back
  * to JSON where it can (it does for CBOR).
  */
-const binaryMediaTypes = new Set(['application/vnd.kubernetes.protobuf', 'application/cbor', 'application/apply-patch+cbor']);
+const binaryMediaTypes = new Set(['application/cbor', 'application/apply-patch+cbor']);
 
 /** Decodes a body as JSON, or YAML when the media type says so. */
 export function decodeBody(body: Buffer, contentType: string | undefined): unknown {

@@ -7,26 +7,10 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import type { Kubectl } from './support.js';
-import { eventually, kubectlSuites } from './support.js';
+import { eventually, kubectlSuites, vmManifest } from './support.js';
 
 function configMap(name: string, extraMetadata = ''): string {
   return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extraMetadata}`;
-}
-
-function vm(name: string): string {
-  return `apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata:
-  name: ${name}
-spec:
-  runStrategy: Halted
-  template:
-    spec:
-      domain:
-        devices: {}
-        resources:
-          requests: {memory: 64Mi}
-`;
 }
 
 interface Meta {
@@ -83,7 +67,7 @@ kubectlSuites('kubectl delete and wait', (k) => {
   });
 
   test('delete --cascade=foreground deletes the blocking dependent first, then the owner', async () => {
-    await k.apply(vm('owner-fg'), '-n', ns);
+    await k.apply(vmManifest('owner-fg'), '-n', ns);
     const { uid } = await meta(k, ['vm', 'owner-fg', '-n', ns]);
     await k.apply(dependent('dep-fg', 'owner-fg', uid, true), '-n', ns);
     const del = k.background(['delete', 'vm', 'owner-fg', '-n', ns, '--cascade=foreground', '--timeout=30s', '-v=6']);
@@ -104,7 +88,7 @@ kubectlSuites('kubectl delete and wait', (k) => {
   });
 
   test('delete --cascade=orphan keeps the dependent and strips its owner reference', async () => {
-    await k.apply(vm('owner-or'), '-n', ns);
+    await k.apply(vmManifest('owner-or'), '-n', ns);
     const { uid } = await meta(k, ['vm', 'owner-or', '-n', ns]);
     await k.apply(dependent('dep-or', 'owner-or', uid, false), '-n', ns);
     assert.equal(await k.ok(['delete', 'vm', 'owner-or', '-n', ns, '--cascade=orphan']), 'virtualmachine.kubevirt.io "owner-or" deleted\n');
@@ -116,7 +100,7 @@ kubectlSuites('kubectl delete and wait', (k) => {
   });
 
   test('wait --for=condition=Ready returns once the condition is set through the status subresource', async () => {
-    await k.apply(vm('vm-wait'), '-n', ns);
+    await k.apply(vmManifest('vm-wait'), '-n', ns);
     await k.ok(['patch', 'vm', 'vm-wait', '-n', ns, '--subresource=status', '--type=merge', '-p', readyFalse]);
     const wait = k.background(['wait', '--for=condition=Ready', 'vm/vm-wait', '-n', ns, '--timeout=30s', '-v=6']);
     await wait.watching();
@@ -169,7 +153,7 @@ spec:
       requests: {storage: 1Gi}
 `;
     assert.equal(
-      await k.apply(`${vm('vm-in-ns')}---\n${configMap('cm-in-ns')}---\n${dv}`, '-n', doomed),
+      await k.apply(`${vmManifest('vm-in-ns')}---\n${configMap('cm-in-ns')}---\n${dv}`, '-n', doomed),
       'virtualmachine.kubevirt.io/vm-in-ns created\nconfigmap/cm-in-ns created\ndatavolume.cdi.kubevirt.io/disk created\n',
     );
     assert.equal(await k.ok(['delete', 'ns', doomed, '--wait=true', '--timeout=60s']), `namespace "${doomed}" deleted\n`);

@@ -8,24 +8,7 @@ import { before, test } from 'node:test';
 import { parse } from 'yaml';
 import { version as serverVersion } from '../../src/apiserver/version.js';
 import type { Kubectl } from './support.js';
-import { kubectlSuites, parseTable, rowNamed, youngAge } from './support.js';
-
-function vm(name: string, labels: string): string {
-  return `apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata:
-  name: ${name}
-  labels: {${labels}}
-spec:
-  runStrategy: Halted
-  template:
-    spec:
-      domain:
-        devices: {}
-        resources:
-          requests: {memory: 64Mi}
-`;
-}
+import { kubectlSuites, parseTable, rowNamed, vmManifest, youngAge } from './support.js';
 
 const vmi = `apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstance
@@ -42,8 +25,8 @@ spec:
 async function seed(k: Kubectl): Promise<void> {
   await k.namespace('get-a');
   await k.namespace('get-b');
-  assert.equal(await k.apply(`${vm('vm-a', 'app: web, tier: front')}---\n${vm('vm-b', 'app: db')}`, '-n', 'get-a'), 'virtualmachine.kubevirt.io/vm-a created\nvirtualmachine.kubevirt.io/vm-b created\n');
-  assert.equal(await k.apply(vm('vm-c', 'app: web'), '-n', 'get-b'), 'virtualmachine.kubevirt.io/vm-c created\n');
+  assert.equal(await k.apply(`${vmManifest('vm-a', 'app: web, tier: front')}---\n${vmManifest('vm-b', 'app: db')}`, '-n', 'get-a'), 'virtualmachine.kubevirt.io/vm-a created\nvirtualmachine.kubevirt.io/vm-b created\n');
+  assert.equal(await k.apply(vmManifest('vm-c', 'app: web'), '-n', 'get-b'), 'virtualmachine.kubevirt.io/vm-c created\n');
 }
 
 kubectlSuites('kubectl get', (k) => {
@@ -122,7 +105,7 @@ kubectlSuites('kubectl get', (k) => {
 
   test('get -w --output-watch-events prints ADDED, MODIFIED and DELETED as they happen', async () => {
     const ns = await k.namespace('get-watch');
-    await k.apply(vm('vm-w', 'app: watch'), '-n', ns);
+    await k.apply(vmManifest('vm-w', 'app: watch'), '-n', ns);
     // -L puts the label last, so rows split on blanks stay readable with empty STATUS and READY cells.
     const watch = k.background(['get', 'vm', '-n', ns, '-w', '--output-watch-events', '-L', 'stage']);
     try {

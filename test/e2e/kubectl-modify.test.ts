@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { kubectlSuites } from './support.js';
+import { kubectlSuites, vmManifest } from './support.js';
 
 const ns = 'modify';
 
@@ -18,20 +18,6 @@ metadata:
 data:
   a: "1"
   b: "2"
-`;
-
-const vm = `apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata:
-  name: vm-mod
-spec:
-  runStrategy: Halted
-  template:
-    spec:
-      domain:
-        devices: {}
-        resources:
-          requests: {memory: 64Mi}
 `;
 
 /** An EDITOR: a script that rewrites the file kubectl hands it with sed. */
@@ -47,7 +33,7 @@ kubectlSuites('kubectl patch, label, annotate, edit', (k) => {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'vireo-e2e-editor-'));
     await k.namespace(ns);
-    assert.equal(await k.apply(`${configMap}---\n${vm}`, '-n', ns), 'configmap/cm-mod created\nvirtualmachine.kubevirt.io/vm-mod created\n');
+    assert.equal(await k.apply(`${configMap}---\n${vmManifest('vm-mod')}`, '-n', ns), 'configmap/cm-mod created\nvirtualmachine.kubevirt.io/vm-mod created\n');
   });
   after(() => {
     rmSync(scratch, { recursive: true, force: true });

@@ -255,3 +255,20 @@ export function sharedExamples(folder: string): string {
 
 /** Ages kubectl prints for objects created seconds ago. */
 export const youngAge = /^\d+s$/;
+
+/** A minimal halted VirtualMachine manifest (YAML), optionally with labels written as `a: b, c: d`. */
+export function vmManifest(name: string, labels?: string): string {
+  return `apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: ${name}
+${labels === undefined ? '' : `  labels: {${labels}}\n`}spec:
+  runStrategy: Halted
+  template:
+    spec:
+      domain:
+        devices: {}
+        resources:
+          requests: {memory: 64Mi}
+`;
+}

@@ -7,18 +7,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { KList, KObject, OwnerReference } from '../api/object.js';
+import type { KList, KObject } from '../api/object.js';
 import { isPlainObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
 import { groupVersion } from '../api/resource.js';
 import { ApiError, alreadyExists, badRequest, conflict, invalid, notFound } from '../api/errors.js';
-import type { FieldError } from '../api/errors.js';
 import { generateName } from '../api/names.js';
 import { StoreError } from '../store/types.js';
 import type { KeyValue, Store } from '../store/types.js';
 import { decodeKeyValue, encodeObject, objectKey, resourcePrefix } from './codec.js';
 import type { Admission, FieldValidation } from './admission.js';
 import type { ObjectMatcher } from './selection.js';
+import { checkMetadataShape, describeJson } from './metadata-shape.js';
+import { encodeContinue, parseContinue } from './continue-token.js';
 
 export interface WriteOptions {
   dryRun?: boolean;
@@ -50,13 +51,6 @@ export interface ListOptions {
   /** Read at this exact revision (`resourceVersionMatch=Exact`). */
   exactRevision?: number;
 }
-
-/** How long a continue token stays valid is bounded by compaction, as in Kubernetes. */
-interface ContinueToken {
-  rv: number;
-  start: string;
-}
-
 
 export class ObjectStore {
   constructor(
@@ -399,47 +393,6 @@ export class ObjectStore {
   }
 }
 
-/** Rejects metadata whose fields have the wrong JSON types, before anything reads them. */
-function checkMetadataShape(def: ResourceDef, meta: Record<string, unknown>): void {
-  const errors: FieldError[] = [];
-  const typeError = (field: string, expected: string): void => {
-    errors.push({ field: `metadata.${field}`, reason: 'FieldValueTypeInvalid', message: `Invalid value: ${describeJson(meta[field])}: must be ${expected}` });
-  };
-  for (const field of ['name', 'generateName', 'namespace', 'uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp']) {
-    if (meta[field] !== undefined && meta[field] !== null && typeof meta[field] !== 'string') typeError(field, 'a string');
-  }
-  for (const field of ['labels', 'annotations']) {
-    const v = meta[field];
-    if (v === undefined || v === null) continue;
-    if (!isPlainObject(v) || !Object.values(v).every((x) => typeof x === 'string')) typeError(field, 'a map of string keys to string values');
-  }
-  const finalizers = meta.finalizers;
-  if (finalizers !== undefined && finalizers !== null && (!Array.isArray(finalizers) || !finalizers.every((f) => typeof f === 'string'))) {
-    typeError('finalizers', 'a list of strings');
-  }
-  const refs = meta.ownerReferences;
-  if (refs !== undefined && refs !== null) {
-    if (!Array.isArray(refs)) typeError('ownerReferences', 'a list of owner references');
-    else {
-      refs.forEach((ref: unknown, i) => {
-        if (!isPlainObject(ref) || !['apiVersion', 'kind', 'name', 'uid'].every((k) => typeof ref[k] === 'string')) {
-          errors.push({
-            field: `metadata.ownerReferences[${i}]`,
-            reason: 'FieldValueInvalid',
-            message: 'Invalid value: an owner reference needs string fields apiVersion, kind, name and uid',
-          });
-        }
-      });
-    }
-  }
-  if (meta.generation !== undefined && meta.generation !== null && typeof meta.generation !== 'number') typeError('generation', 'an integer');
-  for (const field of Object.keys(meta)) if (meta[field] === null) delete meta[field];
-  if (errors.length > 0) {
-    const name = typeof meta.name === 'string' ? meta.name : '';
-    throw invalid(def.kind, def.group, name, errors);
-  }
-}
-
 /** An object may be removed once no finalizer (and, for namespaces, no spec finalizer) holds it. */
 export function isFinalized(obj: KObject): boolean {
   if ((obj.metadata.finalizers ?? []).length > 0) return false;
@@ -476,26 +429,3 @@ export function nowTimestamp(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
-function describeJson(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return `a ${typeof v}`;
-}
-
-function encodeContinue(token: ContinueToken, prefix: string): string {
-  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: token.rv, start: token.start.slice(prefix.length) })).toString('base64url');
-}
-
-function parseContinue(raw: string, prefix: string): ContinueToken {
-  try {
-    const parsed = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as unknown;
-    if (isPlainObject(parsed) && typeof parsed.rv === 'number' && typeof parsed.start === 'string' && parsed.rv > 0) {
-      return { rv: parsed.rv, start: prefix + parsed.start };
-    }
-  } catch {
-    // fall through to the error below
-  }
-  throw badRequest('the continue token is not valid: pass the exact `metadata.continue` value of the previous page');
-}
-
-export type { FieldError, OwnerReference };

@@ -1,0 +1,22 @@
+/** The resources Vireo's own components read and write. */
+import type { ResourceRef } from './types.js';
+
+const kv = (plural: string): ResourceRef => ({ group: 'kubevirt.io', version: 'v1', plural, namespaced: true });
+
+export const resources = {
+  namespaces: { group: '', version: 'v1', plural: 'namespaces', namespaced: false },
+  nodes: { group: '', version: 'v1', plural: 'nodes', namespaced: false },
+  events: { group: '', version: 'v1', plural: 'events', namespaced: true },
+  configMaps: { group: '', version: 'v1', plural: 'configmaps', namespaced: true },
+  secrets: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
+  leases: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespaced: true },
+  virtualMachines: kv('virtualmachines'),
+  virtualMachineInstances: kv('virtualmachineinstances'),
+  virtualMachineInstanceMigrations: kv('virtualmachineinstancemigrations'),
+  virtualMachineInstanceReplicaSets: kv('virtualmachineinstancereplicasets'),
+  kubeVirts: kv('kubevirts'),
+  instancetypes: { group: 'instancetype.kubevirt.io', version: 'v1beta1', plural: 'virtualmachineinstancetypes', namespaced: true },
+  clusterInstancetypes: { group: 'instancetype.kubevirt.io', version: 'v1beta1', plural: 'virtualmachineclusterinstancetypes', namespaced: false },
+  preferences: { group: 'instancetype.kubevirt.io', version: 'v1beta1', plural: 'virtualmachinepreferences', namespaced: true },
+  clusterPreferences: { group: 'instancetype.kubevirt.io', version: 'v1beta1', plural: 'virtualmachineclusterpreferences', namespaced: false },
+} satisfies Record<string, ResourceRef>;

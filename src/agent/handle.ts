@@ -1,0 +1,55 @@
+/**
+ * What the API server asks of a node's agent directly, for the KubeVirt
+ * subresources that act on a running guest rather than on stored objects
+ * (virt-api → virt-handler in KubeVirt): pause, unpause, soft reboot,
+ * reset, and the serial console and VNC streams.
+ *
+ * The agent embedded in `vireo server` registers an in-process handle;
+ * remote agents (`vireo agent`) will be reached over HTTPS with the same
+ * interface.
+ */
+import type { Duplex } from 'node:stream';
+
+export type GuestAction = 'pause' | 'unpause' | 'softreboot' | 'reset';
+
+export interface AgentHandle {
+  /** The Node name this agent runs as. */
+  readonly nodeName: string;
+  /**
+   * Acts on the running guest of VMI `namespace/name`. Rejects with an
+   * ApiError (`NotFound`/`Conflict` with KubeVirt's messages, e.g.
+   * "VMI is not running", "VMI is already paused") when it cannot.
+   */
+  guestAction(namespace: string, name: string, action: GuestAction): Promise<void>;
+  /**
+   * A byte stream to the guest's serial console (`console`) or VNC server
+   * (`vnc`). Several console streams may be open at once; each sees all
+   * output from when it opened. Ending the stream detaches, it never stops
+   * the guest.
+   */
+  openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex>;
+  /** The serial console output kept for the VMI (KubeVirt's `logSerialConsole`), oldest first. */
+  serialLog(namespace: string, name: string): Promise<string>;
+}
+
+/** Where the API server finds the agent of a node. */
+export interface AgentDirectory {
+  forNode(nodeName: string): AgentHandle | undefined;
+}
+
+/** The directory of agents living in this process. */
+export class LocalAgentDirectory implements AgentDirectory {
+  private readonly agents = new Map<string, AgentHandle>();
+
+  register(handle: AgentHandle): void {
+    this.agents.set(handle.nodeName, handle);
+  }
+
+  unregister(nodeName: string): void {
+    this.agents.delete(nodeName);
+  }
+
+  forNode(nodeName: string): AgentHandle | undefined {
+    return this.agents.get(nodeName);
+  }
+}

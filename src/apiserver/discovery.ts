@@ -5,6 +5,7 @@
  */
 import type { ResourceDef } from '../api/resource.js';
 import type { ResourceRegistry } from './resources.js';
+import { subresourceAggregatedGroup, subresourceGroup, subresourceResourceList, subresourceVersion } from './subresources/index.js';
 
 const allVerbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 const subresourceVerbs = ['get', 'patch', 'update'];
@@ -22,18 +23,26 @@ function groupEntry(group: string, versions: string[]): object {
   return { name: group, versions: entries, preferredVersion: entries[0] };
 }
 
+/** The groups of the registry plus `subresources.kubevirt.io`, which has no ResourceDefs of its own. */
+function namedGroups(registry: ResourceRegistry): [string, string[]][] {
+  const groups = [...registry.groups()].filter(([g]) => g !== '');
+  groups.push([subresourceGroup, [subresourceVersion]]);
+  return groups.sort(([a], [b]) => a.localeCompare(b));
+}
+
 export function apiGroupList(registry: ResourceRegistry): object {
-  const groups = [...registry.groups()].filter(([g]) => g !== '').sort(([a], [b]) => a.localeCompare(b));
+  const groups = namedGroups(registry);
   return { kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map(([g, vs]) => groupEntry(g, vs)) };
 }
 
 export function apiGroup(registry: ResourceRegistry, group: string): object | undefined {
-  const versions = registry.groups().get(group);
+  const versions = group === subresourceGroup ? [subresourceVersion] : registry.groups().get(group);
   if (versions === undefined || group === '') return undefined;
   return { kind: 'APIGroup', apiVersion: 'v1', ...groupEntry(group, versions) };
 }
 
 export function apiResourceList(registry: ResourceRegistry, group: string, version: string): object | undefined {
+  if (group === subresourceGroup) return version === subresourceVersion ? subresourceResourceList() : undefined;
   const defs = registry.inGroupVersion(group, version);
   if (defs.length === 0) return undefined;
   const resources: object[] = [];
@@ -98,5 +107,6 @@ export function aggregatedDiscovery(registry: ResourceRegistry, core: boolean, v
         })),
       })),
     }));
-  return { kind: 'APIGroupDiscoveryList', apiVersion: `apidiscovery.k8s.io/${version}`, metadata: {}, items };
+  const all = core ? items : [...items, subresourceAggregatedGroup()];
+  return { kind: 'APIGroupDiscoveryList', apiVersion: `apidiscovery.k8s.io/${version}`, metadata: {}, items: all };
 }

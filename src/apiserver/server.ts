@@ -8,6 +8,8 @@ import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { AgentDirectory } from '../agent/handle.js';
 import { ApiError, toStatus } from '../api/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
@@ -20,6 +22,7 @@ import { OpenApiService } from './openapi.js';
 import { parseRequestPath } from './request-info.js';
 import type { ResourceRegistry } from './resources.js';
 import { createAdmission } from './admission.js';
+import { SubresourceApi, rejectUpgrade } from './subresources/index.js';
 import { version } from './version.js';
 
 export interface TlsMaterial {
@@ -35,6 +38,8 @@ export interface ApiServerOptions {
   tls: TlsMaterial;
   logger: Logger;
   afterWrite?: HandlerDeps['afterWrite'];
+  /** The node agents, for the guest actions and console/VNC streams of `subresources.kubevirt.io`. */
+  agents?: AgentDirectory;
 }
 
 export class ApiServer {
@@ -44,6 +49,7 @@ export class ApiServer {
   private readonly token: Buffer;
   private readonly shutdown = new AbortController();
   private readonly deps: HandlerDeps;
+  private readonly subresources: SubresourceApi;
   private address = '127.0.0.1:6443';
 
   constructor(private readonly options: ApiServerOptions) {
@@ -51,8 +57,13 @@ export class ApiServer {
     this.openapi = new OpenApiService(options.registry);
     this.token = Buffer.from(options.token);
     this.deps = { store: options.store, objects: this.objects, ...(options.afterWrite === undefined ? {} : { afterWrite: options.afterWrite }) };
+    this.subresources = new SubresourceApi({ objects: this.objects, registry: options.registry, logger: options.logger, ...(options.agents === undefined ? {} : { agents: options.agents }) });
     this.server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
       void this.handle(req, res);
+    });
+    // Console and VNC are WebSockets (subresources.kubevirt.io); every other upgrade is refused with a Status.
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.handleUpgrade(req, socket, head);
     });
     // Long watches: no server-side request timeout; keep-alive like kube-apiserver.
     this.server.requestTimeout = 0;
@@ -75,6 +86,8 @@ export class ApiServer {
 
   async close(): Promise<void> {
     this.shutdown.abort();
+    // Upgraded sockets are not HTTP connections: closeAllConnections() does not end them.
+    this.subresources.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => { resolve(); });
       this.server.closeAllConnections();
@@ -98,6 +111,25 @@ export class ApiServer {
     }
   }
 
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // A client that resets during the handshake must not take the server down.
+    socket.on('error', () => { socket.destroy(); });
+    try {
+      this.authenticate(req);
+      const info = parseRequestPath(new URL(req.url ?? '/', 'https://vireo.invalid').pathname);
+      if (!info.isResource || !this.subresources.serves(info)) {
+        throw new ApiError('BadRequest', `${req.url ?? '/'} does not accept a protocol upgrade (Upgrade: ${req.headers.upgrade ?? ''}): only the console and vnc subresources of subresources.kubevirt.io are WebSockets`);
+      }
+      await this.subresources.upgrade(info, req, socket, head);
+      this.options.logger.debug('upgrade', { url: req.url });
+    } catch (err) {
+      const status = toStatus(err);
+      if (status.code >= 500) this.options.logger.error('upgrade failed', { url: req.url, err });
+      else this.options.logger.debug('upgrade refused', { url: req.url, code: status.code });
+      rejectUpgrade(socket, status);
+    }
+  }
+
   private authenticate(req: IncomingMessage): void {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -112,6 +144,7 @@ export class ApiServer {
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
+    if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
     if (!info.isResource) {
       if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}: it is read-only`);
       this.serveNonResource(info.parts, path, req, res); return;

@@ -4,6 +4,7 @@
  *   vireo server --data-dir DIR [--listen HOST:PORT] [--log-level LEVEL]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo kubeconfig [--data-dir DIR]
+ *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { isLogLevel } from '../log/logger.js';
 import { runServer } from './server-command.js';
 import { CliError, exitCodeOf } from './errors.js';
+import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
 
 const usage = `Usage: vireo <command> [flags]
 
@@ -24,7 +26,7 @@ Commands:
   kubeconfig             Print the kubeconfig of a server.
       --data-dir DIR     The server's data directory (default ~/.vireo).
   help                   Show this help.
-`;
+${vmCommandsUsage}`;
 
 export const defaultDataDir = join(homedir(), '.vireo');
 
@@ -62,6 +64,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(usage);
       return;
     default:
+      if (isVmCommand(command)) { await runVmCommand(command, rest); return; }
       throw new CliError('usage', `unknown command "${command}": run "vireo help" for the list of commands`);
   }
 }

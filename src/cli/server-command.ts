@@ -39,7 +39,16 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   const pki = await ensurePki(options.dataDir, [host]);
   const token = loadOrCreateToken(join(options.dataDir, 'token'));
   const store = await openStore({ backend: 'sqlite', path: join(options.dataDir, 'state.db') });
-  const plane = await startControlPlane({ store, tls: { cert: pki.serverCert, key: pki.serverKey }, token, logger, host, port });
+  const plane = await startControlPlane({
+    store,
+    tls: { cert: pki.serverCert, key: pki.serverKey },
+    caCert: pki.caCert,
+    token,
+    logger,
+    host,
+    port,
+    agent: { dataDir: options.dataDir },
+  });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const server = `https://${advertised.includes(':') ? `[${advertised}]` : advertised}:${plane.address.port}`;
   const kubeconfigPath = join(options.dataDir, 'kubeconfig');

@@ -17,20 +17,31 @@ import { GarbageCollector } from '../controllers/gc/controller.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import { Compactor } from '../store/index.js';
+import { LocalAgentDirectory } from '../agent/index.js';
+import type { NodeFacts } from '../agent/qemu/index.js';
+import { startWorkloads } from './workloads.js';
+import type { Workloads } from './workloads.js';
 
 export interface ControlPlaneOptions {
   store: Store;
   tls: TlsMaterial;
+  /** The CA that signed `tls.cert`: in-process components reach the API over HTTPS with it. */
+  caCert: string;
   token: string;
   logger: Logger;
   host: string;
   port: number;
+  /** Run the VM/replica-set controllers, the scheduler and the Event TTL (default true). */
+  controllers?: boolean;
+  /** Run this host's node agent, with images and VMI files under `dataDir`. */
+  agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
 
 export interface ControlPlane {
   server: ApiServer;
   registry: ResourceRegistry;
   address: AddressInfo;
+  workloads: Workloads;
   stop(): Promise<void>;
 }
 
@@ -39,6 +50,7 @@ const seededNamespaces = ['default', 'kube-system', 'kube-public', 'kube-node-le
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const registry = new ResourceRegistry();
   registry.set('builtin', builtinResources());
+  const agents = new LocalAgentDirectory();
   const crds = new CrdController(registry, options.logger.child({ component: 'crd-controller' }));
   const server = new ApiServer({
     store: options.store,
@@ -46,6 +58,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     token: options.token,
     tls: options.tls,
     logger: options.logger.child({ component: 'apiserver' }),
+    agents,
     afterWrite: (def: ResourceDef, obj: KObject, deleted: boolean) => {
       if (def.group === 'apiextensions.k8s.io' && def.plural === 'customresourcedefinitions') crds.sync(obj, deleted);
     },
@@ -62,11 +75,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const compactor = new Compactor(options.store, { logger: options.logger.child({ component: 'compactor' }) });
   compactor.start();
   const address = await server.listen(options.host, options.port);
+  const loopback = options.host === '0.0.0.0' || options.host === '' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
+  const workloads = await startWorkloads({
+    server: `https://${loopback.includes(':') ? `[${loopback}]` : loopback}:${address.port}`,
+    token: options.token,
+    caCert: options.caCert,
+    logger: options.logger,
+    controllers: options.controllers ?? true,
+    ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: agents } }),
+  });
   return {
     server,
     registry,
     address,
+    workloads,
     async stop() {
+      await workloads.stop();
       await server.close();
       await compactor.stop();
       await gc.stop();

@@ -56,12 +56,30 @@ async function testPki(): Promise<Pki> {
   return sharedPki.pki;
 }
 
-export async function startTestServer(options: { store?: Store } = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  store?: Store;
+  /** Run the VM controllers and scheduler (off by default: most API tests set statuses by hand). */
+  controllers?: boolean;
+  /** Run a node agent for this host (TCG, files in the test's temp dir). */
+  agent?: boolean;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'vireo-test-'));
   const pki = await testPki();
   const store = options.store ?? (await openStore({ backend: 'memory' }));
   const token = randomBytes(16).toString('hex');
-  const plane = await startControlPlane({ store, tls: { cert: pki.serverCert, key: pki.serverKey }, token, logger: silentLogger, host: '127.0.0.1', port: 0 });
+  const plane = await startControlPlane({
+    store,
+    tls: { cert: pki.serverCert, key: pki.serverKey },
+    caCert: pki.caCert,
+    token,
+    logger: silentLogger,
+    host: '127.0.0.1',
+    port: 0,
+    controllers: options.controllers ?? false,
+    ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
+  });
   const url = `https://127.0.0.1:${plane.address.port}`;
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, renderKubeconfig({ server: url, caCert: pki.caCert, token }), { mode: 0o600 });

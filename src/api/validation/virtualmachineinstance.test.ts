@@ -96,7 +96,7 @@ test('cloud-init data: one source, valid base64, inline size limited', () => {
   assert.deepEqual(errors(cloudInit({ userData: '#cloud-config\n', userDataBase64: 'I2Nsb3VkLWNvbmZpZwo=' })), [['spec.volumes[1].cloudInitNoCloud', 'FieldValueInvalid']]);
   assert.deepEqual(errors(cloudInit({ userDataBase64: 'not base64!' })), [['spec.volumes[1].cloudInitNoCloud.userDataBase64', 'FieldValueInvalid']]);
   assert.deepEqual(errors(cloudInit({ userData: 'x'.repeat(2049) })), [['spec.volumes[1].cloudInitNoCloud', 'FieldValueInvalid']]);
-  assert.deepEqual(errors(cloudInit({ userDataSecretRef: { name: 'cloud-init' } })), []);
+  assert.deepEqual(errors(cloudInit({ secretRef: { name: 'cloud-init' } })), []);
 });
 
 test('EFI Secure Boot with SMM turned off is rejected', () => {

@@ -71,7 +71,7 @@ function validateCloudInit(p: string, volume: Record<string, unknown>): FieldErr
   const source = recordAt(volume, type) ?? {};
   const field = `${p}.${type}`;
   return [
-    ...validateCloudInitData(field, source, { inline: 'userData', base64: 'userDataBase64', secret: 'userDataSecretRef', what: 'user data' }),
+    ...validateCloudInitData(field, source, { inline: 'userData', base64: 'userDataBase64', secret: 'secretRef', what: 'user data' }),
     ...validateCloudInitData(field, source, { inline: 'networkData', base64: 'networkDataBase64', secret: 'networkDataSecretRef', what: 'network data' }),
   ];
 }

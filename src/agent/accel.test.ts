@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { bootProbeGuest, probeAccelerator } from './accel.js';
+
+const guestDir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vireo', 'guest');
+const guest = { kernel: join(guestDir, 'vmlinuz'), initrd: join(guestDir, 'initrd.img'), readyMarker: 'vireo-guest: ready' };
+const haveGuest = existsSync(guest.kernel) && existsSync(guest.initrd);
+const noGuest = haveGuest ? '' : ` (skipped: the test guest is not built at ${guestDir})`;
+
+const scratch = mkdtempSync(join(tmpdir(), 'vaccel-'));
+after(() => { rmSync(scratch, { recursive: true, force: true }); });
+
+describe('probeAccelerator', () => {
+  it('chooses TCG at once when the KVM device does not exist', async () => {
+    const started = Date.now();
+    const choice = await probeAccelerator({ ...guest, kvmDevice: join(scratch, 'no-such-kvm') });
+    assert.equal(choice.accel, 'tcg');
+    assert.match(choice.reason, /no-such-kvm does not exist/);
+    assert.ok(Date.now() - started < 2_000);
+  });
+
+  it('chooses TCG when the KVM device cannot be opened', async () => {
+    // A directory exists but cannot be opened read-write, as /dev/kvm without permission.
+    const choice = await probeAccelerator({ ...guest, kvmDevice: scratch });
+    assert.equal(choice.accel, 'tcg');
+    assert.match(choice.reason, /cannot be opened \(EISDIR\)/);
+  });
+
+  it('chooses TCG when there is no probe guest to boot', async () => {
+    const choice = await probeAccelerator({ kernel: join(scratch, 'vmlinuz'), initrd: join(scratch, 'initrd.img'), readyMarker: 'x', kvmDevice: '/dev/null' });
+    assert.equal(choice.accel, 'tcg');
+    assert.match(choice.reason, /probe guest is missing/);
+  });
+
+  it('answers from its cache the second time', async () => {
+    const options = { ...guest, kvmDevice: join(scratch, 'cached-kvm') };
+    const first = await probeAccelerator(options);
+    const second = await probeAccelerator(options);
+    assert.equal(second, first);
+  });
+
+  it(`decides by booting the probe guest under KVM${noGuest}`, { skip: !haveGuest || !existsSync('/dev/kvm') }, async () => {
+    const timeoutMs = 15_000;
+    const started = Date.now();
+    const choice = await probeAccelerator({ ...guest, timeoutMs });
+    assert.ok(Date.now() - started < timeoutMs + 5_000, 'the probe outlived its timeout');
+    if (choice.accel === 'kvm') assert.match(choice.reason, /booted under KVM in \d+ ms/);
+    else assert.match(choice.reason, /did not boot under KVM within 15 s|stopped under KVM/);
+  });
+});
+
+describe('bootProbeGuest', () => {
+  it(`sees the ready marker of a guest booted under TCG${noGuest}`, { skip: !haveGuest }, async () => {
+    const boot = await bootProbeGuest('tcg', { ...guest, timeoutMs: 60_000 });
+    assert.ok(boot.booted, boot.booted ? '' : boot.reason);
+  });
+
+  it(`kills a guest that never prints the marker at the timeout${noGuest}`, { skip: !haveGuest }, async () => {
+    const boot = await bootProbeGuest('tcg', { ...guest, readyMarker: 'a marker no guest prints', timeoutMs: 2_000 });
+    assert.deepEqual(boot, { booted: false, reason: 'a probe guest did not boot under TCG within 2 s' });
+  });
+
+  it('reports a QEMU that cannot start', async () => {
+    const boot = await bootProbeGuest('tcg', { ...guest, qemuBinary: join(scratch, 'no-qemu') });
+    assert.equal(boot.booted, false);
+    if (!boot.booted) assert.match(boot.reason, /could not be started: .*ENOENT/);
+  });
+
+  it('reports QEMU\'s own error when it stops before the guest boots', async () => {
+    const boot = await bootProbeGuest('tcg', { kernel: join(scratch, 'missing-kernel'), initrd: join(scratch, 'missing-initrd'), readyMarker: 'x', timeoutMs: 20_000 });
+    assert.equal(boot.booted, false);
+    if (!boot.booted) assert.match(boot.reason, /stopped under TCG before the probe guest booted: .*missing-kernel/);
+  });
+
+  it('rejects when aborted', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('stop now'));
+    await assert.rejects(bootProbeGuest('tcg', { ...guest, signal: controller.signal }), /stop now/);
+  });
+});

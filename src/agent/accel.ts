@@ -1,0 +1,145 @@
+/**
+ * Which accelerator guests get on this node. KVM only when a probe guest
+ * really boots under it: on nested machines `/dev/kvm` can exist and open
+ * while guest kernels hang, so its presence proves nothing. Anything less
+ * than a booted probe guest means TCG, with the reason (the agent reports
+ * it in the VMI's `SoftwareEmulation` condition).
+ */
+import { spawn } from 'node:child_process';
+import { access, open } from 'node:fs/promises';
+
+/** The accelerator to use and why. */
+export interface AcceleratorChoice {
+  accel: 'kvm' | 'tcg';
+  reason: string;
+}
+
+export interface ProbeOptions {
+  /** The probe guest's kernel and initrd (the project's test guest). */
+  kernel: string;
+  initrd: string;
+  /** What the probe guest prints on its serial console once booted. */
+  readyMarker: string;
+  /** How long the guest may take to boot; 10 s by default. */
+  timeoutMs?: number;
+  qemuBinary?: string;
+  signal?: AbortSignal;
+  /** The KVM device; `/dev/kvm` by default (tests point it elsewhere). */
+  kvmDevice?: string;
+}
+
+/** The outcome of booting the probe guest once. */
+export type ProbeBoot = { booted: true; ms: number } | { booted: false; reason: string };
+
+// A tiny guest boots under KVM in about a second; under a KVM that hangs guests, every second here delays the agent's start.
+const defaultTimeoutMs = 10_000;
+const cache = new Map<string, Promise<AcceleratorChoice>>();
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error(`aborted: ${JSON.stringify(reason) ?? 'no reason'}`);
+}
+
+function errorCode(err: unknown): string {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'unknown error';
+}
+
+/** Why `device` cannot be used, or undefined when it opens read-write (what QEMU needs). */
+async function kvmDeviceProblem(device: string): Promise<string | undefined> {
+  try {
+    const handle = await open(device, 'r+');
+    await handle.close();
+    return undefined;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ENOENT') return `${device} does not exist (no KVM on this host)`;
+    if (code === 'EACCES' || code === 'EPERM') return `${device} cannot be opened: permission denied (add the agent's user to the kvm group)`;
+    return `${device} cannot be opened (${code})`;
+  }
+}
+
+/**
+ * Boots the probe guest under `accel` and waits for `readyMarker` on its
+ * serial console. The guest is killed once the marker appears, at the
+ * timeout, or on abort (which rejects with the signal's reason).
+ */
+export async function bootProbeGuest(accel: 'kvm' | 'tcg', options: ProbeOptions): Promise<ProbeBoot> {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const args = [
+    '-accel', accel, '-machine', 'q35', '-cpu', accel === 'kvm' ? 'host' : 'max', '-m', '256',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', options.kernel, '-initrd', options.initrd, '-append', 'console=ttyS0 panic=-1',
+    '-serial', 'stdio',
+  ];
+  options.signal?.throwIfAborted();
+  const started = Date.now();
+  const child = spawn(options.qemuBinary ?? 'qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return await new Promise<ProbeBoot>((resolve, reject) => {
+    let serial = '';
+    let stderr = '';
+    let settled = false;
+    const settle = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      child.kill('SIGKILL');
+      outcome();
+    };
+    const onAbort = (): void => { settle(() => { reject(abortReason(options.signal)); }); };
+    const timer = setTimeout(() => {
+      settle(() => { resolve({ booted: false, reason: `a probe guest did not boot under ${accel.toUpperCase()} within ${Math.round(timeoutMs / 1000)} s` }); });
+    }, timeoutMs);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      // Only the tail can still contain the start of a marker split across chunks.
+      serial = (serial + chunk).slice(-(options.readyMarker.length + 4096));
+      if (serial.includes(options.readyMarker)) settle(() => { resolve({ booted: true, ms: Date.now() - started }); });
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-2048); });
+    child.once('error', (err) => {
+      settle(() => { resolve({ booted: false, reason: `${options.qemuBinary ?? 'qemu-system-x86_64'} could not be started: ${err.message}` }); });
+    });
+    child.once('exit', (code, signal) => {
+      const why = stderr.trim() === '' ? `exit ${code ?? signal ?? 'unknown'}` : stderr.trim();
+      settle(() => { resolve({ booted: false, reason: `QEMU stopped under ${accel.toUpperCase()} before the probe guest booted: ${why}` }); });
+    });
+  });
+}
+
+async function probe(options: ProbeOptions): Promise<AcceleratorChoice> {
+  const problem = await kvmDeviceProblem(options.kvmDevice ?? '/dev/kvm');
+  if (problem !== undefined) return { accel: 'tcg', reason: problem };
+  for (const file of [options.kernel, options.initrd]) {
+    try {
+      await access(file);
+    } catch {
+      return { accel: 'tcg', reason: `the probe guest is missing (${file}), so KVM cannot be shown to boot guests` };
+    }
+  }
+  const boot = await bootProbeGuest('kvm', options);
+  if (boot.booted) return { accel: 'kvm', reason: `a probe guest booted under KVM in ${boot.ms} ms` };
+  return { accel: 'tcg', reason: boot.reason };
+}
+
+/**
+ * KVM when a probe guest boots under it within the timeout, else TCG; the
+ * reason says which check decided. The result is cached per process (per
+ * set of options); an aborted probe is not cached.
+ */
+export async function probeAccelerator(options: ProbeOptions): Promise<AcceleratorChoice> {
+  const key = JSON.stringify([options.kvmDevice, options.qemuBinary, options.kernel, options.initrd, options.readyMarker, options.timeoutMs]);
+  let pending = cache.get(key);
+  if (pending === undefined) {
+    pending = probe(options);
+    cache.set(key, pending);
+  }
+  try {
+    return await pending;
+  } catch (err) {
+    cache.delete(key);
+    throw err;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The node agent (KubeVirt's virt-handler, without a launcher per VM): it
+ * registers its Node and heartbeats a Lease, watches the VMIs bound to its
+ * node, and runs one QEMU per VMI directly. QEMU outlives the agent; a new
+ * agent re-derives what runs from the VMI directories and carries on.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import { ApiError } from '../api/errors.js';
+import { booleanAt } from '../api/kinds/read.js';
+import type { Client } from '../client/index.js';
+import { Informer, resources } from '../client/index.js';
+import { EventRecorder } from '../controllers/events/index.js';
+import { WorkQueue } from '../controllers/queue.js';
+import type { Logger } from '../log/logger.js';
+import type { AgentHandle, GuestAction } from './handle.js';
+import type { ImageStore } from './images/index.js';
+import type { NodeFacts } from './qemu/index.js';
+import { checkSocketPaths, vmisRoot } from './layout.js';
+import { qemuVersion, resolveNodeFacts } from './node-facts.js';
+import type { ResolvedFacts } from './node-facts.js';
+import { describeHost } from './node-info.js';
+import { NodeRegistrar } from './node-registration.js';
+import { recoverRuntimes } from './recovery.js';
+import type { StartFacts } from './vmi-runner.js';
+import { VmiRunner } from './vmi-runner.js';
+
+/** What a node agent needs; see the fields. */
+export interface NodeAgentOptions {
+  client: Client;
+  /** The Node this agent is. */
+  nodeName: string;
+  /** The agent's own directory (`<server data dir>/agent`): VMI directories live under `vmis/`. */
+  dataDir: string;
+  logger: Logger;
+  /** Where containerDisk and kernelBoot images come from. */
+  images: ImageStore;
+  /** Facts to use instead of detecting them; `accel` skips the KVM probe (tests pass `tcg`). */
+  facts?: Partial<NodeFacts>;
+  /** The agent runs inside `vireo server`: its Node also gets the control-plane role label. */
+  controlPlane?: boolean;
+  /** VMIs reconciled at once. Default 16. */
+  concurrency?: number;
+}
+
+/** Why the guests of a KubeVirt CR with `useEmulation` run under TCG. */
+const useEmulationReason = 'spec.configuration.developerConfiguration.useEmulation is set in the KubeVirt CR';
+
+/** The node agent of one node: Node + Lease, the VMIs bound to it, their QEMUs, and the {@link AgentHandle} the API server uses. */
+export class NodeAgent implements AgentHandle {
+  readonly nodeName: string;
+  private readonly abort = new AbortController();
+  private readonly logger: Logger;
+  private registrar: NodeRegistrar | undefined;
+  private informer: Informer | undefined;
+  private queue: WorkQueue | undefined;
+  private runner: VmiRunner | undefined;
+  private facts: Promise<ResolvedFacts> | undefined;
+  private events: EventRecorder | undefined;
+
+  constructor(private readonly options: NodeAgentOptions) {
+    this.nodeName = options.nodeName;
+    this.logger = options.logger.child({ component: 'agent', node: options.nodeName });
+  }
+
+  /**
+   * Registers the Node, reattaches to the QEMUs already running, and starts
+   * reconciling the node's VMIs. Resolves once the VMIs are listed.
+   */
+  async start(): Promise<void> {
+    const { client, nodeName, dataDir } = this.options;
+    const signal = this.abort.signal;
+    checkSocketPaths(dataDir);
+    await mkdir(vmisRoot(dataDir), { recursive: true, mode: 0o700 });
+    const binary = this.options.facts?.qemuBinary ?? 'qemu-system-x86_64';
+    const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: await qemuVersion(binary, signal), dataDir });
+    this.registrar = new NodeRegistrar({ client, nodeName, host, logger: this.logger });
+    await this.registrar.start();
+    // The KVM probe boots a guest: it runs in the background, and only starting a VMI waits for it.
+    const facts = resolveNodeFacts(this.options.facts ?? {}, { logger: this.logger, signal });
+    facts.catch(() => undefined);
+    this.facts = facts;
+
+    const events = new EventRecorder(client, 'virt-handler', this.logger, { instance: nodeName });
+    this.events = events;
+    const informer = new Informer(client, resources.virtualMachineInstances, this.logger, { fieldSelector: `status.nodeName=${nodeName}` });
+    const runner = new VmiRunner({
+      client,
+      nodeName,
+      dataDir,
+      images: this.options.images,
+      logger: this.logger,
+      lookup: (key) => informer.get(key),
+      enqueue: (key) => { queue.add(key); },
+      startFacts: (s) => this.startFacts(s),
+      events,
+    });
+    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16 });
+    this.informer = informer;
+    this.runner = runner;
+    this.queue = queue;
+    for (const runtime of await recoverRuntimes({ dataDir, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
+    informer.onChange((key) => { queue.add(key); });
+    await informer.start();
+    // Runtimes whose VMI is gone get no informer event: queue them too.
+    for (const key of runner.keys()) queue.add(key);
+    queue.start();
+    this.logger.info('node agent started', { dataDir });
+  }
+
+  /**
+   * Stops watching and lets go of the QEMUs, which keep running for the
+   * next agent. With `stopGuests`, kills them instead (their VMIs are
+   * reported by the next agent to start on this data directory).
+   */
+  async stop(options: { stopGuests?: boolean } = {}): Promise<void> {
+    this.abort.abort();
+    await this.queue?.stop();
+    await this.informer?.stop();
+    await this.registrar?.stop();
+    await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
+    await this.events?.flush();
+    this.logger.info('node agent stopped', { stopGuests: options.stopGuests ?? false });
+  }
+
+  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
+    await this.started().guestAction(namespace, name, action);
+  }
+
+  async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
+    return this.started().openStream(namespace, name, kind);
+  }
+
+  async serialLog(namespace: string, name: string): Promise<string> {
+    // Inside an async method a throw (not running) becomes the rejection the AgentHandle contract asks for.
+    return Promise.resolve(this.started().serialLog(namespace, name));
+  }
+
+  private started(): VmiRunner {
+    if (this.runner === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
+    return this.runner;
+  }
+
+  /** The node's facts, with TCG forced while the KubeVirt CR asks for emulation. */
+  private async startFacts(signal: AbortSignal): Promise<StartFacts> {
+    if (this.facts === undefined) throw new Error('the node agent is not started');
+    const resolved = await this.facts;
+    signal.throwIfAborted();
+    if (resolved.facts.accel === 'tcg' || !(await this.useEmulation())) return resolved;
+    return { facts: { ...resolved.facts, accel: 'tcg' }, accelReason: useEmulationReason };
+  }
+
+  private async useEmulation(): Promise<boolean> {
+    try {
+      const list = await this.options.client.list(resources.kubeVirts);
+      return list.items.some((kv) => booleanAt(kv, 'spec', 'configuration', 'developerConfiguration', 'useEmulation') === true);
+    } catch (err) {
+      this.logger.debug('cannot read the KubeVirt CR', { err });
+      return false;
+    }
+  }
+}

@@ -1,0 +1,6 @@
+/** What other parts may use of the node agent. */
+export { NodeAgent } from './agent.js';
+export type { NodeAgentOptions } from './agent.js';
+export { LocalAgentDirectory } from './handle.js';
+export type { AgentDirectory, AgentHandle, GuestAction } from './handle.js';
+export { agentFinalizer } from './vmi-status.js';

@@ -1,0 +1,95 @@
+/**
+ * Starting a VMI's guest: a fresh directory, the volumes, the QEMU command
+ * line, the process (detached, with `-S` so the console is attached before
+ * the first instruction runs), QMP, then `cont` unless the VMI asked to
+ * start paused.
+ */
+import { copyFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KObject } from '../api/object.js';
+import { stringAt } from '../api/kinds/read.js';
+import type { Client } from '../client/index.js';
+import type { Logger } from '../log/logger.js';
+import type { ImageStore } from './images/index.js';
+import { buildQemuCommand, efiVarsTemplate } from './qemu/index.js';
+import type { NodeFacts, VmiPaths } from './qemu/index.js';
+import { createVmiDir, vmiLayout, writeRecord } from './layout.js';
+import type { VmiRecord } from './layout.js';
+import { Machine } from './machine.js';
+import { signalQemu, spawnQemu } from './qemu-process.js';
+import { prepareVolumes } from './volumes.js';
+
+/** What starting a guest needs besides the VMI. */
+export interface LaunchOptions {
+  client: Client;
+  images: ImageStore;
+  dataDir: string;
+  facts: NodeFacts;
+  /** Why `facts.accel` (for the SoftwareEmulation condition after a restart). */
+  accelReason: string;
+  logger: Logger;
+  /** Called when the machine's state changes. */
+  onChange: () => void;
+  signal: AbortSignal;
+}
+
+/**
+ * Starts `vmi`'s guest and resolves with its machine once QMP answers and
+ * the guest runs (or waits paused, for `startStrategy: Paused`). Throws
+ * `VolumeError`, `DomainConfigError` or `QemuStartError` for the caller to
+ * turn into status; leaves nothing running when it throws.
+ */
+export async function launchMachine(vmi: KObject, options: LaunchOptions): Promise<Machine> {
+  const uid = vmi.metadata.uid ?? '';
+  const layout = vmiLayout(options.dataDir, uid);
+  // Whatever an earlier, interrupted attempt left is not trusted.
+  await rm(layout.dir, { recursive: true, force: true });
+  await createVmiDir(layout);
+  const volumes = await prepareVolumes(vmi, { client: options.client, images: options.images, disksDir: layout.disksDir, signal: options.signal });
+  const paths: VmiPaths = {
+    dir: layout.dir,
+    qmpSocket: layout.qmpSocket,
+    serialSocket: layout.serialSocket,
+    vncSocket: layout.vncSocket,
+    pidFile: layout.pidFile,
+    disks: volumes.disks,
+  };
+  if (volumes.kernel !== undefined) paths.kernel = volumes.kernel;
+  if (volumes.initrd !== undefined) paths.initrd = volumes.initrd;
+  const varsTemplate = efiVarsTemplate(vmi, options.facts);
+  if (varsTemplate !== undefined) {
+    paths.efiVars = join(layout.dir, 'efivars.fd');
+    await copyFile(varsTemplate, paths.efiVars);
+  }
+  const command = buildQemuCommand(vmi, { ...options.facts, now: new Date() }, paths);
+  for (const warning of command.warnings) options.logger.warn('VMI field not applied', { warning });
+  // Held at the first instruction until the console is attached, so the log has the whole boot.
+  const args = command.args.includes('-S') ? command.args : [...command.args, '-S'];
+  const record: VmiRecord = {
+    namespace: vmi.metadata.namespace ?? '',
+    name: vmi.metadata.name ?? '',
+    uid,
+    accel: options.facts.accel,
+    accelReason: options.accelReason,
+    startedAt: new Date().toISOString(),
+  };
+  await writeRecord(layout, record);
+  const spawned = await spawnQemu(command.binary, args, { logFile: layout.qemuLog, env: command.env });
+  const withPid = { ...record, pid: spawned.pid };
+  await writeRecord(layout, withPid);
+  options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel });
+  let machine: Machine | undefined;
+  try {
+    machine = await Machine.connect({ key: `${record.namespace}/${record.name}`, layout, record: withPid, logger: options.logger, onChange: options.onChange }, spawned.exited, options.signal);
+    const startPaused = stringAt(vmi, 'spec', 'startStrategy') === 'Paused';
+    if (machine.runState === 'prelaunch' && !startPaused) {
+      await machine.execute('cont');
+      await machine.refreshRunState();
+    }
+    return machine;
+  } catch (err) {
+    machine?.detach();
+    signalQemu(spawned.pid, layout.qmpSocket, 'SIGKILL');
+    throw err;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The agent's presence in the API, as a kubelet keeps it: its Node (labels,
+ * capacity, allocatable, nodeInfo, conditions), and a Lease in
+ * `kube-node-lease` renewed every 10 s that says the agent is alive. The
+ * Node's status is refreshed every minute, and recreated if someone
+ * deleted the Node.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiError } from '../api/errors.js';
+import type { KObject } from '../api/object.js';
+import { recordsAt, stringAt } from '../api/kinds/read.js';
+import type { Client } from '../client/index.js';
+import { resources } from '../client/index.js';
+import type { Logger } from '../log/logger.js';
+import type { HostDescription } from './node-info.js';
+import { rfc3339 } from './vmi-status.js';
+
+/** What registering the Node needs. */
+export interface NodeRegistrarOptions {
+  client: Client;
+  nodeName: string;
+  host: HostDescription;
+  logger: Logger;
+  /** Default 10 s, as the kubelet. */
+  leaseRenewMs?: number;
+  /** Default 60 s. */
+  statusRefreshMs?: number;
+}
+
+/** Where node Leases live, as in Kubernetes. */
+export const leaseNamespace = 'kube-node-lease';
+/** The kubelet's default: a Lease not renewed for 40 s means the node is gone. */
+export const leaseDurationSeconds = 40;
+
+/** Keeps the agent's Node and Lease; see the module comment. */
+export class NodeRegistrar {
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private nodeUid: string | undefined;
+
+  constructor(private readonly options: NodeRegistrarOptions) {}
+
+  /** Registers the Node and takes the Lease; then keeps both fresh until `stop`. */
+  async start(): Promise<void> {
+    await this.registerNode();
+    await this.renewLease();
+    this.loop = this.heartbeat();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+
+  private async heartbeat(): Promise<void> {
+    const renewMs = this.options.leaseRenewMs ?? 10_000;
+    const refreshMs = this.options.statusRefreshMs ?? 60_000;
+    let lastStatus = Date.now();
+    while (!this.abort.signal.aborted) {
+      try {
+        await sleep(renewMs, undefined, { signal: this.abort.signal });
+      } catch {
+        return;
+      }
+      try {
+        if (Date.now() - lastStatus >= refreshMs) {
+          await this.registerNode();
+          lastStatus = Date.now();
+        }
+        await this.renewLease();
+      } catch (err) {
+        if (!this.abort.signal.aborted) this.options.logger.warn('node heartbeat failed; retrying', { err });
+      }
+    }
+  }
+
+  /** Creates the Node, or brings its labels and status up to date. */
+  private async registerNode(): Promise<void> {
+    const { client, nodeName, host } = this.options;
+    let node = await client.tryGet(resources.nodes, undefined, nodeName);
+    if (node === undefined) {
+      try {
+        node = await client.create(resources.nodes, { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName, labels: host.labels }, spec: {}, status: nodeStatus(host, new Date(), undefined) });
+        this.options.logger.info('registered the node', { node: nodeName });
+      } catch (err) {
+        if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+        node = await client.get(resources.nodes, undefined, nodeName);
+      }
+    } else if (Object.entries(host.labels).some(([k, v]) => node?.metadata.labels?.[k] !== v)) {
+      node = await client.patch(resources.nodes, undefined, nodeName, 'merge', { metadata: { labels: host.labels } });
+    }
+    this.nodeUid = node.metadata.uid;
+    await client.patch(resources.nodes, undefined, nodeName, 'merge', { status: nodeStatus(host, new Date(), node) }, { subresource: 'status' });
+  }
+
+  private async renewLease(): Promise<void> {
+    const { client, nodeName } = this.options;
+    const renewTime = microTime(new Date());
+    try {
+      await client.patch(resources.leases, leaseNamespace, nodeName, 'merge', { spec: { holderIdentity: nodeName, leaseDurationSeconds, renewTime } });
+      return;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
+    }
+    const lease: KObject = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: nodeName, namespace: leaseNamespace },
+      spec: { holderIdentity: nodeName, leaseDurationSeconds, renewTime },
+    };
+    // As the kubelet: the Node owns its Lease, so deleting the Node deletes it.
+    if (this.nodeUid !== undefined) lease.metadata.ownerReferences = [{ apiVersion: 'v1', kind: 'Node', name: nodeName, uid: this.nodeUid }];
+    try {
+      await client.create(resources.leases, lease);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+    }
+  }
+}
+
+/** The Node's status: what the host has, and Ready with the pressure conditions a kubelet reports. */
+function nodeStatus(host: HostDescription, now: Date, previous: KObject | undefined): Record<string, unknown> {
+  const stamp = rfc3339(now);
+  const before = recordsAt(previous, 'status', 'conditions');
+  const condition = (type: string, status: 'True' | 'False', reason: string, message: string): Record<string, string> => {
+    const old = before.find((c) => c.type === type);
+    const since = old?.status === status ? stringAt(old, 'lastTransitionTime') : undefined;
+    return { type, status, reason, message, lastHeartbeatTime: stamp, lastTransitionTime: since ?? stamp };
+  };
+  return {
+    capacity: host.capacity,
+    allocatable: host.allocatable,
+    addresses: host.addresses,
+    nodeInfo: host.nodeInfo,
+    daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+    conditions: [
+      condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'vireo agent has sufficient memory available'),
+      condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'vireo agent has no disk pressure'),
+      condition('PIDPressure', 'False', 'KubeletHasSufficientPID', 'vireo agent has sufficient PID available'),
+      condition('Ready', 'True', 'KubeletReady', 'vireo agent is posting ready status'),
+    ],
+  };
+}
+
+/** Kubernetes' MicroTime: RFC 3339 with microseconds. */
+export function microTime(date: Date): string {
+  return `${date.toISOString().slice(0, 23)}000Z`;
+}

@@ -1,0 +1,176 @@
+/**
+ * The part of QEMU's QMP schema (QAPI) Vireo speaks: the greeting, replies,
+ * the commands the agent sends with their argument and return types, and
+ * the events it acts on. Return types are derived from their decoders, so
+ * the check and the type cannot drift apart. Checked against QEMU 7.2's
+ * `query-qmp-schema`; members added by later versions are dropped.
+ */
+import { array, boolean, empty, integer, object, oneOf, record, string } from './decode.js';
+import type { Decoded, Decoder } from './decode.js';
+
+const versionTriple = object({ major: integer, minor: integer, micro: integer });
+
+/** `{"QMP": {...}}`, the first message on a QMP socket. */
+export const greeting = object({ QMP: object({ version: object({ qemu: versionTriple, package: string }), capabilities: array(string) }) });
+export type QmpGreeting = Decoded<typeof greeting>;
+
+/** A reply's `error` member. */
+export const errorBody = object({ class: string, desc: string });
+
+/** QAPI `RunState`. */
+export const runState = oneOf(
+  'debug', 'inmigrate', 'internal-error', 'io-error', 'paused', 'postmigrate', 'prelaunch', 'finish-migrate',
+  'restore-vm', 'running', 'save-vm', 'shutdown', 'suspended', 'watchdog', 'guest-panicked', 'colo',
+);
+export type RunState = Decoded<typeof runState>;
+
+/** QAPI `ShutdownCause`: why QEMU shut down or reset. */
+export const shutdownCause = oneOf(
+  'none', 'host-error', 'host-qmp-quit', 'host-qmp-system-reset', 'host-signal', 'host-ui',
+  'guest-shutdown', 'guest-reset', 'guest-panic', 'subsystem-reset', 'snapshot-load',
+);
+export type ShutdownCause = Decoded<typeof shutdownCause>;
+
+const statusInfo = object({ running: boolean, status: runState }, { singlestep: boolean });
+
+const cpuInfoFast = object(
+  { 'cpu-index': integer, 'qom-path': string, 'thread-id': integer, target: string },
+  { props: object({}, { 'node-id': integer, 'socket-id': integer, 'die-id': integer, 'cluster-id': integer, 'core-id': integer, 'thread-id': integer }) },
+);
+
+const imageInfo = object(
+  { filename: string, format: string, 'virtual-size': integer },
+  { 'actual-size': integer, 'cluster-size': integer, 'dirty-flag': boolean, 'backing-filename': string, 'full-backing-filename': string, 'backing-filename-format': string },
+);
+
+const blockDeviceInfo = object(
+  {
+    file: string,
+    ro: boolean,
+    drv: string,
+    backing_file_depth: integer,
+    encrypted: boolean,
+    detect_zeroes: oneOf('off', 'on', 'unmap'),
+    image: imageInfo,
+    cache: object({ writeback: boolean, direct: boolean, 'no-flush': boolean }),
+    write_threshold: integer,
+  },
+  { 'node-name': string, backing_file: string },
+);
+
+const blockInfo = object(
+  { device: string, type: string, removable: boolean, locked: boolean },
+  { qdev: string, inserted: blockDeviceInfo, tray_open: boolean, 'io-status': oneOf('ok', 'failed', 'nospace') },
+);
+
+/** What each command returns, as a decoder. */
+const returns = {
+  qmp_capabilities: empty,
+  'query-status': statusInfo,
+  'query-version': object({ qemu: versionTriple, package: string }),
+  'query-kvm': object({ enabled: boolean, present: boolean }),
+  'query-name': object({}, { name: string }),
+  'query-uuid': object({ UUID: string }),
+  'query-cpus-fast': array(cpuInfoFast),
+  'query-block': array(blockInfo),
+  'query-balloon': object({ actual: integer }),
+  stop: empty,
+  cont: empty,
+  system_powerdown: empty,
+  system_reset: empty,
+  system_wakeup: empty,
+  balloon: empty,
+  quit: empty,
+  'human-monitor-command': string,
+} satisfies Record<string, Decoder<unknown>>;
+
+type Returns = { [C in keyof typeof returns]: Decoded<(typeof returns)[C]> };
+// Re-typed as a mapped type so that indexing with a generic command name keeps its return type.
+const returnDecoders: { [C in keyof Returns]: Decoder<Returns[C]> } = returns;
+
+/** The commands the client knows. */
+export type QmpCommandName = keyof Returns;
+
+/** The arguments of the commands that take any. */
+interface CommandArguments {
+  qmp_capabilities: { enable?: 'oob'[] } | undefined;
+  'human-monitor-command': { 'command-line': string; 'cpu-index'?: number };
+  balloon: { value: number };
+}
+
+/** The arguments of command `C` (`undefined` for commands without any). */
+export type QmpArgs<C extends QmpCommandName> = C extends keyof CommandArguments ? CommandArguments[C] : undefined;
+
+/** The typed, checked return value of command `C`. */
+export type QmpReturn<C extends QmpCommandName> = Returns[C];
+
+export type QmpStatusInfo = QmpReturn<'query-status'>;
+export type QmpCpuInfo = QmpReturn<'query-cpus-fast'>[number];
+export type QmpBlockInfo = QmpReturn<'query-block'>[number];
+
+/** The decoder of command `C`'s return value. */
+export function returnDecoder<C extends QmpCommandName>(command: C): Decoder<QmpReturn<C>> {
+  return returnDecoders[command];
+}
+
+/** True for names of commands the client knows (used to check input from outside TypeScript). */
+export function isQmpCommandName(name: string): name is QmpCommandName {
+  return Object.hasOwn(returns, name);
+}
+
+const resetData = object({ guest: boolean, reason: shutdownCause });
+
+/** The data of each event the agent acts on. */
+const events = {
+  SHUTDOWN: resetData,
+  RESET: resetData,
+  STOP: empty,
+  RESUME: empty,
+  POWERDOWN: empty,
+  SUSPEND: empty,
+  WAKEUP: empty,
+  GUEST_PANICKED: object({ action: oneOf('pause', 'poweroff', 'run') }, { info: record }),
+  BLOCK_IO_ERROR: object(
+    { device: string, operation: oneOf('read', 'write'), action: oneOf('ignore', 'report', 'stop'), reason: string },
+    { 'node-name': string, nospace: boolean },
+  ),
+  WATCHDOG: object({ action: oneOf('reset', 'shutdown', 'poweroff', 'pause', 'debug', 'none', 'inject-nmi') }),
+  DEVICE_DELETED: object({ path: string }, { device: string }),
+  BALLOON_CHANGE: object({ actual: integer }),
+} satisfies Record<string, Decoder<unknown>>;
+
+type EventData = { [E in keyof typeof events]: Decoded<(typeof events)[E]> };
+const eventDecoders: { [E in keyof EventData]: Decoder<EventData[E]> } = events;
+
+export type QmpEventName = keyof EventData;
+
+/**
+ * An event, by name. Events the client has no schema for arrive as
+ * `{ event: 'unknown', name }` with their data unchecked, so nothing is lost
+ * and nothing unchecked looks typed.
+ */
+export type QmpEvent =
+  | { [E in QmpEventName]: { event: E; data: EventData[E]; timestamp: Date } }[QmpEventName]
+  | { event: 'unknown'; name: string; data: Record<string, unknown>; timestamp: Date };
+
+const eventEnvelope = object({ event: string, timestamp: object({ seconds: integer, microseconds: integer }) }, { data: record });
+
+function isEventName(name: string): name is QmpEventName {
+  return Object.hasOwn(events, name);
+}
+
+/** Checks one event message (already known to have an `event` member). */
+export function decodeEvent(message: unknown): QmpEvent {
+  const envelope = eventEnvelope(message, 'event');
+  const timestamp = new Date(envelope.timestamp.seconds * 1000 + Math.floor(envelope.timestamp.microseconds / 1000));
+  const raw = envelope.data ?? {};
+  const name = envelope.event;
+  if (!isEventName(name)) return { event: 'unknown', name, data: raw, timestamp };
+  return decodeKnown(name, raw, timestamp);
+}
+
+function decodeKnown(name: QmpEventName, raw: Record<string, unknown>, timestamp: Date): QmpEvent {
+  const data = eventDecoders[name](raw, `${name}.data`);
+  // TypeScript cannot correlate `name` with `data` across the union of events; both come from the same key.
+  return { event: name, data, timestamp } as QmpEvent;
+}

@@ -1,0 +1,326 @@
+/**
+ * The agent's VMI reconciler (virt-handler's loop): for one VMI key it
+ * decides an action from the VMI and the QEMU the node holds for it
+ * (`decideAction`), executes it, and reports the outcome in the VMI's
+ * status. It also answers the API server's guest actions and streams.
+ */
+import { setMaxListeners } from 'node:events';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import { ApiError } from '../api/errors.js';
+import type { KObject } from '../api/object.js';
+import type { Client } from '../client/index.js';
+import { resources } from '../client/index.js';
+import type { EventRecorder } from '../controllers/events/index.js';
+import type { ReconcileResult } from '../controllers/queue.js';
+import type { Logger } from '../log/logger.js';
+import type { GuestAction } from './handle.js';
+import type { ImageStore } from './images/index.js';
+import type { NodeFacts } from './qemu/index.js';
+import type { Runtime, VmiAction } from './actions.js';
+import { assertNever, decideAction, runtimeUid } from './actions.js';
+import { openVnc, performGuestAction } from './guest-access.js';
+import { launchMachine } from './launcher.js';
+import { removeVmiFiles, vmiLayout } from './layout.js';
+import type { Machine, MachineExit } from './machine.js';
+import { readSerialLog } from './serial-console.js';
+import type { AgentEvent } from './vmi-reports.js';
+import { endedEvent, endedUpdate, runningUpdate, startProblem, startProblemEvent, startProblemUpdate } from './vmi-reports.js';
+import type { StatusUpdate } from './vmi-status.js';
+import { agentFinalizer, hasAgentFinalizer, isDeleting, isFinalPhase, phaseOf, statusPatch } from './vmi-status.js';
+
+/** The node's facts for one start, and why that accelerator. */
+export interface StartFacts {
+  facts: NodeFacts;
+  accelReason: string;
+}
+
+/** What the runner needs from the agent. */
+export interface VmiRunnerOptions {
+  client: Client;
+  nodeName: string;
+  dataDir: string;
+  images: ImageStore;
+  logger: Logger;
+  /** The VMI bound to this node under `key`, from the informer cache. */
+  lookup: (key: string) => KObject | undefined;
+  /** Queues `key` for reconcile. */
+  enqueue: (key: string) => void;
+  /** The facts a new guest starts with (accelerator decided, `useEmulation` applied). */
+  startFacts: (signal: AbortSignal) => Promise<StartFacts>;
+  /** Where the VMI Events go (KubeVirt's virt-handler records them as component `virt-handler`). */
+  events: EventRecorder;
+}
+
+/** Reconciles the VMIs of one node and holds their runtimes; see the module comment. */
+export class VmiRunner {
+  /** What the node holds, by VMI uid. */
+  private readonly runtimes = new Map<string, Runtime>();
+  /** The object our last write returned, by key: fresher than the cache until the watch catches up. */
+  private readonly written = new Map<string, KObject>();
+  /** Starts that failed for a reason worth retrying, by uid: how often, and not before when. */
+  private readonly retries = new Map<string, { failures: number; notBefore: number }>();
+
+  constructor(private readonly options: VmiRunnerOptions) {}
+
+  /** Takes over what recovery found. */
+  adopt(runtime: Runtime): void {
+    this.runtimes.set(runtimeUid(runtime), runtime);
+  }
+
+  /** Keys of every VMI the node holds something for. */
+  keys(): string[] {
+    return [...this.runtimes.values()].map(runtimeKey);
+  }
+
+  async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | undefined> {
+    // One signal for every concurrent reconcile, each start listening on it several times (QMP, tools).
+    setMaxListeners(256, signal);
+    const vmi = this.fresh(key);
+    const uid = vmi?.metadata.uid;
+    let result: ReconcileResult | undefined;
+    for (const runtime of [...this.runtimes.values()].filter((r) => runtimeKey(r) === key)) {
+      const ours = runtimeUid(runtime) === uid;
+      result = merge(result, await this.execute(decideAction(ours ? vmi : undefined, runtime), signal));
+    }
+    if (uid === undefined || !this.runtimes.has(uid)) {
+      const latest = this.fresh(key);
+      if (latest?.metadata.uid === uid) result = merge(result, await this.execute(decideAction(latest, undefined), signal));
+    }
+    return result;
+  }
+
+  /** The running machine of VMI `namespace/name`, if this node runs it. */
+  liveMachine(namespace: string, name: string): Machine | undefined {
+    const uid = this.fresh(`${namespace}/${name}`)?.metadata.uid;
+    const runtime = uid === undefined ? undefined : this.runtimes.get(uid);
+    return runtime?.kind === 'machine' && runtime.machine.exit === undefined ? runtime.machine : undefined;
+  }
+
+  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
+    await performGuestAction(this.requireRunning(namespace, name), action);
+  }
+
+  async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
+    const machine = this.requireRunning(namespace, name);
+    return kind === 'console' ? machine.console.subscribe() : openVnc(machine);
+  }
+
+  serialLog(namespace: string, name: string): string {
+    const uid = this.fresh(`${namespace}/${name}`)?.metadata.uid;
+    if (uid === undefined) throw new ApiError('Conflict', 'VMI is not running');
+    const runtime = this.runtimes.get(uid);
+    if (runtime?.kind === 'machine') return runtime.machine.console.readLog();
+    const layout = vmiLayout(this.options.dataDir, uid);
+    // The log of a guest that has ended stays until its VMI is deleted.
+    if (!existsSync(layout.serialLog)) throw new ApiError('Conflict', 'VMI is not running');
+    return readSerialLog(layout.serialLog);
+  }
+
+  /** Lets go of every QEMU (the guests run on), or kills them all with `stopGuests`. */
+  async stop(options: { stopGuests: boolean }): Promise<void> {
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.kind !== 'machine') continue;
+      if (options.stopGuests && runtime.machine.exit === undefined) {
+        await runtime.machine.kill().catch((err: unknown) => { this.options.logger.error('cannot kill QEMU', { err, pid: runtime.machine.pid }); });
+      }
+      runtime.machine.detach();
+    }
+    this.runtimes.clear();
+  }
+
+  private requireRunning(namespace: string, name: string): Machine {
+    const machine = this.liveMachine(namespace, name);
+    if (machine === undefined) throw new ApiError('Conflict', 'VMI is not running');
+    return machine;
+  }
+
+  private execute(action: VmiAction, signal: AbortSignal): Promise<ReconcileResult | undefined> {
+    switch (action.kind) {
+      case 'start':
+        return this.start(action.vmi, signal);
+      case 'observe':
+        return this.observe(action.vmi, action.machine);
+      case 'shutdown':
+        return this.shutdown(action.machine, action.graceSeconds, signal);
+      case 'cleanup':
+        return this.cleanup(action.vmi, action.uid, action.exit);
+      case 'none':
+        return Promise.resolve(undefined);
+      default:
+        return assertNever(action);
+    }
+  }
+
+  private async start(vmi: KObject, signal: AbortSignal): Promise<ReconcileResult | undefined> {
+    const key = keyOf(vmi);
+    const uid = vmi.metadata.uid ?? '';
+    const logger = this.objectLogger(vmi);
+    // Our own status write wakes the key again: the backoff holds regardless.
+    const wait = (this.retries.get(uid)?.notBefore ?? 0) - Date.now();
+    if (wait > 0) return { requeueAfter: wait };
+    // The finalizer first: from here on the node may hold files or a process the VMI must not outlive.
+    const current = hasAgentFinalizer(vmi) ? vmi : await this.patchVmi(vmi, { metadata: { resourceVersion: vmi.metadata.resourceVersion, finalizers: [...(vmi.metadata.finalizers ?? []), agentFinalizer] } });
+    const { facts, accelReason } = await this.options.startFacts(signal);
+    let machine: Machine;
+    try {
+      machine = await launchMachine(current, {
+        client: this.options.client,
+        images: this.options.images,
+        dataDir: this.options.dataDir,
+        facts,
+        accelReason,
+        logger,
+        onChange: () => { this.options.enqueue(key); },
+        signal,
+      });
+    } catch (err) {
+      return this.startFailed(current, err, signal);
+    }
+    this.runtimes.set(uid, { kind: 'machine', machine });
+    this.retries.delete(uid);
+    return this.observe(current, machine);
+  }
+
+  private async startFailed(vmi: KObject, err: unknown, signal: AbortSignal): Promise<ReconcileResult | undefined> {
+    const uid = vmi.metadata.uid ?? '';
+    await rm(vmiLayout(this.options.dataDir, uid).dir, { recursive: true, force: true });
+    if (signal.aborted) throw err;
+    const failures = this.retries.get(uid)?.failures ?? 0;
+    const problem = startProblem(err, failures);
+    const logger = this.objectLogger(vmi);
+    await this.writeStatus(vmi, startProblemUpdate(problem));
+    this.event(vmi, startProblemEvent(problem));
+    switch (problem.kind) {
+      case 'retry':
+        // Our own status write wakes the key at once; `retries` holds the backoff.
+        this.retries.set(uid, { failures: failures + 1, notBefore: Date.now() + problem.delayMs });
+        logger.info('VMI cannot start yet', { reason: problem.reason, message: problem.message, retryInMs: problem.delayMs });
+        return { requeueAfter: problem.delayMs };
+      case 'fail':
+        logger.warn('VMI failed to start', { message: problem.message });
+        return undefined;
+      case 'error':
+        logger.warn('VMI start failed; retrying', { err });
+        throw err;
+      default:
+        return assertNever(problem);
+    }
+  }
+
+  private async observe(vmi: KObject, machine: Machine): Promise<ReconcileResult | undefined> {
+    const before = phaseOf(vmi);
+    await this.writeStatus(vmi, runningUpdate(vmi, machine, this.options.nodeName));
+    if (before !== 'Running') {
+      this.objectLogger(vmi).info('VMI running', { pid: machine.pid, accel: machine.record.accel });
+      this.event(vmi, { type: 'Normal', reason: 'Started', message: 'VirtualMachineInstance started.' });
+    }
+    return undefined;
+  }
+
+  private async shutdown(machine: Machine, graceSeconds: number, signal: AbortSignal): Promise<ReconcileResult | undefined> {
+    const graceMs = graceSeconds * 1000;
+    if (graceMs > 0 && machine.powerdownRequestedAt === undefined) {
+      try {
+        await machine.requestPowerdown();
+        this.options.logger.info('asked the guest to power off', { key: machine.key, uid: machine.record.uid, graceSeconds });
+        this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'ShuttingDown', message: 'Signaled Graceful Shutdown' });
+        return { requeueAfter: graceMs };
+      } catch (err) {
+        this.options.logger.warn('ACPI power-off failed; killing QEMU', { key: machine.key, err });
+      }
+    }
+    const elapsed = machine.powerdownRequestedAt === undefined ? graceMs : Date.now() - machine.powerdownRequestedAt;
+    if (elapsed < graceMs) return { requeueAfter: graceMs - elapsed };
+    this.options.logger.info('killing QEMU', { key: machine.key, uid: machine.record.uid, pid: machine.pid });
+    // The exit is reported through the machine's onChange, which queues the cleanup.
+    await machine.kill(signal);
+    return undefined;
+  }
+
+  private async cleanup(vmi: KObject | undefined, uid: string, exit: MachineExit | undefined): Promise<ReconcileResult | undefined> {
+    const runtime = this.runtimes.get(uid);
+    if (runtime?.kind === 'machine') runtime.machine.detach();
+    let current = vmi?.metadata.uid === uid ? vmi : undefined;
+    if (current !== undefined && exit !== undefined && !isFinalPhase(phaseOf(current))) {
+      current = await this.writeStatus(current, endedUpdate(exit));
+      this.objectLogger(current).info('VMI ended', { phase: exit.phase, message: exit.message });
+      this.event(current, endedEvent(exit));
+    }
+    // An ended guest's console log stays until its VMI is deleted (a launcher pod's logs stay as long), and so does the finalizer.
+    const ended = current !== undefined && !isDeleting(current) && isFinalPhase(phaseOf(current));
+    const logKept = await removeVmiFiles(vmiLayout(this.options.dataDir, uid), { keepSerialLog: ended });
+    this.runtimes.delete(uid);
+    this.retries.delete(uid);
+    if (current === undefined) return undefined;
+    if (isDeleting(current) || isFinalPhase(phaseOf(current))) {
+      if (hasAgentFinalizer(current) && !logKept) {
+        const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== agentFinalizer);
+        await this.patchVmi(current, { metadata: { resourceVersion: current.metadata.resourceVersion, finalizers } });
+      }
+      return undefined;
+    }
+    // A start interrupted by an agent restart: start again.
+    return { requeueAfter: 0 };
+  }
+
+  private async writeStatus(vmi: KObject, update: StatusUpdate): Promise<KObject> {
+    const patch = statusPatch(vmi, update);
+    // KubeVirt gives VMIs no status subresource: virt-handler writes the status on the object itself.
+    return patch === undefined ? vmi : this.patchVmi(vmi, patch);
+  }
+
+  private async patchVmi(vmi: KObject, body: Record<string, unknown>): Promise<KObject> {
+    try {
+      const updated = await this.options.client.patch(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '', 'merge', body);
+      this.written.set(keyOf(vmi), updated);
+      return updated;
+    } catch (err) {
+      // Deleted meanwhile (its last finalizer went): nothing left to write.
+      if (err instanceof ApiError && err.reason === 'NotFound') return vmi;
+      throw err;
+    }
+  }
+
+  /** The cached VMI, or the one our last write returned when that is newer. */
+  private fresh(key: string): KObject | undefined {
+    const cached = this.options.lookup(key);
+    const written = this.written.get(key);
+    if (cached === undefined || written === undefined || written.metadata.uid !== cached.metadata.uid) {
+      this.written.delete(key);
+      return cached;
+    }
+    if (revision(written) > revision(cached)) return written;
+    this.written.delete(key);
+    return cached;
+  }
+
+  private event(vmi: KObject | undefined, event: AgentEvent): void {
+    if (vmi !== undefined) this.options.events.record(vmi, event.type, event.reason, event.message);
+  }
+
+  private objectLogger(vmi: KObject): Logger {
+    return this.options.logger.child({ namespace: vmi.metadata.namespace, name: vmi.metadata.name, uid: vmi.metadata.uid });
+  }
+}
+
+function runtimeKey(runtime: Runtime): string {
+  return runtime.kind === 'machine' ? runtime.machine.key : runtime.key;
+}
+
+function keyOf(vmi: KObject): string {
+  return `${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`;
+}
+
+function revision(obj: KObject): number {
+  const rv = Number(obj.metadata.resourceVersion ?? '');
+  return Number.isFinite(rv) ? rv : 0;
+}
+
+/** The sooner of two requeue requests. */
+function merge(a: ReconcileResult | undefined, b: ReconcileResult | undefined): ReconcileResult | undefined {
+  if (a?.requeueAfter === undefined) return b ?? a;
+  if (b?.requeueAfter === undefined) return a;
+  return { requeueAfter: Math.min(a.requeueAfter, b.requeueAfter) };
+}

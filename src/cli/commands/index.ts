@@ -1,0 +1,55 @@
+/** The `vireo` commands that act on virtual machines, as `src/cli/main.ts` dispatches them. */
+import { runGuestAction, runVmAction } from './actions.js';
+import { runConsole } from './console.js';
+import { runLogs } from './logs.js';
+import { runVnc } from './vnc.js';
+
+export const vmCommandsUsage = `
+Virtual machine commands (each takes -n/--namespace NS and --kubeconfig FILE;
+the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
+  start NAME [--paused] [--dry-run]
+                         Start a VirtualMachine (--paused: start it with its vCPUs paused).
+  stop NAME [--force --grace-period S] [--dry-run]
+                         Stop a VirtualMachine; --force --grace-period 0 stops it at once.
+  restart NAME [--force --grace-period 0] [--dry-run]
+                         Restart a VirtualMachine: a new VMI replaces the running one.
+  pause vm|vmi NAME [--dry-run]
+                         Pause a running guest (its vCPUs stop). NAME alone means vmi NAME.
+  unpause vm|vmi NAME [--dry-run]
+                         Resume a paused guest.
+  soft-reboot vm|vmi NAME
+                         Reboot the guest through ACPI (or its guest agent).
+  reset vm|vmi NAME      Hard-reset the guest, like pressing its reset button.
+  console NAME [--linger S]
+                         Attach to the guest's serial console; Ctrl+] leaves. With piped
+                         input: send it, then print output until the guest has been
+                         quiet for S seconds (default 1).
+  vnc NAME [--address A] [--port P]
+                         Serve the guest's VNC display on A:P (default 127.0.0.1, a free
+                         port) for a local VNC viewer, until Ctrl+C.
+  logs NAME [-f]         Print the guest's kept serial output; -f keeps printing it live
+                         (through the console stream) until the guest stops.
+`;
+
+const commands = {
+  start: (args: string[]) => runVmAction('start', args),
+  stop: (args: string[]) => runVmAction('stop', args),
+  restart: (args: string[]) => runVmAction('restart', args),
+  pause: (args: string[]) => runGuestAction('pause', args),
+  unpause: (args: string[]) => runGuestAction('unpause', args),
+  'soft-reboot': (args: string[]) => runGuestAction('soft-reboot', args),
+  reset: (args: string[]) => runGuestAction('reset', args),
+  console: runConsole,
+  vnc: runVnc,
+  logs: runLogs,
+} satisfies Record<string, (args: string[]) => Promise<void>>;
+
+export type VmCommand = keyof typeof commands;
+
+export function isVmCommand(command: string): command is VmCommand {
+  return Object.hasOwn(commands, command);
+}
+
+export function runVmCommand(command: VmCommand, args: string[]): Promise<void> {
+  return commands[command](args);
+}

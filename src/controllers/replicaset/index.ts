@@ -1,0 +1,3 @@
+/** The VirtualMachineInstanceReplicaSet controller. */
+export { ReplicaSetController } from './controller.js';
+export type { ReplicaSetControllerOptions } from './controller.js';

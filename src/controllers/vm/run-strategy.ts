@@ -1,0 +1,142 @@
+/**
+ * What a VirtualMachine's run strategy and its pending state change
+ * requests ask of its VMI, as KubeVirt's `syncRunStrategy` decides it: a
+ * pure function of the VM, the VMI and the crash-loop backoff left.
+ */
+import type { KObject } from '../../api/object.js';
+import { isPlainObject } from '../../api/object.js';
+import { arrayAt, at, stringAt } from '../../api/kinds/read.js';
+import { isFinal, isMarkedForDeletion, vmiPhase, vmiPhases } from '../vmi/index.js';
+
+export const runStrategies = ['Always', 'RerunOnFailure', 'Manual', 'Halted', 'Once'] as const;
+export type RunStrategy = (typeof runStrategies)[number];
+
+/** A `status.stateChangeRequests` entry, as the start/stop/restart subresources write them. */
+export interface StateChangeRequest {
+  action: string;
+  uid?: string;
+  data?: Record<string, string>;
+}
+
+/** What to do with the VMI on this pass. */
+export type Decision =
+  | { action: 'none' }
+  | { action: 'start'; paused: boolean }
+  /** Delete the VMI; `rerun` asks for a Start request first (RerunOnFailure after a failure). */
+  | { action: 'stop'; rerun: boolean }
+  /** The crash-loop backoff has `ms` left before the next start. */
+  | { action: 'wait'; ms: number }
+  /** A Halted VM got a Start request: it becomes Always. */
+  | { action: 'runAlways' };
+
+/**
+ * The effective run strategy: `spec.runStrategy`, or the deprecated
+ * `spec.running` (true is Always, false or absent is Halted). An error
+ * message when the spec says something else.
+ */
+export function runStrategyOf(vm: KObject): { strategy: RunStrategy } | { error: string } {
+  const strategy = at(vm, 'spec', 'runStrategy');
+  const running = at(vm, 'spec', 'running');
+  const hasStrategy = strategy !== undefined && strategy !== null;
+  if (hasStrategy && running !== undefined && running !== null) {
+    return { error: 'running and runStrategy are mutually exclusive: keep runStrategy and remove the deprecated running field' };
+  }
+  if (hasStrategy) {
+    const known = runStrategies.find((s) => s === strategy);
+    return known === undefined ? { error: `unknown runStrategy ${JSON.stringify(strategy)}: use one of ${runStrategies.join(', ')}` } : { strategy: known };
+  }
+  return { strategy: running === true ? 'Always' : 'Halted' };
+}
+
+/** The well-formed `status.stateChangeRequests`. */
+export function stateChangeRequestsOf(vm: KObject): StateChangeRequest[] {
+  const out: StateChangeRequest[] = [];
+  for (const item of arrayAt(vm, 'status', 'stateChangeRequests')) {
+    if (!isPlainObject(item) || typeof item.action !== 'string') continue;
+    const request: StateChangeRequest = { action: item.action };
+    if (typeof item.uid === 'string') request.uid = item.uid;
+    if (isPlainObject(item.data)) {
+      const data: Record<string, string> = {};
+      for (const [k, v] of Object.entries(item.data)) if (typeof v === 'string') data[k] = v;
+      request.data = data;
+    }
+    out.push(request);
+  }
+  return out;
+}
+
+function hasStartRequest(requests: readonly StateChangeRequest[]): boolean {
+  return requests[0]?.action === 'Start';
+}
+
+function hasStartPausedRequest(requests: readonly StateChangeRequest[]): boolean {
+  return hasStartRequest(requests) && requests[0]?.data?.paused === 'true';
+}
+
+/** KubeVirt acts on one request at a time: the first, when it stops this very VMI. */
+function hasStopRequestFor(requests: readonly StateChangeRequest[], vmi: KObject): boolean {
+  const first = requests[0];
+  return first?.action === 'Stop' && first.uid !== undefined && first.uid === vmi.metadata.uid;
+}
+
+export interface DecideInput {
+  strategy: RunStrategy;
+  /** The VMI of the same name, owned by the VM; undefined when there is none. */
+  vmi: KObject | undefined;
+  requests: readonly StateChangeRequest[];
+  /** `status.runStrategy`: the strategy seen when a VMI last existed (RerunOnFailure starts once after a switch). */
+  lastRunStrategy: string | undefined;
+  /** Crash-loop backoff left before a start, in ms (0 when none). */
+  backoffLeftMs: number;
+}
+
+/** The step toward what the run strategy and requests ask for. */
+export function decide(input: DecideInput): Decision {
+  const { strategy, vmi, requests } = input;
+  const start = (): Decision => (input.backoffLeftMs > 0 ? { action: 'wait', ms: input.backoffLeftMs } : { action: 'start', paused: hasStartPausedRequest(requests) });
+  const none: Decision = { action: 'none' };
+  const stop: Decision = { action: 'stop', rerun: false };
+  switch (strategy) {
+    case 'Always':
+      if (vmi === undefined) return start();
+      // A restart is a stop of this VMI; the next pass starts a new one.
+      return !isMarkedForDeletion(vmi) && (hasStopRequestFor(requests, vmi) || isFinal(vmi)) ? stop : none;
+    case 'RerunOnFailure': {
+      if (vmi !== undefined) {
+        if (isMarkedForDeletion(vmi)) return none;
+        const failed = vmiPhase(vmi) === vmiPhases.failed;
+        if (hasStopRequestFor(requests, vmi) || failed || vmiPhase(vmi) === vmiPhases.succeeded) return { action: 'stop', rerun: failed };
+        return none;
+      }
+      return hasStartRequest(requests) || input.lastRunStrategy !== strategy ? start() : none;
+    }
+    case 'Manual':
+      if (vmi !== undefined) return !isMarkedForDeletion(vmi) && hasStopRequestFor(requests, vmi) ? stop : none;
+      return hasStartRequest(requests) ? { action: 'start', paused: hasStartPausedRequest(requests) } : none;
+    case 'Halted':
+      if (vmi === undefined) return hasStartRequest(requests) ? { action: 'runAlways' } : none;
+      return isMarkedForDeletion(vmi) ? none : stop;
+    case 'Once':
+      return vmi === undefined ? { action: 'start', paused: hasStartPausedRequest(requests) } : none;
+  }
+}
+
+/**
+ * Drops the first request once it was acted on (KubeVirt's
+ * `isTrimFirstChangeRequestNeeded`): a Stop when its VMI is gone (or is
+ * another one), a Start once a live VMI exists. `vmi` is the VMI after this
+ * pass's action; a VMI this pass asked to delete still counts as there.
+ */
+export function trimRequests(requests: readonly StateChangeRequest[], vmi: KObject | undefined): StateChangeRequest[] {
+  const first = requests[0];
+  if (first === undefined) return [];
+  let done = false;
+  if (first.action === 'Stop') done = vmi === undefined || first.uid === undefined || first.uid !== vmi.metadata.uid;
+  else if (first.action === 'Start') done = vmi !== undefined && !isMarkedForDeletion(vmi) && !isFinal(vmi);
+  return done ? requests.slice(1) : [...requests];
+}
+
+/** The VM's `status.runStrategy`, if recorded. */
+export function lastRunStrategyOf(vm: KObject): string | undefined {
+  return stringAt(vm, 'status', 'runStrategy');
+}

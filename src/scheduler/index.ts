@@ -1,0 +1,3 @@
+/** The VMI scheduler. */
+export { Scheduler } from './scheduler.js';
+export type { SchedulerOptions } from './scheduler.js';

@@ -1,0 +1,39 @@
+/**
+ * Picking a node for one VMI: filter every node, then prefer the one left
+ * least allocated (kube-scheduler's `LeastAllocated` score over CPU and
+ * memory), plus its preferred node affinity; ties go to the first name.
+ * A pure function of the VMI, the nodes and what is already placed.
+ */
+import type { KObject } from '../api/object.js';
+import { filterNode, preferredAffinityWeight, unschedulableMessage } from './filters.js';
+import type { Resources } from './resources.js';
+import { nodeAllocatable, zero } from './resources.js';
+
+export type Placement = { node: string } | { unschedulable: string };
+
+/** Where `vmi` (needing `request`) goes, given `used` per node name. */
+export function place(vmi: KObject, request: Resources, nodes: readonly KObject[], used: ReadonlyMap<string, Resources>): Placement {
+  const failures: string[][] = [];
+  const candidates: { name: string; fit: number; affinity: number }[] = [];
+  for (const node of nodes) {
+    const name = node.metadata.name ?? '';
+    const allocatable = nodeAllocatable(node);
+    const taken = used.get(name) ?? zero;
+    const free = { cpu: allocatable.cpu - taken.cpu, memory: allocatable.memory - taken.memory };
+    const reasons = filterNode(vmi, node, free, request);
+    if (reasons.length > 0) {
+      failures.push(reasons);
+      continue;
+    }
+    const share = (left: number, total: number): number => (total > 0 ? Math.max(0, left) / total : 0);
+    const fit = ((share(free.cpu - request.cpu, allocatable.cpu) + share(free.memory - request.memory, allocatable.memory)) / 2) * 100;
+    candidates.push({ name, fit, affinity: preferredAffinityWeight(vmi, node) });
+  }
+  if (candidates.length === 0) return { unschedulable: unschedulableMessage(nodes.length, failures) };
+  const maxAffinity = Math.max(1, ...candidates.map((c) => c.affinity));
+  // kube-scheduler weighs NodeAffinity twice NodeResourcesFit, each normalised to 0–100.
+  const score = (c: { fit: number; affinity: number }): number => c.fit + 2 * ((c.affinity / maxAffinity) * 100);
+  candidates.sort((a, b) => score(b) - score(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const best = candidates[0];
+  return best === undefined ? { unschedulable: unschedulableMessage(nodes.length, failures) } : { node: best.name };
+}

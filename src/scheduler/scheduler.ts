@@ -1,0 +1,193 @@
+/**
+ * The VMI scheduler: what kube-scheduler and KubeVirt's VMI controller do
+ * together for a virt-launcher pod, done directly on the VMI. A VMI without
+ * a node is placed on a Ready, uncordoned node whose taints it tolerates,
+ * whose labels match its selector and required affinity, and that has the
+ * CPU and memory left, preferring the least loaded; binding writes
+ * `status.nodeName` and phase `Scheduled` with compare-and-swap on the
+ * resourceVersion. When nothing fits, the VMI gets KubeVirt's `PodScheduled`
+ * False/`Unschedulable` condition with kube-scheduler's message, and is
+ * retried whenever a node or a VMI changes.
+ *
+ * Reconciles run one at a time, and bindings not yet seen in the cache are
+ * remembered ("assumed", as kube-scheduler does), so two VMIs never both
+ * take the last room on a node.
+ */
+import type { KObject } from '../api/object.js';
+import { ApiError } from '../api/errors.js';
+import { arrayAt, recordAt, stringAt } from '../api/kinds/read.js';
+import type { Client } from '../client/index.js';
+import { Informer, resources } from '../client/index.js';
+import type { Logger } from '../log/logger.js';
+import { WorkQueue } from '../controllers/queue.js';
+import type { ReconcileResult } from '../controllers/queue.js';
+import { EventRecorder } from '../controllers/events/index.js';
+import { conditionsOf, conditionTypes, findCondition, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, removeCondition, setCondition, timestamp, vmiPhase, vmiPhases } from '../controllers/vmi/index.js';
+import { place } from './placement.js';
+import type { RequestOptions, Resources } from './resources.js';
+import { add, vmiRequests, zero } from './resources.js';
+
+export interface SchedulerOptions {
+  /** VMIs whose `spec.schedulerName` is unset or this name are ours. Default `default-scheduler`. */
+  schedulerName?: string;
+  /** vCPUs per core requested by VMIs without a CPU request. Default 10, as KubeVirt. */
+  cpuAllocationRatio?: number;
+  /** Memory reserved per VMI beside its guest, for QEMU itself. Default 32 MiB. */
+  memoryOverheadBytes?: number;
+  now?: () => number;
+  nodeInformer?: Informer;
+  vmiInformer?: Informer;
+  recorder?: EventRecorder;
+}
+
+const schedulablePhases: readonly string[] = [vmiPhases.unset, vmiPhases.pending, vmiPhases.scheduling];
+
+/** Binds VMIs to nodes. */
+export class Scheduler {
+  private readonly nodes: Informer;
+  private readonly vmis: Informer;
+  private readonly owned: Informer[] = [];
+  private readonly recorder: EventRecorder;
+  private readonly queue: WorkQueue;
+  private readonly schedulerName: string;
+  private readonly requestOptions: RequestOptions;
+  private readonly now: () => number;
+  /** Bindings written but not yet in the VMI cache, by VMI key. */
+  private readonly assumed = new Map<string, { uid: string; node: string; request: Resources }>();
+
+  constructor(
+    private readonly client: Client,
+    private readonly logger: Logger,
+    options: SchedulerOptions = {},
+  ) {
+    this.schedulerName = options.schedulerName ?? 'default-scheduler';
+    this.requestOptions = { cpuAllocationRatio: options.cpuAllocationRatio ?? 10, memoryOverheadBytes: options.memoryOverheadBytes ?? 32 * 2 ** 20 };
+    this.now = options.now ?? Date.now;
+    this.nodes = options.nodeInformer ?? this.own(new Informer(client, resources.nodes, logger));
+    this.vmis = options.vmiInformer ?? this.own(new Informer(client, resources.virtualMachineInstances, logger));
+    this.recorder = options.recorder ?? new EventRecorder(client, this.schedulerName, logger);
+    // One at a time: each placement must see the room the previous one took.
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 50, maxDelayMs: 30_000 });
+    this.nodes.onChange(() => { this.enqueuePending(); });
+    this.vmis.onChange((key) => { this.onVmiChange(key); });
+  }
+
+  /** Fills the caches, then schedules every unbound VMI and every change. */
+  async start(): Promise<void> {
+    await Promise.all([this.nodes.start(), this.vmis.start()]);
+    this.queue.start();
+    this.logger.info('scheduler started', { schedulerName: this.schedulerName });
+  }
+
+  /** Stops scheduling and waits for a running placement to end. */
+  async stop(): Promise<void> {
+    await this.queue.stop();
+    await Promise.all(this.owned.map((i) => i.stop()));
+    await this.recorder.flush();
+  }
+
+  private own(informer: Informer): Informer {
+    this.owned.push(informer);
+    return informer;
+  }
+
+  private onVmiChange(key: string): void {
+    const vmi = this.vmis.get(key);
+    if (vmi === undefined || nodeNameOf(vmi) !== undefined || isFinal(vmi) || vmi.metadata.uid !== this.assumed.get(key)?.uid) this.assumed.delete(key);
+    if (vmi !== undefined && this.isPending(vmi)) {
+      this.queue.add(key);
+      return;
+    }
+    // A VMI that ended, went away or moved may have freed room for those waiting.
+    this.enqueuePending();
+  }
+
+  private enqueuePending(): void {
+    for (const vmi of this.vmis.list()) {
+      if (this.isPending(vmi)) this.queue.add(`${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`);
+    }
+  }
+
+  private isPending(vmi: KObject): boolean {
+    const name = stringAt(vmi, 'spec', 'schedulerName') ?? '';
+    return nodeNameOf(vmi) === undefined && schedulablePhases.includes(vmiPhase(vmi)) && (name === '' || name === this.schedulerName);
+  }
+
+  private async reconcile(key: string): Promise<ReconcileResult> {
+    const vmi = this.vmis.get(key);
+    if (vmi === undefined || !this.isPending(vmi)) return {};
+    if (this.assumed.get(key)?.uid === vmi.metadata.uid) return {};
+    const log = this.logger.child(logFieldsOf(vmi));
+    if (isMarkedForDeletion(vmi)) {
+      // Nothing runs it, and nothing will: KubeVirt fails a VMI deleted before it was scheduled.
+      await this.writeStatus(vmi, { ...recordAt(vmi, 'status'), phase: vmiPhases.failed, phaseTransitionTimestamps: this.transitions(vmi, vmiPhases.failed) });
+      return {};
+    }
+    const request = vmiRequests(vmi, this.requestOptions);
+    const placement = place(vmi, request, this.nodes.list(), this.usage());
+    if ('node' in placement) await this.bind(vmi, placement.node, request, log);
+    else await this.markUnschedulable(vmi, placement.unschedulable, log);
+    return {};
+  }
+
+  /** What bound, unfinished VMIs (and assumed bindings) take on each node. */
+  private usage(): Map<string, Resources> {
+    const used = new Map<string, Resources>();
+    const charge = (node: string, r: Resources): void => {
+      used.set(node, add(used.get(node) ?? zero, r));
+    };
+    for (const vmi of this.vmis.list()) {
+      const node = nodeNameOf(vmi);
+      if (node !== undefined && !isFinal(vmi)) charge(node, vmiRequests(vmi, this.requestOptions));
+    }
+    for (const [key, a] of this.assumed) {
+      const cached = this.vmis.get(key);
+      if (cached !== undefined && nodeNameOf(cached) === undefined) charge(a.node, a.request);
+    }
+    return used;
+  }
+
+  private async bind(vmi: KObject, node: string, request: Resources, log: Logger): Promise<void> {
+    const conditions = removeCondition(conditionsOf(vmi), conditionTypes.podScheduled);
+    const status = { ...recordAt(vmi, 'status'), nodeName: node, phase: vmiPhases.scheduled, conditions, phaseTransitionTimestamps: this.transitions(vmi, vmiPhases.scheduled) };
+    // The kubevirt.io/nodeName label is left out: the API server lets only KubeVirt's own components set it.
+    if (!(await this.writeStatus(vmi, status))) return;
+    this.assumed.set(`${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`, { uid: vmi.metadata.uid ?? '', node, request });
+    log.info('VMI scheduled', { node, cpuMillis: request.cpu, memoryBytes: request.memory });
+    this.recorder.record(vmi, 'Normal', 'Scheduled', `Successfully assigned ${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''} to ${node}`);
+  }
+
+  private async markUnschedulable(vmi: KObject, message: string, log: Logger): Promise<void> {
+    const before = conditionsOf(vmi);
+    const condition = { type: conditionTypes.podScheduled, status: 'False', reason: 'Unschedulable', message, lastProbeTime: null, lastTransitionTime: timestamp(this.now()) };
+    const conditions = setCondition(before, condition);
+    const unchanged = findCondition(before, conditionTypes.podScheduled)?.message === message && findCondition(before, conditionTypes.podScheduled)?.status === 'False';
+    if (unchanged && vmiPhase(vmi) === vmiPhases.scheduling) return;
+    if (!(await this.writeStatus(vmi, { ...recordAt(vmi, 'status'), phase: vmiPhases.scheduling, conditions, phaseTransitionTimestamps: this.transitions(vmi, vmiPhases.scheduling) }))) return;
+    log.info('VMI unschedulable', { message });
+    this.recorder.record(vmi, 'Warning', 'FailedScheduling', message);
+  }
+
+  /** The phase history with `phase` appended, unless it is already the latest. */
+  private transitions(vmi: KObject, phase: string): unknown[] {
+    const history = arrayAt(vmi, 'status', 'phaseTransitionTimestamps');
+    const last = history[history.length - 1];
+    if (typeof last === 'object' && last !== null && 'phase' in last && last.phase === phase) return history;
+    return [...history, { phase, phaseTransitionTimestamp: timestamp(this.now()) }];
+  }
+
+  /** VMIs have no status subresource: a merge patch pinned to the resourceVersion read. False when the VMI is gone. */
+  private async writeStatus(vmi: KObject, status: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.client.patch(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '', 'merge', {
+        metadata: { resourceVersion: vmi.metadata.resourceVersion },
+        status,
+      });
+      return true;
+    } catch (err) {
+      // Gone meanwhile: nothing to schedule. Conflicts retry through the queue on fresh state.
+      if (err instanceof ApiError && err.reason === 'NotFound') return false;
+      throw err;
+    }
+  }
+}

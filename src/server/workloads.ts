@@ -1,0 +1,92 @@
+/**
+ * The parts of `vireo server` that make VMs run, wired the way Kubernetes'
+ * own components are: each talks to the API server only through the API
+ * (an HTTPS client on loopback), so each could run anywhere. The VM and
+ * replica-set controllers, the scheduler, the Event TTL cleaner, and the
+ * node agent of this host.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { HttpClient } from '../client/index.js';
+import { VirtualMachineController } from '../controllers/vm/index.js';
+import { ReplicaSetController } from '../controllers/replicaset/controller.js';
+import { EventTtlCleaner } from '../controllers/events/index.js';
+import { Scheduler } from '../scheduler/index.js';
+import { NodeAgent } from '../agent/index.js';
+import type { LocalAgentDirectory } from '../agent/index.js';
+import type { NodeFacts } from '../agent/qemu/index.js';
+import { ImageStore } from '../agent/images/index.js';
+import type { Logger } from '../log/logger.js';
+
+export interface WorkloadOptions {
+  /** `https://127.0.0.1:<port>` of this server. */
+  server: string;
+  token: string;
+  caCert: string;
+  logger: Logger;
+  /** Run the VM/replica-set controllers, scheduler and Event TTL. */
+  controllers: boolean;
+  /** Run a node agent for this host, with its files under `dataDir`. */
+  agent?: {
+    dataDir: string;
+    nodeName?: string;
+    facts?: Partial<NodeFacts>;
+    directory: LocalAgentDirectory;
+    /** Kill the guests when the server stops (tests); by default they outlive it and the next start picks them up. */
+    stopGuests?: boolean;
+  };
+}
+
+export interface Workloads {
+  client: HttpClient;
+  agent: NodeAgent | undefined;
+  images: ImageStore | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startWorkloads(options: WorkloadOptions): Promise<Workloads> {
+  const client = new HttpClient({ server: options.server, token: options.token, caCert: options.caCert, userAgent: 'vireo-server' });
+  const stops: (() => Promise<void>)[] = [];
+  if (options.controllers) {
+    const vms = new VirtualMachineController(client, options.logger.child({ component: 'virtualmachine-controller' }));
+    const sets = new ReplicaSetController(client, options.logger.child({ component: 'replicaset-controller' }));
+    const scheduler = new Scheduler(client, options.logger.child({ component: 'scheduler' }));
+    const ttl = new EventTtlCleaner(client, options.logger.child({ component: 'event-ttl' }));
+    await Promise.all([vms.start(), sets.start(), scheduler.start()]);
+    ttl.start();
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop());
+  }
+  let agent: NodeAgent | undefined;
+  let images: ImageStore | undefined;
+  if (options.agent !== undefined) {
+    const { dataDir, directory } = options.agent;
+    images = new ImageStore(join(dataDir, 'images'));
+    agent = new NodeAgent({
+      client,
+      // Node names are DNS subdomains: lowercase.
+      nodeName: options.agent.nodeName ?? hostname().toLowerCase(),
+      dataDir: join(dataDir, 'agent'),
+      logger: options.logger,
+      images,
+      controlPlane: true,
+      ...(options.agent.facts === undefined ? {} : { facts: options.agent.facts }),
+    });
+    await agent.start();
+    directory.register(agent);
+    const started = agent;
+    const stopGuests = options.agent.stopGuests ?? false;
+    stops.unshift(async () => {
+      directory.unregister(started.nodeName);
+      await started.stop({ stopGuests });
+    });
+  }
+  return {
+    client,
+    agent,
+    images,
+    async stop() {
+      for (const stop of stops) await stop();
+      client.close();
+    },
+  };
+}

@@ -11,6 +11,7 @@ import { arrayAt, booleanAt, numberAt, recordAt, recordsAt, stringMapAt } from '
 import { conditionsOf, findCondition } from '../controllers/vmi/index.js';
 import type { Resources } from './resources.js';
 
+/** A node taint (`spec.taints[]`), with `value` '' when unset. */
 export interface Taint {
   key: string;
   value: string;
@@ -20,6 +21,7 @@ export interface Taint {
 /** The taint Kubernetes puts on cordoned nodes; tolerating it ignores the cordon. */
 const unschedulableTaint = 'node.kubernetes.io/unschedulable';
 
+/** kube-scheduler's per-node failure reasons, word for word. */
 export const reasons = {
   unschedulable: 'node(s) were unschedulable',
   affinity: "node(s) didn't match Pod's node affinity/selector",

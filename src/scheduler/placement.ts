@@ -9,6 +9,7 @@ import { filterNode, preferredAffinityWeight, unschedulableMessage } from './fil
 import type { Resources } from './resources.js';
 import { nodeAllocatable, zero } from './resources.js';
 
+/** The node chosen, or kube-scheduler's message for why there is none. */
 export type Placement = { node: string } | { unschedulable: string };
 
 /** Where `vmi` (needing `request`) goes, given `used` per node name. */

@@ -17,6 +17,7 @@ export interface Resources {
 
 const milli = (cores: number): number => Math.round(cores * 1000);
 
+/** How a VMI's requests are derived. */
 export interface RequestOptions {
   /** vCPUs per requested core for VMIs without a CPU request (KubeVirt's `cpuAllocationRatio`, default 10). */
   cpuAllocationRatio: number;
@@ -56,4 +57,5 @@ export function add(a: Resources, b: Resources): Resources {
   return { cpu: a.cpu + b.cpu, memory: a.memory + b.memory };
 }
 
+/** Nothing requested. */
 export const zero: Resources = { cpu: 0, memory: 0 };

@@ -27,6 +27,7 @@ import { place } from './placement.js';
 import type { RequestOptions, Resources } from './resources.js';
 import { add, vmiRequests, zero } from './resources.js';
 
+/** Tuning and seams of the scheduler; every field is optional. */
 export interface SchedulerOptions {
   /** VMIs whose `spec.schedulerName` is unset or this name are ours. Default `default-scheduler`. */
   schedulerName?: string;

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { HttpClient } from '../client/index.js';
 import { VirtualMachineController } from '../controllers/vm/index.js';
-import { ReplicaSetController } from '../controllers/replicaset/controller.js';
+import { ReplicaSetController } from '../controllers/replicaset/index.js';
 import { EventTtlCleaner } from '../controllers/events/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { NodeAgent } from '../agent/index.js';

@@ -7,20 +7,26 @@ import type { ClientWatchEvent } from '../../src/client/index.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { VirtualMachineController } from '../../src/controllers/vm/index.js';
 import type { Env } from './support.js';
-import { laggingClient, condition, eventsFor, eventually, printable, read, readyCondition, report, startEnv, vmManifest, vmiAppears, vmiGone } from './support.js';
+import { condition, eventsFor, eventually, laggingClient, printable, read, readyCondition, report, startEnv, vmManifest, vmiAppears, vmiGone } from './support.js';
 
 let env: Env;
 let controller: VirtualMachineController;
+let informers: Informer[] = [];
 
 before(async () => {
   env = await startEnv();
   // A crash-loop backoff of about a second, so a test sees it both hold and release.
-  const lag = laggingClient(env.client, 200);
-  controller = new VirtualMachineController(env.client, silentLogger, { crashLoopBaseMs: 1000, crashLoopMaxMs: 2000, random: () => 0, vmInformer: new Informer(lag, resources.virtualMachines, silentLogger), vmiInformer: new Informer(lag, resources.virtualMachineInstances, silentLogger) });
+  // Caches that trail the controller's own writes, as under load: every pass must stay right on stale reads.
+  const lag = laggingClient(env.client, 100);
+  const vmInformer = new Informer(lag, resources.virtualMachines, silentLogger);
+  const vmiInformer = new Informer(lag, resources.virtualMachineInstances, silentLogger);
+  informers = [vmInformer, vmiInformer];
+  controller = new VirtualMachineController(env.client, silentLogger, { crashLoopBaseMs: 1000, crashLoopMaxMs: 2000, random: () => 0, vmInformer, vmiInformer });
   await controller.start();
 });
 after(async () => {
   await controller.stop();
+  await Promise.all(informers.map((i) => i.stop()));
   await env.close();
 });
 

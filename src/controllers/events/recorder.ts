@@ -14,8 +14,10 @@ import { resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
 import { errorMessage, timestamp } from '../vmi/index.js';
 
+/** core/v1 Event types. */
 export type EventType = 'Normal' | 'Warning';
 
+/** Tuning and seams of the recorder; every field is optional. */
 export interface EventRecorderOptions {
   /** Writes in flight at once. Default 4. */
   concurrency?: number;

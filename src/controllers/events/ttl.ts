@@ -11,6 +11,7 @@ import { resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
 import { errorMessage } from '../vmi/index.js';
 
+/** Tuning and seams of the cleaner; every field is optional. */
 export interface EventTtlOptions {
   /** Age (since the event last happened) after which it is deleted. Default 1 h. */
   ttlMs?: number;

@@ -24,6 +24,7 @@ import { EventRecorder } from '../events/index.js';
 import { controllerRefOf, controllerRefTo, errorMessage, isFinal, isMarkedForDeletion, keyOf, logFieldsOf } from '../vmi/index.js';
 import { deletionOrder, replicaSetStatus, statusDiffers } from './status.js';
 
+/** Tuning and seams of the replica set controller; every field is optional. */
 export interface ReplicaSetControllerOptions {
   /** Most VMIs created or deleted in one pass (KubeVirt's `burstReplicas`). Default 250. */
   burstReplicas?: number;

@@ -8,7 +8,7 @@
  */
 import type { KObject } from '../../api/object.js';
 import { ApiError } from '../../api/errors.js';
-import { has, recordAt } from '../../api/kinds/read.js';
+import { arrayAt, has, recordAt } from '../../api/kinds/read.js';
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
@@ -175,6 +175,10 @@ export class VirtualMachineController {
   }
 
   private async startVmi(pass: Pass, resolved: Resolved, paused: boolean): Promise<void> {
+    if (arrayAt(pass.vm, 'spec', 'dataVolumeTemplates').length > 0) {
+      // KubeVirt creates the DataVolumes and waits for them; without CDI support the VMI starts as is.
+      pass.log.info('the VM has dataVolumeTemplates: Vireo does not create DataVolumes yet, so volumes that use them are not provisioned');
+    }
     const vmi = buildVmi(pass.vm, { paused });
     const conflicts = applyMatchers(resolved, vmi);
     if (conflicts.length > 0) {

@@ -3,6 +3,7 @@ import type { Informer } from '../../client/index.js';
 import type { EventRecorder } from '../events/index.js';
 import type { BackoffOptions } from './start-failure.js';
 
+/** Tuning and seams of the VM controller; every field is optional. */
 export interface VirtualMachineControllerOptions {
   /** VMs reconciled at once. Default 4. */
   concurrency?: number;
@@ -20,12 +21,14 @@ export interface VirtualMachineControllerOptions {
   recorder?: EventRecorder;
 }
 
+/** The options with every default filled in. */
 export interface CompiledOptions {
   concurrency: number;
   backoff: BackoffOptions;
   now: () => number;
 }
 
+/** Fills in the defaults, once, at construction. */
 export function compileOptions(options: VirtualMachineControllerOptions): CompiledOptions {
   return {
     concurrency: options.concurrency ?? 4,

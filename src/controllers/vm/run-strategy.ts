@@ -8,7 +8,9 @@ import { isPlainObject } from '../../api/object.js';
 import { arrayAt, at, stringAt } from '../../api/kinds/read.js';
 import { isFinal, isMarkedForDeletion, vmiPhase, vmiPhases } from '../vmi/index.js';
 
+/** The run strategies Vireo runs (KubeVirt's, less WaitAsReceiver). */
 export const runStrategies = ['Always', 'RerunOnFailure', 'Manual', 'Halted', 'Once'] as const;
+/** One of {@link runStrategies}. */
 export type RunStrategy = (typeof runStrategies)[number];
 
 /** A `status.stateChangeRequests` entry, as the start/stop/restart subresources write them. */
@@ -79,6 +81,7 @@ function hasStopRequestFor(requests: readonly StateChangeRequest[], vmi: KObject
   return first?.action === 'Stop' && first.uid !== undefined && first.uid === vmi.metadata.uid;
 }
 
+/** What {@link decide} looks at. */
 export interface DecideInput {
   strategy: RunStrategy;
   /** The VMI of the same name, owned by the VM; undefined when there is none. */

@@ -40,6 +40,7 @@ export interface MatcherRef {
   name: string;
 }
 
+/** What {@link computeStatus} looks at. */
 export interface StatusInput {
   vm: KObject;
   /** The VMI after this pass: the one created, or the one asked to stop. */

@@ -40,6 +40,7 @@ export function templateHash(vm: KObject): string {
   return createHash('sha256').update(canonicalJson(basis)).digest('hex').slice(0, 16);
 }
 
+/** How {@link buildVmi} shapes the VMI beyond the template. */
 export interface BuildOptions {
   /** Start the guest paused (`startStrategy: Paused`), as a start request with `paused: "true"` asks. */
   paused: boolean;

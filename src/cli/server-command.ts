@@ -13,6 +13,8 @@ import { startControlPlane } from '../server/control-plane.js';
 import { ensurePki } from './pki.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { CliError } from './errors.js';
+import { demoVmName, ensureDemo } from './demo.js';
+import type { ControlPlane } from '../server/control-plane.js';
 
 export interface ServerCommandOptions {
   dataDir: string;
@@ -55,9 +57,8 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   writeFileAtomic(kubeconfigPath, renderKubeconfig({ server, caCert: pki.caCert, token }));
   process.stdout.write(`vireo server ready at ${server}\n`);
   process.stdout.write(`kubeconfig: ${kubeconfigPath}\n`);
-  if (options.newcomer) {
-    process.stdout.write(`\nUse it with kubectl:\n  export KUBECONFIG=${kubeconfigPath}\n  kubectl get namespaces\n  kubectl api-resources --api-group=kubevirt.io\nPress Ctrl-C to stop.\n`);
-  }
+  const stopping = new AbortController();
+  if (options.newcomer) void startDemo(plane, kubeconfigPath, stopping.signal);
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info('stopping', { signal });
@@ -66,6 +67,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     process.once('SIGTERM', () => { stop('SIGTERM'); });
     process.once('SIGINT', () => { stop('SIGINT'); });
   });
+  stopping.abort();
   await plane.stop();
   await store.close();
   logger.info('stopped');
@@ -87,4 +89,19 @@ function writeFileAtomic(path: string, content: string): void {
   writeFileSync(tmp, content, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
+}
+
+/** `vireo up`: a running demo VM and how to reach it. Failures are reported, never fatal: the server keeps serving. */
+async function startDemo(plane: ControlPlane, kubeconfigPath: string, signal: AbortSignal): Promise<void> {
+  const say = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  const images = plane.workloads.images;
+  try {
+    if (images !== undefined) await ensureDemo({ client: plane.workloads.client, images, signal, say });
+    say(`\nVireo is running. Use it with kubectl:\n  export KUBECONFIG=${kubeconfigPath}\n  kubectl get vms\n  kubectl get vmis -o wide\n\nThe demo VM's serial console (Ctrl+] to leave):\n  vireo console ${demoVmName}\n  vireo logs ${demoVmName}\n\nPress Ctrl-C to stop the server (guests keep running and are picked up at the next start).`);
+  } catch (err) {
+    if (signal.aborted) return;
+    say(`could not set up the demo VM: ${err instanceof Error ? err.message : String(err)}\nThe server is running; kubectl works with KUBECONFIG=${kubeconfigPath}.`);
+  }
 }

@@ -66,8 +66,9 @@ export function bridge(ws: WebSocket, ends: BridgeEnds, options: BridgeOptions =
   let inputPaused = false;
   const note = (err: Error): void => { firstError ??= err; };
 
-  const onSent = (err?: Error): void => {
-    if (err !== undefined) { note(err); return; }
+  // Sockets call back with null (not undefined) on success.
+  const onSent = (err?: Error | null): void => {
+    if (err !== undefined && err !== null) { note(err); return; }
     if (inputPaused && ws.bufferedAmount <= low) {
       inputPaused = false;
       ends.input.resume();

@@ -31,6 +31,10 @@ net.createServer((sock) => {
   sock.on('close', () => peers.delete(sock));
   sock.on('error', () => sock.destroy());
 }).listen(process.argv[1], () => process.stdout.write('ready\\n'));
+// Stdin is a pipe from the test process: when it closes, the test is gone and so is this guest.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
 `;
 
 interface Guest {
@@ -77,7 +81,7 @@ export class EchoAgent implements AgentHandle {
   /** Starts the guest process of VMI `namespace/name`; resolves once it listens. */
   async addGuest(namespace: string, name: string): Promise<void> {
     const socketPath = join(this.dir, `${this.guests.size}.sock`);
-    const child = spawn(process.execPath, ['-e', serialLineProgram, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', serialLineProgram, socketPath], { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child.once('exit', (code) => { reject(new Error(`the test guest exited (${String(code)}) before it listened`)); });

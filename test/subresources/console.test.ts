@@ -11,6 +11,8 @@ import { WebSocket } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { dialStream, toBuffer } from '../../src/console/index.js';
 import { ApiError } from '../../src/api/errors.js';
+import { LocalAgentDirectory } from '../../src/agent/handle.js';
+import { serveWithAgents } from '../../src/testing/agent-handle.js';
 import { createVmi, runningVmi, startFixture, subresources } from './support.js';
 import type { Fixture } from './support.js';
 
@@ -150,4 +152,15 @@ test('a plain GET of console (no upgrade) is a 400 that says how to connect', as
   const res = await fx.client.raw('GET', path('plain-get'));
   assert.equal(res.status, 400);
   assert.match(res.body, /is a WebSocket endpoint/);
+});
+
+test('stopping the server ends open console sessions instead of waiting for them', async () => {
+  await runningVmi(fx, 'at-shutdown');
+  const agents = new LocalAgentDirectory();
+  agents.register(fx.agent);
+  const door = await serveWithAgents(fx.test, agents);
+  const ws = await dialStream({ server: door.url, token: fx.test.token, caCert: fx.test.pki.caCert, path: path('at-shutdown') });
+  const gone = new Promise<number>((resolve) => ws.once('close', (code: number) => { resolve(code); }));
+  await door.stop();
+  assert.equal(await gone, 1006);
 });

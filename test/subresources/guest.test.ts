@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { eventually } from '../../src/testing/wait.js';
-import { createVmi, runningVmi, startFixture, subresources } from './support.js';
+import { createVmi, runningVmi, setVmiStatus, startFixture, subresources } from './support.js';
 import type { Fixture } from './support.js';
 
 let fx: Fixture;
@@ -43,9 +43,10 @@ test('pause stops the guest process and unpause resumes it; each answers 202 wit
   const paused = await put('pausable', 'pause');
   assert.deepEqual(paused, { status: 202, body: '' });
   await eventually(() => processState(pid) === 'T', { what: 'the guest process to stop' });
-  // The agent refuses a second pause (the VMI's Paused condition is the agent's to set; no agent runs here to set it).
-  const again = await refused('pausable', 'pause', 409);
-  assert.match(again.message, /VMI is already paused/);
+  // Before the agent reports the Paused condition, the server cannot know: the agent itself refuses.
+  assert.match((await refused('pausable', 'pause', 409)).message, /VMI is already paused/);
+  assert.match((await refused('pausable', 'unpause', 409)).message, /VMI is not paused/);
+  await setVmiStatus(fx.test, 'pausable', { phase: 'Running', nodeName: 'node-a', conditions: [{ type: 'Paused', status: 'True' }] });
   assert.deepEqual(await put('pausable', 'unpause'), { status: 202, body: '' });
   await eventually(() => processState(pid) !== 'T', { what: 'the guest process to run again' });
 });

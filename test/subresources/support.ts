@@ -82,6 +82,13 @@ export async function createVmi(test: TestServer, name: string, status: Record<s
   return (await test.plane.server.objects.replace(vmiDef, created, { ...created, status }, { subresource: 'status' })).object;
 }
 
+/** Replaces a VMI's status, as the node agent does when the guest's state changes. */
+export async function setVmiStatus(test: TestServer, name: string, status: Record<string, unknown>, namespace = 'default'): Promise<void> {
+  const vmiDef = def(test, 'virtualmachineinstances');
+  const current = await test.plane.server.objects.get(vmiDef, namespace, name);
+  await test.plane.server.objects.replace(vmiDef, current, { ...current, status }, { subresource: 'status' });
+}
+
 /** A running VMI on the fixture's node, with a guest process behind it. */
 export async function runningVmi(fixture: Fixture, name: string, namespace = 'default'): Promise<KObject> {
   await fixture.agent.addGuest(namespace, name);

@@ -113,6 +113,8 @@ export class StreamSessions {
     let alive = true;
     ws.on('pong', () => { alive = true; });
     const heartbeat = setInterval(() => {
+      // While reading is paused for backpressure, pongs cannot arrive either: not a sign of a dead peer.
+      if (ws.isPaused) return;
       if (!alive) { ws.terminate(); return; }
       alive = false;
       ws.ping();

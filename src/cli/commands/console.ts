@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { WebSocket } from 'ws';
 import { dialStream, runConsoleSession } from '../../console/index.js';
+import type { ConsoleSessionEnd } from '../../console/index.js';
 import { CliError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { clientFor, connectionFlags, connectionFor, subresourcePath } from './connection.js';
@@ -33,16 +34,20 @@ export async function runConsole(args: string[]): Promise<void> {
   const linger = Number(values.linger ?? '1');
   if (!Number.isFinite(linger) || linger < 0) throw new CliError('usage', `--linger ${values.linger ?? ''} is not valid: give the seconds of quiet to wait for after piped input ends`);
   const ws = await openStream(connectionFor(values), name, 'console');
-  process.stderr.write(`Successfully connected to ${name} console. Press Ctrl+] to exit console.\n`);
   const stdin = process.stdin;
   const raw = stdin.isTTY;
+  // Raw before the greeting: keys typed right after it must already go to the guest, Ctrl+C included.
   if (raw) stdin.setRawMode(true);
+  process.stderr.write(`Successfully connected to ${name} console. Press Ctrl+] to exit console.${raw ? '\r\n' : '\n'}`);
+  let end: ConsoleSessionEnd;
   try {
-    const end = await runConsoleSession(ws, { input: stdin, output: process.stdout, lingerMs: linger * 1000 });
-    if (end === 'closed-by-server') process.stderr.write(`\nThe console of ${name} was closed by the server (the guest stopped, or the server is shutting down).\n`);
+    end = await runConsoleSession(ws, { input: stdin, output: process.stdout, lingerMs: linger * 1000 });
+  } catch (err) {
+    throw new CliError('unavailable', `the console connection to ${name} failed: ${err instanceof Error ? err.message : String(err)}; run vireo console ${name} again to reconnect`, err);
   } finally {
     if (raw) stdin.setRawMode(false);
     // stdin would keep the process alive waiting for input nobody reads any more.
     stdin.destroy();
   }
+  if (end === 'closed-by-server') process.stderr.write(`\nThe console of ${name} was closed by the server (the guest stopped, or the server is shutting down).\n`);
 }

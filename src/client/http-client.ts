@@ -5,10 +5,9 @@
  */
 import { Agent, request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import type { KList, KObject, Status } from '../api/object.js';
-import { isPlainObject } from '../api/object.js';
+import type { KList, KObject } from '../api/object.js';
 import { ApiError } from '../api/errors.js';
-import type { StatusReason } from '../api/errors.js';
+import { errorFromResponse } from './status-error.js';
 import type { Client, ClientWatchEvent, DeleteOptions, ListQuery, PatchOptions, PatchType, ResourceRef, WatchQuery } from './types.js';
 
 export interface HttpClientOptions {
@@ -119,7 +118,7 @@ export class HttpClient implements Client {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (text += c));
-          res.on('end', () => { reject(errorFrom(res.statusCode ?? 0, text)); });
+          res.on('end', () => { reject(errorFromResponse(res.statusCode ?? 0, text)); });
           return;
         }
         let buf = '';
@@ -169,7 +168,7 @@ export class HttpClient implements Client {
 
   private async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
     const res = await this.send(method, path, body, contentType);
-    if (res.status < 200 || res.status >= 300) throw errorFrom(res.status, res.text);
+    if (res.status < 200 || res.status >= 300) throw errorFromResponse(res.status, res.text);
     return res.text === '' ? undefined : (JSON.parse(res.text) as unknown);
   }
 
@@ -190,19 +189,4 @@ export class HttpClient implements Client {
       req.end(payload);
     });
   }
-}
-
-/** Turns a non-2xx answer back into the ApiError the server meant. */
-function errorFrom(status: number, text: string): ApiError {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (isPlainObject(parsed) && parsed.kind === 'Status') {
-    const s = parsed as unknown as Status;
-    return new ApiError((s.reason ?? 'InternalError') as StatusReason, s.message ?? `HTTP ${status}`, s.details === undefined ? {} : { details: s.details });
-  }
-  return new ApiError(status === 404 ? 'NotFound' : status >= 500 ? 'InternalError' : 'BadRequest', `HTTP ${status}: ${text.slice(0, 200)}`);
 }

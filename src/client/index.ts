@@ -5,3 +5,4 @@ export type { HttpClientOptions } from './http-client.js';
 export { Informer, objectKeyOf, splitKey } from './informer.js';
 export type { KeyHandler } from './informer.js';
 export { resources } from './resources.js';
+export { errorFromResponse } from './status-error.js';

@@ -7,8 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import { ApiError } from '../api/errors.js';
-import type { StatusReason } from '../api/errors.js';
-import { isPlainObject } from '../api/object.js';
+import { errorFromResponse } from '../client/index.js';
 
 /** KubeVirt's subprotocol for raw byte streams (`kubecli/websocket.go`). */
 export const plainStreamProtocol = 'plain.kubevirt.io';
@@ -23,40 +22,6 @@ export interface DialOptions {
   path: string;
   /** How long the handshake may take (default 30 s). */
   timeoutMs?: number;
-}
-
-const reasons: ReadonlySet<string> = new Set<StatusReason>([
-  'BadRequest', 'Unauthorized', 'Forbidden', 'NotFound', 'AlreadyExists', 'Conflict', 'Gone', 'Expired', 'Invalid', 'MethodNotAllowed',
-  'NotAcceptable', 'UnsupportedMediaType', 'RequestEntityTooLarge', 'Timeout', 'TooManyRequests', 'InternalError', 'ServiceUnavailable',
-]);
-
-function isReason(value: unknown): value is StatusReason {
-  return typeof value === 'string' && reasons.has(value);
-}
-
-function reasonForCode(code: number): StatusReason {
-  if (code === 400) return 'BadRequest';
-  if (code === 401) return 'Unauthorized';
-  if (code === 403) return 'Forbidden';
-  if (code === 404) return 'NotFound';
-  if (code === 409) return 'Conflict';
-  if (code === 503) return 'ServiceUnavailable';
-  return code >= 500 ? 'InternalError' : 'BadRequest';
-}
-
-/** The ApiError a non-2xx answer (a `Status` body, or anything else) stands for. */
-export function errorFromResponse(code: number, body: string): ApiError {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    parsed = undefined;
-  }
-  if (isPlainObject(parsed) && parsed.kind === 'Status' && typeof parsed.message === 'string') {
-    return new ApiError(isReason(parsed.reason) ? parsed.reason : reasonForCode(code), parsed.message);
-  }
-  const text = body.trim().slice(0, 200);
-  return new ApiError(reasonForCode(code), `the server answered HTTP ${code}${text === '' ? '' : `: ${text}`}`);
 }
 
 function readBody(res: IncomingMessage): Promise<string> {

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { resources } from '../../client/index.js';
-import { errorFromResponse } from '../../console/index.js';
+import { errorFromResponse } from '../../client/index.js';
 import { CliError } from '../errors.js';
 import { clientFor, connectionFlags, connectionFor, subresourcePath } from './connection.js';
 import { explain, expectStatus } from './failures.js';

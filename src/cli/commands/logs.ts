@@ -8,7 +8,8 @@
 import { parseArgs } from 'node:util';
 import type { WebSocket } from 'ws';
 import { ApiError } from '../../api/errors.js';
-import { errorFromResponse, toBuffer } from '../../console/index.js';
+import { errorFromResponse } from '../../client/index.js';
+import { toBuffer } from '../../console/index.js';
 import { CliError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { clientFor, connectionFlags, connectionFor, subresourcePath } from './connection.js';

@@ -25,9 +25,8 @@ describe('the test guest', { timeout: 600_000 }, () => {
   it('is built once and then answered from the cache', async () => {
     await ensureTestGuest();
     const lines: string[] = [];
-    const started = Date.now();
     const guest = await ensureTestGuest({ onProgress: (line) => lines.push(line) });
-    assert.ok(Date.now() - started < 5_000, `a cached build took ${Date.now() - started} ms`);
+    // The build script's own word that nothing was rebuilt (timing belongs in bench/, not in a test).
     assert.deepEqual(lines, [`build-guest: up to date in ${guest.dir}`]);
     assert.match(guest.kernelArgs, /(^| )console=ttyS0( |$)/);
     assert.deepEqual(await head(guest.kernel, 4), Buffer.from([0x7f, 0x45, 0x4c, 0x46]), 'vmlinux is an ELF');

@@ -211,15 +211,12 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals): void => {
     console.error(`${signal}: stopping the server and killing this run's QEMUs`);
     server.child.kill('SIGTERM');
-    for (const pid of qemuPidsUnder(dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    void Promise.race([server.exited, sleep(10_000)])
+      .then(() => killLeftoverQemus())
+      .finally(() => {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      });
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

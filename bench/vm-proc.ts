@@ -19,6 +19,24 @@ export function rssBytes(pid: number): number | undefined {
   return kib === undefined ? undefined : Number(kib) * 1024;
 }
 
+/**
+ * CPU time `pid` has used (user + system, seconds), from /proc/<pid>/stat;
+ * /proc counts in USER_HZ, which is 100 on x86-64.
+ */
+export function cpuSeconds(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of the whole line.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / 100 : undefined;
+}
+
 /** True when `pid` is a live process (not a zombie). */
 export function isAlive(pid: number): boolean {
   try {

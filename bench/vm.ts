@@ -5,7 +5,7 @@
  *
  * 1. one VM, create request → first `cloud-init:` line on its serial console,
  *    vs the same guest run by a bare `qemu-system-x86_64` with the command line
- *    the agent used (differences: see vm-bare.ts), medians of 3 alternating runs;
+ *    the agent used (differences: see vm-bare.ts), medians of alternating runs;
  * 2. KubeVirt's scale recipe: N VMIs created 100 ms apart, request sent →
  *    watch event with phase Running, P50 and P95, beside KubeVirt's CI figures;
  * 3. the server's RSS growth per running VM (agent included: same process),
@@ -16,7 +16,7 @@
  * VIREO_BENCH_BOOT_ROUNDS for more boot rounds, default 3).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageStore, importTestGuest } from '../src/agent/images/index.js';
 import { freePort, startServerProcess } from '../src/testing/process.js';
@@ -26,7 +26,7 @@ import type { BenchClient } from './http.js';
 import { prepareBare, readAgentQemu, timeBareBoot } from './vm-bare.js';
 import type { BareCommand } from './vm-bare.js';
 import { benchNamespace, createNamespace, createVmi, deleteAllVmis, firstCloudInitInFile, guestVmi, listVmis, serialLogOf, watchEvent, watchVmisPath } from './vm-guest.js';
-import { inspectorUrl, isAlive, median, qemuPidsUnder, rssBytes, settledRss, sleep, waitUntil } from './vm-proc.js';
+import { cpuSeconds, inspectorUrl, isAlive, median, qemuPidsUnder, rssBytes, settledRss, sleep, waitUntil } from './vm-proc.js';
 
 const vmiCount = parseCount(process.env.VIREO_BENCH_VMIS, 100);
 const bootRounds = parseCount(process.env.VIREO_BENCH_BOOT_ROUNDS, 3);
@@ -38,8 +38,8 @@ const bootMemory = '128Mi';
 /** The smallest memory the test guest boots with from its disk (88Mi runs out of memory in the initramfs). */
 const scaleMemory = '96Mi';
 /**
- * The node has 2 CPUs; without a request each 1-vCPU VMI reserves 100m
- * (KubeVirt's cpuAllocationRatio 10), so only 20 would fit.
+ * Without a request each 1-vCPU VMI reserves 100m (KubeVirt's
+ * cpuAllocationRatio 10), so only 20 would fit on a 2-CPU node.
  */
 const scaleCpuRequest = '10m';
 
@@ -49,6 +49,7 @@ const kubevirtP95Seconds = 28;
 const kubevirtPerVmMiB = 240;
 
 const mib = 1024 * 1024;
+const cpus = availableParallelism();
 const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-vm-'));
 const dataDir = join(dir, 'data');
 
@@ -80,33 +81,39 @@ async function deleteVmi(client: BenchClient, name: string, qemuPid: number | un
  * to its first cloud-init line; when `bareDir` is given, also prepares the
  * bare run of its QEMU command line there. The VMI is deleted after.
  */
-async function vireoBoot(client: BenchClient, name: string, bareDir?: string): Promise<{ ms: number; spawnMs: number; bare?: BareCommand }> {
+async function vireoBoot(client: BenchClient, name: string, bareDir?: string): Promise<{ ms: number; spawnMs: number; accel: string; bare?: BareCommand }> {
   const startWall = Date.now();
   const start = performance.now();
   const vmi = await createVmi(client, guestVmi(name, { memory: bootMemory }));
   const seen = await firstCloudInitInFile(serialLogOf(dataDir, vmi.uid), { intervalMs: pollMs, timeoutMs: 120_000 });
   const qemu = readAgentQemu(vmiDirOf(vmi.uid));
   const bare = bareDir === undefined ? undefined : await prepareBare(qemu, bareDir);
-  const spawnMs = spawnedAt(vmiDirOf(vmi.uid)) - startWall;
+  const record = readVmiRecord(vmiDirOf(vmi.uid));
   await deleteVmi(client, name, qemu.pid);
-  return { ms: seen - start, spawnMs, ...(bare === undefined ? {} : { bare }) };
+  return { ms: seen - start, spawnMs: record.startedAt - startWall, accel: record.accel, ...(bare === undefined ? {} : { bare }) };
 }
 
-/** {@link spawnedAt}, or undefined when the record cannot be read. */
+/** When the agent spawned the VMI's QEMU (epoch ms), or undefined when its record cannot be read. */
 function trySpawnedAt(vmiDir: string): number | undefined {
   try {
-    return spawnedAt(vmiDir);
+    return readVmiRecord(vmiDir).startedAt;
   } catch {
     return undefined;
   }
 }
 
-/** When the agent spawned the VMI's QEMU (epoch ms, from `startedAt` of its record, written just before the spawn). */
-function spawnedAt(vmiDir: string): number {
+/**
+ * From the record the agent writes next to a QEMU: when it spawned it
+ * (epoch ms; `startedAt` is written just before the spawn) and under which
+ * accelerator.
+ */
+function readVmiRecord(vmiDir: string): { startedAt: number; accel: string } {
   const record: unknown = JSON.parse(readFileSync(join(vmiDir, 'vmi.json'), 'utf8'));
-  const startedAt = typeof record === 'object' && record !== null && 'startedAt' in record ? record.startedAt : undefined;
-  if (typeof startedAt !== 'string') throw new Error(`${vmiDir}/vmi.json has no startedAt`);
-  return Date.parse(startedAt);
+  const field = (key: string): unknown => (typeof record === 'object' && record !== null && key in record ? (record as Record<string, unknown>)[key] : undefined);
+  const startedAt = field('startedAt');
+  const accel = field('accel');
+  if (typeof startedAt !== 'string' || typeof accel !== 'string') throw new Error(`${vmiDir}/vmi.json has no startedAt or accel`);
+  return { startedAt: Date.parse(startedAt), accel };
 }
 
 interface ScaleResult {
@@ -229,19 +236,26 @@ async function main(): Promise<void> {
 
     const vireoMs: number[] = [];
     const spawnMs: number[] = [];
+    const accels = new Set<string>();
     const bareMs: number[] = [];
     for (let r = 0; r < bootRounds; r++) {
       console.error(`boot round ${r + 1}/${bootRounds}: Vireo, then bare QEMU…`);
       const vireo = await vireoBoot(client, `boot-${r}`, join(dir, `bare-${r}`));
       vireoMs.push(vireo.ms);
       spawnMs.push(vireo.spawnMs);
+      accels.add(vireo.accel);
       if (vireo.bare === undefined) throw new Error('no bare command was prepared');
       bareMs.push(await timeBareBoot(vireo.bare, 120_000));
     }
 
     const rss0 = await settledRss(serverPid, inspector);
     console.error(`scale: ${vmiCount} VMIs, ${createIntervalMs} ms apart…`);
+    const cpuBefore = { server: cpuSeconds(serverPid) ?? NaN, bench: process.cpuUsage(), at: performance.now() };
     const scale = await scaleRecipe(client, vmiCount);
+    const scaleWallS = (performance.now() - cpuBefore.at) / 1000;
+    const serverCpuS = (cpuSeconds(serverPid) ?? NaN) - cpuBefore.server;
+    const benchCpu = process.cpuUsage(cpuBefore.bench);
+    const benchCpuS = (benchCpu.user + benchCpu.system) / 1e6;
     const runningCount = scale.latencies.length;
     const rssN = await settledRss(serverPid, inspector);
     const qemu = qemuRss();
@@ -258,7 +272,7 @@ async function main(): Promise<void> {
     const p95 = percentile(scale.latencies, 95) / 1000;
     const perVmMiB = (rssN - rss0) / mib / Math.max(1, runningCount);
 
-    console.log(`\nVireo VM benchmark (TCG, N = ${vmiCount}; targets: boot ratio ≤ 1.10, P50 ≤ 1 s, P95 ≤ 2 s, ≤ 2 MiB/VM)\n`);
+    console.log(`\nVireo VM benchmark (${[...accels].join('/').toUpperCase()}, ${cpus} CPUs, N = ${vmiCount}; targets: boot ratio ≤ 1.10, P50 ≤ 1 s, P95 ≤ 2 s, ≤ 2 MiB/VM)\n`);
     row('create → first cloud-init line (s, median)', vireoBootS.toFixed(3), 'bare qemu-system-x86_64, same args (s, median)', bareBootS.toFixed(3), vireoBootS / bareBootS, vireoBootS / bareBootS <= 1.1 ? 'target met' : 'ABOVE TARGET');
     row(`VMI create → Running P50 (s), N=${vmiCount}`, p50.toFixed(3), 'KubeVirt CI P50 (s; issue 3 anchor)', kubevirtP50Seconds.toFixed(0), p50 / kubevirtP50Seconds, p50 <= 1 ? 'target met' : 'ABOVE TARGET');
     row(`VMI create → Running P95 (s), N=${vmiCount}`, p95.toFixed(3), 'KubeVirt CI P95 (s; issue 3 anchor)', kubevirtP95Seconds.toFixed(0), p95 / kubevirtP95Seconds, p95 <= 2 ? 'target met' : 'ABOVE TARGET');
@@ -271,6 +285,7 @@ async function main(): Promise<void> {
     console.log(`  scale: ${runningCount}/${vmiCount} Running, ${scale.failed.size} Failed; creates spanned ${(scale.createSpanMs / 1000).toFixed(1)} s; max ${(percentile(scale.latencies, 100) / 1000).toFixed(3)} s; ${scaleMemory} guests, cpu request ${scaleCpuRequest}`);
     const p = (sorted: number[]): string => `P50 ${(percentile(sorted, 50) / 1000).toFixed(3)} s, P95 ${(percentile(sorted, 95) / 1000).toFixed(3)} s`;
     console.log(`  scale breakdown from the request: phase Scheduled seen ${p(scale.scheduled)} (${scale.scheduled.length} seen); agent spawned QEMU ${p(scale.spawned)} (${scale.spawned.length} read); Running seen ${p(scale.latencies)}`);
+    console.log(`  CPU during the scale step (${scaleWallS.toFixed(1)} s wall, ${cpus} CPUs): server+agent ${serverCpuS.toFixed(1)} s (${((serverCpuS / scaleWallS) * 100).toFixed(0)}% of one CPU), this benchmark process ${benchCpuS.toFixed(1)} s`);
     console.log(`  server RSS: ${(rss0 / mib).toFixed(1)} MiB with 0 VMs, ${(rssN / mib).toFixed(1)} MiB with ${runningCount} running (each after a forced GC${inspector === undefined ? ' — inspector not found, so no GC' : ''}, median of 5 samples)`);
     console.log(`  QEMU RSS (context, not counted): ${(qemu.total / mib / Math.max(1, qemu.count)).toFixed(1)} MiB per VM over ${qemu.count} QEMUs, read right after the server's`);
     console.log(`  delete ${vmiCount} VMIs → no QEMU left: ${(deleteMs / 1000).toFixed(1)} s`);

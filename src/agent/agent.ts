@@ -21,6 +21,7 @@ import { qemuVersion, resolveNodeFacts } from './node-facts.js';
 import type { ResolvedFacts } from './node-facts.js';
 import { describeHost } from './node-info.js';
 import { NodeRegistrar } from './node-registration.js';
+import { Cgroups } from './cgroups.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
@@ -39,6 +40,8 @@ export interface NodeAgentOptions {
   facts?: Partial<NodeFacts>;
   /** The agent runs inside `vireo server`: its Node also gets the control-plane role label. */
   controlPlane?: boolean;
+  /** The parent cgroup of the VMIs' cgroups (relative to each hierarchy's root). Default `vireo`. */
+  cgroupParent?: string;
   /** VMIs reconciled at once. Default 16. */
   concurrency?: number;
 }
@@ -81,6 +84,8 @@ export class NodeAgent implements AgentHandle {
     facts.catch(() => undefined);
     this.facts = facts;
 
+    const cgroups = await Cgroups.detect(this.options.cgroupParent === undefined ? {} : { parent: this.options.cgroupParent });
+    if (cgroups.mode === 'none') this.logger.warn('guests run without cgroups: their CPU weight and memory limits are not applied', { reason: cgroups.reason });
     const events = new EventRecorder(client, 'virt-handler', this.logger, { instance: nodeName });
     this.events = events;
     const informer = new Informer(client, resources.virtualMachineInstances, this.logger, { fieldSelector: `status.nodeName=${nodeName}` });
@@ -89,6 +94,7 @@ export class NodeAgent implements AgentHandle {
       nodeName,
       dataDir,
       images: this.options.images,
+      cgroups,
       logger: this.logger,
       lookup: (key) => informer.get(key),
       enqueue: (key) => { queue.add(key); },
@@ -99,7 +105,7 @@ export class NodeAgent implements AgentHandle {
     this.informer = informer;
     this.runner = runner;
     this.queue = queue;
-    for (const runtime of await recoverRuntimes({ dataDir, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
+    for (const runtime of await recoverRuntimes({ dataDir, cgroups, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
     informer.onChange((key) => { queue.add(key); });
     await informer.start();
     // Runtimes whose VMI is gone get no informer event: queue them too.

@@ -10,6 +10,8 @@ import type { KObject } from '../api/object.js';
 import { stringAt } from '../api/kinds/read.js';
 import type { Client } from '../client/index.js';
 import type { Logger } from '../log/logger.js';
+import type { Cgroups } from './cgroups.js';
+import { vmiCgroupSpec } from './cgroups.js';
 import type { ImageStore } from './images/index.js';
 import { buildQemuCommand, efiVarsTemplate } from './qemu/index.js';
 import type { NodeFacts, VmiPaths } from './qemu/index.js';
@@ -24,6 +26,8 @@ export interface LaunchOptions {
   client: Client;
   images: ImageStore;
   dataDir: string;
+  /** Where the QEMU is put (its cgroup is made here; the caller removes it when the launch fails). */
+  cgroups: Cgroups;
   facts: NodeFacts;
   /** Why `facts.accel` (for the SoftwareEmulation condition after a restart). */
   accelReason: string;
@@ -74,18 +78,23 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     startedAt: new Date().toISOString(),
   };
   await writeRecord(layout, record);
+  const cgroup = vmiCgroupSpec(vmi);
+  await options.cgroups.create(uid, cgroup);
   const spawned = await spawnQemu(command.binary, args, { logFile: layout.qemuLog, env: command.env });
   const withPid = { ...record, pid: spawned.pid };
-  await writeRecord(layout, withPid);
-  options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel });
   let machine: Machine | undefined;
   try {
+    await writeRecord(layout, withPid);
+    // QEMU waits at its first instruction (-S) until `cont`, so the guest runs in its cgroup from the start.
+    await options.cgroups.attach(uid, spawned.pid);
+    options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel });
     machine = await Machine.connect({ key: `${record.namespace}/${record.name}`, layout, record: withPid, logger: options.logger, onChange: options.onChange }, spawned.exited, options.signal);
     const startPaused = stringAt(vmi, 'spec', 'startStrategy') === 'Paused';
     if (machine.runState === 'prelaunch' && !startPaused) {
       await machine.execute('cont');
       await machine.refreshRunState();
     }
+    await options.cgroups.settle(uid, cgroup);
     return machine;
   } catch (err) {
     machine?.detach();

@@ -7,6 +7,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import type { Runtime } from './actions.js';
+import type { Cgroups } from './cgroups.js';
 import { readRecord, vmiLayout, vmisRoot } from './layout.js';
 import { Machine, classifyExit } from './machine.js';
 import { isQemuAlive, readPidFile, signalQemu } from './qemu-process.js';
@@ -14,6 +15,7 @@ import { isQemuAlive, readPidFile, signalQemu } from './qemu-process.js';
 /** What recovery needs. */
 export interface RecoverOptions {
   dataDir: string;
+  cgroups: Cgroups;
   logger: Logger;
   /** Called with a VMI key when its machine changes. */
   enqueue: (key: string) => void;
@@ -42,6 +44,7 @@ async function recoverOne(uid: string, options: RecoverOptions): Promise<Runtime
   if (record === undefined || record.uid !== uid) {
     // A start interrupted before QEMU was spawned: nothing ran, nothing to report.
     await rm(layout.dir, { recursive: true, force: true });
+    await options.cgroups.remove(uid);
     return undefined;
   }
   const key = `${record.namespace}/${record.name}`;

@@ -15,6 +15,7 @@ import { resources } from '../client/index.js';
 import type { EventRecorder } from '../controllers/events/index.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
+import type { Cgroups } from './cgroups.js';
 import type { GuestAction } from './handle.js';
 import type { ImageStore } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
@@ -42,6 +43,8 @@ export interface VmiRunnerOptions {
   nodeName: string;
   dataDir: string;
   images: ImageStore;
+  /** Where each QEMU is put. */
+  cgroups: Cgroups;
   logger: Logger;
   /** The VMI bound to this node under `key`, from the informer cache. */
   lookup: (key: string) => KObject | undefined;
@@ -118,14 +121,24 @@ export class VmiRunner {
     return readSerialLog(layout.serialLog);
   }
 
-  /** Lets go of every QEMU (the guests run on), or kills them all with `stopGuests`. */
+  /**
+   * Lets go of every QEMU (the guests run on), or kills them all with
+   * `stopGuests`; their directories stay for the next agent to report, but
+   * not their cgroups, which nothing would use again.
+   */
   async stop(options: { stopGuests: boolean }): Promise<void> {
     for (const runtime of this.runtimes.values()) {
       if (runtime.kind !== 'machine') continue;
-      if (options.stopGuests && runtime.machine.exit === undefined) {
-        await runtime.machine.kill().catch((err: unknown) => { this.options.logger.error('cannot kill QEMU', { err, pid: runtime.machine.pid }); });
+      const { machine } = runtime;
+      if (options.stopGuests && machine.exit === undefined) {
+        try {
+          await machine.kill();
+          await this.options.cgroups.remove(machine.record.uid);
+        } catch (err) {
+          this.options.logger.error('cannot stop a guest', { err, pid: machine.pid, uid: machine.record.uid });
+        }
       }
-      runtime.machine.detach();
+      machine.detach();
     }
     this.runtimes.clear();
   }
@@ -169,6 +182,7 @@ export class VmiRunner {
         client: this.options.client,
         images: this.options.images,
         dataDir: this.options.dataDir,
+        cgroups: this.options.cgroups,
         facts,
         accelReason,
         logger,
@@ -186,6 +200,11 @@ export class VmiRunner {
   private async startFailed(vmi: KObject, err: unknown, signal: AbortSignal): Promise<ReconcileResult | undefined> {
     const uid = vmi.metadata.uid ?? '';
     await rm(vmiLayout(this.options.dataDir, uid).dir, { recursive: true, force: true });
+    try {
+      await this.options.cgroups.remove(uid);
+    } catch (cgroupErr) {
+      this.objectLogger(vmi).warn('the cgroup of a failed start stays behind', { err: cgroupErr });
+    }
     if (signal.aborted) throw err;
     const failures = this.retries.get(uid)?.failures ?? 0;
     const problem = startProblem(err, failures);
@@ -251,6 +270,8 @@ export class VmiRunner {
     // An ended guest's console log stays until its VMI is deleted (a launcher pod's logs stay as long), and so does the finalizer.
     const ended = current !== undefined && !isDeleting(current) && isFinalPhase(phaseOf(current));
     const logKept = await removeVmiFiles(vmiLayout(this.options.dataDir, uid), { keepSerialLog: ended });
+    // Throws while a process still holds the cgroup: the cleanup is retried.
+    await this.options.cgroups.remove(uid);
     this.runtimes.delete(uid);
     this.retries.delete(uid);
     if (current === undefined) return undefined;

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError } from '../../src/api/errors.js';
 import { agentFinalizer } from '../../src/agent/index.js';
+import { Cgroups } from '../../src/agent/cgroups.js';
 import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { condition, getVmi, phase, qemuPidsUnder, runningBlankVmi, startAgentFixture, waitVmi } from './support.js';
@@ -22,6 +23,14 @@ test('a bound VMI runs one QEMU, pauses and unpauses as QMP reports, and deletin
   assert.ok(running.metadata.finalizers?.includes(agentFinalizer), 'the agent holds its finalizer while the node has the VMI');
   assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(dir, 'qmp.sock')), 'the recorded pid is this VMI\'s QEMU');
   assert.deepEqual(qemuPidsUnder(fixture.dataDir), [pid]);
+  const uid = running.metadata.uid ?? '';
+  const cgroups = await Cgroups.detect();
+  if (cgroups.mode !== 'none') {
+    for (const path of cgroups.paths(uid)) {
+      assert.ok(readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').includes(String(pid)), `QEMU is in its VMI's cgroup ${path}`);
+    }
+    if (cgroups.mode === 'v1') assert.equal(readFileSync(join(cgroups.paths(uid)[0] ?? '', 'cpu.shares'), 'utf8').trim(), '102', 'a running 1-vCPU guest without a CPU request weighs 100m');
+  }
   const status = running.status as { nodeName?: string; phaseTransitionTimestamps?: { phase: string }[]; qosClass?: string };
   assert.equal(status.nodeName, fixture.nodeName);
   assert.ok(status.phaseTransitionTimestamps?.some((p) => p.phase === 'Running'));
@@ -49,6 +58,7 @@ test('a bound VMI runs one QEMU, pauses and unpauses as QMP reports, and deletin
   assert.ok(!existsSync(`/proc/${pid}`) || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir), 'QEMU is gone');
   assert.ok(!existsSync(dir), 'the VMI directory is gone');
   assert.deepEqual(qemuPidsUnder(fixture.dataDir), []);
+  for (const path of cgroups.paths(uid)) assert.ok(!existsSync(path), `the VMI's cgroup ${path} is gone`);
   await assert.rejects(fixture.agent.guestAction('default', 'life', 'pause'), (err: unknown) => err instanceof ApiError && err.message === 'VMI is not running');
 });
 

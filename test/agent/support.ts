@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { NodeAgent } from '../../src/agent/index.js';
+import { Cgroups } from '../../src/agent/cgroups.js';
 import { ImageStore } from '../../src/agent/images/index.js';
 import { HttpClient, resources } from '../../src/client/index.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -71,6 +72,7 @@ export async function startAgentFixture(options: { logger?: Logger } = {}): Prom
             // already gone
           }
         }
+        await removeCgroupsOf(dataDir);
         client.close();
         await server.stop();
         rmSync(root, { recursive: true, force: true });
@@ -78,6 +80,18 @@ export async function startAgentFixture(options: { logger?: Logger } = {}): Prom
     },
   };
   return fixture;
+}
+
+/** Removes the cgroups of the VMI directories under `dataDir` (their QEMUs killed), so no test leaves one on the machine. */
+async function removeCgroupsOf(dataDir: string): Promise<void> {
+  const cgroups = await Cgroups.detect();
+  let uids: string[] = [];
+  try {
+    uids = readdirSync(join(dataDir, 'vmis'));
+  } catch {
+    return;
+  }
+  for (const uid of uids) await cgroups.remove(uid);
 }
 
 /** Imports a blank qcow2 as `blankImage` into the store. */

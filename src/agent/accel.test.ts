@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { bootProbeGuest, probeAccelerator } from './accel.js';
+import { bootProbeGuest, forgetProbes, probeAccelerator } from './accel.js';
 
 const guestDir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vireo', 'guest');
 const guest = { kernel: join(guestDir, 'vmlinuz'), initrd: join(guestDir, 'initrd.img'), readyMarker: 'vireo-guest: ready' };
@@ -40,6 +40,26 @@ describe('probeAccelerator', () => {
     const first = await probeAccelerator(options);
     const second = await probeAccelerator(options);
     assert.equal(second, first);
+  });
+
+  it(`keeps a probe boot's outcome on disk for a restarted agent, until the fingerprint changes${noGuest}`, { skip: !haveGuest || !existsSync('/dev/kvm') }, async () => {
+    const file = join(scratch, 'accelerator.json');
+    const options = { ...guest, timeoutMs: 3_000, cache: { file, fingerprint: 'qemu 7.2' } };
+    const first = await probeAccelerator(options);
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as { accel: string; reason: string; key: string };
+    assert.equal(kept.accel, first.accel);
+    assert.equal(kept.reason, first.reason);
+    // What a restarted agent finds: the file, not the process cache. Marked, to see that it is what answers.
+    writeFileSync(file, JSON.stringify({ ...kept, reason: 'marked', at: '2026-01-01T00:00:00Z' }));
+    forgetProbes();
+    const started = Date.now();
+    const second = await probeAccelerator(options);
+    assert.deepEqual(second, { accel: first.accel, reason: 'marked (probed at 2026-01-01T00:00:00Z, since this host booted)' });
+    assert.ok(Date.now() - started < 1_000, 'no probe guest was booted');
+    forgetProbes();
+    const upgraded = await probeAccelerator({ ...options, cache: { file, fingerprint: 'qemu 8.0' } });
+    assert.doesNotMatch(upgraded.reason, /marked/, 'another QEMU is probed again');
+    assert.equal(upgraded.accel, first.accel);
   });
 
   it(`decides by booting the probe guest under KVM${noGuest}`, { skip: !haveGuest || !existsSync('/dev/kvm') }, async () => {

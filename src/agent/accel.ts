@@ -6,7 +6,7 @@
  * it in the VMI's `SoftwareEmulation` condition).
  */
 import { spawn } from 'node:child_process';
-import { access, open } from 'node:fs/promises';
+import { access, open, readFile, rename, writeFile } from 'node:fs/promises';
 
 /** The accelerator to use and why. */
 export interface AcceleratorChoice {
@@ -26,6 +26,12 @@ export interface ProbeOptions {
   signal?: AbortSignal;
   /** The KVM device; `/dev/kvm` by default (tests point it elsewhere). */
   kvmDevice?: string;
+  /**
+   * Where the outcome of a probe boot is kept, so a restarted agent does
+   * not boot the probe again; it holds until the host reboots or
+   * `fingerprint` (e.g. the QEMU version) changes.
+   */
+  cache?: { file: string; fingerprint: string };
 }
 
 /** The outcome of booting the probe guest once. */
@@ -119,18 +125,58 @@ async function probe(options: ProbeOptions): Promise<AcceleratorChoice> {
       return { accel: 'tcg', reason: `the probe guest is missing (${file}), so KVM cannot be shown to boot guests` };
     }
   }
+  const key = options.cache === undefined ? undefined : await cacheKey(options);
+  if (options.cache !== undefined && key !== undefined) {
+    const kept = await readKept(options.cache.file, key);
+    if (kept !== undefined) return kept;
+  }
   const boot = await bootProbeGuest('kvm', options);
-  if (boot.booted) return { accel: 'kvm', reason: `a probe guest booted under KVM in ${boot.ms} ms` };
-  return { accel: 'tcg', reason: boot.reason };
+  const choice: AcceleratorChoice = boot.booted ? { accel: 'kvm', reason: `a probe guest booted under KVM in ${boot.ms} ms` } : { accel: 'tcg', reason: boot.reason };
+  if (options.cache !== undefined && key !== undefined) await keep(options.cache.file, key, choice);
+  return choice;
+}
+
+/** What a kept probe outcome holds for: this boot of the host, these options, this fingerprint; undefined when the boot id is unknown. */
+async function cacheKey(options: ProbeOptions): Promise<string | undefined> {
+  let bootId: string;
+  try {
+    bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  return JSON.stringify([bootId, options.cache?.fingerprint, options.kvmDevice, options.qemuBinary, options.kernel, options.initrd, options.timeoutMs]);
+}
+
+/** The kept outcome for `key`, with when it was probed in its reason. */
+async function readKept(file: string, key: string): Promise<AcceleratorChoice | undefined> {
+  try {
+    const kept = JSON.parse(await readFile(file, 'utf8')) as { key?: unknown; accel?: unknown; reason?: unknown; at?: unknown };
+    if (kept.key !== key || (kept.accel !== 'kvm' && kept.accel !== 'tcg') || typeof kept.reason !== 'string' || typeof kept.at !== 'string') return undefined;
+    return { accel: kept.accel, reason: `${kept.reason} (probed at ${kept.at}, since this host booted)` };
+  } catch {
+    return undefined;
+  }
+}
+
+async function keep(file: string, key: string, choice: AcceleratorChoice): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, `${JSON.stringify({ key, ...choice, at: new Date().toISOString() })}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+/** Forgets the outcomes cached in this process (not those kept on disk). */
+export function forgetProbes(): void {
+  cache.clear();
 }
 
 /**
  * KVM when a probe guest boots under it within the timeout, else TCG; the
  * reason says which check decided. The result is cached per process (per
- * set of options); an aborted probe is not cached.
+ * set of options) and, with `cache`, on disk until the host reboots; an
+ * aborted probe is not cached.
  */
 export async function probeAccelerator(options: ProbeOptions): Promise<AcceleratorChoice> {
-  const key = JSON.stringify([options.kvmDevice, options.qemuBinary, options.kernel, options.initrd, options.readyMarker, options.timeoutMs]);
+  const key = JSON.stringify([options.kvmDevice, options.qemuBinary, options.kernel, options.initrd, options.readyMarker, options.timeoutMs, options.cache]);
   let pending = cache.get(key);
   if (pending === undefined) {
     pending = probe(options);

@@ -5,6 +5,7 @@
  * agent re-derives what runs from the VMI directories and carries on.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
 import { booleanAt } from '../api/kinds/read.js';
@@ -76,11 +77,14 @@ export class NodeAgent implements AgentHandle {
     checkSocketPaths(dataDir);
     await mkdir(vmisRoot(dataDir), { recursive: true, mode: 0o700 });
     const binary = this.options.facts?.qemuBinary ?? 'qemu-system-x86_64';
-    const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: await qemuVersion(binary, signal), dataDir });
+    const version = await qemuVersion(binary, signal);
+    const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: version, dataDir });
     this.registrar = new NodeRegistrar({ client, nodeName, host, logger: this.logger });
     await this.registrar.start();
     // The KVM probe boots a guest: it runs in the background, and only starting a VMI waits for it.
-    const facts = resolveNodeFacts(this.options.facts ?? {}, { logger: this.logger, signal });
+    // Its outcome is kept in the data directory until the host reboots or QEMU changes: a restarted agent does not probe again.
+    const probeCache = { file: join(dataDir, 'accelerator.json'), fingerprint: `${binary} ${version ?? 'unknown version'}` };
+    const facts = resolveNodeFacts(this.options.facts ?? {}, { logger: this.logger, signal, probeCache });
     facts.catch(() => undefined);
     this.facts = facts;
 

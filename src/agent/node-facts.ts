@@ -39,7 +39,7 @@ function ovmfDefaults(): Pick<NodeFacts, 'ovmfCode' | 'ovmfVars' | 'ovmfSecureBo
  * is probed by booting the test guest under KVM; any failure to probe
  * means TCG.
  */
-export async function resolveNodeFacts(given: Partial<NodeFacts>, options: { logger: Logger; signal: AbortSignal }): Promise<ResolvedFacts> {
+export async function resolveNodeFacts(given: Partial<NodeFacts>, options: { logger: Logger; signal: AbortSignal; probeCache?: { file: string; fingerprint: string } }): Promise<ResolvedFacts> {
   const base = { qemuBinary: 'qemu-system-x86_64', hostCpus: cpus().length, ...ovmfDefaults() };
   const partial = { ...base, ...given };
   if (given.accel !== undefined) {
@@ -47,7 +47,7 @@ export async function resolveNodeFacts(given: Partial<NodeFacts>, options: { log
   }
   try {
     const guest = await ensureTestGuest({ signal: options.signal });
-    const probe = await probeAccelerator({ kernel: guest.kernel, initrd: guest.initrd, readyMarker: TEST_GUEST_READY_MARKER, qemuBinary: partial.qemuBinary, signal: options.signal });
+    const probe = await probeAccelerator({ kernel: guest.kernel, initrd: guest.initrd, readyMarker: TEST_GUEST_READY_MARKER, qemuBinary: partial.qemuBinary, signal: options.signal, ...(options.probeCache === undefined ? {} : { cache: options.probeCache }) });
     options.logger.info('accelerator chosen', { accel: probe.accel, reason: probe.reason });
     return { facts: { ...partial, accel: probe.accel }, accelReason: probe.reason };
   } catch (err) {

@@ -13,7 +13,7 @@ import { QmpClient } from '../qmp/client.js';
 import { buildQemuCommand } from './cmdline.js';
 import { diskDeviceId } from './disk-devices.js';
 import { efiVarsTemplate } from './firmware.js';
-import { startQemu } from './process.js';
+import { startQemu } from '../../testing/qemu.js';
 import { debianFacts, goldenCases, vmiPaths } from './testing.js';
 import type { NodeFacts } from './types.js';
 

@@ -6,7 +6,5 @@ export { buildQemuCommand } from './cmdline.js';
 export type { DiskSource, NodeFacts, QemuCommand, VmiPaths } from './types.js';
 export { efiVarsTemplate } from './firmware.js';
 export { diskDeviceId } from './disk-devices.js';
-export { startQemu } from './process.js';
-export type { QemuExit, QemuProcess, StartQemuOptions } from './process.js';
 export { DomainConfigError } from './errors.js';
 export type { DomainConfigErrorCode } from './errors.js';

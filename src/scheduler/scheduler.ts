@@ -20,6 +20,7 @@ import type { Client } from '../client/index.js';
 import { Informer, resources } from '../client/index.js';
 import type { Logger } from '../log/logger.js';
 import { WorkQueue } from '../controllers/queue.js';
+import { ControllerLoop } from '../controllers/loop.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import { EventRecorder } from '../controllers/events/index.js';
 import { conditionsOf, conditionTypes, findCondition, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, removeCondition, setCondition, timestamp, vmiPhase, vmiPhases } from '../controllers/vmi/index.js';
@@ -47,7 +48,7 @@ const schedulablePhases: readonly string[] = [vmiPhases.unset, vmiPhases.pending
 export class Scheduler {
   private readonly nodes: Informer;
   private readonly vmis: Informer;
-  private readonly owned: Informer[] = [];
+  private readonly loop: ControllerLoop;
   private readonly recorder: EventRecorder;
   private readonly queue: WorkQueue;
   private readonly schedulerName: string;
@@ -64,32 +65,25 @@ export class Scheduler {
     this.schedulerName = options.schedulerName ?? 'default-scheduler';
     this.requestOptions = { cpuAllocationRatio: options.cpuAllocationRatio ?? 10, memoryOverheadBytes: options.memoryOverheadBytes ?? 32 * 2 ** 20 };
     this.now = options.now ?? Date.now;
-    this.nodes = options.nodeInformer ?? this.own(new Informer(client, resources.nodes, logger));
-    this.vmis = options.vmiInformer ?? this.own(new Informer(client, resources.virtualMachineInstances, logger));
     this.recorder = options.recorder ?? new EventRecorder(client, this.schedulerName, logger);
     // One at a time: each placement must see the room the previous one took.
     this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 50, maxDelayMs: 30_000 });
+    this.loop = new ControllerLoop(this.queue, this.recorder);
+    this.nodes = this.loop.informer(options.nodeInformer, () => new Informer(client, resources.nodes, logger));
+    this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));
     this.nodes.onChange(() => { this.enqueuePending(); });
     this.vmis.onChange((key) => { this.onVmiChange(key); });
   }
 
   /** Fills the caches, then schedules every unbound VMI and every change. */
   async start(): Promise<void> {
-    await Promise.all([this.nodes.start(), this.vmis.start()]);
-    this.queue.start();
+    await this.loop.start();
     this.logger.info('scheduler started', { schedulerName: this.schedulerName });
   }
 
   /** Stops scheduling and waits for a running placement to end. */
   async stop(): Promise<void> {
-    await this.queue.stop();
-    await Promise.all(this.owned.map((i) => i.stop()));
-    await this.recorder.flush();
-  }
-
-  private own(informer: Informer): Informer {
-    this.owned.push(informer);
-    return informer;
+    await this.loop.stop();
   }
 
   private onVmiChange(key: string): void {

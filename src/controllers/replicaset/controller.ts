@@ -19,6 +19,7 @@ import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
 import { WorkQueue } from '../queue.js';
+import { ControllerLoop } from '../loop.js';
 import type { ReconcileResult } from '../queue.js';
 import { EventRecorder } from '../events/index.js';
 import { controllerRefOf, controllerRefTo, errorMessage, isFinal, isMarkedForDeletion, keyOf, logFieldsOf } from '../vmi/index.js';
@@ -42,7 +43,7 @@ const ownerKind = 'VirtualMachineInstanceReplicaSet';
 export class ReplicaSetController {
   private readonly sets: Informer;
   private readonly vmis: Informer;
-  private readonly owned: Informer[] = [];
+  private readonly loop: ControllerLoop;
   private readonly recorder: EventRecorder;
   private readonly queue: WorkQueue;
   private readonly burst: number;
@@ -57,31 +58,24 @@ export class ReplicaSetController {
   ) {
     this.burst = Math.max(1, options.burstReplicas ?? 250);
     this.now = options.now ?? Date.now;
-    this.sets = options.replicaSetInformer ?? this.own(new Informer(client, resources.virtualMachineInstanceReplicaSets, logger));
-    this.vmis = options.vmiInformer ?? this.own(new Informer(client, resources.virtualMachineInstances, logger));
     this.recorder = options.recorder ?? new EventRecorder(client, 'virtualmachinereplicaset-controller', logger);
     this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: options.concurrency ?? 2, baseDelayMs: 100, maxDelayMs: 60_000 });
+    this.loop = new ControllerLoop(this.queue, this.recorder);
+    this.sets = this.loop.informer(options.replicaSetInformer, () => new Informer(client, resources.virtualMachineInstanceReplicaSets, logger));
+    this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));
     this.sets.onChange((key) => { this.queue.add(key); });
     this.vmis.onChange((key) => { this.onVmiChange(key); });
   }
 
   /** Fills the caches, then reconciles every replica set and every change. */
   async start(): Promise<void> {
-    await Promise.all([this.sets.start(), this.vmis.start()]);
-    this.queue.start();
+    await this.loop.start();
     this.logger.info('replica set controller started');
   }
 
   /** Stops reconciling and waits for running passes. */
   async stop(): Promise<void> {
-    await this.queue.stop();
-    await Promise.all(this.owned.map((i) => i.stop()));
-    await this.recorder.flush();
-  }
-
-  private own(informer: Informer): Informer {
-    this.owned.push(informer);
-    return informer;
+    await this.loop.stop();
   }
 
   private onVmiChange(key: string): void {

@@ -13,6 +13,7 @@ import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
 import { WorkQueue } from '../queue.js';
+import { ControllerLoop } from '../loop.js';
 import type { ReconcileResult } from '../queue.js';
 import { EventRecorder } from '../events/index.js';
 import { controllerRefOf, controllerRefTo, errorMessage, isControlledBy, isMarkedForDeletion, logFieldsOf, vmiPhase } from '../vmi/index.js';
@@ -47,7 +48,7 @@ interface Pass {
 export class VirtualMachineController {
   private readonly vms: Informer;
   private readonly vmis: Informer;
-  private readonly owned: Informer[] = [];
+  private readonly loop: ControllerLoop;
   private readonly recorder: EventRecorder;
   private readonly queue: WorkQueue;
   private readonly options: CompiledOptions;
@@ -58,10 +59,11 @@ export class VirtualMachineController {
     options: VirtualMachineControllerOptions = {},
   ) {
     this.options = compileOptions(options);
-    this.vms = options.vmInformer ?? this.own(new Informer(client, resources.virtualMachines, logger));
-    this.vmis = options.vmiInformer ?? this.own(new Informer(client, resources.virtualMachineInstances, logger));
     this.recorder = options.recorder ?? new EventRecorder(client, 'virtualmachine-controller', logger);
     this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: this.options.concurrency, baseDelayMs: 100, maxDelayMs: 60_000 });
+    this.loop = new ControllerLoop(this.queue, this.recorder);
+    this.vms = this.loop.informer(options.vmInformer, () => new Informer(client, resources.virtualMachines, logger));
+    this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));
     this.vms.onChange((key) => { this.queue.add(key); });
     // A VM's VMI has the VM's name: a VMI's key is its VM's key, even once the VMI is gone.
     this.vmis.onChange((key) => { this.queue.add(key); });
@@ -69,21 +71,13 @@ export class VirtualMachineController {
 
   /** Fills the caches, then reconciles every VM and every change. */
   async start(): Promise<void> {
-    await Promise.all([this.vms.start(), this.vmis.start()]);
-    this.queue.start();
+    await this.loop.start();
     this.logger.info('virtual machine controller started');
   }
 
   /** Stops reconciling, waits for running passes, and flushes pending events. */
   async stop(): Promise<void> {
-    await this.queue.stop();
-    await Promise.all(this.owned.map((i) => i.stop()));
-    await this.recorder.flush();
-  }
-
-  private own(informer: Informer): Informer {
-    this.owned.push(informer);
-    return informer;
+    await this.loop.stop();
   }
 
   private async reconcile(key: string): Promise<ReconcileResult> {

@@ -7,7 +7,8 @@ import type { KObject } from '../api/object.js';
 import { numberAt } from '../api/kinds/read.js';
 import type { VmiLayout } from './layout.js';
 import type { Machine, MachineExit } from './machine.js';
-import { hasAgentFinalizer, isDeleting, isFinalPhase, phaseOf } from './vmi-status.js';
+import { isFinal, isMarkedForDeletion, vmiPhase } from '../api/kinds/vm-state.js';
+import { hasAgentFinalizer } from './vmi-status.js';
 
 /** What the node holds for one VMI uid. */
 export type Runtime =
@@ -61,20 +62,20 @@ export function decideAction(vmi: KObject | undefined, runtime: Runtime | undefi
     const exit = runtimeExit(runtime);
     if (exit !== undefined || runtime.kind === 'leftover') {
       // A guest that never reported Running (the agent stopped mid-start) starts again rather than failing the VMI.
-      const report = vmi !== undefined && phaseOf(vmi) === 'Scheduled' && runtime.kind === 'leftover' ? undefined : exit;
+      const report = vmi !== undefined && vmiPhase(vmi) === 'Scheduled' && runtime.kind === 'leftover' ? undefined : exit;
       return { kind: 'cleanup', vmi, uid: runtimeUid(runtime), exit: report };
     }
     const { machine } = runtime;
     // A VMI that is gone (deleted past its finalizer, or moved off this node) has no grace left to give.
     if (vmi === undefined) return { kind: 'shutdown', machine, graceSeconds: 0 };
-    if (isDeleting(vmi)) return { kind: 'shutdown', machine, graceSeconds: graceSecondsOf(vmi) };
-    if (isFinalPhase(phaseOf(vmi))) return { kind: 'shutdown', machine, graceSeconds: 0 };
+    if (isMarkedForDeletion(vmi)) return { kind: 'shutdown', machine, graceSeconds: graceSecondsOf(vmi) };
+    if (isFinal(vmi)) return { kind: 'shutdown', machine, graceSeconds: 0 };
     return { kind: 'observe', vmi, machine };
   }
   if (vmi === undefined) return { kind: 'none' };
   const uid = vmi.metadata.uid ?? '';
-  const phase = phaseOf(vmi);
-  if (isDeleting(vmi) || isFinalPhase(phase)) {
+  const phase = vmiPhase(vmi);
+  if (isMarkedForDeletion(vmi) || isFinal(vmi)) {
     return hasAgentFinalizer(vmi) ? { kind: 'cleanup', vmi, uid, exit: undefined } : { kind: 'none' };
   }
   switch (phase) {

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
+import { isFinal, isMarkedForDeletion, vmiPhase } from '../api/kinds/vm-state.js';
 import type { KObject } from '../api/object.js';
 import type { Client } from '../client/index.js';
 import { resources } from '../client/index.js';
@@ -29,7 +30,7 @@ import { readSerialLog } from './serial-console.js';
 import type { AgentEvent } from './vmi-reports.js';
 import { endedEvent, endedUpdate, runningUpdate, startProblem, startProblemEvent, startProblemUpdate } from './vmi-reports.js';
 import type { StatusUpdate } from './vmi-status.js';
-import { agentFinalizer, hasAgentFinalizer, isDeleting, isFinalPhase, phaseOf, statusPatch } from './vmi-status.js';
+import { agentFinalizer, hasAgentFinalizer, statusPatch } from './vmi-status.js';
 
 /** The node's facts for one start, and why that accelerator. */
 export interface StartFacts {
@@ -229,7 +230,7 @@ export class VmiRunner {
   }
 
   private async observe(vmi: KObject, machine: Machine): Promise<ReconcileResult | undefined> {
-    const before = phaseOf(vmi);
+    const before = vmiPhase(vmi);
     await this.writeStatus(vmi, runningUpdate(vmi, machine, this.options.nodeName));
     if (before !== 'Running') {
       this.objectLogger(vmi).info('VMI running', { pid: machine.pid, accel: machine.record.accel });
@@ -262,20 +263,20 @@ export class VmiRunner {
     const runtime = this.runtimes.get(uid);
     if (runtime?.kind === 'machine') runtime.machine.detach();
     let current = vmi?.metadata.uid === uid ? vmi : undefined;
-    if (current !== undefined && exit !== undefined && !isFinalPhase(phaseOf(current))) {
+    if (current !== undefined && exit !== undefined && !isFinal(current)) {
       current = await this.writeStatus(current, endedUpdate(exit));
       this.objectLogger(current).info('VMI ended', { phase: exit.phase, message: exit.message });
       this.event(current, endedEvent(exit));
     }
     // An ended guest's console log stays until its VMI is deleted (a launcher pod's logs stay as long), and so does the finalizer.
-    const ended = current !== undefined && !isDeleting(current) && isFinalPhase(phaseOf(current));
+    const ended = current !== undefined && !isMarkedForDeletion(current) && isFinal(current);
     const logKept = await removeVmiFiles(vmiLayout(this.options.dataDir, uid), { keepSerialLog: ended });
     // Throws while a process still holds the cgroup: the cleanup is retried.
     await this.options.cgroups.remove(uid);
     this.runtimes.delete(uid);
     this.retries.delete(uid);
     if (current === undefined) return undefined;
-    if (isDeleting(current) || isFinalPhase(phaseOf(current))) {
+    if (isMarkedForDeletion(current) || isFinal(current)) {
       if (hasAgentFinalizer(current) && !logKept) {
         const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== agentFinalizer);
         await this.patchVmi(current, { metadata: { resourceVersion: current.metadata.resourceVersion, finalizers } });

@@ -8,6 +8,7 @@
 import type { KObject } from '../api/object.js';
 import { numberAt, recordAt, recordsAt, stringAt } from '../api/kinds/read.js';
 import { parseQuantity } from '../api/validation/quantity.js';
+import { vmiPhase } from '../api/kinds/vm-state.js';
 
 /** KubeVirt's VMI phases. */
 export type VmiPhase = 'Pending' | 'Scheduling' | 'Scheduled' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
@@ -42,21 +43,6 @@ export interface StatusUpdate {
 /** The VMI finalizer the agent holds while the node has anything of the VMI (QEMU, files). */
 export const agentFinalizer = 'vireo.io/agent-cleanup';
 
-/** The VMI's phase, or '' before it has one. */
-export function phaseOf(vmi: KObject): string {
-  return stringAt(vmi, 'status', 'phase') ?? '';
-}
-
-/** Succeeded and Failed are final: a VMI never runs again after them. */
-export function isFinalPhase(phase: string): boolean {
-  return phase === 'Succeeded' || phase === 'Failed';
-}
-
-/** True once the VMI's deletion has begun. */
-export function isDeleting(vmi: KObject): boolean {
-  return vmi.metadata.deletionTimestamp !== undefined;
-}
-
 /** True while the agent's finalizer holds the VMI. */
 export function hasAgentFinalizer(vmi: KObject): boolean {
   return (vmi.metadata.finalizers ?? []).includes(agentFinalizer);
@@ -89,7 +75,7 @@ export function conditionOf(vmi: KObject, type: string): VmiCondition | undefine
 export function statusPatch(vmi: KObject, update: StatusUpdate, now: Date = new Date()): Record<string, unknown> | undefined {
   const stamp = rfc3339(now);
   const status: Record<string, unknown> = {};
-  const phase = phaseOf(vmi);
+  const phase = vmiPhase(vmi);
   if (update.phase !== undefined && update.phase !== phase) {
     status.phase = update.phase;
     const transitions = recordsAt(vmi, 'status', 'phaseTransitionTimestamps');

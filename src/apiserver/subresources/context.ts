@@ -10,7 +10,7 @@ import type { AgentDirectory, AgentHandle } from '../../agent/handle.js';
 import type { Logger } from '../../log/logger.js';
 import type { ObjectStore } from '../object-store.js';
 import type { ResourceRegistry } from '../resources.js';
-import { phaseOf } from './state.js';
+import { vmiPhase } from '../../api/kinds/vm-state.js';
 
 export interface SubresourceContext {
   objects: ObjectStore;
@@ -60,7 +60,7 @@ export function vmiNotRunning(vmi: KObject): ApiError {
 
 /** "VMI is not running (phase X): …" */
 export function notRunningMessage(vmi: KObject): string {
-  const phase = phaseOf(vmi);
+  const phase = vmiPhase(vmi);
   const hint = phase === 'Succeeded' || phase === 'Failed' ? 'the guest has stopped; start it again first' : 'wait until its phase is Running';
   return `VMI is not running (phase ${phase === '' ? 'unset' : phase}): ${hint}`;
 }

@@ -11,7 +11,8 @@ import type { GuestAction } from '../../agent/handle.js';
 import type { SubresourceContext } from './context.js';
 import { agentOn, kubevirtDefs, vmiNotRunning } from './context.js';
 import type { GuestActionOptions } from './options.js';
-import { hasTrueCondition, nodeNameOf, phaseOf } from './state.js';
+import { nodeNameOf, vmiPhase } from '../../api/kinds/vm-state.js';
+import { hasTrueCondition } from './state.js';
 
 function vmiConflict(vmi: KObject, why: string): ApiError {
   return conflict('virtualmachineinstance', 'kubevirt.io', vmi.metadata.name ?? '', why);
@@ -19,7 +20,7 @@ function vmiConflict(vmi: KObject, why: string): ApiError {
 
 /** KubeVirt's preconditions of each action (`lifecycle.go`), as the error to answer, if any. */
 export function refusal(vmi: KObject, action: GuestAction): ApiError | undefined {
-  if (phaseOf(vmi) !== 'Running') return vmiNotRunning(vmi);
+  if (vmiPhase(vmi) !== 'Running') return vmiNotRunning(vmi);
   const paused = hasTrueCondition(vmi, 'Paused');
   const name = vmi.metadata.name ?? '';
   switch (action) {

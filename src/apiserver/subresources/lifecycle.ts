@@ -12,8 +12,9 @@ import { isPlainObject } from '../../api/object.js';
 import type { SubresourceContext } from './context.js';
 import { kubevirtDefs, migrationDef } from './context.js';
 import type { MigrateOptions, RestartOptions, StartOptions, StopOptions } from './options.js';
-import type { StateChangeRequest } from './state.js';
-import { hasTrueCondition, isFinal, pendingRequestsOf, phaseOf, runStrategyOf, usesRunningField } from './state.js';
+import type { StateChangeRequest } from '../../api/kinds/vm-state.js';
+import { isFinal, vmiPhase } from '../../api/kinds/vm-state.js';
+import { hasTrueCondition, pendingRequestsOf, runStrategyOf, usesRunningField } from './state.js';
 
 /** What an action changes on the VM. */
 export type VmWrite =
@@ -49,7 +50,7 @@ function uidOf(vmi: KObject): string {
 }
 
 export function decideStart(vm: KObject, vmi: KObject | undefined, options: StartOptions): LifecycleDecision {
-  if (vmi !== undefined && !isFinal(vmi) && phaseOf(vmi) !== 'Unknown' && phaseOf(vmi) !== '') {
+  if (vmi !== undefined && !isFinal(vmi) && vmiPhase(vmi) !== 'Unknown' && vmiPhase(vmi) !== '') {
     throw vmConflict(vm, 'VM is already running');
   }
   const start: StateChangeRequest = options.paused ? { action: 'Start', data: { paused: 'true' } } : { action: 'Start' };
@@ -59,13 +60,12 @@ export function decideStart(vm: KObject, vmi: KObject | undefined, options: Star
       // A paused start needs the request's data; the VM controller then sets the run strategy itself.
       return { write: options.paused ? requestsWrite(vm, [start]) : { target: 'runStrategy', value: 'Always' } };
     case 'RerunOnFailure':
-      if (vmi !== undefined && phaseOf(vmi) === 'Failed') throw vmConflict(vm, 'RerunOnFailure does not support starting VM from failed state: the VM controller restarts a failed guest by itself');
-      return { write: requestsWrite(vm, vmi !== undefined && phaseOf(vmi) === 'Succeeded' ? [{ action: 'Stop', uid: uidOf(vmi) }, start] : [start]) };
+      if (vmi !== undefined && vmiPhase(vmi) === 'Failed') throw vmConflict(vm, 'RerunOnFailure does not support starting VM from failed state: the VM controller restarts a failed guest by itself');
+      return { write: requestsWrite(vm, vmi !== undefined && vmiPhase(vmi) === 'Succeeded' ? [{ action: 'Stop', uid: uidOf(vmi) }, start] : [start]) };
     case 'Manual':
       return { write: requestsWrite(vm, vmi !== undefined && isFinal(vmi) ? [{ action: 'Stop', uid: uidOf(vmi) }, start] : [start]) };
     case 'Always':
     case 'Once':
-    case 'WaitAsReceiver':
       throw vmConflict(vm, `${strategy} does not support manual start requests: the VM controller starts it by itself`);
   }
 }
@@ -77,7 +77,6 @@ export function decideStop(vm: KObject, vmi: KObject | undefined, options: StopO
   switch (strategy) {
     case 'Always':
     case 'Once':
-    case 'WaitAsReceiver':
       return { write: { target: 'runStrategy', value: 'Halted' }, ...grace };
     case 'RerunOnFailure':
     case 'Manual':
@@ -162,7 +161,7 @@ export async function migrateVm(context: SubresourceContext, target: { namespace
   const defs = kubevirtDefs(context.registry);
   const vm = await context.objects.get(defs.vm, target.namespace, target.name);
   const vmi = await context.objects.get(defs.vmi, target.namespace, target.name);
-  if (phaseOf(vmi) !== 'Running') throw vmConflict(vm, 'VM is not running');
+  if (vmiPhase(vmi) !== 'Running') throw vmConflict(vm, 'VM is not running');
   if (hasTrueCondition(vm, 'Paused')) throw vmConflict(vm, 'VM is paused: unpause it before migrating');
   const migration: KObject = {
     apiVersion: 'kubevirt.io/v1',

@@ -1,76 +1,30 @@
 /**
  * `console` and `vnc`: a WebSocket upgrade with KubeVirt's
  * `plain.kubevirt.io` subprotocol, then the bytes of the guest's serial
- * console or VNC server, raw, in binary frames. Every refusal happens before
- * the upgrade, as a plain HTTP `Status` (404 no such VMI, 400 not running,
- * 503 no agent). Each session gets its own agent stream, so several users
- * can share a console (KubeVirt allows one).
+ * console or VNC server, raw, in binary frames (`StreamServer` in
+ * `src/console`). Every refusal happens before the upgrade, as a plain HTTP
+ * `Status` (404 no such VMI, 400 not running, 503 no agent). Each session
+ * gets its own agent stream, so several users can share a console (KubeVirt
+ * allows one).
  */
-import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
-import type { WebSocket } from 'ws';
-import { ApiError, badRequest } from '../../api/errors.js';
-import type { Status } from '../../api/object.js';
-import { bridge, plainStreamProtocol } from '../../console/index.js';
+import { badRequest } from '../../api/errors.js';
+import { StreamServer } from '../../console/index.js';
 import type { SubresourceContext } from './context.js';
 import { agentOn, kubevirtDefs, notRunningMessage } from './context.js';
-import { nodeNameOf, phaseOf } from './state.js';
-
-/** How often an idle session is pinged; a peer that misses one ping is dropped (its agent stream freed). */
-const heartbeatMs = 30_000;
-
-/** Writes a `Status` as the HTTP answer to an upgrade request and closes the connection. */
-export function rejectUpgrade(socket: Duplex, status: Status): void {
-  if (socket.destroyed) return;
-  const body = JSON.stringify(status);
-  socket.end(
-    `HTTP/1.1 ${status.code} ${STATUS_CODES[status.code] ?? 'Error'}\r\n` +
-      'Content-Type: application/json\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      'Connection: close\r\n\r\n' +
-      body,
-  );
-}
-
-/** The subprotocols a client offered (`Sec-WebSocket-Protocol`). */
-function offeredProtocols(req: IncomingMessage): string[] {
-  return (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
-}
-
-/** The checks `ws` makes before it upgrades, done first so a bad handshake never opens an agent stream. */
-function checkHandshake(req: IncomingMessage, path: string): void {
-  if (req.method !== 'GET') throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}: open it with a WebSocket GET`);
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    throw badRequest(`${path} is a WebSocket endpoint: send "Upgrade: websocket" (vireo console and vireo vnc do)`);
-  }
-  const key = req.headers['sec-websocket-key'];
-  const version = req.headers['sec-websocket-version'];
-  if (key === undefined || !/^[+/0-9A-Za-z]{22}==$/.test(key.trim()) || (version !== '13' && version !== '8')) {
-    throw badRequest('invalid WebSocket handshake: Sec-WebSocket-Key and Sec-WebSocket-Version 13 are required');
-  }
-  const offered = offeredProtocols(req);
-  if (offered.length > 0 && !offered.includes(plainStreamProtocol)) {
-    throw badRequest(`unsupported WebSocket subprotocol ${offered.join(', ')}: this endpoint speaks ${plainStreamProtocol}`);
-  }
-}
+import { nodeNameOf, vmiPhase } from '../../api/kinds/vm-state.js';
 
 export class StreamSessions {
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    perMessageDeflate: false,
-    maxPayload: 4 * 1024 * 1024,
-    handleProtocols: (protocols) => (protocols.has(plainStreamProtocol) ? plainStreamProtocol : false),
-  });
-  private readonly open = new Set<WebSocket>();
+  private readonly server: StreamServer;
 
-  constructor(private readonly context: SubresourceContext) {}
+  constructor(private readonly context: SubresourceContext) {
+    this.server = new StreamServer(context.logger);
+  }
 
   /** Number of open sessions (console and VNC). */
   get size(): number {
-    return this.open.size;
+    return this.server.size;
   }
 
   /**
@@ -84,46 +38,20 @@ export class StreamSessions {
     socket: Duplex,
     head: Buffer,
   ): Promise<void> {
-    checkHandshake(req, target.path);
-    const vmi = await this.context.objects.get(kubevirtDefs(this.context.registry).vmi, target.namespace, target.name);
-    const node = nodeNameOf(vmi);
-    if (phaseOf(vmi) !== 'Running' || node === undefined) throw badRequest(notRunningMessage(vmi));
-    const stream = await agentOn(this.context, node).openStream(target.namespace, target.name, target.kind);
-    if (socket.destroyed) {
-      stream.destroy();
-      return;
-    }
-    let upgraded = false;
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      upgraded = true;
-      void this.serve(ws, stream, { ...target, uid: vmi.metadata.uid, node });
+    await this.server.upgrade(req, socket, head, {
+      path: target.path,
+      open: async () => {
+        const vmi = await this.context.objects.get(kubevirtDefs(this.context.registry).vmi, target.namespace, target.name);
+        const node = nodeNameOf(vmi);
+        if (vmiPhase(vmi) !== 'Running' || node === undefined) throw badRequest(notRunningMessage(vmi));
+        const stream = await agentOn(this.context, node).openStream(target.namespace, target.name, target.kind);
+        return { stream, log: { ...target, uid: vmi.metadata.uid, node } };
+      },
     });
-    // ws calls back synchronously, or not at all when the socket died during the handshake.
-    if (!upgraded) stream.destroy();
   }
 
   /** Ends every open session (server shutdown). */
   close(): void {
-    for (const ws of this.open) ws.terminate();
-    this.open.clear();
-  }
-
-  private async serve(ws: WebSocket, stream: Duplex, who: Record<string, unknown>): Promise<void> {
-    this.open.add(ws);
-    let alive = true;
-    ws.on('pong', () => { alive = true; });
-    const heartbeat = setInterval(() => {
-      // While reading is paused for backpressure, pongs cannot arrive either: not a sign of a dead peer.
-      if (ws.isPaused) return;
-      if (!alive) { ws.terminate(); return; }
-      alive = false;
-      ws.ping();
-    }, heartbeatMs);
-    heartbeat.unref();
-    this.context.logger.debug('stream opened', who);
-    const end = await bridge(ws, { input: stream, output: stream }, { endOutput: true });
-    clearInterval(heartbeat);
-    this.open.delete(ws);
-    this.context.logger.debug('stream closed', { ...who, code: end.code, reason: end.reason, err: end.error });
+    this.server.close();
   }
 }

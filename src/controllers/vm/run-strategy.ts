@@ -4,21 +4,12 @@
  * pure function of the VM, the VMI and the crash-loop backoff left.
  */
 import type { KObject } from '../../api/object.js';
-import { isPlainObject } from '../../api/object.js';
-import { arrayAt, at, stringAt } from '../../api/kinds/read.js';
+import { stringAt } from '../../api/kinds/read.js';
+import type { RunStrategy, StateChangeRequest } from '../../api/kinds/vm-state.js';
 import { isFinal, isMarkedForDeletion, vmiPhase, vmiPhases } from '../vmi/index.js';
 
-/** The run strategies Vireo runs (KubeVirt's, less WaitAsReceiver). */
-export const runStrategies = ['Always', 'RerunOnFailure', 'Manual', 'Halted', 'Once'] as const;
-/** One of {@link runStrategies}. */
-export type RunStrategy = (typeof runStrategies)[number];
-
-/** A `status.stateChangeRequests` entry, as the start/stop/restart subresources write them. */
-export interface StateChangeRequest {
-  action: string;
-  uid?: string;
-  data?: Record<string, string>;
-}
+export { runStrategies, runStrategyOf, stateChangeRequestsOf } from '../../api/kinds/vm-state.js';
+export type { RunStrategy, StateChangeRequest } from '../../api/kinds/vm-state.js';
 
 /** What to do with the VMI on this pass. */
 export type Decision =
@@ -30,42 +21,6 @@ export type Decision =
   | { action: 'wait'; ms: number }
   /** A Halted VM got a Start request: it becomes Always. */
   | { action: 'runAlways' };
-
-/**
- * The effective run strategy: `spec.runStrategy`, or the deprecated
- * `spec.running` (true is Always, false or absent is Halted). An error
- * message when the spec says something else.
- */
-export function runStrategyOf(vm: KObject): { strategy: RunStrategy } | { error: string } {
-  const strategy = at(vm, 'spec', 'runStrategy');
-  const running = at(vm, 'spec', 'running');
-  const hasStrategy = strategy !== undefined && strategy !== null;
-  if (hasStrategy && running !== undefined && running !== null) {
-    return { error: 'running and runStrategy are mutually exclusive: keep runStrategy and remove the deprecated running field' };
-  }
-  if (hasStrategy) {
-    const known = runStrategies.find((s) => s === strategy);
-    return known === undefined ? { error: `unknown runStrategy ${JSON.stringify(strategy)}: use one of ${runStrategies.join(', ')}` } : { strategy: known };
-  }
-  return { strategy: running === true ? 'Always' : 'Halted' };
-}
-
-/** The well-formed `status.stateChangeRequests`. */
-export function stateChangeRequestsOf(vm: KObject): StateChangeRequest[] {
-  const out: StateChangeRequest[] = [];
-  for (const item of arrayAt(vm, 'status', 'stateChangeRequests')) {
-    if (!isPlainObject(item) || typeof item.action !== 'string') continue;
-    const request: StateChangeRequest = { action: item.action };
-    if (typeof item.uid === 'string') request.uid = item.uid;
-    if (isPlainObject(item.data)) {
-      const data: Record<string, string> = {};
-      for (const [k, v] of Object.entries(item.data)) if (typeof v === 'string') data[k] = v;
-      request.data = data;
-    }
-    out.push(request);
-  }
-  return out;
-}
 
 function hasStartRequest(requests: readonly StateChangeRequest[]): boolean {
   return requests[0]?.action === 'Start';

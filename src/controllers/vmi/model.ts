@@ -6,23 +6,13 @@
  */
 import type { KObject, OwnerReference } from '../../api/object.js';
 import { isPlainObject } from '../../api/object.js';
-import { arrayAt, stringAt } from '../../api/kinds/read.js';
+import { arrayAt } from '../../api/kinds/read.js';
+import { vmiPhase, vmiPhases } from '../../api/kinds/vm-state.js';
+
+export { isFinal, isMarkedForDeletion, nodeNameOf, vmiPhase, vmiPhases } from '../../api/kinds/vm-state.js';
 
 /** `kubevirt.io/v1`, the version Vireo's controllers write. */
 export const kubevirtApiVersion = 'kubevirt.io/v1';
-
-/** The VMI phases (`VirtualMachineInstancePhase`). */
-export const vmiPhases = {
-  unset: '',
-  pending: 'Pending',
-  scheduling: 'Scheduling',
-  scheduled: 'Scheduled',
-  running: 'Running',
-  succeeded: 'Succeeded',
-  failed: 'Failed',
-  waitingForSync: 'WaitingForSync',
-  unknown: 'Unknown',
-} as const;
 
 /** Condition types KubeVirt puts on VMIs and mirrors onto VMs. */
 export const conditionTypes = {
@@ -34,32 +24,10 @@ export const conditionTypes = {
   synchronized: 'Synchronized',
 } as const;
 
-/** `status.phase`, '' when unset. */
-export function vmiPhase(vmi: KObject): string {
-  return stringAt(vmi, 'status', 'phase') ?? '';
-}
-
-/** Succeeded or Failed: the VMI will not run again. */
-export function isFinal(vmi: KObject): boolean {
-  const phase = vmiPhase(vmi);
-  return phase === vmiPhases.succeeded || phase === vmiPhases.failed;
-}
-
 /** Not yet picked up: no phase, or Pending. */
 export function isUnprocessed(vmi: KObject): boolean {
   const phase = vmiPhase(vmi);
   return phase === vmiPhases.unset || phase === vmiPhases.pending;
-}
-
-/** True once a delete was accepted and finalizers hold the object. */
-export function isMarkedForDeletion(obj: KObject): boolean {
-  return obj.metadata.deletionTimestamp !== undefined;
-}
-
-/** `status.nodeName`, or undefined while unbound. */
-export function nodeNameOf(vmi: KObject): string | undefined {
-  const node = stringAt(vmi, 'status', 'nodeName');
-  return node === undefined || node === '' ? undefined : node;
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Client } from '../client/index.js';
 import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
 import { vmiCgroupSpec } from './cgroups.js';
-import type { ImageStore } from './images/index.js';
+import type { ImageStore, PullEvent } from './images/index.js';
 import { buildQemuCommand, efiVarsTemplate } from './qemu/index.js';
 import type { NodeFacts, VmiPaths } from './qemu/index.js';
 import { createVmiDir, vmiLayout, writeRecord } from './layout.js';
@@ -34,6 +34,8 @@ export interface LaunchOptions {
   logger: Logger;
   /** Called when the machine's state changes. */
   onChange: () => void;
+  /** Called with the `Pulling`/`Pulled` Events of the images the guest needs. */
+  onPullEvent: (event: PullEvent) => void;
   signal: AbortSignal;
 }
 
@@ -49,7 +51,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
-  const volumes = await prepareVolumes(vmi, { client: options.client, images: options.images, disksDir: layout.disksDir, signal: options.signal });
+  const volumes = await prepareVolumes(vmi, { client: options.client, images: options.images, disksDir: layout.disksDir, signal: options.signal, onPullEvent: options.onPullEvent });
   const paths: VmiPaths = {
     dir: layout.dir,
     qmpSocket: layout.qmpSocket,

@@ -188,6 +188,8 @@ export class VmiRunner {
         accelReason,
         logger,
         onChange: () => { this.options.enqueue(key); },
+        // As the kubelet records image pulls on the launcher pod.
+        onPullEvent: (event) => { this.event(current, event); },
         signal,
       });
     } catch (err) {

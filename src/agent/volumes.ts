@@ -3,7 +3,9 @@
  * directory: a qcow2 overlay per containerDisk (the image stays shared and
  * untouched), ISOs for cloud-init and config volumes, sparse qcow2 files
  * for emptyDisks, and host files for hostDisks. Also resolves the
- * kernelBoot image's kernel and initrd.
+ * kernelBoot image's kernel and initrd. containerDisk and kernelBoot images
+ * come from the node's image store, pulled from their registry first when
+ * the pull policy says so (`images/registry.ts`).
  */
 import { constants } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
@@ -11,11 +13,13 @@ import { dirname, join } from 'node:path';
 import type { KObject } from '../api/object.js';
 import { ApiError } from '../api/errors.js';
 import { isPlainObject } from '../api/object.js';
-import { has, recordsAt, stringAt } from '../api/kinds/read.js';
+import { has, recordAt, recordsAt, stringAt } from '../api/kinds/read.js';
 import { parseQuantity } from '../api/validation/quantity.js';
 import { volumeSourceTypes } from '../api/validation/vmi-volumes.js';
 import type { Client } from '../client/index.js';
-import type { ContainerDiskImage, ImageStore } from './images/index.js';
+import type { ContainerDiskImage, ImagePuller, ImageStore, PullEvent, RegistryCredentials } from './images/index.js';
+import { ImagePullError, credentialsFromDockerConfig, parseImageReference, pullerFor } from './images/index.js';
+import { resources } from '../client/index.js';
 import type { VmiPaths } from './qemu/cmdline.js';
 import { cloudInitDisk } from './cloud-init.js';
 import { configDisk } from './config-volumes.js';
@@ -40,6 +44,10 @@ export interface PrepareVolumesOptions {
   /** Where the VMI's own disk files go. */
   disksDir: string;
   signal: AbortSignal;
+  /** Pulls images into `images`; default the store's shared puller. */
+  puller?: ImagePuller;
+  /** Called with the kubelet-style `Pulling`/`Pulled` Events of image pulls, to record them on the VMI. */
+  onPullEvent?: (event: PullEvent) => void;
 }
 
 /** Volume types this agent serves; the rest come with later issues (PVCs, DataVolumes: storage). */
@@ -75,8 +83,10 @@ async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: 
   const base = join(options.disksDir, name);
   switch (source) {
     case 'containerDisk': {
-      const image = stringAt(volume, 'containerDisk', 'image') ?? '';
-      const resolved = await resolveImage(options.images, image, name);
+      const resolved = await resolveImage(vmi, { source: recordAt(volume, 'containerDisk') ?? {}, volume: name, needsDisk: true, needsKernel: false, ...alsoKernelBoot(vmi, volume) }, options);
+      if (resolved.disk === undefined || resolved.diskFormat === undefined) {
+        throw new VolumeError('Invalid', name, `volume "${name}": image "${resolved.image}" in the node's image store has no disk (it is a kernel-only image), so it cannot be a containerDisk`);
+      }
       const file = `${base}.qcow2`;
       // A copy-on-write overlay, so the shared image itself is never written.
       await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', resolved.diskFormat, '-b', resolved.disk, file], { signal: options.signal });
@@ -104,19 +114,102 @@ async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: 
   }
 }
 
-/** The image from the node's store; a missing one is retried (ErrImagePull), a malformed reference fails the VMI. */
-async function resolveImage(images: ImageStore, image: string, volume: string): Promise<ContainerDiskImage> {
-  let resolved: ContainerDiskImage | undefined;
+/** Which image to resolve and what the VMI needs from it. */
+interface ImageUse {
+  /** `containerDisk` or `kernelBoot.container`: image, imagePullPolicy, imagePullSecret. */
+  source: Record<string, unknown>;
+  /** The volume name errors carry (`kernelBoot` for the kernel). */
+  volume: string;
+  needsDisk: boolean;
+  needsKernel: boolean;
+  kernelPath?: string;
+  initrdPath?: string;
+}
+
+/**
+ * The image from the node's store, pulled first as its pull policy says.
+ * A missing or unpullable image is retried (ErrImagePull); a malformed
+ * reference or an image without the files the VMI needs fails the VMI.
+ */
+async function resolveImage(vmi: KObject, use: ImageUse, options: PrepareVolumesOptions): Promise<ContainerDiskImage> {
+  const image = stringAt(use.source, 'image') ?? '';
+  const secret = stringAt(use.source, 'imagePullSecret') ?? '';
+  const pull = await pullCredentials(vmi, { secret, image, volume: use.volume }, options.client);
+  const policy = stringAt(use.source, 'imagePullPolicy');
   try {
-    resolved = await images.resolve(image);
+    return await (options.puller ?? pullerFor(options.images)).ensure({
+      image,
+      needsDisk: use.needsDisk,
+      needsKernel: use.needsKernel,
+      signal: options.signal,
+      ...(policy === undefined ? {} : { pullPolicy: policy }),
+      ...(pull.credentials === undefined ? {} : { credentials: pull.credentials }),
+      ...(use.kernelPath === undefined ? {} : { kernelPath: use.kernelPath }),
+      ...(use.initrdPath === undefined ? {} : { initrdPath: use.initrdPath }),
+      ...(options.onPullEvent === undefined ? {} : { onEvent: options.onPullEvent }),
+    });
   } catch (err) {
-    if (err instanceof ApiError && err.isUserError) throw new VolumeError('Invalid', volume, `volume "${volume}": ${err.message}`, { cause: err });
-    throw err;
+    if (err instanceof ApiError && err.isUserError) throw new VolumeError('Invalid', use.volume, `volume "${use.volume}": ${err.message}`, { cause: err });
+    if (!(err instanceof ImagePullError)) throw err;
+    const note = err.failure === 'Unauthorized' && pull.note !== undefined ? ` (${pull.note})` : '';
+    throw new VolumeError(err.failure === 'BadImage' ? 'Invalid' : 'ImagePull', use.volume, `${err.message}${note}`, { cause: err });
   }
-  if (resolved === undefined) {
-    throw new VolumeError('ImagePull', volume, `image "${image}" not found in the node's image store: import it into the store, or push it to a registry the node pulls from`);
+}
+
+/**
+ * The credentials of the `imagePullSecret` for the image's registry. As the
+ * kubelet does, a Secret that is missing or names no credentials for the
+ * registry means an anonymous pull, with a note for the error if the
+ * registry then refuses it; a malformed one waits to be fixed.
+ */
+async function pullCredentials(vmi: KObject, which: { secret: string; image: string; volume: string }, client: Client): Promise<{ credentials?: RegistryCredentials; note?: string }> {
+  if (which.secret === '') return {};
+  const namespace = vmi.metadata.namespace ?? 'default';
+  const obj = await client.tryGet(resources.secrets, namespace, which.secret);
+  if (obj === undefined) return { note: `imagePullSecret "${which.secret}" was not found in namespace "${namespace}"` };
+  const bad = (why: string): VolumeError =>
+    new VolumeError('NotReady', which.volume, `volume "${which.volume}": imagePullSecret "${which.secret}" in namespace "${namespace}" ${why}; the VMI starts once it is fixed`);
+  const type = stringAt(obj, 'type');
+  const encoded = stringAt(obj, 'data', '.dockerconfigjson');
+  if (type !== 'kubernetes.io/dockerconfigjson' || encoded === undefined) throw bad(`is not a kubernetes.io/dockerconfigjson Secret with a .dockerconfigjson key (type ${JSON.stringify(type ?? '')})`);
+  let registry: string;
+  try {
+    registry = parseImageReference(which.image).registry;
+  } catch {
+    return {}; // The pull reports the malformed reference.
   }
-  return resolved;
+  try {
+    const credentials = credentialsFromDockerConfig(Buffer.from(encoded, 'base64').toString('utf8'), registry);
+    return credentials === undefined ? { note: `imagePullSecret "${which.secret}" has no credentials for ${registry}` } : { credentials };
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The kernelBoot paths when `volume`'s image is also the kernelBoot image, so one pull serves both. */
+function alsoKernelBoot(vmi: KObject, volume: Record<string, unknown>): Pick<ImageUse, 'kernelPath' | 'initrdPath'> {
+  const container = recordAt(vmi, 'spec', 'domain', 'firmware', 'kernelBoot', 'container');
+  const kernelImage = stringAt(container, 'image');
+  const image = stringAt(volume, 'containerDisk', 'image');
+  if (kernelImage === undefined || image === undefined || !sameImage(kernelImage, image)) return {};
+  return kernelPaths(container ?? {});
+}
+
+function kernelPaths(container: Record<string, unknown>): Pick<ImageUse, 'kernelPath' | 'initrdPath'> {
+  const out: Pick<ImageUse, 'kernelPath' | 'initrdPath'> = {};
+  const kernelPath = stringAt(container, 'kernelPath') ?? '';
+  const initrdPath = stringAt(container, 'initrdPath') ?? '';
+  if (kernelPath !== '') out.kernelPath = kernelPath;
+  if (initrdPath !== '') out.initrdPath = initrdPath;
+  return out;
+}
+
+function sameImage(a: string, b: string): boolean {
+  try {
+    return parseImageReference(a).normalized === parseImageReference(b).normalized;
+  } catch {
+    return false;
+  }
 }
 
 function capacityOf(volume: Record<string, unknown>, source: string, name: string): number {
@@ -147,14 +240,15 @@ async function ensureHostDisk(volume: Record<string, unknown>, name: string, sig
 
 /** The kernel and initrd of `spec.domain.firmware.kernelBoot.container.image`, from the image store. */
 async function resolveKernelBoot(vmi: KObject, options: PrepareVolumesOptions): Promise<{ kernel?: string; initrd?: string }> {
-  const container = ['spec', 'domain', 'firmware', 'kernelBoot', 'container'];
-  const image = stringAt(vmi, ...container, 'image');
-  if (image === undefined) return {};
-  const resolved = await resolveImage(options.images, image, 'kernelBoot');
+  const container = recordAt(vmi, 'spec', 'domain', 'firmware', 'kernelBoot', 'container');
+  const image = stringAt(container, 'image');
+  if (container === undefined || image === undefined) return {};
+  const paths = kernelPaths(container);
+  const resolved = await resolveImage(vmi, { source: container, volume: 'kernelBoot', needsDisk: false, needsKernel: true, ...paths }, options);
   if (resolved.kernel === undefined) {
     throw new VolumeError('Invalid', 'kernelBoot', `image "${image}" has no kernel in the node's image store, so it cannot serve spec.domain.firmware.kernelBoot`);
   }
-  const wantsInitrd = (stringAt(vmi, ...container, 'initrdPath') ?? '') !== '';
+  const wantsInitrd = paths.initrdPath !== undefined;
   if (wantsInitrd && resolved.initrd === undefined) {
     throw new VolumeError('Invalid', 'kernelBoot', `image "${image}" has no initrd in the node's image store, but kernelBoot.container.initrdPath asks for one`);
   }

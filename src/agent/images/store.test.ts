@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError } from '../../api/errors.js';
 import { ImageStore } from './store.js';
+import type { ContainerDiskImage } from './store.js';
 
 let scratch = '';
 let src = '';
@@ -21,6 +22,12 @@ before(async () => {
 });
 after(async () => { await rm(scratch, { recursive: true, force: true }); });
 
+/** The disk of an image that must have one. */
+function diskOf(image: ContainerDiskImage | undefined): string {
+  if (image?.disk === undefined) assert.fail(`${image?.image ?? 'the image'} has no disk`);
+  return image.disk;
+}
+
 function freshStore(name: string): ImageStore {
   return new ImageStore(join(scratch, name));
 }
@@ -33,11 +40,11 @@ describe('ImageStore', () => {
     });
     assert.equal(imported.image, 'localhost/vireo/tiny:latest');
     assert.equal(imported.diskFormat, 'qcow2');
-    assert.match(imported.disk, /\/blobs\/[0-9a-f]{64}\/disk\.qcow2$/);
-    assert.deepEqual(await readFile(imported.disk), qcow2Header);
+    assert.match(diskOf(imported), /\/blobs\/[0-9a-f]{64}\/disk\.qcow2$/);
+    assert.deepEqual(await readFile(diskOf(imported)), qcow2Header);
     assert.equal(await readFile(imported.kernel ?? '', 'utf8'), 'kernel bytes');
     assert.equal(await readFile(imported.initrd ?? '', 'utf8'), 'initrd bytes');
-    assert.equal((await stat(imported.disk)).mode & 0o777, 0o444, 'base files are read-only');
+    assert.equal((await stat(diskOf(imported))).mode & 0o777, 0o444, 'base files are read-only');
 
     assert.deepEqual(await store.resolve('localhost/vireo/tiny:latest'), imported);
     assert.deepEqual(await store.resolve('localhost/vireo/tiny'), imported);
@@ -50,8 +57,8 @@ describe('ImageStore', () => {
     await rename(original.root, join(scratch, 's9-moved'));
     const store = new ImageStore(join(scratch, 's9-moved'));
     const moved = await store.resolve('localhost/vireo/tiny');
-    assert.ok(moved !== undefined && moved.disk.startsWith(`${store.root}/blobs/`), moved?.disk);
-    assert.equal((await stat(dirname(moved.disk))).mode & 0o777, 0o755, 'a blob directory is readable by all');
+    assert.ok(diskOf(moved).startsWith(`${store.root}/blobs/`), moved?.disk);
+    assert.equal((await stat(dirname(diskOf(moved)))).mode & 0o777, 0o755, 'a blob directory is readable by all');
   });
 
   it('answers undefined for images it does not have', async () => {
@@ -75,7 +82,7 @@ describe('ImageStore', () => {
     const raw = await store.importFiles('busybox', { disk: join(src, 'disk.img') });
     assert.equal(raw.image, 'docker.io/library/busybox:latest');
     assert.equal(raw.diskFormat, 'raw');
-    assert.match(raw.disk, /\/disk\.raw$/);
+    assert.match(diskOf(raw), /\/disk\.raw$/);
     assert.equal(raw.kernel, undefined);
     assert.equal(raw.initrd, undefined);
     await store.importFiles(`localhost/a@${digest}`, { disk: join(src, 'disk.img') });
@@ -83,7 +90,7 @@ describe('ImageStore', () => {
     await store.importFiles('localhost/a/v1:v2', { disk: join(src, 'disk.qcow2') });
     assert.deepEqual(await store.list(), ['docker.io/library/busybox:latest', `localhost/a:v1`, `localhost/a@${digest}`, 'localhost/a/v1:v2'].sort());
     assert.equal((await store.resolve('localhost/a/v1:v2'))?.diskFormat, 'qcow2');
-    assert.equal((await store.resolve(`localhost/a@${digest}`))?.disk, raw.disk, 'the same content is stored once');
+    assert.equal((await store.resolve(`localhost/a@${digest}`))?.disk, diskOf(raw), 'the same content is stored once');
   });
 
   it('moves a tag to new content without touching the files a running VMI uses', async () => {
@@ -92,9 +99,9 @@ describe('ImageStore', () => {
     const again = await store.importFiles('localhost/vireo/tiny', { disk: join(src, 'disk.img') });
     assert.deepEqual(again, first, 'importing the same files again changes nothing');
     const second = await store.importFiles('localhost/vireo/tiny', { disk: join(src, 'disk.qcow2') });
-    assert.notEqual(second.disk, first.disk);
+    assert.notEqual(diskOf(second), diskOf(first));
     assert.deepEqual(await store.resolve('localhost/vireo/tiny'), second);
-    assert.equal(await readFile(first.disk, 'utf8'), 'raw disk bytes', 'the old blob is still there');
+    assert.equal(await readFile(diskOf(first), 'utf8'), 'raw disk bytes', 'the old blob is still there');
     const leftovers = (await readdir(join(store.root, 'refs', 'localhost', 'vireo', 'tiny'))).filter((n) => n.startsWith('.'));
     assert.deepEqual(leftovers, []);
     assert.deepEqual(await readdir(join(store.root, 'tmp')), [], 'no staging directory is left');
@@ -118,10 +125,10 @@ describe('ImageStore', () => {
     await handle.truncate(64 * 1024 * 1024);
     await handle.close();
     const stored = await store.importFiles('localhost/sparse', { disk: sparse });
-    const info = await stat(stored.disk);
+    const info = await stat(diskOf(stored));
     assert.equal(info.size, 64 * 1024 * 1024);
     assert.ok(info.blocks * 512 < 4 * 1024 * 1024, `${info.blocks} blocks allocated`);
-    const copy = await readFile(stored.disk);
+    const copy = await readFile(diskOf(stored));
     assert.equal(copy.subarray(0, 11).toString(), 'boot sector');
     assert.equal(copy.subarray(40 * 1024 * 1024, 40 * 1024 * 1024 + 14).toString(), 'data at 40 MiB');
     assert.deepEqual(copy, await readFile(sparse));
@@ -133,5 +140,19 @@ describe('ImageStore', () => {
     await assert.rejects(store.importFiles('localhost/x', { disk: src }), /cannot import the disk .*: not a regular file/);
     assert.equal(await store.resolve('localhost/x'), undefined);
     await assert.rejects(lstat(join(store.root, 'refs', 'localhost', 'x', ':latest')), /ENOENT/);
+    await assert.rejects(store.importFiles('localhost/x', {}), /it has neither a disk nor a kernel/);
+  });
+
+  it('stores kernel-only images, and aliases one reference to another\'s content', async () => {
+    const store = freshStore('s10');
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const kernelOnly = await store.importFiles(`quay.io/k/boot@${digest}`, { kernel: join(src, 'vmlinux'), initrd: join(src, 'initrd.img') });
+    assert.equal(kernelOnly.disk, undefined);
+    assert.equal(await readFile(kernelOnly.kernel ?? '', 'utf8'), 'kernel bytes');
+    const tagged = await store.alias('quay.io/k/boot:v1', `quay.io/k/boot@${digest}`);
+    assert.deepEqual(tagged, { ...kernelOnly, image: 'quay.io/k/boot:v1' });
+    assert.deepEqual(await store.resolve('quay.io/k/boot:v1'), tagged);
+    assert.equal(await store.alias('quay.io/k/boot:v2', 'quay.io/k/boot:missing'), undefined);
+    assert.equal(await store.resolve('quay.io/k/boot:v2'), undefined);
   });
 });

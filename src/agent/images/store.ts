@@ -12,7 +12,8 @@
  * tmp/                                               imports in progress
  * ```
  *
- * A blob's id is a hash of its content, so importing the same files twice
+ * An image has a disk, a kernel, or both (a kernelBoot container image
+ * need not have a disk). A blob's id is a hash of its content, so importing the same files twice
  * stores them once, and re-tagging never changes a file: a running VMI's
  * qcow2 overlay keeps its backing file even when the tag moves on. Tags
  * start with ":" and digests with "@", characters no repository path
@@ -28,19 +29,19 @@ import { parseImageReference } from './reference.js';
 export interface ContainerDiskImage {
   /** The normalised reference, e.g. `localhost/vireo/tiny:latest`. */
   image: string;
-  /** The disk image; put a qcow2 overlay on it, never write to it. */
-  disk: string;
-  /** The disk's format, from its header: `qcow2`, or `raw` for anything else (raw, ISO). */
-  diskFormat: 'qcow2' | 'raw';
+  /** The disk image; put a qcow2 overlay on it, never write to it. Absent for a kernel-only image. */
+  disk?: string;
+  /** The disk's format, from its header: `qcow2`, or `raw` for anything else (raw, ISO); set with `disk`. */
+  diskFormat?: 'qcow2' | 'raw';
   /** A kernel for `firmware.kernelBoot`, when the image has one. */
   kernel?: string;
   /** An initrd for `firmware.kernelBoot`, when the image has one. */
   initrd?: string;
 }
 
-/** Source files for {@link ImageStore.importFiles}. */
+/** Source files for {@link ImageStore.importFiles}: a disk, a kernel, or both. */
 export interface ImageFiles {
-  disk: string;
+  disk?: string;
   kernel?: string;
   initrd?: string;
 }
@@ -64,7 +65,26 @@ export class ImageStore {
    */
   async resolve(image: string): Promise<ContainerDiskImage | undefined> {
     const ref = parseImageReference(image);
-    const link = refPath(this.root, ref.normalized);
+    const blob = await this.blobOf(ref.normalized);
+    return blob === undefined ? undefined : readBlob(ref.normalized, blob);
+  }
+
+  /**
+   * Points `image` at the blob `target` (another reference in the store)
+   * points at, as a pull tags what it fetched by digest; returns the files,
+   * or undefined when the store does not have `target`.
+   */
+  async alias(image: string, target: string): Promise<ContainerDiskImage | undefined> {
+    const ref = parseImageReference(image);
+    const blob = await this.blobOf(parseImageReference(target).normalized);
+    if (blob === undefined) return undefined;
+    await pointRef(refPath(this.root, ref.normalized), blob);
+    return readBlob(ref.normalized, blob);
+  }
+
+  /** The blob directory a normalised reference points at, or undefined. */
+  private async blobOf(normalized: string): Promise<string | undefined> {
+    const link = refPath(this.root, normalized);
     let target: string;
     try {
       target = await readlink(link);
@@ -73,8 +93,7 @@ export class ImageStore {
       throw err;
     }
     const blob = isAbsolute(target) ? target : resolvePath(dirname(link), target);
-    if (dirname(blob) !== join(this.root, 'blobs')) return undefined;
-    return readBlob(ref.normalized, blob);
+    return dirname(blob) === join(this.root, 'blobs') ? blob : undefined;
   }
 
   /**
@@ -86,9 +105,11 @@ export class ImageStore {
    */
   async importFiles(image: string, files: ImageFiles): Promise<ContainerDiskImage> {
     const ref = parseImageReference(image);
-    const sources: [Role, string][] = [['disk', files.disk]];
+    const sources: [Role, string][] = [];
+    if (files.disk !== undefined) sources.push(['disk', files.disk]);
     if (files.kernel !== undefined) sources.push(['kernel', files.kernel]);
     if (files.initrd !== undefined) sources.push(['initrd', files.initrd]);
+    if (sources.length === 0) throw new Error(`image store: cannot import ${ref.normalized}: it has neither a disk nor a kernel`);
     for (const [role, path] of sources) await assertRegularFile(role, path);
 
     const tmpRoot = join(this.root, 'tmp');
@@ -116,7 +137,7 @@ export class ImageStore {
       }
       await pointRef(refPath(this.root, ref.normalized), blob);
       const stored = await readBlob(ref.normalized, blob);
-      if (stored === undefined) throw new Error(`image store: blob ${blob} has no disk after import`);
+      if (stored === undefined) throw new Error(`image store: blob ${blob} has no files after import`);
       return stored;
     } finally {
       await rm(staging, { recursive: true, force: true });
@@ -178,11 +199,14 @@ async function readBlob(image: string, blob: string): Promise<ContainerDiskImage
     throw err;
   }
   const disk = names.find((n) => n === 'disk.qcow2' || n === 'disk.raw');
-  if (disk === undefined) return undefined;
-  const out: ContainerDiskImage = { image, disk: join(blob, disk), diskFormat: disk === 'disk.qcow2' ? 'qcow2' : 'raw' };
+  const out: ContainerDiskImage = { image };
+  if (disk !== undefined) {
+    out.disk = join(blob, disk);
+    out.diskFormat = disk === 'disk.qcow2' ? 'qcow2' : 'raw';
+  }
   if (names.includes('kernel')) out.kernel = join(blob, 'kernel');
   if (names.includes('initrd')) out.initrd = join(blob, 'initrd');
-  return out;
+  return out.disk === undefined && out.kernel === undefined ? undefined : out;
 }
 
 async function assertRegularFile(role: Role, path: string): Promise<void> {

@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AgentDirectory } from '../agent/handle.js';
@@ -47,6 +48,7 @@ export class ApiServer {
   private readonly server: Server;
   private readonly openapi: OpenApiService;
   private readonly token: Buffer;
+  /** Aborts every request in flight on stop; each request (a watch may last hours) listens on it once. */
   private readonly shutdown = new AbortController();
   private readonly deps: HandlerDeps;
   private readonly subresources: SubresourceApi;
@@ -56,6 +58,8 @@ export class ApiServer {
     this.objects = new ObjectStore(options.store, createAdmission(options.registry));
     this.openapi = new OpenApiService(options.registry);
     this.token = Buffer.from(options.token);
+    // One listener per request in flight, so no fixed limit fits: Node's default of 10 warns at the 11th watch.
+    setMaxListeners(0, this.shutdown.signal);
     this.deps = { store: options.store, objects: this.objects, ...(options.afterWrite === undefined ? {} : { afterWrite: options.afterWrite }) };
     this.subresources = new SubresourceApi({ objects: this.objects, registry: options.registry, logger: options.logger, ...(options.agents === undefined ? {} : { agents: options.agents }) });
     this.server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {

@@ -5,7 +5,7 @@ import { arrayAt, at, recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { Informer, resources } from '../../src/client/index.js';
 import type { ClientWatchEvent } from '../../src/client/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { VirtualMachineController } from '../../src/controllers/vm/index.js';
+import { VirtualMachineController, vmFinalizer } from '../../src/controllers/vm/index.js';
 import type { Env } from './support.js';
 import { condition, eventsFor, eventually, laggingClient, printable, read, readyCondition, report, startEnv, vmManifest, vmiAppears, vmiGone } from './support.js';
 
@@ -208,9 +208,30 @@ test('a change that leaves the template alone moves observedGeneration; a templa
   assert.equal(status.desiredGeneration, 3);
 });
 
-test('deleting the VM deletes its VMI (garbage collection through the owner reference)', async () => {
+test('deleting the VM stops its VMI and holds the VM, Terminating, until the VMI is gone', async () => {
   await createVm('gone');
   const vmi = await vmiAppears(env.client, 'gone');
+  await eventually(async () => (await read(env.client, vms, 'gone'))?.metadata.finalizers?.includes(vmFinalizer) === true, { what: 'the VM controller finalizer' });
+  // What the node agent does while QEMU shuts down: hold the VMI.
+  await env.client.patch(vmis, 'default', 'gone', 'merge', { metadata: { finalizers: ['test/holding'] } });
   await env.client.delete(vms, 'default', 'gone');
+  await eventually(async () => (await read(env.client, vmis, 'gone'))?.metadata.deletionTimestamp !== undefined, { what: 'the VMI to be stopped' });
+  await eventually(async () => (await printable(env.client, 'gone')) === 'Terminating', { what: 'the VM to show Terminating' });
+  assert.ok((await read(env.client, vms, 'gone')) !== undefined, 'the VM stays while its VMI does');
+  await env.client.patch(vmis, 'default', 'gone', 'merge', { metadata: { finalizers: [] } });
   await vmiGone(env.client, 'gone', vmi.metadata.uid);
+  await eventually(async () => (await read(env.client, vms, 'gone')) === undefined, { what: 'the VM to go once its VMI is gone' });
+});
+
+test('deleting the VM with propagationPolicy Orphan leaves its guest running', async () => {
+  await createVm('orphaned');
+  const vmi = await vmiAppears(env.client, 'orphaned');
+  await eventually(async () => (await read(env.client, vms, 'orphaned'))?.metadata.finalizers?.includes(vmFinalizer) === true, { what: 'the VM controller finalizer' });
+  await env.client.delete(vms, 'default', 'orphaned', { propagationPolicy: 'Orphan' });
+  await eventually(async () => (await read(env.client, vms, 'orphaned')) === undefined, { what: 'the VM to go' });
+  const left = await read(env.client, vmis, 'orphaned');
+  assert.equal(left?.metadata.uid, vmi.metadata.uid);
+  assert.equal(left?.metadata.deletionTimestamp, undefined, 'the orphaned VMI is not stopped');
+  assert.deepEqual(left?.metadata.ownerReferences ?? [], []);
+  await env.client.delete(vmis, 'default', 'orphaned');
 });

@@ -44,6 +44,11 @@ interface Pass {
   log: Logger;
 }
 
+/** KubeVirt's VM finalizer: the VM controller holds a deleted VM until its VMI is gone. */
+export const vmFinalizer = 'kubevirt.io/virtualMachineControllerFinalize';
+/** Kubernetes' finalizer of an object deleted with `propagationPolicy: Orphan`. */
+const orphanFinalizer = 'orphan';
+
 /** Runs VirtualMachines: keeps each VM's VMI in line with its run strategy, and its status true. */
 export class VirtualMachineController {
   private readonly vms: Informer;
@@ -98,13 +103,21 @@ export class VirtualMachineController {
       requeueAfter: undefined,
       log: this.logger.child(logFieldsOf(vm)),
     };
+    // The finalizer first: from here on the VM outlives its VMI, so no VMI is ever made for a VM already gone.
+    if (!isMarkedForDeletion(vm) && !vm.metadata.finalizers?.includes(vmFinalizer)) pass.vm = await this.addFinalizer(vm);
     const mine = await this.claim(pass);
     pass.startFailure = nextStartFailure(startFailureOf(vm), pass.vmi, strategy, now, this.options.backoff);
-    if (!mine) {
+    if (isMarkedForDeletion(vm)) {
+      // Orphaning dependents (`--cascade=orphan`) leaves the guest running, as in KubeVirt.
+      const orphaning = vm.metadata.finalizers?.includes(orphanFinalizer) === true;
+      if (mine && !orphaning && pass.vmi !== undefined && !isMarkedForDeletion(pass.vmi)) await this.stopVmi(pass);
+      if (!mine || orphaning || pass.vmi === undefined) {
+        await this.releaseFinalizer(vm);
+        return {};
+      }
+    } else if (!mine) {
       pass.vmi = undefined;
       pass.syncError = { reason: 'FailedCreate', message: `VirtualMachineInstance ${vm.metadata.name ?? ''} exists and is controlled by another object: delete it, or rename the VM`, terminal: true };
-    } else if (isMarkedForDeletion(vm)) {
-      if (pass.vmi !== undefined && !isMarkedForDeletion(pass.vmi)) await this.stopVmi(pass);
     } else if ('error' in parsed) {
       pass.syncError = { reason: 'FailedCreate', message: parsed.error, terminal: true };
     } else {
@@ -123,6 +136,23 @@ export class VirtualMachineController {
     await this.writeStatus(pass, now);
     if (pass.requeueAfter !== undefined) return { requeueAfter: pass.requeueAfter };
     return pass.syncError !== undefined && !pass.syncError.terminal ? { requeue: true } : {};
+  }
+
+  private async addFinalizer(vm: KObject): Promise<KObject> {
+    return this.client.patch(resources.virtualMachines, vm.metadata.namespace, vm.metadata.name ?? '', 'merge', {
+      metadata: { resourceVersion: vm.metadata.resourceVersion, finalizers: [...(vm.metadata.finalizers ?? []), vmFinalizer] },
+    });
+  }
+
+  /** Lets a deleted VM go once its VMI is gone (or is not its to stop). */
+  private async releaseFinalizer(vm: KObject): Promise<void> {
+    if (!vm.metadata.finalizers?.includes(vmFinalizer)) return;
+    const finalizers = vm.metadata.finalizers.filter((f) => f !== vmFinalizer);
+    try {
+      await this.client.patch(resources.virtualMachines, vm.metadata.namespace, vm.metadata.name ?? '', 'merge', { metadata: { resourceVersion: vm.metadata.resourceVersion, finalizers } });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
+    }
   }
 
   /**

@@ -1,3 +1,3 @@
 /** The VirtualMachine controller. */
-export { VirtualMachineController } from './controller.js';
+export { VirtualMachineController, vmFinalizer } from './controller.js';
 export type { VirtualMachineControllerOptions } from './options.js';

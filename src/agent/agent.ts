@@ -14,6 +14,7 @@ import { Informer, resources } from '../client/index.js';
 import { EventRecorder } from '../controllers/events/index.js';
 import { WorkQueue } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
+import type { AgentEndpointInfo } from './endpoint-api.js';
 import type { AgentHandle, GuestAction } from './handle.js';
 import type { ImageStore } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
@@ -45,6 +46,12 @@ export interface NodeAgentOptions {
   cgroupParent?: string;
   /** VMIs reconciled at once. Default 16. */
   concurrency?: number;
+  /**
+   * The agent runs on another host (`vireo agent`): the endpoint the API
+   * server reaches it on, published on its Node, and the address it is
+   * reached at (the Node's InternalIP; default the first non-loopback IPv4).
+   */
+  endpoint?: AgentEndpointInfo & { address?: string };
 }
 
 /** Why the guests of a KubeVirt CR with `useEmulation` run under TCG. */
@@ -78,8 +85,10 @@ export class NodeAgent implements AgentHandle {
     await mkdir(vmisRoot(dataDir), { recursive: true, mode: 0o700 });
     const binary = this.options.facts?.qemuBinary ?? 'qemu-system-x86_64';
     const version = await qemuVersion(binary, signal);
-    const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: version, dataDir });
-    this.registrar = new NodeRegistrar({ client, nodeName, host, logger: this.logger });
+    const endpoint = this.options.endpoint;
+    const address = endpoint?.address === undefined ? {} : { address: endpoint.address };
+    const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: version, dataDir, ...address });
+    this.registrar = new NodeRegistrar({ client, nodeName, host, logger: this.logger, ...(endpoint === undefined ? {} : { endpoint: { port: endpoint.port, certificate: endpoint.certificate } }) });
     await this.registrar.start();
     // The KVM probe boots a guest: it runs in the background, and only starting a VMI waits for it.
     // Its outcome is kept in the data directory until the host reboots or QEMU changes: a restarted agent does not probe again.

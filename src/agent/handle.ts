@@ -5,8 +5,9 @@
  * reset, and the serial console and VNC streams.
  *
  * The agent embedded in `vireo server` registers an in-process handle;
- * remote agents (`vireo agent`) will be reached over HTTPS with the same
- * interface.
+ * agents on other hosts (`vireo agent`) are reached over HTTPS with the same
+ * interface (`src/agent/endpoint.ts` serves it, `src/server/remote-agents.ts`
+ * calls it).
  */
 import type { Duplex } from 'node:stream';
 

@@ -4,3 +4,7 @@ export type { NodeAgentOptions } from './agent.js';
 export { LocalAgentDirectory } from './handle.js';
 export type { AgentDirectory, AgentHandle, GuestAction } from './handle.js';
 export { agentFinalizer } from './vmi-status.js';
+export { AgentEndpoint, bearerMatches } from './endpoint.js';
+export type { AgentEndpointOptions } from './endpoint.js';
+export { agentCertificateAnnotation, agentRequestMethod, agentRequestPath, defaultAgentPort } from './endpoint-api.js';
+export type { AgentEndpointInfo, AgentOperation } from './endpoint-api.js';

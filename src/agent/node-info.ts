@@ -26,6 +26,8 @@ export interface DescribeHostOptions {
   qemuVersion: string | undefined;
   /** A directory on the filesystem that holds the guests' disks. */
   dataDir: string;
+  /** The node's InternalIP (`vireo agent --address`); by default the first non-loopback IPv4, else 127.0.0.1. */
+  address?: string;
 }
 
 const gib = 1024 ** 3;
@@ -59,7 +61,7 @@ export function describeHost(options: DescribeHostOptions): HostDescription {
     capacity['ephemeral-storage'] = `${Math.floor(storage / 1024)}Ki`;
     allocatable['ephemeral-storage'] = String(Math.floor(storage * 0.9));
   }
-  return { labels, capacity, allocatable, addresses: addresses(), nodeInfo: nodeInfo(architecture, options.qemuVersion) };
+  return { labels, capacity, allocatable, addresses: addresses(options.address), nodeInfo: nodeInfo(architecture, options.qemuVersion) };
 }
 
 function goArch(nodeArch: string): string {
@@ -82,12 +84,12 @@ function filesystemBytes(dir: string): number | undefined {
   }
 }
 
-function addresses(): HostDescription['addresses'] {
+function addresses(given: string | undefined): HostDescription['addresses'] {
   const out: HostDescription['addresses'] = [];
   const ipv4 = Object.values(networkInterfaces())
     .flatMap((list) => list ?? [])
     .find((a) => a.family === 'IPv4' && !a.internal);
-  out.push({ type: 'InternalIP', address: ipv4?.address ?? '127.0.0.1' });
+  out.push({ type: 'InternalIP', address: given ?? ipv4?.address ?? '127.0.0.1' });
   out.push({ type: 'Hostname', address: hostname() });
   return out;
 }

@@ -1,6 +1,7 @@
 /**
  * The agent's presence in the API, as a kubelet keeps it: its Node (labels,
- * capacity, allocatable, nodeInfo, conditions), and a Lease in
+ * capacity, allocatable, nodeInfo, conditions, and for `vireo agent` the
+ * endpoint the API server reaches it on), and a Lease in
  * `kube-node-lease` renewed every 10 s that says the agent is alive. The
  * Node's status is refreshed every minute, and recreated if someone
  * deleted the Node.
@@ -12,6 +13,8 @@ import { recordsAt, stringAt } from '../api/kinds/read.js';
 import type { Client } from '../client/index.js';
 import { resources } from '../client/index.js';
 import type { Logger } from '../log/logger.js';
+import { agentCertificateAnnotation } from './endpoint-api.js';
+import type { AgentEndpointInfo } from './endpoint-api.js';
 import type { HostDescription } from './node-info.js';
 import { rfc3339 } from './vmi-status.js';
 
@@ -21,6 +24,8 @@ export interface NodeRegistrarOptions {
   nodeName: string;
   host: HostDescription;
   logger: Logger;
+  /** The agent's HTTPS endpoint (`vireo agent`), published on the Node; none for the agent inside `vireo server`. */
+  endpoint?: AgentEndpointInfo;
   /** Default 10 s, as the kubelet. */
   leaseRenewMs?: number;
   /** Default 60 s. */
@@ -76,21 +81,23 @@ export class NodeRegistrar {
 
   /** Creates the Node, or brings its labels and status up to date. */
   private async registerNode(): Promise<void> {
-    const { client, nodeName, host } = this.options;
+    const { client, nodeName, host, endpoint } = this.options;
+    const annotations: Record<string, string> = endpoint === undefined ? {} : { [agentCertificateAnnotation]: endpoint.certificate };
+    const port = endpoint?.port ?? 0;
     let node = await client.tryGet(resources.nodes, undefined, nodeName);
     if (node === undefined) {
       try {
-        node = await client.create(resources.nodes, { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName, labels: host.labels }, spec: {}, status: nodeStatus(host, new Date(), undefined) });
+        node = await client.create(resources.nodes, { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName, labels: host.labels, annotations }, spec: {}, status: nodeStatus(host, port, new Date(), undefined) });
         this.options.logger.info('registered the node', { node: nodeName });
       } catch (err) {
         if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
         node = await client.get(resources.nodes, undefined, nodeName);
       }
-    } else if (Object.entries(host.labels).some(([k, v]) => node?.metadata.labels?.[k] !== v)) {
-      node = await client.patch(resources.nodes, undefined, nodeName, 'merge', { metadata: { labels: host.labels } });
+    } else if (differs(host.labels, node.metadata.labels) || differs(annotations, node.metadata.annotations)) {
+      node = await client.patch(resources.nodes, undefined, nodeName, 'merge', { metadata: { labels: host.labels, annotations } });
     }
     this.nodeUid = node.metadata.uid;
-    await client.patch(resources.nodes, undefined, nodeName, 'merge', { status: nodeStatus(host, new Date(), node) }, { subresource: 'status' });
+    await client.patch(resources.nodes, undefined, nodeName, 'merge', { status: nodeStatus(host, port, new Date(), node) }, { subresource: 'status' });
   }
 
   private async renewLease(): Promise<void> {
@@ -118,8 +125,13 @@ export class NodeRegistrar {
   }
 }
 
-/** The Node's status: what the host has, and Ready with the pressure conditions a kubelet reports. */
-function nodeStatus(host: HostDescription, now: Date, previous: KObject | undefined): Record<string, unknown> {
+/** True when `current` lacks an entry of `wanted` or has another value for it. */
+function differs(wanted: Record<string, string>, current: Record<string, string> | undefined): boolean {
+  return Object.entries(wanted).some(([k, v]) => current?.[k] !== v);
+}
+
+/** The Node's status: what the host has, where its agent listens (0: nowhere), and Ready with the pressure conditions a kubelet reports. */
+function nodeStatus(host: HostDescription, port: number, now: Date, previous: KObject | undefined): Record<string, unknown> {
   const stamp = rfc3339(now);
   const before = recordsAt(previous, 'status', 'conditions');
   const condition = (type: string, status: 'True' | 'False', reason: string, message: string): Record<string, string> => {
@@ -132,7 +144,7 @@ function nodeStatus(host: HostDescription, now: Date, previous: KObject | undefi
     allocatable: host.allocatable,
     addresses: host.addresses,
     nodeInfo: host.nodeInfo,
-    daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+    daemonEndpoints: { kubeletEndpoint: { Port: port } },
     conditions: [
       condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'vireo agent has sufficient memory available'),
       condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'vireo agent has no disk pressure'),

@@ -3,6 +3,7 @@
  * The `vireo` command. Subcommands:
  *   vireo server --data-dir DIR [--listen HOST:PORT] [--log-level LEVEL]
  *   vireo up                          (server with the defaults, for a newcomer)
+ *   vireo agent --kubeconfig FILE --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo kubeconfig [--data-dir DIR]
  *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
  */
@@ -11,7 +12,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { isLogLevel } from '../log/logger.js';
+import type { LogLevel } from '../log/logger.js';
 import { runServer } from './server-command.js';
+import { runAgent } from './agent-command.js';
 import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
 
@@ -22,6 +25,14 @@ Commands:
   server                 Run the Vireo server.
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
+      --log-level LEVEL  debug, info, warn or error (default info).
+  agent                  Run the node agent of another host, for the server of a kubeconfig.
+      --kubeconfig FILE  The kubeconfig vireo server wrote (default $KUBECONFIG, else ~/.vireo/kubeconfig).
+      --data-dir DIR     Where its guests, images and endpoint certificate live (required).
+      --node-name NAME   The Node it runs as (default this host's name).
+      --listen HOST:PORT Address of its HTTPS endpoint for the server (default 0.0.0.0:10250).
+      --address IP       The address the server reaches it at (default the --listen host,
+                         else the first non-loopback IPv4).
       --log-level LEVEL  debug, info, warn or error (default info).
   kubeconfig             Print the kubeconfig of a server.
       --data-dir DIR     The server's data directory (default ~/.vireo).
@@ -42,9 +53,25 @@ async function main(argv: string[]): Promise<void> {
       });
       const dataDir = values['data-dir'] ?? (command === 'up' ? defaultDataDir : undefined);
       if (dataDir === undefined) throw new CliError('usage', 'vireo server needs --data-dir DIR: the directory for its state, certificates and kubeconfig');
-      const level = values['log-level'] ?? 'info';
-      if (!isLogLevel(level)) throw new CliError('usage', `--log-level ${level} is not valid: use debug, info, warn or error`);
-      await runServer({ dataDir, listen: values.listen ?? '127.0.0.1:6443', logLevel: level, newcomer: command === 'up' });
+      await runServer({ dataDir, listen: values.listen ?? '127.0.0.1:6443', logLevel: logLevelOf(values['log-level']), newcomer: command === 'up' });
+      return;
+    }
+    case 'agent': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          kubeconfig: { type: 'string' },
+          'data-dir': { type: 'string' },
+          'node-name': { type: 'string' },
+          listen: { type: 'string' },
+          address: { type: 'string' },
+          'log-level': { type: 'string' },
+        },
+        strict: true,
+      });
+      const dataDir = values['data-dir'];
+      if (dataDir === undefined) throw new CliError('usage', 'vireo agent needs --data-dir DIR: the directory for its guests, images and endpoint certificate');
+      await runAgent({ kubeconfig: values.kubeconfig, dataDir, nodeName: values['node-name'], listen: values.listen, address: values.address, logLevel: logLevelOf(values['log-level']) });
       return;
     }
     case 'kubeconfig': {
@@ -67,6 +94,12 @@ async function main(argv: string[]): Promise<void> {
       if (isVmCommand(command)) { await runVmCommand(command, rest); return; }
       throw new CliError('usage', `unknown command "${command}": run "vireo help" for the list of commands`);
   }
+}
+
+function logLevelOf(flag: string | undefined): LogLevel {
+  const level = flag ?? 'info';
+  if (!isLogLevel(level)) throw new CliError('usage', `--log-level ${level} is not valid: use debug, info, warn or error`);
+  return level;
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

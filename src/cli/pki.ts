@@ -1,9 +1,10 @@
 /**
  * The server's certificates: a CA and a serving certificate signed by it,
- * made with the system's `openssl` on first start and reused afterwards.
+ * made with the system's `openssl` on first start and reused afterwards;
+ * and the self-signed certificate of a `vireo agent` endpoint.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
@@ -38,6 +39,28 @@ export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
     await openssl(['x509', '-req', '-in', csr, '-CA', caCrt, '-CAkey', caKey, '-CAcreateserial', '-days', '825', '-out', crt, '-extfile', sanFile]);
   }
   return { caCert: readFileSync(caCrt, 'utf8'), serverCert: readFileSync(crt, 'utf8'), serverKey: readFileSync(key, 'utf8') };
+}
+
+/** A certificate and its key, PEM. */
+export interface CertificatePair {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Returns the self-signed certificate `<dir>/<name>.crt` and its key
+ * (mode 0600), making them on first use. No CA signs it: the peer pins it
+ * (the API server reads it from the agent's Node), so `cn` only names it.
+ */
+export async function ensureSelfSigned(dir: string, name: string, cn: string): Promise<CertificatePair> {
+  const key = join(dir, `${name}.key`);
+  const crt = join(dir, `${name}.crt`);
+  if (!existsSync(key) || !existsSync(crt)) {
+    const extensions = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=serverAuth', `subjectAltName=DNS:${cn}`];
+    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', crt, '-days', '3650', '-subj', `/CN=${cn}`, ...extensions.flatMap((e) => ['-addext', e])]);
+  }
+  chmodSync(key, 0o600);
+  return { cert: readFileSync(crt, 'utf8'), key: readFileSync(key, 'utf8') };
 }
 
 async function openssl(args: string[]): Promise<void> {

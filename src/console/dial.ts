@@ -5,6 +5,7 @@
  * the server sent as a `Status`.
  */
 import type { IncomingMessage } from 'node:http';
+import type { PeerCertificate } from 'node:tls';
 import { WebSocket } from 'ws';
 import { ApiError } from '../api/errors.js';
 import { errorFromResponse } from '../client/index.js';
@@ -22,6 +23,8 @@ export interface DialOptions {
   path: string;
   /** How long the handshake may take (default 30 s). */
   timeoutMs?: number;
+  /** Replaces the hostname check (the API server pins an agent's self-signed certificate with it). */
+  checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
 }
 
 function readBody(res: IncomingMessage): Promise<string> {
@@ -42,6 +45,7 @@ export function dialStream(options: DialOptions): Promise<WebSocket> {
       ca: options.caCert,
       perMessageDeflate: false,
       handshakeTimeout: options.timeoutMs ?? 30_000,
+      ...(options.checkServerIdentity === undefined ? {} : { checkServerIdentity: options.checkServerIdentity }),
     });
     let settled = false;
     ws.on('error', (err: Error) => {

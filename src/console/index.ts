@@ -7,3 +7,5 @@ export { EscapeFilter, escapeByte, runConsoleSession } from './session.js';
 export type { ConsoleSessionEnd, ConsoleSessionOptions } from './session.js';
 export { startVncProxy } from './vnc-proxy.js';
 export type { VncProxy, VncProxyOptions } from './vnc-proxy.js';
+export { StreamServer, rejectUpgrade } from './stream-server.js';
+export type { OpenedStream, StreamTarget } from './stream-server.js';

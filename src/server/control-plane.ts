@@ -19,6 +19,7 @@ import type { Store } from '../store/types.js';
 import { Compactor } from '../store/index.js';
 import { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
+import { NodeAgentDirectory } from './remote-agents.js';
 import { startWorkloads } from './workloads.js';
 import type { Workloads } from './workloads.js';
 
@@ -50,7 +51,9 @@ const seededNamespaces = ['default', 'kube-system', 'kube-public', 'kube-node-le
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const registry = new ResourceRegistry();
   registry.set('builtin', builtinResources());
-  const agents = new LocalAgentDirectory();
+  const local = new LocalAgentDirectory();
+  // This host's agent answers in-process; the agents of other hosts (vireo agent) over HTTPS, as their Nodes publish.
+  const agents = new NodeAgentDirectory({ local, token: options.token, readNode: (name: string): Promise<KObject | undefined> => server.objects.tryGet(nodeDef(registry), undefined, name) });
   const crds = new CrdController(registry, options.logger.child({ component: 'crd-controller' }));
   const server = new ApiServer({
     store: options.store,
@@ -82,7 +85,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     caCert: options.caCert,
     logger: options.logger,
     controllers: options.controllers ?? true,
-    ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: agents } }),
+    ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
   return {
     server,
@@ -92,12 +95,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     async stop() {
       await workloads.stop();
       await server.close();
+      agents.close();
       await compactor.stop();
       await gc.stop();
       await namespaces.stop();
       await crds.stop();
     },
   };
+}
+
+function nodeDef(registry: ResourceRegistry): ResourceDef {
+  const def = registry.lookup('', 'v1', 'nodes');
+  if (def === undefined) throw new Error('the built-in Node kind is missing');
+  return def;
 }
 
 async function seedNamespaces(server: ApiServer, registry: ResourceRegistry): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * A real `vireo server` in a child process, for tests that must restart or
- * kill it (durability, informers across restarts, SIGTERM). Readiness comes
- * from the server's own `ready` line, never from a sleep.
+ * kill it (durability, informers across restarts, SIGTERM), and a real
+ * `vireo agent` for tests of a second node. Readiness comes from the
+ * process's own `ready` line, never from a sleep.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -37,28 +38,52 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number }): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [cliPath, 'server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** A started `vireo` child process: its output so far and its exit. */
+interface Spawned {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | string>;
+}
+
+/** Runs `vireo ARGS` and resolves once it prints `ready`; rejects if it exits first or takes longer than `timeoutMs`. */
+async function spawnUntilReady(args: string[], what: string, timeoutMs: number): Promise<Spawned> {
+  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
+  let stdout = '';
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); }));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`vireo server did not say ready within ${options.timeoutMs ?? 30_000} ms:\n${output}`)); }, options.timeoutMs ?? 30_000);
-    const onData = (chunk: Buffer): void => {
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${what} did not say ready within ${timeoutMs} ms:\n${output}`)); }, timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString('utf8');
-      if (output.includes('ready')) {
+      stdout += chunk.toString('utf8');
+      // Its own line on stdout: a log record on stderr saying "already" must not count.
+      if (/\bready\b/.test(stdout)) {
         clearTimeout(timer);
         resolve();
       }
-    };
-    child.stdout.on('data', onData);
+    });
     child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`vireo server exited (${String(code)}) before it was ready:\n${output}`));
+      reject(new Error(`${what} exited (${String(code)}) before it was ready:\n${output}`));
     });
   });
+  try {
+    await ready;
+  } catch (err) {
+    // A process that never got ready must not outlive the test.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  }
+  return { child, output: () => output, exited };
+}
+
+export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number }): Promise<ServerProcess> {
+  const { child, output, exited } = await spawnUntilReady(
+    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
+    'vireo server',
+    options.timeoutMs ?? 30_000,
+  );
   const kubeconfig = join(options.dataDir, 'kubeconfig');
   return {
     child,
@@ -66,7 +91,39 @@ export async function startServerProcess(options: { dataDir: string; port: numbe
     kubeconfig,
     token: readFileSync(join(options.dataDir, 'token'), 'utf8').trim(),
     caCert: readFileSync(join(options.dataDir, 'ca.crt'), 'utf8'),
-    output: () => output,
+    output,
     exited,
+  };
+}
+
+/** A `vireo agent` in a child process. */
+export interface AgentProcess {
+  child: ChildProcess;
+  /** `https://127.0.0.1:<port>` of its endpoint. */
+  url: string;
+  /** Everything the process printed (stdout and stderr). */
+  output(): string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  /** Sends SIGTERM and resolves with the exit code once it has exited (its guests keep running). */
+  stop(): Promise<number | string>;
+}
+
+/** Starts `vireo agent` for the server of `kubeconfig` as node `nodeName`, its endpoint on loopback `port`; resolves once it says ready. */
+export async function startAgentProcess(options: { kubeconfig: string; dataDir: string; nodeName: string; port: number; timeoutMs?: number }): Promise<AgentProcess> {
+  const { child, output, exited } = await spawnUntilReady(
+    ['agent', '--kubeconfig', options.kubeconfig, '--data-dir', options.dataDir, '--node-name', options.nodeName, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
+    `vireo agent ${options.nodeName}`,
+    options.timeoutMs ?? 30_000,
+  );
+  return {
+    child,
+    url: `https://127.0.0.1:${options.port}`,
+    output,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
   };
 }

@@ -85,9 +85,10 @@ test('a VMI on a node without an agent is a 503 that names the node', async () =
   const res = await refused('elsewhere', 'pause', 503);
   assert.equal(res.reason, 'ServiceUnavailable');
   assert.match(res.message, /^node node-z has no agent connected/);
-  // The main test server was given no agents at all: the same answer.
+  // The control plane's own directory looks for the Node's published agent endpoint: node-z has none, which is no server failure.
   const bare = await fx.test.fetch('PUT', `${subresources}/default/virtualmachineinstances/elsewhere/reset`);
-  assert.equal(bare.status, 503);
+  assert.equal(bare.status, 400);
+  assert.match((bare.json() as { message: string }).message, /^node node-z does not exist, so no agent can be reached there: start vireo agent/);
 });
 
 test('consolelog returns the kept serial output as text; empty before the VMI has a node', async () => {

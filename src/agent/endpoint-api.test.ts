@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { agentRequestMethod, agentRequestPath, parseAgentRequest } from './endpoint-api.js';
+import type { AgentOperation } from './endpoint-api.js';
+
+const operations: AgentOperation[] = [
+  { kind: 'action', action: 'pause' },
+  { kind: 'action', action: 'unpause' },
+  { kind: 'action', action: 'softreboot' },
+  { kind: 'action', action: 'reset' },
+  { kind: 'stream', stream: 'console' },
+  { kind: 'stream', stream: 'vnc' },
+  { kind: 'log' },
+];
+
+test('every operation survives a round trip through its path', () => {
+  for (const operation of operations) {
+    const path = agentRequestPath('default', 'vm-1.a', operation);
+    assert.deepEqual(parseAgentRequest(path), { namespace: 'default', name: 'vm-1.a', operation }, path);
+  }
+});
+
+test('actions are PUT, streams and the log GET', () => {
+  assert.equal(agentRequestMethod({ kind: 'action', action: 'reset' }), 'PUT');
+  assert.equal(agentRequestMethod({ kind: 'stream', stream: 'vnc' }), 'GET');
+  assert.equal(agentRequestMethod({ kind: 'log' }), 'GET');
+});
+
+test('paths the endpoint does not serve parse to nothing', () => {
+  for (const path of [
+    '/',
+    '/v1/namespaces/default/virtualmachineinstances/vm',
+    '/v1/namespaces/default/virtualmachineinstances/vm/stop',
+    '/v1/namespaces/default/virtualmachineinstances/vm/pause/extra',
+    '/v1/namespaces/default/virtualmachines/vm/pause',
+    '/v2/namespaces/default/virtualmachineinstances/vm/pause',
+    '/v1/namespaces/Default/virtualmachineinstances/vm/pause',
+    '/v1/namespaces/default/virtualmachineinstances/..%2Fx/pause',
+    'v1/namespaces/default/virtualmachineinstances/vm/pause',
+  ]) {
+    assert.equal(parseAgentRequest(path), undefined, path);
+  }
+});

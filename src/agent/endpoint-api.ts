@@ -1,0 +1,93 @@
+/**
+ * The wire contract of a node agent's HTTPS endpoint (`vireo agent`), shared
+ * by the agent (`endpoint.ts`) and the API server's remote handle
+ * (`src/server/remote-agents.ts`). Paths follow virt-handler's console
+ * server; every refusal is a Kubernetes `Status`:
+ *
+ *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset}
+ *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
+ *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
+ *
+ * How to reach the endpoint is published on the agent's Node, as a kubelet
+ * does: `status.addresses`, `status.daemonEndpoints.kubeletEndpoint.Port`,
+ * and the endpoint's self-signed certificate in an annotation, which the
+ * server pins.
+ */
+import type { GuestAction } from './handle.js';
+
+/** The Node annotation holding the PEM of the agent endpoint's certificate. */
+export const agentCertificateAnnotation = 'vireo.io/agent-certificate';
+
+/** The kubelet's port, the agent endpoint's default. */
+export const defaultAgentPort = 10250;
+
+/** What a request to the endpoint asks for. */
+export type AgentOperation =
+  | { kind: 'action'; action: GuestAction }
+  | { kind: 'stream'; stream: 'console' | 'vnc' }
+  | { kind: 'log' };
+
+/** A parsed endpoint request: which VMI, and what of it. */
+export interface AgentRequest {
+  namespace: string;
+  name: string;
+  operation: AgentOperation;
+}
+
+/** How the agent endpoint is reached: published on the agent's Node. */
+export interface AgentEndpointInfo {
+  /** The port it listens on (`status.daemonEndpoints.kubeletEndpoint.Port`). */
+  port: number;
+  /** PEM of its self-signed certificate (the `vireo.io/agent-certificate` annotation). */
+  certificate: string;
+}
+
+const actions: ReadonlySet<string> = new Set<GuestAction>(['pause', 'unpause', 'softreboot', 'reset']);
+
+function isGuestAction(value: string): value is GuestAction {
+  return actions.has(value);
+}
+
+/** The operation a path's last segment names, if it names one. */
+function operationOf(segment: string): AgentOperation | undefined {
+  if (isGuestAction(segment)) return { kind: 'action', action: segment };
+  if (segment === 'console' || segment === 'vnc') return { kind: 'stream', stream: segment };
+  if (segment === 'consolelog') return { kind: 'log' };
+  return undefined;
+}
+
+/** The segment that names an operation in a path. */
+function segmentOf(operation: AgentOperation): string {
+  switch (operation.kind) {
+    case 'action':
+      return operation.action;
+    case 'stream':
+      return operation.stream;
+    case 'log':
+      return 'consolelog';
+  }
+}
+
+/** The path of `operation` on VMI `namespace/name`. */
+export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
+  return `/v1/namespaces/${encodeURIComponent(namespace)}/virtualmachineinstances/${encodeURIComponent(name)}/${segmentOf(operation)}`;
+}
+
+/** The HTTP method of an operation: actions change the guest (PUT), the rest read it (GET). */
+export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' {
+  return operation.kind === 'action' ? 'PUT' : 'GET';
+}
+
+/** Kubernetes object names: DNS labels or subdomains, nothing a path could smuggle. */
+const namePattern = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** Parses a request path (without its query); undefined when it is not one the endpoint serves. */
+export function parseAgentRequest(pathname: string): AgentRequest | undefined {
+  const parts = pathname.split('/');
+  const [empty, version, namespaces, namespace, resource, name, segment, ...rest] = parts;
+  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces' || resource !== 'virtualmachineinstances' || rest.length > 0) return undefined;
+  if (namespace === undefined || name === undefined || segment === undefined) return undefined;
+  if (!namePattern.test(namespace) || !namePattern.test(name)) return undefined;
+  const operation = operationOf(segment);
+  return operation === undefined ? undefined : { namespace, name, operation };
+}

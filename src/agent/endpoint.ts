@@ -1,0 +1,174 @@
+/**
+ * The HTTPS endpoint of a node agent on another host (`vireo agent`), where
+ * the API server reaches the running guests, as kube-apiserver reaches a
+ * kubelet on port 10250: guest actions, the kept serial log, and the
+ * console and VNC as `plain.kubevirt.io` WebSockets. It serves any
+ * {@link AgentHandle}; the paths are in `endpoint-api.ts`. Every request
+ * must carry the cluster's bearer token; refusals are Kubernetes `Status`
+ * JSON, so the server turns them back into the same ApiError.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import type { Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ApiError, badRequest, toStatus } from '../api/errors.js';
+import type { Status } from '../api/object.js';
+import { StreamServer, rejectUpgrade } from '../console/index.js';
+import type { Logger } from '../log/logger.js';
+import { agentRequestMethod, parseAgentRequest } from './endpoint-api.js';
+import type { AgentRequest } from './endpoint-api.js';
+import type { AgentHandle } from './handle.js';
+
+/** What the endpoint needs; see the fields. The agent it serves comes with `serve`. */
+export interface AgentEndpointOptions {
+  /**
+   * The bearer token the API server must present: the cluster token the
+   * agent itself uses. Per-node credentials (the server proving who it is
+   * to each agent, and each agent having its own identity) come with the
+   * multi-host issue.
+   */
+  token: string;
+  /** The endpoint's certificate and key (self-signed; the server pins the certificate from the Node). */
+  tls: { cert: string; key: string };
+  logger: Logger;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/**
+ * True when `header` is `Bearer <token>`. The digests are compared, so the
+ * comparison takes the same time whatever the length or content presented.
+ */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+  return presented !== undefined && timingSafeEqual(digest(presented), digest(token));
+}
+
+function sendStatus(res: ServerResponse, status: Status): void {
+  const body = JSON.stringify(status);
+  res.writeHead(status.code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendText(res: ServerResponse, text: string): void {
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc}';
+
+/** The agent's HTTPS server; see the module comment. */
+export class AgentEndpoint {
+  private readonly server: Server;
+  private readonly streams: StreamServer;
+  private readonly logger: Logger;
+  private served: AgentHandle | undefined;
+
+  constructor(private readonly options: AgentEndpointOptions) {
+    this.logger = options.logger.child({ component: 'agent-endpoint' });
+    this.streams = new StreamServer(this.logger);
+    this.server = createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+      void this.handleRequest(req, res);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.handleUpgrade(req, socket, head);
+    });
+  }
+
+  /** Listens on `host:port` (0 picks a free port); resolves with the address. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    if (address === null || typeof address === 'string') throw new Error(`the agent endpoint listens on ${String(address)}, not on a TCP port`);
+    return address;
+  }
+
+  /**
+   * Serves `handle`'s guests from now on. The endpoint listens first, so
+   * the agent can publish the port it got; until then requests get a 503.
+   */
+  serve(handle: AgentHandle): void {
+    this.served = handle;
+  }
+
+  /** Stops listening and ends every open request and stream. */
+  async close(): Promise<void> {
+    // Upgraded sockets are not HTTP connections: closeAllConnections() does not end them.
+    this.streams.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => { resolve(); });
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Nothing the endpoint serves has a body worth reading.
+    req.resume();
+    try {
+      const request = this.authorize(req);
+      const { operation, namespace, name } = request;
+      if (operation.kind === 'stream') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
+      const method = agentRequestMethod(operation);
+      if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
+      if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
+      await this.agent().guestAction(namespace, name, operation.action);
+      this.logger.info('guest action', { action: operation.action, namespace, name });
+      sendStatus(res, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 200 });
+    } catch (err) {
+      this.refused(req, err);
+      if (!res.headersSent) sendStatus(res, toStatus(err));
+      else res.destroy();
+    }
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // A peer that resets during the handshake must not take the agent down.
+    socket.on('error', () => { socket.destroy(); });
+    try {
+      const { operation, namespace, name } = this.authorize(req);
+      if (operation.kind !== 'stream') throw badRequest(`${pathOf(req)} does not accept a protocol upgrade: only console and vnc are WebSockets`);
+      await this.streams.upgrade(req, socket, head, {
+        path: pathOf(req),
+        open: async () => ({ stream: await this.agent().openStream(namespace, name, operation.stream), log: { namespace, name, kind: operation.stream } }),
+      });
+    } catch (err) {
+      this.refused(req, err);
+      rejectUpgrade(socket, toStatus(err));
+    }
+  }
+
+  /** The request, once its token is the cluster's and its path one the endpoint serves. */
+  private authorize(req: IncomingMessage): AgentRequest {
+    if (!bearerMatches(req.headers.authorization, this.options.token)) {
+      throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the cluster bearer token');
+    }
+    const request = parseAgentRequest(pathOf(req));
+    if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);
+    return request;
+  }
+
+  private agent(): AgentHandle {
+    if (this.served === undefined) throw new ApiError('ServiceUnavailable', 'the node agent is still starting: try again in a moment');
+    return this.served;
+  }
+
+  private refused(req: IncomingMessage, err: unknown): void {
+    const status = toStatus(err);
+    if (status.code >= 500) this.logger.error('agent endpoint request failed', { method: req.method, url: req.url, err });
+    else this.logger.debug('agent endpoint request refused', { method: req.method, url: req.url, code: status.code });
+  }
+}
+
+function pathOf(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'https://agent.invalid').pathname;
+}

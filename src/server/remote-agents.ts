@@ -1,0 +1,218 @@
+/**
+ * How the API server reaches node agents on other hosts (`vireo agent`), as
+ * kube-apiserver reaches kubelets: the address, port and certificate the
+ * agent published on its Node; HTTPS for guest actions and the serial log,
+ * a `plain.kubevirt.io` WebSocket for the console and VNC. The agent's
+ * certificate is self-signed and pinned: trust comes from the Node object
+ * (which only agents holding the cluster token can write), not from a CA or
+ * a hostname.
+ */
+import { X509Certificate } from 'node:crypto';
+import { Agent, request } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { PeerCertificate } from 'node:tls';
+import { createWebSocketStream } from 'ws';
+import { ApiError, badRequest } from '../api/errors.js';
+import type { KObject } from '../api/object.js';
+import { numberAt, recordsAt, stringAt } from '../api/kinds/read.js';
+import { agentCertificateAnnotation, agentRequestMethod, agentRequestPath } from '../agent/index.js';
+import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, LocalAgentDirectory } from '../agent/index.js';
+import { errorFromResponse } from '../client/index.js';
+import { dialStream } from '../console/index.js';
+
+/** Where a remote agent listens, as its Node says. */
+export interface RemoteEndpoint {
+  address: string;
+  port: number;
+  /** PEM of the agent's self-signed certificate. */
+  certificate: string;
+}
+
+/** The Node address the server connects to, by preference. */
+const addressPreference = ['InternalIP', 'ExternalIP', 'Hostname'];
+
+const startAgentHint = 'start vireo agent --kubeconfig FILE --data-dir DIR on that host (it publishes its address, port and certificate on the Node), then try again';
+
+/**
+ * The endpoint published on Node `nodeName`, or the ApiError that says why
+ * there is none (400: a state of the cluster, not a server failure).
+ */
+export function endpointOfNode(nodeName: string, node: KObject | undefined): RemoteEndpoint {
+  if (node === undefined) throw badRequest(`node ${nodeName} does not exist, so no agent can be reached there: ${startAgentHint}`);
+  const port = numberAt(node, 'status', 'daemonEndpoints', 'kubeletEndpoint', 'Port') ?? 0;
+  const certificate = node.metadata.annotations?.[agentCertificateAnnotation];
+  const addresses = recordsAt(node, 'status', 'addresses');
+  const address = addressPreference.map((type) => stringAt(addresses.find((a) => a.type === type), 'address')).find((a) => a !== undefined && a !== '');
+  if (!(port > 0 && port < 65536) || certificate === undefined || certificate === '' || address === undefined) {
+    throw badRequest(
+      `node ${nodeName} has no agent this server can reach: its agent publishes no endpoint (status.daemonEndpoints.kubeletEndpoint.Port, status.addresses and the ${agentCertificateAnnotation} annotation); ${startAgentHint}`,
+    );
+  }
+  return { address, port, certificate };
+}
+
+/** TLS options that trust exactly `certificate`, whatever name the peer is reached by. */
+function pinnedTls(certificate: string): { ca: string; checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
+  const expected = new X509Certificate(certificate).fingerprint256;
+  return {
+    ca: certificate,
+    checkServerIdentity: (_host, cert) =>
+      cert.fingerprint256 === expected ? undefined : new Error(`the agent presented certificate ${cert.fingerprint256}, not the pinned ${expected} from its Node`),
+  };
+}
+
+function readBody(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')); });
+    res.on('error', reject);
+  });
+}
+
+/** How long a guest action or log read may take before the agent counts as unreachable. */
+const requestTimeoutMs = 30_000;
+
+/** An {@link AgentHandle} over HTTPS and WebSocket to a `vireo agent` endpoint. */
+export class RemoteAgentHandle implements AgentHandle {
+  private readonly tls: ReturnType<typeof pinnedTls>;
+  private readonly agent: Agent;
+  private readonly base: string;
+
+  constructor(
+    readonly nodeName: string,
+    readonly endpoint: RemoteEndpoint,
+    private readonly token: string,
+  ) {
+    this.tls = pinnedTls(endpoint.certificate);
+    this.agent = new Agent({ ...this.tls, keepAlive: true, maxSockets: 16 });
+    this.base = `https://${endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`;
+  }
+
+  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
+    await this.call(namespace, name, { kind: 'action', action });
+  }
+
+  async serialLog(namespace: string, name: string): Promise<string> {
+    return this.call(namespace, name, { kind: 'log' });
+  }
+
+  async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
+    const path = agentRequestPath(namespace, name, { kind: 'stream', stream: kind });
+    try {
+      const ws = await dialStream({ server: this.base, token: this.token, caCert: this.tls.ca, checkServerIdentity: this.tls.checkServerIdentity, path, timeoutMs: requestTimeoutMs });
+      return createWebSocketStream(ws);
+    } catch (err) {
+      // The dialer's own failures (not the agent's Status answers) carry the network error as their cause.
+      throw err instanceof ApiError && err.cause !== undefined ? this.unreachable(err.cause) : this.explain(err);
+    }
+  }
+
+  /** Lets go of the kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async call(namespace: string, name: string, operation: AgentOperation): Promise<string> {
+    const path = agentRequestPath(namespace, name, operation);
+    let answer: { code: number; body: string };
+    try {
+      answer = await new Promise((resolve, reject) => {
+        const req = request(`${this.base}${path}`, { method: agentRequestMethod(operation), agent: this.agent, headers: { authorization: `Bearer ${this.token}` }, timeout: requestTimeoutMs }, (res) => {
+          readBody(res).then((body) => { resolve({ code: res.statusCode ?? 0, body }); }, reject);
+        });
+        req.on('timeout', () => { req.destroy(new Error(`no answer within ${requestTimeoutMs / 1000} s`)); });
+        req.on('error', reject);
+        req.end();
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (answer.code >= 200 && answer.code < 300) return answer.body;
+    throw this.explain(errorFromResponse(answer.code, answer.body));
+  }
+
+  /** An agent's refusal as the caller should see it: its own errors pass; its refusing this server is the server's problem. */
+  private explain(err: unknown): ApiError {
+    if (!(err instanceof ApiError)) return this.unreachable(err);
+    if (err.reason !== 'Unauthorized' && err.reason !== 'Forbidden') return err;
+    // A 401 passed on would tell the user their own credentials are wrong.
+    return new ApiError('InternalError', `the agent of node ${this.nodeName} at ${this.base} refused this server's credentials (${err.message}): the agent's kubeconfig token must be the cluster token; restart vireo agent with the kubeconfig vireo server wrote`, { cause: err });
+  }
+
+  private unreachable(err: unknown): ApiError {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const message = err instanceof Error ? err.message : String(err);
+    // The pin failed: the peer's certificate is not the one on the Node (a restarted agent with a new one, or another process on that port).
+    const why = typeof code === 'string' && code.includes('CERT') ? `its certificate is not the one node ${this.nodeName} publishes (${message})` : message;
+    return new ApiError('ServiceUnavailable', `cannot reach the agent of node ${this.nodeName} at ${this.base}: ${why}; check that vireo agent runs there and that this server can reach that address`, { cause: err });
+  }
+}
+
+/** What the directory needs; see the fields. */
+export interface NodeAgentDirectoryOptions {
+  /** The agents in this process (the one inside `vireo server`); they answer first. */
+  local: LocalAgentDirectory;
+  /** Reads a Node (the API server passes its store). */
+  readNode: (nodeName: string) => Promise<KObject | undefined>;
+  /** The bearer token the agents accept: the cluster token. */
+  token: string;
+}
+
+/**
+ * Every node's agent: the local one when it lives in this process, else a
+ * handle that, on each call, reads the Node and reaches the agent it
+ * publishes. The remote handle is kept per node while the Node's endpoint
+ * and certificate stay the same, and replaced when they change.
+ */
+export class NodeAgentDirectory implements AgentDirectory {
+  private readonly remotes = new Map<string, RemoteAgentHandle>();
+
+  constructor(private readonly options: NodeAgentDirectoryOptions) {}
+
+  forNode(nodeName: string): AgentHandle {
+    return this.options.local.forNode(nodeName) ?? new LazyRemoteHandle(nodeName, () => this.remoteFor(nodeName));
+  }
+
+  /** Closes the remote handles' connections. */
+  close(): void {
+    for (const handle of this.remotes.values()) handle.close();
+    this.remotes.clear();
+  }
+
+  /** The remote handle for the endpoint Node `nodeName` publishes now. */
+  async remoteFor(nodeName: string): Promise<RemoteAgentHandle> {
+    const endpoint = endpointOfNode(nodeName, await this.options.readNode(nodeName));
+    const kept = this.remotes.get(nodeName);
+    if (kept !== undefined && sameEndpoint(kept.endpoint, endpoint)) return kept;
+    kept?.close();
+    const handle = new RemoteAgentHandle(nodeName, endpoint, this.options.token);
+    this.remotes.set(nodeName, handle);
+    return handle;
+  }
+}
+
+function sameEndpoint(a: RemoteEndpoint, b: RemoteEndpoint): boolean {
+  return a.address === b.address && a.port === b.port && a.certificate === b.certificate;
+}
+
+/** A node's agent found when it is used: the directory's lookup stays synchronous, the Node read is not. */
+class LazyRemoteHandle implements AgentHandle {
+  constructor(
+    readonly nodeName: string,
+    private readonly resolve: () => Promise<AgentHandle>,
+  ) {}
+
+  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
+    await (await this.resolve()).guestAction(namespace, name, action);
+  }
+
+  async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
+    return (await this.resolve()).openStream(namespace, name, kind);
+  }
+
+  async serialLog(namespace: string, name: string): Promise<string> {
+    return (await this.resolve()).serialLog(namespace, name);
+  }
+}

@@ -29,6 +29,9 @@ export interface HandlerDeps {
   afterWrite?: (def: ResourceDef, obj: KObject, deleted: boolean) => Promise<void> | void;
 }
 
+/** Who writes: a user (KubeVirt's full admission rules) or one of Vireo's components. */
+export type Writer = 'user' | 'controller';
+
 export interface ResourceRequest {
   info: ResourceRequestInfo;
   def: ResourceDef;
@@ -36,6 +39,7 @@ export interface ResourceRequest {
   req: IncomingMessage;
   res: ServerResponse;
   signal: AbortSignal;
+  writer: Writer;
 }
 
 export function buildResourceRequest(
@@ -45,6 +49,7 @@ export function buildResourceRequest(
   req: IncomingMessage,
   res: ServerResponse,
   signal: AbortSignal,
+  writer: Writer,
 ): ResourceRequest {
   if (def.namespaced && info.name !== undefined && info.namespace === undefined) {
     throw notFound(def.plural, def.group, info.name);
@@ -62,7 +67,7 @@ export function buildResourceRequest(
   }
   const query = parseQuery(url.searchParams);
   if (info.watchPrefix) query.watch = true;
-  return { info, def, query, req, res, signal };
+  return { info, def, query, req, res, signal, writer };
 }
 
 export async function handleResource(r: ResourceRequest, deps: HandlerDeps): Promise<void> {
@@ -157,8 +162,8 @@ async function readObjectBody(r: ResourceRequest): Promise<unknown> {
   return decodeBody(body, r.req.headers['content-type']);
 }
 
-function writeOptions(r: ResourceRequest): { dryRun: boolean; fieldValidation: RequestQuery['fieldValidation']; fieldManager?: string; writer: 'user' } {
-  return { dryRun: r.query.dryRun, fieldValidation: r.query.fieldValidation, writer: 'user', ...(r.query.fieldManager === undefined ? {} : { fieldManager: r.query.fieldManager }) };
+function writeOptions(r: ResourceRequest): { dryRun: boolean; fieldValidation: RequestQuery['fieldValidation']; fieldManager?: string; writer: Writer } {
+  return { dryRun: r.query.dryRun, fieldValidation: r.query.fieldValidation, writer: r.writer, ...(r.query.fieldManager === undefined ? {} : { fieldManager: r.query.fieldManager }) };
 }
 
 async function create(r: ResourceRequest, deps: HandlerDeps): Promise<void> {

@@ -16,7 +16,7 @@ import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, aggregatedDiscovery } from './discovery.js';
 import { buildResourceRequest, handleResource, sendJson } from './handlers.js';
-import type { HandlerDeps } from './handlers.js';
+import type { HandlerDeps, Writer } from './handlers.js';
 import { negotiateDiscovery } from './negotiate.js';
 import { ObjectStore } from './object-store.js';
 import { OpenApiService } from './openapi.js';
@@ -36,6 +36,12 @@ export interface ApiServerOptions {
   registry: ResourceRegistry;
   /** The bearer token every request must carry. */
   token: string;
+  /**
+   * The bearer token of Vireo's own components (controllers, scheduler,
+   * agents): their writes pass admission as KubeVirt's components' do, so
+   * they may set what users may not (the VMI's reserved `kubevirt.io/` labels).
+   */
+  componentToken?: string;
   tls: TlsMaterial;
   logger: Logger;
   afterWrite?: HandlerDeps['afterWrite'];
@@ -48,6 +54,7 @@ export class ApiServer {
   private readonly server: Server;
   private readonly openapi: OpenApiService;
   private readonly token: Buffer;
+  private readonly componentToken: Buffer | undefined;
   /** Aborts every request in flight on stop; each request (a watch may last hours) listens on it once. */
   private readonly shutdown = new AbortController();
   private readonly deps: HandlerDeps;
@@ -58,6 +65,7 @@ export class ApiServer {
     this.objects = new ObjectStore(options.store, createAdmission(options.registry));
     this.openapi = new OpenApiService(options.registry);
     this.token = Buffer.from(options.token);
+    this.componentToken = options.componentToken === undefined ? undefined : Buffer.from(options.componentToken);
     // One listener per request in flight, so no fixed limit fits: Node's default of 10 warns at the 11th watch.
     setMaxListeners(0, this.shutdown.signal);
     this.deps = { store: options.store, objects: this.objects, ...(options.afterWrite === undefined ? {} : { afterWrite: options.afterWrite }) };
@@ -105,8 +113,8 @@ export class ApiServer {
     this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     res.on('close', () => { abort.abort(); });
     try {
-      this.authenticate(req);
-      await this.route(req, res, abort.signal);
+      const writer = this.authenticate(req);
+      await this.route(req, res, abort.signal, writer);
     } catch (err) {
       this.fail(req, res, err);
     } finally {
@@ -134,16 +142,17 @@ export class ApiServer {
     }
   }
 
-  private authenticate(req: IncomingMessage): void {
+  /** Who the request is from: a user (the cluster token) or one of Vireo's components. */
+  private authenticate(req: IncomingMessage): Writer {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const presented = Buffer.from(match?.[1] ?? '');
-    if (presented.length !== this.token.length || !timingSafeEqual(presented, this.token)) {
-      throw new ApiError('Unauthorized', 'Unauthorized');
-    }
+    if (sameToken(presented, this.token)) return 'user';
+    if (this.componentToken !== undefined && sameToken(presented, this.componentToken)) return 'controller';
+    throw new ApiError('Unauthorized', 'Unauthorized');
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  private async route(req: IncomingMessage, res: ServerResponse, signal: AbortSignal, writer: Writer): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://vireo.invalid');
     const path = url.pathname;
     const method = req.method ?? 'GET';
@@ -159,7 +168,7 @@ export class ApiServer {
         details: { group: info.group, kind: info.resource },
       });
     }
-    const request = buildResourceRequest(info, def, url, req, res, signal);
+    const request = buildResourceRequest(info, def, url, req, res, signal, writer);
     await handleResource(request, this.deps);
   }
 
@@ -211,4 +220,9 @@ export class ApiServer {
 function sendFound(res: ServerResponse, body: object | undefined, path: string): void {
   if (body === undefined) throw new ApiError('NotFound', `the server could not find the requested resource: ${path}`);
   sendJson(res, 200, body);
+}
+
+/** Constant-time token comparison. */
+function sameToken(presented: Buffer, expected: Buffer): boolean {
+  return presented.length === expected.length && timingSafeEqual(presented, expected);
 }

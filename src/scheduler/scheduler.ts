@@ -44,6 +44,9 @@ export interface SchedulerOptions {
 
 const schedulablePhases: readonly string[] = [vmiPhases.unset, vmiPhases.pending, vmiPhases.scheduling];
 
+/** The VMI label naming its node, as KubeVirt sets it. */
+export const nodeNameLabel = 'kubevirt.io/nodeName';
+
 /** Binds VMIs to nodes. */
 export class Scheduler {
   private readonly nodes: Informer;
@@ -145,8 +148,8 @@ export class Scheduler {
   private async bind(vmi: KObject, node: string, request: Resources, log: Logger): Promise<void> {
     const conditions = removeCondition(conditionsOf(vmi), conditionTypes.podScheduled);
     const status = { ...recordAt(vmi, 'status'), nodeName: node, phase: vmiPhases.scheduled, conditions, phaseTransitionTimestamps: this.transitions(vmi, vmiPhases.scheduled) };
-    // The kubevirt.io/nodeName label is left out: the API server lets only KubeVirt's own components set it.
-    if (!(await this.writeStatus(vmi, status))) return;
+    // KubeVirt's label for selecting VMIs by node (e.g. `kubectl get vmi -l kubevirt.io/nodeName=N`); only components may set it.
+    if (!(await this.writeStatus(vmi, status, { [nodeNameLabel]: node }))) return;
     this.assumed.set(`${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`, { uid: vmi.metadata.uid ?? '', node, request });
     log.info('VMI scheduled', { node, cpuMillis: request.cpu, memoryBytes: request.memory });
     this.recorder.record(vmi, 'Normal', 'Scheduled', `Successfully assigned ${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''} to ${node}`);
@@ -172,10 +175,10 @@ export class Scheduler {
   }
 
   /** VMIs have no status subresource: a merge patch pinned to the resourceVersion read. False when the VMI is gone. */
-  private async writeStatus(vmi: KObject, status: Record<string, unknown>): Promise<boolean> {
+  private async writeStatus(vmi: KObject, status: Record<string, unknown>, labels?: Record<string, string>): Promise<boolean> {
     try {
       await this.client.patch(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '', 'merge', {
-        metadata: { resourceVersion: vmi.metadata.resourceVersion },
+        metadata: { resourceVersion: vmi.metadata.resourceVersion, ...(labels === undefined ? {} : { labels }) },
         status,
       });
       return true;

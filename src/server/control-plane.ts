@@ -15,6 +15,7 @@ import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
 import type { Logger } from '../log/logger.js';
+import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/types.js';
 import { Compactor } from '../store/index.js';
 import { LocalAgentDirectory } from '../agent/index.js';
@@ -28,7 +29,15 @@ export interface ControlPlaneOptions {
   tls: TlsMaterial;
   /** The CA that signed `tls.cert`: in-process components reach the API over HTTPS with it. */
   caCert: string;
+  /** The users' bearer token (the kubeconfig's). */
   token: string;
+  /**
+   * The bearer token of this process's own components (controllers,
+   * scheduler, this host's agent): admission lets them write what KubeVirt
+   * lets only its components write. Random per start unless given; never
+   * leaves the process.
+   */
+  componentToken?: string;
   logger: Logger;
   host: string;
   port: number;
@@ -51,6 +60,7 @@ const seededNamespaces = ['default', 'kube-system', 'kube-public', 'kube-node-le
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const registry = new ResourceRegistry();
   registry.set('builtin', builtinResources());
+  const componentToken = options.componentToken ?? randomBytes(32).toString('hex');
   const local = new LocalAgentDirectory();
   // This host's agent answers in-process; the agents of other hosts (vireo agent) over HTTPS, as their Nodes publish.
   const agents = new NodeAgentDirectory({ local, token: options.token, readNode: (name: string): Promise<KObject | undefined> => server.objects.tryGet(nodeDef(registry), undefined, name) });
@@ -59,6 +69,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     store: options.store,
     registry,
     token: options.token,
+    componentToken,
     tls: options.tls,
     logger: options.logger.child({ component: 'apiserver' }),
     agents,
@@ -81,7 +92,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const loopback = options.host === '0.0.0.0' || options.host === '' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
   const workloads = await startWorkloads({
     server: `https://${loopback.includes(':') ? `[${loopback}]` : loopback}:${address.port}`,
-    token: options.token,
+    token: componentToken,
     caCert: options.caCert,
     logger: options.logger,
     controllers: options.controllers ?? true,

@@ -21,7 +21,10 @@ export interface TestServer {
   plane: ControlPlane;
   store: Store;
   url: string;
+  /** The users' token (the kubeconfig's). */
   token: string;
+  /** The token of Vireo's own components, for tests that act as a controller or agent would. */
+  componentToken: string;
   dir: string;
   kubeconfig: string;
   pki: Pki;
@@ -69,11 +72,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const pki = await testPki();
   const store = options.store ?? (await openStore({ backend: 'memory' }));
   const token = randomBytes(16).toString('hex');
+  const componentToken = randomBytes(16).toString('hex');
   const plane = await startControlPlane({
     store,
     tls: { cert: pki.serverCert, key: pki.serverKey },
     caCert: pki.caCert,
     token,
+    componentToken,
     logger: silentLogger,
     host: '127.0.0.1',
     port: 0,
@@ -89,6 +94,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     store,
     url,
     token,
+    componentToken,
     dir,
     kubeconfig,
     pki,

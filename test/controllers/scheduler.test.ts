@@ -60,6 +60,7 @@ test('a VMI goes to the node its memory fits, and is bound with phase Scheduled'
   assert.equal(await nodeOf('fits'), 'big');
   const bound = await read(env.client, vmis, 'fits');
   assert.equal(stringAt(bound, 'status', 'phase'), 'Scheduled');
+  assert.equal(bound?.metadata.labels?.['kubevirt.io/nodeName'], 'big', 'labelled with its node, as KubeVirt does');
   assert.equal(condition(bound, 'PodScheduled'), undefined);
   const event = await eventually(async () => (await eventsFor(env.client, 'fits')).find((e) => e.reason === 'Scheduled'), { what: 'a Scheduled event' });
   assert.equal(event.message, 'Successfully assigned default/fits to big');

@@ -22,7 +22,8 @@ export interface Env {
 /** A fresh server and a client for it. */
 export async function startEnv(): Promise<Env> {
   const server = await startTestServer();
-  const client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent: 'vireo-controller-test' });
+  // The controllers under test, and the test acting as the agent, write as Vireo's components do.
+  const client = new HttpClient({ server: server.url, token: server.componentToken, caCert: server.pki.caCert, userAgent: 'vireo-controller-test' });
   return {
     server,
     client,

@@ -20,6 +20,7 @@ import type { Logger } from '../log/logger.js';
 import { agentRequestMethod, parseAgentRequest } from './endpoint-api.js';
 import type { AgentRequest } from './endpoint-api.js';
 import type { AgentHandle } from './handle.js';
+import { listenOn } from '../net/listen.js';
 
 /** What the endpoint needs; see the fields. The agent it serves comes with `serve`. */
 export interface AgentEndpointOptions {
@@ -80,17 +81,8 @@ export class AgentEndpoint {
   }
 
   /** Listens on `host:port` (0 picks a free port); resolves with the address. */
-  async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    if (address === null || typeof address === 'string') throw new Error(`the agent endpoint listens on ${String(address)}, not on a TCP port`);
-    return address;
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return listenOn(this.server, host, port);
   }
 
   /**

@@ -25,6 +25,7 @@ import type { ResourceRegistry } from './resources.js';
 import { createAdmission } from './admission.js';
 import { SubresourceApi, rejectUpgrade } from './subresources/index.js';
 import { version } from './version.js';
+import { listenOn } from '../net/listen.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -84,14 +85,7 @@ export class ApiServer {
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = this.server.address() as AddressInfo;
+    const addr = await listenOn(this.server, host, port);
     this.address = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
     return addr;
   }

@@ -20,6 +20,8 @@ import { kubeconfigPath, loadConnection } from './commands/connection.js';
 import { CliError } from './errors.js';
 import { ensureSelfSigned } from './pki.js';
 import { parseListen } from './server-command.js';
+import { httpsUrl } from '../net/listen.js';
+import { untilStopSignal } from './signals.js';
 
 export interface AgentCommandOptions {
   /** Default: $KUBECONFIG, else ~/.vireo/kubeconfig. */
@@ -85,15 +87,8 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   });
   endpoint.serve(agent);
   await agent.start();
-  process.stdout.write(`vireo agent ready: node ${nodeName}, endpoint https://${address.includes(':') ? `[${address}]` : address}:${listening}, server ${connection.server}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info('stopping', { signal });
-      resolve();
-    };
-    process.once('SIGTERM', () => { stop('SIGTERM'); });
-    process.once('SIGINT', () => { stop('SIGINT'); });
-  });
+  process.stdout.write(`vireo agent ready: node ${nodeName}, endpoint ${httpsUrl(address, listening)}, server ${connection.server}\n`);
+  await untilStopSignal(logger);
   await endpoint.close();
   await agent.stop();
   client.close();

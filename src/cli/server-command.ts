@@ -15,6 +15,8 @@ import { renderKubeconfig } from './kubeconfig.js';
 import { CliError } from './errors.js';
 import { demoVmName, ensureDemo } from './demo.js';
 import type { ControlPlane } from '../server/control-plane.js';
+import { httpsUrl } from '../net/listen.js';
+import { untilStopSignal } from './signals.js';
 
 export interface ServerCommandOptions {
   dataDir: string;
@@ -52,21 +54,14 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     agent: { dataDir: options.dataDir },
   });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  const server = `https://${advertised.includes(':') ? `[${advertised}]` : advertised}:${plane.address.port}`;
+  const server = httpsUrl(advertised, plane.address.port);
   const kubeconfigPath = join(options.dataDir, 'kubeconfig');
   writeFileAtomic(kubeconfigPath, renderKubeconfig({ server, caCert: pki.caCert, token }));
   process.stdout.write(`vireo server ready at ${server}\n`);
   process.stdout.write(`kubeconfig: ${kubeconfigPath}\n`);
   const stopping = new AbortController();
   if (options.newcomer) void startDemo(plane, kubeconfigPath, stopping.signal);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info('stopping', { signal });
-      resolve();
-    };
-    process.once('SIGTERM', () => { stop('SIGTERM'); });
-    process.once('SIGINT', () => { stop('SIGINT'); });
-  });
+  await untilStopSignal(logger);
   stopping.abort();
   await plane.stop();
   await store.close();

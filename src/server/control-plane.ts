@@ -23,6 +23,7 @@ import type { NodeFacts } from '../agent/qemu/index.js';
 import { NodeAgentDirectory } from './remote-agents.js';
 import { startWorkloads } from './workloads.js';
 import type { Workloads } from './workloads.js';
+import { httpsUrl } from '../net/listen.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -91,7 +92,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const address = await server.listen(options.host, options.port);
   const loopback = options.host === '0.0.0.0' || options.host === '' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
   const workloads = await startWorkloads({
-    server: `https://${loopback.includes(':') ? `[${loopback}]` : loopback}:${address.port}`,
+    server: httpsUrl(loopback, address.port),
     token: componentToken,
     caCert: options.caCert,
     logger: options.logger,

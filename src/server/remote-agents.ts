@@ -20,6 +20,7 @@ import { agentCertificateAnnotation, agentRequestMethod, agentRequestPath } from
 import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, LocalAgentDirectory } from '../agent/index.js';
 import { errorFromResponse } from '../client/index.js';
 import { dialStream } from '../console/index.js';
+import { httpsUrl } from '../net/listen.js';
 
 /** Where a remote agent listens, as its Node says. */
 export interface RemoteEndpoint {
@@ -87,7 +88,7 @@ export class RemoteAgentHandle implements AgentHandle {
   ) {
     this.tls = pinnedTls(endpoint.certificate);
     this.agent = new Agent({ ...this.tls, keepAlive: true, maxSockets: 16 });
-    this.base = `https://${endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`;
+    this.base = httpsUrl(endpoint.address, endpoint.port);
   }
 
   async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {

@@ -27,6 +27,8 @@ import { Cgroups } from './cgroups.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
+import { resizeLiveDisks } from './volume-resize.js';
+import { LocalProvisioner } from '../storage/local/provisioner.js';
 
 /** What a node agent needs; see the fields. */
 export interface NodeAgentOptions {
@@ -68,6 +70,7 @@ export class NodeAgent implements AgentHandle {
   private runner: VmiRunner | undefined;
   private facts: Promise<ResolvedFacts> | undefined;
   private events: EventRecorder | undefined;
+  private provisioner: LocalProvisioner | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -124,6 +127,9 @@ export class NodeAgent implements AgentHandle {
     // Runtimes whose VMI is gone get no informer event: queue them too.
     for (const key of runner.keys()) queue.add(key);
     queue.start();
+    // The node's local volumes: provisioned here, grown online through the runner's machines.
+    this.provisioner = new LocalProvisioner({ client, nodeName, dataDir, logger: this.logger, resizeLive: (claim, bytes) => resizeLiveDisks(claim, bytes, { vmis: informer.list(), machineOf: (ns, name) => runner.liveMachine(ns, name) }) });
+    await this.provisioner.start();
     this.logger.info('node agent started', { dataDir });
   }
 
@@ -136,6 +142,7 @@ export class NodeAgent implements AgentHandle {
     this.abort.abort();
     await this.queue?.stop();
     await this.informer?.stop();
+    await this.provisioner?.stop();
     await this.registrar?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
     await this.events?.flush();

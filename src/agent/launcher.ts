@@ -36,6 +36,8 @@ export interface LaunchOptions {
   onChange: () => void;
   /** Called with the `Pulling`/`Pulled` Events of the images the guest needs. */
   onPullEvent: (event: PullEvent) => void;
+  /** This node: the volumes of the VMI's claims must be pinned to it. */
+  nodeName?: string;
   signal: AbortSignal;
 }
 
@@ -51,7 +53,14 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
-  const volumes = await prepareVolumes(vmi, { client: options.client, images: options.images, disksDir: layout.disksDir, signal: options.signal, onPullEvent: options.onPullEvent });
+  const volumes = await prepareVolumes(vmi, {
+    client: options.client,
+    images: options.images,
+    disksDir: layout.disksDir,
+    signal: options.signal,
+    onPullEvent: options.onPullEvent,
+    ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
+  });
   const paths: VmiPaths = {
     dir: layout.dir,
     qmpSocket: layout.qmpSocket,

@@ -190,6 +190,7 @@ export class VmiRunner {
         onChange: () => { this.options.enqueue(key); },
         // As the kubelet records image pulls on the launcher pod.
         onPullEvent: (event) => { this.event(current, event); },
+        nodeName: this.options.nodeName,
         signal,
       });
     } catch (err) {

@@ -2,7 +2,9 @@
  * Turns a VMI's `spec.volumes` into files QEMU can open, in the VMI's
  * directory: a qcow2 overlay per containerDisk (the image stays shared and
  * untouched), ISOs for cloud-init and config volumes, sparse qcow2 files
- * for emptyDisks, and host files for hostDisks. Also resolves the
+ * for emptyDisks, host files for hostDisks, and the node-local file of
+ * the PersistentVolume bound to a persistentVolumeClaim or dataVolume
+ * (opened directly, no overlay: the data must persist). Also resolves the
  * kernelBoot image's kernel and initrd. containerDisk and kernelBoot images
  * come from the node's image store, pulled from their registry first when
  * the pull policy says so (`images/registry.ts`).
@@ -13,13 +15,14 @@ import { dirname, join } from 'node:path';
 import type { KObject } from '../api/object.js';
 import { ApiError } from '../api/errors.js';
 import { isPlainObject } from '../api/object.js';
-import { has, recordAt, recordsAt, stringAt } from '../api/kinds/read.js';
+import { booleanAt, has, recordAt, recordsAt, stringAt } from '../api/kinds/read.js';
 import { parseQuantity } from '../api/validation/quantity.js';
 import { volumeSourceTypes } from '../api/validation/vmi-volumes.js';
 import type { Client } from '../client/index.js';
 import type { ContainerDiskImage, ImagePuller, ImageStore, PullEvent, RegistryCredentials } from './images/index.js';
 import { ImagePullError, credentialsFromDockerConfig, parseImageReference, pullerFor } from './images/index.js';
 import { resources } from '../client/index.js';
+import { importInProgress, localVolumeOf } from '../storage/local/index.js';
 import type { VmiPaths } from './qemu/cmdline.js';
 import { cloudInitDisk } from './cloud-init.js';
 import { configDisk } from './config-volumes.js';
@@ -48,11 +51,24 @@ export interface PrepareVolumesOptions {
   puller?: ImagePuller;
   /** Called with the kubelet-style `Pulling`/`Pulled` Events of image pulls, to record them on the VMI. */
   onPullEvent?: (event: PullEvent) => void;
+  /** This node: a claim's volume must be pinned to it. Unset, the check is skipped. */
+  nodeName?: string;
 }
 
-/** Volume types this agent serves; the rest come with later issues (PVCs, DataVolumes: storage). */
-type SupportedSource = 'containerDisk' | 'cloudInitNoCloud' | 'cloudInitConfigDrive' | 'emptyDisk' | 'hostDisk' | 'configMap' | 'secret' | 'serviceAccount';
-const supported: ReadonlySet<string> = new Set<SupportedSource>(['containerDisk', 'cloudInitNoCloud', 'cloudInitConfigDrive', 'emptyDisk', 'hostDisk', 'configMap', 'secret', 'serviceAccount']);
+/** Volume types this agent serves. */
+type SupportedSource = 'containerDisk' | 'cloudInitNoCloud' | 'cloudInitConfigDrive' | 'emptyDisk' | 'hostDisk' | 'configMap' | 'secret' | 'serviceAccount' | 'persistentVolumeClaim' | 'dataVolume';
+const supported: ReadonlySet<string> = new Set<SupportedSource>([
+  'containerDisk',
+  'cloudInitNoCloud',
+  'cloudInitConfigDrive',
+  'emptyDisk',
+  'hostDisk',
+  'configMap',
+  'secret',
+  'serviceAccount',
+  'persistentVolumeClaim',
+  'dataVolume',
+]);
 
 function isSupported(source: string): source is SupportedSource {
   return supported.has(source);
@@ -111,7 +127,48 @@ async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: 
     }
     case 'hostDisk':
       return { name, file: await ensureHostDisk(volume, name, options.signal), format: 'raw' };
+    case 'persistentVolumeClaim':
+    case 'dataVolume': {
+      const claimName = (source === 'dataVolume' ? stringAt(volume, 'dataVolume', 'name') : stringAt(volume, 'persistentVolumeClaim', 'claimName')) ?? '';
+      const local = await resolveClaim(vmi, { volume: name, claimName, viaDataVolume: source === 'dataVolume' }, options);
+      const readOnly = booleanAt(volume, 'persistentVolumeClaim', 'readOnly') === true;
+      return { name, file: local.path, format: local.format, ...(readOnly ? { readOnly } : {}) };
+    }
   }
+}
+
+/**
+ * The node-local file of the volume bound to a claim. A claim that is
+ * missing, not bound yet, or still being imported into is retried (the
+ * VMI shows VolumeNotReady); a volume on another node fails the VMI.
+ */
+async function resolveClaim(vmi: KObject, use: { volume: string; claimName: string; viaDataVolume: boolean }, options: PrepareVolumesOptions): Promise<{ path: string; format: 'raw' | 'qcow2' }> {
+  const namespace = vmi.metadata.namespace ?? 'default';
+  const { volume, claimName } = use;
+  const notReady = (why: string): VolumeError => new VolumeError('NotReady', volume, `volume "${volume}": ${why}; the VMI starts once it is`);
+  const pvc = await options.client.tryGet(resources.persistentVolumeClaims, namespace, claimName);
+  if (pvc === undefined) {
+    const what = use.viaDataVolume ? `DataVolume "${claimName}" has no PersistentVolumeClaim in namespace "${namespace}" yet` : `PersistentVolumeClaim "${claimName}" not found in namespace "${namespace}"`;
+    throw new VolumeError('NotReady', volume, `volume "${volume}": ${what}; the VMI starts once it exists`);
+  }
+  const importing = importInProgress(pvc);
+  if (importing !== undefined) throw notReady(`PersistentVolumeClaim "${claimName}" is still being populated (import phase ${importing})`);
+  const volumeName = stringAt(pvc, 'spec', 'volumeName') ?? '';
+  if (volumeName === '') throw notReady(`PersistentVolumeClaim "${claimName}" is not bound to a volume yet (phase ${stringAt(pvc, 'status', 'phase') ?? 'Pending'})`);
+  const pv = await options.client.tryGet(resources.persistentVolumes, undefined, volumeName);
+  if (pv === undefined) throw notReady(`PersistentVolume "${volumeName}" of claim "${claimName}" does not exist yet`);
+  let local;
+  try {
+    local = localVolumeOf(pvc, pv);
+  } catch (err) {
+    throw new VolumeError('Invalid', volume, `volume "${volume}": ${err instanceof Error ? err.message : String(err)}; this node agent serves only volumes of the vireo.io/local provisioner`, { cause: err });
+  }
+  if (options.nodeName !== undefined && local.node !== options.nodeName) {
+    throw new VolumeError('Invalid', volume, `volume "${volume}": PersistentVolume "${volumeName}" of claim "${claimName}" is on node "${local.node}", not on this node "${options.nodeName}"; a VMI using it must be scheduled to "${local.node}"`);
+  }
+  const exists = await stat(local.path).then((s) => s.isFile(), () => false);
+  if (!exists) throw new VolumeError('Invalid', volume, `volume "${volume}": the file ${local.path} of PersistentVolume "${volumeName}" is missing on this node; the volume's data is lost, so delete and recreate claim "${claimName}"`);
+  return { path: local.path, format: local.format };
 }
 
 /** Which image to resolve and what the VMI needs from it. */

@@ -16,7 +16,9 @@ import { validateKind } from '../api/validation/index.js';
 import { isLabelKey, nameIsDNSLabel, nameIsDNSSubdomain, nameIsDNS1035Label, validateLabels, validateObjectName } from '../api/names.js';
 import { defaultCustomResourceDefinition, establishCustomResourceDefinition, validateCustomResourceDefinition } from '../api/kinds/index.js';
 import { prepareNamespace } from '../controllers/namespace/prepare.js';
+import type { Store } from '../store/types.js';
 import type { ResourceRegistry } from './resources.js';
+import { admitClaim, isClaim } from './admission-storage.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -29,6 +31,11 @@ export interface AdmitOptions {
 }
 
 export interface Admission {
+  /**
+   * The mutations and checks that read other objects (the default
+   * StorageClass of a new claim…), run before `admit`. Status writes skip it.
+   */
+  prepare?(def: ResourceDef, obj: KObject, old: KObject | undefined, store: Store): Promise<void>;
   /** Mutates `obj` in place (prune, defaults) and throws ApiError when it is not acceptable. */
   admit(def: ResourceDef, obj: KObject, old: KObject | undefined, options: AdmitOptions): { warnings: string[] };
   /** Called once when an object first gets its deletionTimestamp (e.g. a Namespace turns Terminating). */
@@ -46,6 +53,9 @@ export function createAdmission(_registry: ResourceRegistry): Admission {
     return c;
   };
   return {
+    async prepare(def, obj, old, store) {
+      if (isClaim(def)) await admitClaim(obj, old, store);
+    },
     admit(def, obj, old, options) {
       mutate(def, obj, old);
       const warnings: string[] = [];

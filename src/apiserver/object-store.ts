@@ -152,6 +152,7 @@ export class ObjectStore {
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
     delete meta.deletionGracePeriodSeconds;
+    await this.admission.prepare?.(def, obj, undefined, this.store);
     const { warnings } = this.admission.admit(def, obj, undefined, options);
     if (options.dryRun === true) return { object: obj, warnings, created: true };
     const key = objectKey(def, namespace, meta.name);
@@ -252,6 +253,7 @@ export class ObjectStore {
     } else {
       delete meta.generation;
     }
+    if (options.subresource !== 'status') await this.admission.prepare?.(def, next, current, this.store);
     const { warnings } = this.admission.admit(def, next, current, { ...options, statusOnly: options.subresource === 'status' });
     meta.resourceVersion = old.resourceVersion ?? '';
     if (isDeepStrictEqual(stripVolatile(next), stripVolatile(current))) {

@@ -95,13 +95,18 @@ function termMatches(term: Record<string, unknown>, node: KObject): boolean {
   );
 }
 
+/** A `NodeSelector`: its terms ORed (a VMI's required affinity, a PersistentVolume's node affinity). */
+export function matchesNodeSelector(selector: Record<string, unknown>, node: KObject): boolean {
+  return recordsAt(selector, 'nodeSelectorTerms').some((term) => termMatches(term, node));
+}
+
 /** `spec.nodeSelector` and the required node affinity terms (ORed). */
 export function matchesNodeAffinity(vmi: KObject, node: KObject): boolean {
   const labels = node.metadata.labels ?? {};
   for (const [key, value] of Object.entries(stringMapAt(vmi, 'spec', 'nodeSelector'))) if (labels[key] !== value) return false;
   const required = recordAt(vmi, 'spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution');
   if (required === undefined) return true;
-  return recordsAt(required, 'nodeSelectorTerms').some((term) => termMatches(term, node));
+  return matchesNodeSelector(required, node);
 }
 
 /** Sum of the weights of the preferred node affinity terms the node matches. */

@@ -2,7 +2,9 @@
  * Picking a node for one VMI: filter every node, then prefer the one left
  * least allocated (kube-scheduler's `LeastAllocated` score over CPU and
  * memory), plus its preferred node affinity; ties go to the first name.
- * A pure function of the VMI, the nodes and what is already placed.
+ * A pure function of the VMI, the nodes and what is already placed. The
+ * volume step (`volumes.ts`) runs after the resource fit, as
+ * kube-scheduler's VolumeBinding filter follows NodeResourcesFit.
  */
 import type { KObject } from '../api/object.js';
 import { filterNode, preferredAffinityWeight, unschedulableMessage } from './filters.js';
@@ -12,8 +14,8 @@ import { nodeAllocatable, zero } from './resources.js';
 /** The node chosen, or kube-scheduler's message for why there is none. */
 export type Placement = { node: string } | { unschedulable: string };
 
-/** Where `vmi` (needing `request`) goes, given `used` per node name. */
-export function place(vmi: KObject, request: Resources, nodes: readonly KObject[], used: ReadonlyMap<string, Resources>): Placement {
+/** Where `vmi` (needing `request`) goes, given `used` per node name and why its volumes refuse a node. */
+export function place(vmi: KObject, request: Resources, nodes: readonly KObject[], used: ReadonlyMap<string, Resources>, volumes: (node: KObject) => string[] = () => []): Placement {
   const failures: string[][] = [];
   const candidates: { name: string; fit: number; affinity: number }[] = [];
   for (const node of nodes) {
@@ -21,7 +23,8 @@ export function place(vmi: KObject, request: Resources, nodes: readonly KObject[
     const allocatable = nodeAllocatable(node);
     const taken = used.get(name) ?? zero;
     const free = { cpu: allocatable.cpu - taken.cpu, memory: allocatable.memory - taken.memory };
-    const reasons = filterNode(vmi, node, free, request);
+    const short = filterNode(vmi, node, free, request);
+    const reasons = short.length > 0 ? short : volumes(node);
     if (reasons.length > 0) {
       failures.push(reasons);
       continue;

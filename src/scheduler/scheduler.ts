@@ -9,6 +9,11 @@
  * False/`Unschedulable` condition with kube-scheduler's message, and is
  * retried whenever a node or a VMI changes.
  *
+ * Volumes (`volumes.ts`): a VMI goes where its bound volumes are; its
+ * unbound WaitForFirstConsumer claims go with it, to a node with room for
+ * them, and are sent there (`volume.kubernetes.io/selected-node`) before
+ * the VMI is bound, as kube-scheduler's volume binder does.
+ *
  * Reconciles run one at a time, and bindings not yet seen in the cache are
  * remembered ("assumed", as kube-scheduler does), so two VMIs never both
  * take the last room on a node.
@@ -24,9 +29,13 @@ import { ControllerLoop } from '../controllers/loop.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import { EventRecorder } from '../controllers/events/index.js';
 import { conditionsOf, conditionTypes, findCondition, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, removeCondition, setCondition, timestamp, vmiPhase, vmiPhases } from '../controllers/vmi/index.js';
+import { freeBytes, isLocalClass, selectedNodeAnnotation } from '../storage/local/index.js';
+import type { StorageView } from '../storage/local/index.js';
 import { place } from './placement.js';
 import type { RequestOptions, Resources } from './resources.js';
 import { add, vmiRequests, zero } from './resources.js';
+import { volumeFilter, volumeNeeds } from './volumes.js';
+import type { VolumeNeeds } from './volumes.js';
 
 /** Tuning and seams of the scheduler; every field is optional. */
 export interface SchedulerOptions {
@@ -51,6 +60,9 @@ export const nodeNameLabel = 'kubevirt.io/nodeName';
 export class Scheduler {
   private readonly nodes: Informer;
   private readonly vmis: Informer;
+  private readonly claims: Informer;
+  private readonly volumes: Informer;
+  private readonly classes: Informer;
   private readonly loop: ControllerLoop;
   private readonly recorder: EventRecorder;
   private readonly queue: WorkQueue;
@@ -59,6 +71,8 @@ export class Scheduler {
   private readonly now: () => number;
   /** Bindings written but not yet in the VMI cache, by VMI key. */
   private readonly assumed = new Map<string, { uid: string; node: string; request: Resources }>();
+  /** Claims sent to a node whose annotation is not yet in the claim cache, by claim uid. */
+  private readonly assumedClaims = new Map<string, { node: string; bytes: number }>();
 
   constructor(
     private readonly client: Client,
@@ -74,7 +88,12 @@ export class Scheduler {
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.nodes = this.loop.informer(options.nodeInformer, () => new Informer(client, resources.nodes, logger));
     this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));
+    this.claims = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumeClaims, logger));
+    this.volumes = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumes, logger));
+    this.classes = this.loop.informer(undefined, () => new Informer(client, resources.storageClasses, logger));
     this.nodes.onChange(() => { this.enqueuePending(); });
+    // A claim appearing, binding or being sent to a node may make a waiting VMI placeable.
+    for (const informer of [this.claims, this.volumes, this.classes]) informer.onChange(() => { this.enqueuePending(); });
     this.vmis.onChange((key) => { this.onVmiChange(key); });
   }
 
@@ -122,10 +141,56 @@ export class Scheduler {
       return {};
     }
     const request = vmiRequests(vmi, this.requestOptions);
-    const placement = place(vmi, request, this.nodes.list(), this.usage());
-    if ('node' in placement) await this.bind(vmi, placement.node, request, log);
+    const needs = volumeNeeds(vmi, {
+      claim: (namespace, name) => this.claims.get(`${namespace}/${name}`),
+      volume: (name) => this.volumes.get(name),
+      storageClass: (name) => this.classes.get(name),
+    });
+    if ('unresolvable' in needs) {
+      // kube-scheduler's PreFilter rejection: no node is even tried.
+      await this.markUnschedulable(vmi, `0/${this.nodes.list().length} nodes are available: ${needs.unresolvable}.`, log);
+      return {};
+    }
+    const view = this.storageView();
+    const placement = place(vmi, request, this.nodes.list(), this.usage(), (node) => volumeFilter(needs, node, this.freeLocal(node, view)));
+    if ('node' in placement) await this.bind(vmi, { node: placement.node, request, needs }, log);
     else await this.markUnschedulable(vmi, placement.unschedulable, log);
     return {};
+  }
+
+  private storageView(): StorageView {
+    for (const [uid, claim] of this.assumedClaims) {
+      const cached = this.claims.list().find((pvc) => pvc.metadata.uid === uid);
+      if (cached === undefined || cached.metadata.annotations?.[selectedNodeAnnotation] === claim.node) this.assumedClaims.delete(uid);
+    }
+    return { pvs: this.volumes.list(), pvcs: this.claims.list(), isLocalClass: (name) => isLocalClass(this.classes.get(name)) };
+  }
+
+  /** The node's free local storage, less the claims sent to it that the cache does not show yet. */
+  private freeLocal(node: KObject, view: StorageView): number | undefined {
+    const free = freeBytes(node, view);
+    if (free === undefined) return undefined;
+    let assumed = 0;
+    for (const claim of this.assumedClaims.values()) if (claim.node === node.metadata.name) assumed += claim.bytes;
+    return free - assumed;
+  }
+
+  /** Sends the VMI's unbound claims to `node` (kube-scheduler's volume binder); false when one is gone. */
+  private async sendClaims(needs: VolumeNeeds, node: string): Promise<boolean> {
+    for (const claim of needs.unbound) {
+      if (claim.selectedNode !== undefined) continue;
+      try {
+        await this.client.patch(resources.persistentVolumeClaims, claim.pvc.metadata.namespace, claim.pvc.metadata.name ?? '', 'merge', {
+          metadata: { resourceVersion: claim.pvc.metadata.resourceVersion, annotations: { [selectedNodeAnnotation]: node } },
+        });
+      } catch (err) {
+        // Gone or changed meanwhile: the change requeues the VMI, which is placed again on fresh state.
+        if (err instanceof ApiError && (err.reason === 'NotFound' || err.reason === 'Conflict')) return false;
+        throw err;
+      }
+      if (claim.local) this.assumedClaims.set(claim.pvc.metadata.uid ?? '', { node, bytes: claim.bytes });
+    }
+    return true;
   }
 
   /** What bound, unfinished VMIs (and assumed bindings) take on each node. */
@@ -145,7 +210,9 @@ export class Scheduler {
     return used;
   }
 
-  private async bind(vmi: KObject, node: string, request: Resources, log: Logger): Promise<void> {
+  private async bind(vmi: KObject, placed: { node: string; request: Resources; needs: VolumeNeeds }, log: Logger): Promise<void> {
+    const { node, request } = placed;
+    if (!(await this.sendClaims(placed.needs, node))) return;
     const conditions = removeCondition(conditionsOf(vmi), conditionTypes.podScheduled);
     const status = { ...recordAt(vmi, 'status'), nodeName: node, phase: vmiPhases.scheduled, conditions, phaseTransitionTimestamps: this.transitions(vmi, vmiPhases.scheduled) };
     // KubeVirt's label for selecting VMIs by node (e.g. `kubectl get vmi -l kubevirt.io/nodeName=N`); only components may set it.

@@ -14,6 +14,7 @@ import { ResourceRegistry } from '../apiserver/resources.js';
 import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
+import { defaultStorageClass } from '../storage/local/index.js';
 import type { Logger } from '../log/logger.js';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/types.js';
@@ -83,6 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // KubeVirt's, CDI's and Multus' CRDs, as their operators would install them.
   await crds.install(kubevirtCustomResourceDefinitions());
   await seedNamespaces(server, registry);
+  await seedStorageClass(server, registry);
   const namespaces = new NamespaceController(server.objects, registry, options.logger.child({ component: 'namespace-controller' }));
   await namespaces.start();
   const gc = new GarbageCollector(server.objects, registry, options.logger.child({ component: 'garbage-collector' }));
@@ -120,6 +122,14 @@ function nodeDef(registry: ResourceRegistry): ResourceDef {
   const def = registry.lookup('', 'v1', 'nodes');
   if (def === undefined) throw new Error('the built-in Node kind is missing');
   return def;
+}
+
+/** A cluster without any StorageClass gets the default `local` class; one the operator made is left alone. */
+async function seedStorageClass(server: ApiServer, registry: ResourceRegistry): Promise<void> {
+  const def = registry.lookup('storage.k8s.io', 'v1', 'storageclasses');
+  if (def === undefined) throw new Error('the built-in StorageClass kind is missing');
+  if ((await server.objects.list(def, undefined, { limit: 1 })).items.length > 0) return;
+  await server.objects.create(def, undefined, defaultStorageClass());
 }
 
 async function seedNamespaces(server: ApiServer, registry: ResourceRegistry): Promise<void> {

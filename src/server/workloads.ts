@@ -12,6 +12,7 @@ import { VirtualMachineController } from '../controllers/vm/index.js';
 import { ReplicaSetController } from '../controllers/replicaset/index.js';
 import { EventTtlCleaner } from '../controllers/events/index.js';
 import { Scheduler } from '../scheduler/index.js';
+import { VolumeController } from '../controllers/volumes/index.js';
 import { NodeAgent } from '../agent/index.js';
 import type { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
@@ -52,9 +53,10 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     const sets = new ReplicaSetController(client, options.logger.child({ component: 'replicaset-controller' }));
     const scheduler = new Scheduler(client, options.logger.child({ component: 'scheduler' }));
     const ttl = new EventTtlCleaner(client, options.logger.child({ component: 'event-ttl' }));
-    await Promise.all([vms.start(), sets.start(), scheduler.start()]);
+    const volumes = new VolumeController(client, options.logger.child({ component: 'volume-controller' }));
+    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start()]);
     ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop());
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

@@ -27,11 +27,12 @@ test('a volume type the agent cannot serve fails the VMI with a message that nam
   const fixture = await startAgentFixture();
   t.after(() => fixture.close());
   await importBlankImage(fixture.images);
-  const created = await createBound(fixture, vmiManifest('pvc', { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }], disks: [{ name: 'data', disk: { bus: 'virtio' } }] }));
-  const failed = await waitVmi(fixture, 'pvc', (v) => phase(v) === 'Failed', 'the VMI to fail');
+  // A Windows sysprep answer file: no Windows guests here yet.
+  const created = await createBound(fixture, vmiManifest('sysprep', { volumes: [{ name: 'answers', sysprep: { configMap: { name: 'answers' } } }], disks: [{ name: 'answers', cdrom: { bus: 'sata' } }] }));
+  const failed = await waitVmi(fixture, 'sysprep', (v) => phase(v) === 'Failed', 'the VMI to fail');
   assert.equal(condition(failed, 'Synchronized')?.reason, 'FailedCreate');
-  assert.match(condition(failed, 'Synchronized')?.message ?? '', /volume "data" is a persistentVolumeClaim volume, which this node agent does not support yet/);
-  await waitVmi(fixture, 'pvc', (v) => (v.metadata.finalizers ?? []).length === 0, 'the finalizer to be released');
+  assert.match(condition(failed, 'Synchronized')?.message ?? '', /volume "answers" is a sysprep volume, which this node agent does not support yet/);
+  await waitVmi(fixture, 'sysprep', (v) => (v.metadata.finalizers ?? []).length === 0, 'the finalizer to be released');
   assert.ok(!existsSync(vmiDir(fixture, created.metadata.uid ?? '')));
 });
 

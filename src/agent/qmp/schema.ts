@@ -81,6 +81,7 @@ const returns = {
   system_wakeup: empty,
   balloon: empty,
   quit: empty,
+  block_resize: empty,
   'human-monitor-command': string,
 } satisfies Record<string, Decoder<unknown>>;
 
@@ -96,6 +97,8 @@ interface CommandArguments {
   qmp_capabilities: { enable?: 'oob'[] } | undefined;
   'human-monitor-command': { 'command-line': string; 'cpu-index'?: number };
   balloon: { value: number };
+  /** Grows a disk under a running guest; `node-name` is the format node (`disk<index>`). */
+  block_resize: { 'node-name': string; size: number };
 }
 
 /** The arguments of command `C` (`undefined` for commands without any). */

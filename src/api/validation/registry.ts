@@ -7,6 +7,7 @@ import type { FieldError } from '../errors.js';
 import type { KObject } from '../object.js';
 import { validateDataVolume } from './datavolume.js';
 import { validateMigration } from './migration.js';
+import { validatePersistentVolumeClaim } from './persistentvolumeclaim.js';
 import { validatePool, validateReplicaSet } from './replicas.js';
 import type { WriterOptions } from './virtualmachine.js';
 import { validateVirtualMachine } from './virtualmachine.js';
@@ -21,6 +22,7 @@ const validators = new Map<string, KindValidator>([
   ['kubevirt.io/VirtualMachineInstanceReplicaSet', (obj) => validateReplicaSet(obj)],
   ['pool.kubevirt.io/VirtualMachinePool', validatePool],
   ['cdi.kubevirt.io/DataVolume', (obj, old) => validateDataVolume(obj, old)],
+  ['/PersistentVolumeClaim', (obj, old) => validatePersistentVolumeClaim(obj, old)],
 ]);
 
 /**

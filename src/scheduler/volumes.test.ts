@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { KObject } from '../api/object.js';
+import { volumeFilter, volumeNeeds, volumeReasons } from './volumes.js';
+
+const gi = 2 ** 30;
+const vmi = (...claims: string[]): KObject => ({
+  apiVersion: 'kubevirt.io/v1',
+  kind: 'VirtualMachineInstance',
+  metadata: { name: 'v', namespace: 'default' },
+  spec: { volumes: claims.map((c, i) => (i % 2 === 0 ? { name: `v${i}`, persistentVolumeClaim: { claimName: c } } : { name: `v${i}`, dataVolume: { name: c } })) },
+});
+const claim = (name: string, extra: { volumeName?: string; className?: string; node?: string; deleting?: boolean; size?: string } = {}): KObject => ({
+  apiVersion: 'v1',
+  kind: 'PersistentVolumeClaim',
+  metadata: {
+    name,
+    namespace: 'default',
+    uid: name,
+    ...(extra.node === undefined ? {} : { annotations: { 'volume.kubernetes.io/selected-node': extra.node } }),
+    ...(extra.deleting === true ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+  },
+  spec: { storageClassName: extra.className ?? 'local', resources: { requests: { storage: extra.size ?? '1Gi' } }, ...(extra.volumeName === undefined ? {} : { volumeName: extra.volumeName }) },
+});
+const node = (name: string): KObject => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name } } });
+const pinnedTo = (name: string): KObject => ({
+  apiVersion: 'v1',
+  kind: 'PersistentVolume',
+  metadata: { name: 'pv' },
+  spec: { nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [name] }] }] } } },
+});
+const classes: Record<string, KObject> = {
+  local: { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local' }, provisioner: 'vireo.io/local', volumeBindingMode: 'WaitForFirstConsumer' },
+  now: { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'now' }, provisioner: 'vireo.io/local' },
+};
+const lookup = (claims: KObject[], pv?: KObject) => ({
+  claim: (_ns: string, name: string) => claims.find((c) => c.metadata.name === name),
+  volume: (name: string) => (name === 'pv' ? pv : undefined),
+  storageClass: (name: string) => classes[name],
+});
+
+test('a missing, deleted or unbound Immediate claim makes every node unfit', () => {
+  assert.deepEqual(volumeNeeds(vmi('gone'), lookup([])), { unresolvable: 'PersistentVolumeClaim "gone" not found' });
+  assert.deepEqual(volumeNeeds(vmi('x'), lookup([claim('x', { deleting: true })])), { unresolvable: 'persistentvolumeclaim "x" is being deleted' });
+  assert.deepEqual(volumeNeeds(vmi('x'), lookup([claim('x', { className: 'now' })])), { unresolvable: 'pod has unbound immediate PersistentVolumeClaims' });
+  assert.deepEqual(volumeNeeds(vmi('x'), lookup([claim('x', { className: 'nope' })])), { unresolvable: 'storageclass.storage.k8s.io "nope" not found' });
+});
+
+test('bound volumes pin the VMI to their node; unbound local claims need room', () => {
+  const needs = volumeNeeds(vmi('a', 'b'), lookup([claim('a', { volumeName: 'pv' }), claim('b', { size: '2Gi' })], pinnedTo('n1')));
+  assert.ok(!('unresolvable' in needs));
+  assert.deepEqual(volumeFilter(needs, node('n1'), 3 * gi), []);
+  assert.deepEqual(volumeFilter(needs, node('n2'), 3 * gi), [volumeReasons.conflict]);
+  assert.deepEqual(volumeFilter(needs, node('n1'), gi), [volumeReasons.noSpace]);
+  assert.deepEqual(volumeFilter(needs, node('n1'), undefined), [volumeReasons.noSpace]);
+  const sent = volumeNeeds(vmi('c'), lookup([claim('c', { node: 'n2', size: '100Gi' })]));
+  assert.ok(!('unresolvable' in sent));
+  assert.deepEqual(volumeFilter(sent, node('n1'), 200 * gi), [volumeReasons.conflict]);
+  assert.deepEqual(volumeFilter(sent, node('n2'), 0), [], 'a claim already sent to the node is counted in its free bytes');
+});

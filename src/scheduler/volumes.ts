@@ -1,0 +1,88 @@
+/**
+ * The scheduler's volume step, as kube-scheduler's VolumeBinding plugin
+ * does it for a pod's claims: a VMI's `persistentVolumeClaim` and
+ * `dataVolume` volumes (a DataVolume's claim has its name) may only go
+ * where their bound volumes are (each PersistentVolume's node affinity);
+ * claims of WaitForFirstConsumer classes not bound yet go to a node with
+ * room for them (local volumes: the node's free local storage), and the
+ * scheduler sends them there (`volume.kubernetes.io/selected-node`) when
+ * it binds the VMI. A missing claim, one being deleted, or an unbound
+ * Immediate claim makes the VMI unschedulable on every node.
+ */
+import type { KObject } from '../api/object.js';
+import { recordAt, stringAt } from '../api/kinds/read.js';
+import { bindingModeOf, claimNamesOf, isLocalClass, requestedBytes, selectedNodeAnnotation } from '../storage/local/index.js';
+import { matchesNodeSelector } from './filters.js';
+
+/** Where the scheduler reads claims, volumes and classes. */
+export interface VolumeLookup {
+  claim: (namespace: string, name: string) => KObject | undefined;
+  volume: (name: string) => KObject | undefined;
+  storageClass: (name: string) => KObject | undefined;
+}
+
+/** An unbound claim the VMI waits for, sent to a node by the scheduler. */
+export interface UnboundClaim {
+  pvc: KObject;
+  /** The node it was already sent to, if any. */
+  selectedNode: string | undefined;
+  /** Its class provisions local volumes: it needs room on the node. */
+  local: boolean;
+  bytes: number;
+}
+
+/** What a VMI's volumes ask of a node. */
+export interface VolumeNeeds {
+  /** The required node affinity of each bound volume. */
+  boundAffinities: Record<string, unknown>[];
+  unbound: UnboundClaim[];
+}
+
+/** kube-scheduler's VolumeBinding reasons, word for word. */
+export const volumeReasons = {
+  conflict: 'node(s) had volume node affinity conflict',
+  noSpace: 'node(s) did not have enough free storage',
+  noVolume: "node(s) didn't find available persistent volumes to bind",
+} as const;
+
+/** What the VMI's claims ask of any node, or why no node can take it. */
+export function volumeNeeds(vmi: KObject, lookup: VolumeLookup): VolumeNeeds | { unresolvable: string } {
+  const namespace = vmi.metadata.namespace ?? '';
+  const needs: VolumeNeeds = { boundAffinities: [], unbound: [] };
+  for (const name of claimNamesOf(vmi)) {
+    const pvc = lookup.claim(namespace, name);
+    if (pvc === undefined) return { unresolvable: `PersistentVolumeClaim "${name}" not found` };
+    if (pvc.metadata.deletionTimestamp !== undefined) return { unresolvable: `persistentvolumeclaim "${name}" is being deleted` };
+    const volumeName = stringAt(pvc, 'spec', 'volumeName') ?? '';
+    if (volumeName !== '') {
+      const pv = lookup.volume(volumeName);
+      if (pv === undefined) return { unresolvable: `persistentvolume "${volumeName}" of claim "${name}" not found` };
+      const required = recordAt(pv, 'spec', 'nodeAffinity', 'required');
+      if (required !== undefined) needs.boundAffinities.push(required);
+      continue;
+    }
+    const className = stringAt(pvc, 'spec', 'storageClassName') ?? '';
+    const sc = className === '' ? undefined : lookup.storageClass(className);
+    if (className !== '' && sc === undefined) return { unresolvable: `storageclass.storage.k8s.io "${className}" not found` };
+    const selectedNode = pvc.metadata.annotations?.[selectedNodeAnnotation];
+    if (sc !== undefined && bindingModeOf(sc) === 'Immediate' && selectedNode === undefined) return { unresolvable: 'pod has unbound immediate PersistentVolumeClaims' };
+    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0) });
+  }
+  return needs;
+}
+
+/**
+ * Why `node` cannot hold the VMI's volumes; empty when it can. `freeLocal`
+ * is the node's free local storage (undefined: it has none), with claims
+ * already sent to it counted.
+ */
+export function volumeFilter(needs: VolumeNeeds, node: KObject, freeLocal: number | undefined): string[] {
+  const name = node.metadata.name ?? '';
+  if (!needs.boundAffinities.every((required) => matchesNodeSelector(required, node))) return [volumeReasons.conflict];
+  if (needs.unbound.some((c) => c.selectedNode !== undefined && c.selectedNode !== name)) return [volumeReasons.conflict];
+  // A claim without a class waits for a volume made by hand, which Vireo does not match to claims.
+  if (needs.unbound.some((c) => (stringAt(c.pvc, 'spec', 'storageClassName') ?? '') === '')) return [volumeReasons.noVolume];
+  const wanted = needs.unbound.filter((c) => c.local && c.selectedNode === undefined).reduce((sum, c) => sum + c.bytes, 0);
+  if (needs.unbound.some((c) => c.local && c.selectedNode === undefined) && (freeLocal === undefined || wanted > freeLocal)) return [volumeReasons.noSpace];
+  return [];
+}

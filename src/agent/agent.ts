@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
-import { booleanAt } from '../api/kinds/read.js';
+import { booleanAt, stringAt } from '../api/kinds/read.js';
+import type { KObject } from '../api/object.js';
 import type { Client } from '../client/index.js';
 import { Informer, resources } from '../client/index.js';
 import { EventRecorder } from '../controllers/events/index.js';
@@ -29,6 +30,11 @@ import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
 import { resizeLiveDisks } from './volume-resize.js';
 import { LocalProvisioner } from '../storage/local/provisioner.js';
+import { localVolumeOf } from '../storage/local/index.js';
+import type { LocalVolume } from '../storage/local/index.js';
+import { ImportRunner } from '../storage/import/index.js';
+import type { ImportTarget } from '../storage/import/index.js';
+import { pullerFor } from './images/index.js';
 
 /** What a node agent needs; see the fields. */
 export interface NodeAgentOptions {
@@ -71,6 +77,7 @@ export class NodeAgent implements AgentHandle {
   private facts: Promise<ResolvedFacts> | undefined;
   private events: EventRecorder | undefined;
   private provisioner: LocalProvisioner | undefined;
+  private imports: ImportRunner | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -130,6 +137,9 @@ export class NodeAgent implements AgentHandle {
     // The node's local volumes: provisioned here, grown online through the runner's machines.
     this.provisioner = new LocalProvisioner({ client, nodeName, dataDir, logger: this.logger, resizeLive: (claim, bytes) => resizeLiveDisks(claim, bytes, { vmis: informer.list(), machineOf: (ns, name) => runner.liveMachine(ns, name) }) });
     await this.provisioner.start();
+    // DataVolume imports into the volumes of this node (CDI's importer pods, without pods).
+    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc) });
+    await this.imports.start();
     this.logger.info('node agent started', { dataDir });
   }
 
@@ -142,6 +152,7 @@ export class NodeAgent implements AgentHandle {
     this.abort.abort();
     await this.queue?.stop();
     await this.informer?.stop();
+    await this.imports?.stop();
     await this.provisioner?.stop();
     await this.registrar?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
@@ -168,6 +179,22 @@ export class NodeAgent implements AgentHandle {
   }
 
   /** The node's facts, with TCG forced while the KubeVirt CR asks for emulation. */
+  /** The file of `pvc`'s volume when it is bound to a local volume of this node; undefined otherwise (another node's runner serves it). */
+  private async importTarget(pvc: KObject): Promise<ImportTarget | undefined> {
+    const pvName = stringAt(pvc, 'spec', 'volumeName');
+    if (pvName === undefined || pvName === '') return undefined;
+    const pv = await this.options.client.tryGet(resources.persistentVolumes, undefined, pvName);
+    if (pv === undefined) return undefined;
+    let volume: LocalVolume;
+    try {
+      volume = localVolumeOf(pvc, pv);
+    } catch {
+      return undefined;
+    }
+    if (volume.node !== this.nodeName) return undefined;
+    return { path: volume.path, format: volume.format, sizeBytes: volume.bytes };
+  }
+
   private async startFacts(signal: AbortSignal): Promise<StartFacts> {
     if (this.facts === undefined) throw new Error('the node agent is not started');
     const resolved = await this.facts;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { HttpClient } from '../client/index.js';
 import { VirtualMachineController } from '../controllers/vm/index.js';
 import { ReplicaSetController } from '../controllers/replicaset/index.js';
+import { DataVolumeController } from '../controllers/datavolume/index.js';
 import { EventTtlCleaner } from '../controllers/events/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { VolumeController } from '../controllers/volumes/index.js';
@@ -51,12 +52,13 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
   if (options.controllers) {
     const vms = new VirtualMachineController(client, options.logger.child({ component: 'virtualmachine-controller' }));
     const sets = new ReplicaSetController(client, options.logger.child({ component: 'replicaset-controller' }));
+    const dataVolumes = new DataVolumeController(client, options.logger.child({ component: 'datavolume-controller' }));
     const scheduler = new Scheduler(client, options.logger.child({ component: 'scheduler' }));
     const ttl = new EventTtlCleaner(client, options.logger.child({ component: 'event-ttl' }));
     const volumes = new VolumeController(client, options.logger.child({ component: 'volume-controller' }));
-    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start()]);
+    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start()]);
     ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop());
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

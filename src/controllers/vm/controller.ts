@@ -8,7 +8,7 @@
  */
 import type { KObject } from '../../api/object.js';
 import { ApiError } from '../../api/errors.js';
-import { arrayAt, has, recordAt } from '../../api/kinds/read.js';
+import { arrayAt, has, recordAt, stringAt } from '../../api/kinds/read.js';
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
@@ -28,6 +28,7 @@ import type { StartFailure } from './start-failure.js';
 import { computeStatus, statusChanged } from './status.js';
 import type { MatcherRef, SyncError } from './status.js';
 import { annotations, buildVmi, defaultInputs, templateHash } from './vmi-builder.js';
+import { dataVolumeFromTemplate, dataVolumeStateOf, dataVolumeTemplatesOf, isStartable } from './datavolumes.js';
 
 /** What one pass over a VM has found and done so far. */
 interface Pass {
@@ -41,6 +42,8 @@ interface Pass {
   syncError: SyncError | undefined;
   refs: { instancetype: MatcherRef | undefined; preference: MatcherRef | undefined };
   requeueAfter: number | undefined;
+  /** Every DataVolume of `spec.dataVolumeTemplates` exists and lets the VMI start. */
+  dataVolumesReady: boolean;
   log: Logger;
 }
 
@@ -53,6 +56,7 @@ const orphanFinalizer = 'orphan';
 export class VirtualMachineController {
   private readonly vms: Informer;
   private readonly vmis: Informer;
+  private readonly dvs: Informer;
   private readonly loop: ControllerLoop;
   private readonly recorder: EventRecorder;
   private readonly queue: WorkQueue;
@@ -69,7 +73,9 @@ export class VirtualMachineController {
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.vms = this.loop.informer(options.vmInformer, () => new Informer(client, resources.virtualMachines, logger));
     this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));
+    this.dvs = this.loop.informer(options.dataVolumeInformer, () => new Informer(client, resources.dataVolumes, logger));
     this.vms.onChange((key) => { this.queue.add(key); });
+    this.dvs.onChange((key) => { this.onDataVolumeChange(key); });
     // A VM's VMI has the VM's name: a VMI's key is its VM's key, even once the VMI is gone.
     this.vmis.onChange((key) => { this.queue.add(key); });
   }
@@ -83,6 +89,18 @@ export class VirtualMachineController {
   /** Stops reconciling, waits for running passes, and flushes pending events. */
   async stop(): Promise<void> {
     await this.loop.stop();
+  }
+
+  /** A DataVolume wakes the VM that owns it, and any VM in its namespace whose template uses it. */
+  private onDataVolumeChange(key: string): void {
+    const [namespace, name] = key.split('/');
+    const dv = this.dvs.get(key);
+    const ref = dv === undefined ? undefined : controllerRefOf(dv);
+    if (ref?.kind === 'VirtualMachine') this.queue.add(`${namespace ?? ''}/${ref.name}`);
+    for (const vm of this.vms.list()) {
+      if (vm.metadata.namespace !== namespace) continue;
+      if (arrayAt(vm, 'spec', 'template', 'spec', 'volumes').some((v) => recordAt(v, 'dataVolume')?.name === name)) this.queue.add(`${namespace}/${vm.metadata.name ?? ''}`);
+    }
   }
 
   private async reconcile(key: string): Promise<ReconcileResult> {
@@ -101,11 +119,13 @@ export class VirtualMachineController {
       syncError: undefined,
       refs: { instancetype: undefined, preference: undefined },
       requeueAfter: undefined,
+      dataVolumesReady: true,
       log: this.logger.child(logFieldsOf(vm)),
     };
     // The finalizer first: from here on the VM outlives its VMI, so no VMI is ever made for a VM already gone.
     if (!isMarkedForDeletion(vm) && !vm.metadata.finalizers?.includes(vmFinalizer)) pass.vm = await this.addFinalizer(vm);
     const mine = await this.claim(pass);
+    if (!isMarkedForDeletion(vm) && mine) await this.ensureDataVolumes(pass);
     pass.startFailure = nextStartFailure(startFailureOf(vm), pass.vmi, strategy, now, this.options.backoff);
     if (isMarkedForDeletion(vm)) {
       // Orphaning dependents (`--cascade=orphan`) leaves the guest running, as in KubeVirt.
@@ -199,9 +219,10 @@ export class VirtualMachineController {
   }
 
   private async startVmi(pass: Pass, resolved: Resolved, paused: boolean): Promise<void> {
-    if (arrayAt(pass.vm, 'spec', 'dataVolumeTemplates').length > 0) {
-      // KubeVirt creates the DataVolumes and waits for them; without CDI support the VMI starts as is.
-      pass.log.info('the VM has dataVolumeTemplates: Vireo does not create DataVolumes yet, so volumes that use them are not provisioned');
+    if (!pass.dataVolumesReady) {
+      // As KubeVirt: the VMI waits for its DataVolumes; their changes wake this VM again.
+      pass.log.info('waiting on DataVolumes to be ready before creating the VMI');
+      return;
     }
     const vmi = buildVmi(pass.vm, { paused });
     const conflicts = applyMatchers(resolved, vmi);
@@ -232,6 +253,37 @@ export class VirtualMachineController {
     }
     pass.log.info('started VM by creating its VMI', { vmi: pass.vmi.metadata.uid, strategy: pass.strategy });
     this.recorder.record(pass.vm, 'Normal', 'SuccessfulCreate', `Started the virtual machine by creating the new virtual machine instance ${pass.vmi.metadata.name ?? ''}`);
+  }
+
+  /**
+   * Creates the DataVolumes of `spec.dataVolumeTemplates` that are missing,
+   * owned by the VM, and notes whether all of them let the VMI start.
+   */
+  private async ensureDataVolumes(pass: Pass): Promise<void> {
+    const namespace = pass.vm.metadata.namespace ?? 'default';
+    for (const template of dataVolumeTemplatesOf(pass.vm)) {
+      const dv = dataVolumeFromTemplate(pass.vm, template);
+      const name = dv.metadata.name ?? '';
+      const existing = this.dvs.get(`${namespace}/${name}`);
+      if (existing !== undefined) {
+        if (!isStartable(existing)) pass.dataVolumesReady = false;
+        if (stringAt(existing, 'status', 'phase') === 'Failed') {
+          this.recorder.record(pass.vm, 'Warning', 'FailedDataVolumeImport', `DataVolume ${name} failed to import disk image`);
+        }
+        continue;
+      }
+      pass.dataVolumesReady = false;
+      try {
+        await this.client.create(resources.dataVolumes, dv);
+        this.recorder.record(pass.vm, 'Normal', 'SuccessfulDataVolumeCreate', `Created DataVolume ${name}`);
+        pass.log.info('created DataVolume from template', { dataVolume: name });
+      } catch (err) {
+        if (err instanceof ApiError && err.reason === 'AlreadyExists') continue;
+        const message = errorMessage(err);
+        this.recorder.record(pass.vm, 'Warning', 'FailedDataVolumeCreate', `Error creating DataVolume ${name}: ${message}`);
+        pass.syncError = { reason: 'FailedCreate', message: `Error creating DataVolume ${name}: ${message}`, terminal: err instanceof ApiError && ['Invalid', 'BadRequest', 'Forbidden'].includes(err.reason) };
+      }
+    }
   }
 
   /** Records a Start request before deleting a failed VMI, so the rerun survives this pass failing half-way. */
@@ -294,6 +346,7 @@ export class VirtualMachineController {
       templateHash: templateHash(pass.vm),
       instancetypeRef: pass.refs.instancetype,
       preferenceRef: pass.refs.preference,
+      dataVolumes: dataVolumeStateOf(pass.vm, (name) => this.dvs.get(`${pass.vm.metadata.namespace ?? 'default'}/${name}`)),
       now,
     });
     if (!statusChanged(pass.vm.status, status)) return;

@@ -17,6 +17,8 @@ export interface VirtualMachineControllerOptions {
   /** Shared caches; the controller starts them if needed but stops only those it made. */
   vmInformer?: Informer;
   vmiInformer?: Informer;
+  /** Shared DataVolume cache (`dataVolumeTemplates`). */
+  dataVolumeInformer?: Informer;
   /** Where events go; by default one of the controller's own (`virtualmachine-controller`). */
   recorder?: EventRecorder;
 }

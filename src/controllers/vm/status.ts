@@ -25,6 +25,7 @@ import type { RunStrategy, StateChangeRequest } from './run-strategy.js';
 import type { StartFailure } from './start-failure.js';
 import { isRestartingStrategy } from './start-failure.js';
 import { annotations } from './vmi-builder.js';
+import type { DataVolumeState } from './datavolumes.js';
 
 /** Why a pass could not do what the VM asks; lands in the `Failure` condition. */
 export interface SyncError {
@@ -55,6 +56,8 @@ export interface StatusInput {
   templateHash: string;
   instancetypeRef: MatcherRef | undefined;
   preferenceRef: MatcherRef | undefined;
+  /** What the DataVolumes the template uses say (KubeVirt's DataVolumeError / Provisioning). */
+  dataVolumes?: DataVolumeState;
   now: number;
 }
 
@@ -104,7 +107,9 @@ export function printableStatus(input: StatusInput): string {
   if (running && paused) return 'Paused';
   if (running) return 'Running';
   if (hasCondition(vmi, conditionTypes.synchronized, 'False', 'FailedPvcNotFound')) return 'ErrorPvcNotFound';
+  if (input.dataVolumes?.error !== undefined) return 'DataVolumeError';
   if (hasCondition(vmi, conditionTypes.podScheduled, 'False', 'Unschedulable')) return 'ErrorUnschedulable';
+  if (input.dataVolumes?.provisioning === true) return 'Provisioning';
   if (hasCondition(vmi, conditionTypes.synchronized, 'False', 'ErrImagePull')) return 'ErrImagePull';
   if (hasCondition(vmi, conditionTypes.synchronized, 'False', 'ImagePullBackOff')) return 'ImagePullBackOff';
   if (vmi !== undefined && startingPhases.includes(vmiPhase(vmi))) return 'Starting';

@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
+import type { Transform } from 'node:stream';
+import { byteCounter } from './counter.js';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ImportError, isAbort } from './errors.js';
@@ -23,15 +23,7 @@ export interface DecompressOptions {
 /** Writes the decompressed content of `source` to `target`. */
 export async function decompress(source: string, compression: Compression, target: string, options: DecompressOptions): Promise<void> {
   const total = (await stat(source)).size;
-  let done = 0;
-  const counter = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      done += chunk.length;
-      options.onProgress?.(done, total);
-      callback(null, chunk);
-    },
-  });
+  const counter = byteCounter(0, (done) => options.onProgress?.(done, total));
   const input = createReadStream(source, { highWaterMark: 1 << 20 });
   const output = createWriteStream(target, { highWaterMark: 1 << 20 });
   try {

@@ -12,8 +12,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
+import { byteCounter } from './counter.js';
 import { pipeline } from 'node:stream/promises';
 import { isPlainObject } from '../../api/object.js';
 import { hashFilePrefix, hasherFor, parseChecksum, verifyChecksum } from './checksum.js';
@@ -121,13 +120,9 @@ async function downloadOnce(source: HttpSource, file: string, options: DownloadO
   }
   let done = offset;
   options.onProgress?.(done, total);
-  const counter = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      done += chunk.length;
-      options.onProgress?.(done, total);
-      callback(null, chunk);
-    },
+  const counter = byteCounter(offset, (bytes) => {
+    done = bytes;
+    options.onProgress?.(done, total);
   });
   try {
     await pipeline(res, counter, createWriteStream(file, { flags: offset > 0 ? 'r+' : 'w', start: offset, highWaterMark: 1 << 20 }), { signal: options.signal });

@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { ApiError } from '../api/errors.js';
 import { booleanAt, stringAt } from '../api/kinds/read.js';
 import type { KObject } from '../api/object.js';
@@ -16,7 +16,7 @@ import { EventRecorder } from '../controllers/events/index.js';
 import { WorkQueue } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
 import type { AgentEndpointInfo } from './endpoint-api.js';
-import type { AgentHandle, GuestAction } from './handle.js';
+import type { AgentHandle, GuestAction, UploadOptions, UploadResult } from './handle.js';
 import type { ImageStore } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
 import { checkSocketPaths, vmisRoot } from './layout.js';
@@ -30,9 +30,12 @@ import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
 import { resizeLiveDisks } from './volume-resize.js';
 import { LocalProvisioner } from '../storage/local/provisioner.js';
-import { localVolumeOf } from '../storage/local/index.js';
+import { SnapshotSidecar } from '../storage/snapshots/sidecar.js';
+import { liveGuests } from './volume-snapshot.js';
+import type { Machine } from './machine.js';
+import { compressionAnnotation, localVolumeOf } from '../storage/local/index.js';
 import type { LocalVolume } from '../storage/local/index.js';
-import { ImportRunner } from '../storage/import/index.js';
+import { ImportRunner, UploadReceiver } from '../storage/import/index.js';
 import type { ImportTarget } from '../storage/import/index.js';
 import { pullerFor } from './images/index.js';
 
@@ -77,7 +80,9 @@ export class NodeAgent implements AgentHandle {
   private facts: Promise<ResolvedFacts> | undefined;
   private events: EventRecorder | undefined;
   private provisioner: LocalProvisioner | undefined;
+  private snapshots: SnapshotSidecar | undefined;
   private imports: ImportRunner | undefined;
+  private uploads: UploadReceiver | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -135,11 +140,19 @@ export class NodeAgent implements AgentHandle {
     for (const key of runner.keys()) queue.add(key);
     queue.start();
     // The node's local volumes: provisioned here, grown online through the runner's machines.
-    this.provisioner = new LocalProvisioner({ client, nodeName, dataDir, logger: this.logger, resizeLive: (claim, bytes) => resizeLiveDisks(claim, bytes, { vmis: informer.list(), machineOf: (ns, name) => runner.liveMachine(ns, name) }) });
+    const machineOf = (ns: string, name: string): Machine | undefined => runner.liveMachine(ns, name);
+    const live = liveGuests({ vmis: () => informer.list(), machineOf });
+    this.provisioner = new LocalProvisioner({ client, nodeName, dataDir, logger: this.logger, live, resizeLive: (claim, bytes) => resizeLiveDisks(claim, bytes, { vmis: informer.list(), machineOf }) });
     await this.provisioner.start();
+    // The node's snapshots of local volumes: cut, offline or live, and deleted here.
+    this.snapshots = new SnapshotSidecar({ client, nodeName, dataDir, logger: this.logger, live });
+    await this.snapshots.start();
     // DataVolume imports into the volumes of this node (CDI's importer pods, without pods).
     this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc) });
     await this.imports.start();
+    // CDI uploads into the volumes of this node (CDI's upload server pods, without pods).
+    this.uploads = new UploadReceiver({ client, logger: this.logger, resolveTarget: (pvc) => this.importTarget(pvc) });
+    await this.uploads.start();
     this.logger.info('node agent started', { dataDir });
   }
 
@@ -153,6 +166,8 @@ export class NodeAgent implements AgentHandle {
     await this.queue?.stop();
     await this.informer?.stop();
     await this.imports?.stop();
+    await this.uploads?.stop();
+    await this.snapshots?.stop();
     await this.provisioner?.stop();
     await this.registrar?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
@@ -171,6 +186,11 @@ export class NodeAgent implements AgentHandle {
   async serialLog(namespace: string, name: string): Promise<string> {
     // Inside an async method a throw (not running) becomes the rejection the AgentHandle contract asks for.
     return Promise.resolve(this.started().serialLog(namespace, name));
+  }
+
+  async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
+    if (this.uploads === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
+    return this.uploads.upload(namespace, pvc, body, options);
   }
 
   private started(): VmiRunner {
@@ -192,7 +212,7 @@ export class NodeAgent implements AgentHandle {
       return undefined;
     }
     if (volume.node !== this.nodeName) return undefined;
-    return { path: volume.path, format: volume.format, sizeBytes: volume.bytes };
+    return { path: volume.path, format: volume.format, sizeBytes: volume.bytes, ...(pv.metadata.annotations?.[compressionAnnotation] === 'true' ? { compress: true } : {}) };
   }
 
   private async startFacts(signal: AbortSignal): Promise<StartFacts> {

@@ -11,6 +11,8 @@ const operations: AgentOperation[] = [
   { kind: 'stream', stream: 'console' },
   { kind: 'stream', stream: 'vnc' },
   { kind: 'log' },
+  { kind: 'upload', async: false },
+  { kind: 'upload', async: true },
 ];
 
 test('every operation survives a round trip through its path', () => {
@@ -24,6 +26,13 @@ test('actions are PUT, streams and the log GET', () => {
   assert.equal(agentRequestMethod({ kind: 'action', action: 'reset' }), 'PUT');
   assert.equal(agentRequestMethod({ kind: 'stream', stream: 'vnc' }), 'GET');
   assert.equal(agentRequestMethod({ kind: 'log' }), 'GET');
+  assert.equal(agentRequestMethod({ kind: 'upload', async: true }), 'POST');
+});
+
+test('uploads address a PVC, guest operations a VMI', () => {
+  assert.equal(agentRequestPath('ns', 'disk', { kind: 'upload', async: true }), '/v1/namespaces/ns/persistentvolumeclaims/disk/upload-async');
+  assert.equal(parseAgentRequest('/v1/namespaces/ns/persistentvolumeclaims/disk/pause'), undefined);
+  assert.equal(parseAgentRequest('/v1/namespaces/ns/virtualmachineinstances/vm/upload'), undefined);
 });
 
 test('paths the endpoint does not serve parse to nothing', () => {

@@ -7,6 +7,7 @@
  *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset}
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
+ *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
  *
  * How to reach the endpoint is published on the agent's Node, as a kubelet
  * does: `status.addresses`, `status.daemonEndpoints.kubeletEndpoint.Port`,
@@ -25,9 +26,10 @@ export const defaultAgentPort = 10250;
 export type AgentOperation =
   | { kind: 'action'; action: GuestAction }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
-  | { kind: 'log' };
+  | { kind: 'log' }
+  | { kind: 'upload'; async: boolean };
 
-/** A parsed endpoint request: which VMI, and what of it. */
+/** A parsed endpoint request: which VMI (or PVC, for an upload), and what of it. */
 export interface AgentRequest {
   namespace: string;
   name: string;
@@ -48,8 +50,13 @@ function isGuestAction(value: string): value is GuestAction {
   return actions.has(value);
 }
 
-/** The operation a path's last segment names, if it names one. */
-function operationOf(segment: string): AgentOperation | undefined {
+/** The operation a path's last segment names on `resource`, if it names one. */
+function operationOf(resource: string, segment: string): AgentOperation | undefined {
+  if (resource === 'persistentvolumeclaims') {
+    if (segment === 'upload' || segment === 'upload-async') return { kind: 'upload', async: segment === 'upload-async' };
+    return undefined;
+  }
+  if (resource !== 'virtualmachineinstances') return undefined;
   if (isGuestAction(segment)) return { kind: 'action', action: segment };
   if (segment === 'console' || segment === 'vnc') return { kind: 'stream', stream: segment };
   if (segment === 'consolelog') return { kind: 'log' };
@@ -65,16 +72,20 @@ function segmentOf(operation: AgentOperation): string {
       return operation.stream;
     case 'log':
       return 'consolelog';
+    case 'upload':
+      return operation.async ? 'upload-async' : 'upload';
   }
 }
 
-/** The path of `operation` on VMI `namespace/name`. */
+/** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
-  return `/v1/namespaces/${encodeURIComponent(namespace)}/virtualmachineinstances/${encodeURIComponent(name)}/${segmentOf(operation)}`;
+  const resource = operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
+  return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}`;
 }
 
-/** The HTTP method of an operation: actions change the guest (PUT), the rest read it (GET). */
-export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' {
+/** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET). */
+export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' | 'POST' {
+  if (operation.kind === 'upload') return 'POST';
   return operation.kind === 'action' ? 'PUT' : 'GET';
 }
 
@@ -85,9 +96,9 @@ const namePattern = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 export function parseAgentRequest(pathname: string): AgentRequest | undefined {
   const parts = pathname.split('/');
   const [empty, version, namespaces, namespace, resource, name, segment, ...rest] = parts;
-  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces' || resource !== 'virtualmachineinstances' || rest.length > 0) return undefined;
-  if (namespace === undefined || name === undefined || segment === undefined) return undefined;
+  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces' || rest.length > 0) return undefined;
+  if (namespace === undefined || resource === undefined || name === undefined || segment === undefined) return undefined;
   if (!namePattern.test(namespace) || !namePattern.test(name)) return undefined;
-  const operation = operationOf(segment);
+  const operation = operationOf(resource, segment);
   return operation === undefined ? undefined : { namespace, name, operation };
 }

@@ -1,8 +1,9 @@
 /**
  * The HTTPS endpoint of a node agent on another host (`vireo agent`), where
  * the API server reaches the running guests, as kube-apiserver reaches a
- * kubelet on port 10250: guest actions, the kept serial log, and the
- * console and VNC as `plain.kubevirt.io` WebSockets. It serves any
+ * kubelet on port 10250: guest actions, the kept serial log, the
+ * console and VNC as `plain.kubevirt.io` WebSockets, and the bytes of CDI
+ * uploads into the node's volumes. It serves any
  * {@link AgentHandle}; the paths are in `endpoint-api.ts`. Every request
  * must carry the cluster's bearer token; refusals are Kubernetes `Status`
  * JSON, so the server turns them back into the same ApiError.
@@ -55,12 +56,18 @@ function sendStatus(res: ServerResponse, status: Status): void {
   res.end(body);
 }
 
+function sendJson(res: ServerResponse, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 function sendText(res: ServerResponse, text: string): void {
   res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc}';
+const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async}';
 
 /** The agent's HTTPS server; see the module comment. */
 export class AgentEndpoint {
@@ -78,6 +85,8 @@ export class AgentEndpoint {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       void this.handleUpgrade(req, socket, head);
     });
+    // An upload streams for as long as the image takes; Node's default would cut it at 5 minutes.
+    this.server.requestTimeout = 0;
   }
 
   /** Listens on `host:port` (0 picks a free port); resolves with the address. */
@@ -104,20 +113,29 @@ export class AgentEndpoint {
   }
 
   private async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // Nothing the endpoint serves has a body worth reading.
-    req.resume();
     try {
       const request = this.authorize(req);
       const { operation, namespace, name } = request;
+      // Only an upload has a body worth reading.
+      if (operation.kind !== 'upload') req.resume();
       if (operation.kind === 'stream') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
       const method = agentRequestMethod(operation);
       if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
       if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
+      if (operation.kind === 'upload') {
+        const length = Number(req.headers['content-length']);
+        const result = await this.agent().upload(namespace, name, req, { async: operation.async, ...(Number.isSafeInteger(length) && length >= 0 ? { bytes: length } : {}) });
+        this.logger.info('upload', { namespace, pvc: name, bytes: result.bytes, async: operation.async });
+        sendJson(res, result);
+        return;
+      }
       await this.agent().guestAction(namespace, name, operation.action);
       this.logger.info('guest action', { action: operation.action, namespace, name });
       sendStatus(res, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 200 });
     } catch (err) {
       this.refused(req, err);
+      // A refused upload's body is not wanted: let it drain rather than stall the connection.
+      req.resume();
       if (!res.headersSent) sendStatus(res, toStatus(err));
       else res.destroy();
     }

@@ -2,14 +2,19 @@
  * What the API server asks of a node's agent directly, for the KubeVirt
  * subresources that act on a running guest rather than on stored objects
  * (virt-api → virt-handler in KubeVirt): pause, unpause, soft reboot,
- * reset, and the serial console and VNC streams.
+ * reset, and the serial console and VNC streams; and CDI uploads, whose
+ * bytes go to the node holding the volume (cdi-uploadproxy → the upload
+ * server pod in CDI).
  *
  * The agent embedded in `vireo server` registers an in-process handle;
  * agents on other hosts (`vireo agent`) are reached over HTTPS with the same
  * interface (`src/agent/endpoint.ts` serves it, `src/server/remote-agents.ts`
  * calls it).
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
+import type { UploadOptions, UploadResult } from '../storage/import/index.js';
+
+export type { UploadOptions, UploadResult };
 
 export type GuestAction = 'pause' | 'unpause' | 'softreboot' | 'reset';
 
@@ -31,6 +36,14 @@ export interface AgentHandle {
   openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex>;
   /** The serial console output kept for the VMI (KubeVirt's `logSerialConsole`), oldest first. */
   serialLog(namespace: string, name: string): Promise<string>;
+  /**
+   * Streams an image from `body` into the volume of PVC `namespace/pvc`
+   * (an upload target bound on this node) through the importer. Resolves
+   * once processed, or with `async` once received; rejects with an
+   * ApiError (CDI's messages: "… that already finished uploading", 400 for
+   * a bad image, 503 while the PVC is not bound here).
+   */
+  upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult>;
 }
 
 /** Where the API server finds the agent of a node. */

@@ -15,6 +15,7 @@ import { vmiCgroupSpec } from './cgroups.js';
 import type { ImageStore, PullEvent } from './images/index.js';
 import { buildQemuCommand, efiVarsTemplate } from './qemu/index.js';
 import type { NodeFacts, VmiPaths } from './qemu/index.js';
+import { ensureMasterKey, masterKeyPath, sealSecret } from './disk-secrets.js';
 import { createVmiDir, vmiLayout, writeRecord } from './layout.js';
 import type { VmiRecord } from './layout.js';
 import { Machine } from './machine.js';
@@ -69,6 +70,15 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     pidFile: layout.pidFile,
     disks: volumes.disks,
   };
+  if (volumes.keys !== undefined) {
+    // Encrypted volumes: their keys reach QEMU only sealed with the VMI's master key (see disk-secrets.ts).
+    paths.masterKey = masterKeyPath(layout.dir);
+    const masterKey = await ensureMasterKey(paths.masterKey);
+    for (const [name, key] of Object.entries(volumes.keys)) {
+      const disk = paths.disks[name];
+      if (disk !== undefined) paths.disks[name] = { ...disk, encryption: { format: 'luks', key: sealSecret(masterKey, key) } };
+    }
+  }
   if (volumes.kernel !== undefined) paths.kernel = volumes.kernel;
   if (volumes.initrd !== undefined) paths.initrd = volumes.initrd;
   const varsTemplate = efiVarsTemplate(vmi, options.facts);

@@ -96,6 +96,29 @@ export class Machine {
     return this.qmp.execute(command, ...args);
   }
 
+  /**
+   * Resolves with the first event `match` accepts from now on, or undefined
+   * after `timeoutMs` (or when QMP closes); register before the command that
+   * causes it, so the event cannot slip past.
+   */
+  waitForEvent(match: (e: QmpEvent) => boolean, options: { timeoutMs: number; signal?: AbortSignal }): Promise<QmpEvent | undefined> {
+    return new Promise((resolve) => {
+      const finish = (e: QmpEvent | undefined): void => {
+        clearTimeout(timer);
+        this.qmp.off('event', onEvent);
+        this.qmp.off('close', onClose);
+        options.signal?.removeEventListener('abort', onClose);
+        resolve(e);
+      };
+      const onEvent = (e: QmpEvent): void => { if (match(e)) finish(e); };
+      const onClose = (): void => { finish(undefined); };
+      const timer = setTimeout(onClose, options.timeoutMs);
+      this.qmp.on('event', onEvent);
+      this.qmp.on('close', onClose);
+      options.signal?.addEventListener('abort', onClose, { once: true });
+    });
+  }
+
   /** Re-reads QEMU's run state. */
   async refreshRunState(): Promise<QemuRunState> {
     const reply = await this.qmp.execute('query-status');

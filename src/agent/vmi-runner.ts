@@ -23,6 +23,9 @@ import type { NodeFacts } from './qemu/index.js';
 import type { Runtime, VmiAction } from './actions.js';
 import { assertNever, decideAction, runtimeUid } from './actions.js';
 import { openVnc, performGuestAction } from './guest-access.js';
+import { ensureMasterKey, masterKeyPath } from './disk-secrets.js';
+import type { HotplugOptions } from './hotplug.js';
+import { syncHotplug } from './hotplug.js';
 import { launchMachine } from './launcher.js';
 import { removeVmiFiles, vmiLayout } from './layout.js';
 import type { Machine, MachineExit } from './machine.js';
@@ -155,7 +158,7 @@ export class VmiRunner {
       case 'start':
         return this.start(action.vmi, signal);
       case 'observe':
-        return this.observe(action.vmi, action.machine);
+        return this.observe(action.vmi, action.machine, signal);
       case 'shutdown':
         return this.shutdown(action.machine, action.graceSeconds, signal);
       case 'cleanup':
@@ -198,7 +201,7 @@ export class VmiRunner {
     }
     this.runtimes.set(uid, { kind: 'machine', machine });
     this.retries.delete(uid);
-    return this.observe(current, machine);
+    return this.observe(current, machine, signal);
   }
 
   private async startFailed(vmi: KObject, err: unknown, signal: AbortSignal): Promise<ReconcileResult | undefined> {
@@ -232,14 +235,30 @@ export class VmiRunner {
     }
   }
 
-  private async observe(vmi: KObject, machine: Machine): Promise<ReconcileResult | undefined> {
+  private async observe(vmi: KObject, machine: Machine, signal: AbortSignal): Promise<ReconcileResult | undefined> {
     const before = vmiPhase(vmi);
-    await this.writeStatus(vmi, runningUpdate(vmi, machine, this.options.nodeName));
+    const update = runningUpdate(vmi, machine, this.options.nodeName);
+    const hotplug = await syncHotplug(vmi, machine, this.hotplugOptions(machine, signal));
+    await this.writeStatus(hotplug.vmi, { ...update, fields: { ...update.fields, volumeStatus: hotplug.volumeStatus } });
     if (before !== 'Running') {
       this.objectLogger(vmi).info('VMI running', { pid: machine.pid, accel: machine.record.accel });
       this.event(vmi, { type: 'Normal', reason: 'Started', message: 'VirtualMachineInstance started.' });
     }
-    return undefined;
+    return hotplug.requeueAfter === undefined ? undefined : { requeueAfter: hotplug.requeueAfter };
+  }
+
+  private hotplugOptions(machine: Machine, signal: AbortSignal): HotplugOptions {
+    return {
+      client: this.options.client,
+      images: this.options.images,
+      nodeName: this.options.nodeName,
+      disksDir: machine.layout.disksDir,
+      masterKey: () => ensureMasterKey(masterKeyPath(machine.layout.dir)),
+      logger: this.options.logger.child({ key: machine.key, uid: machine.record.uid }),
+      report: (vmi, volumeStatus) => this.writeStatus(vmi, { fields: { volumeStatus } }),
+      event: (vmi, type, reason, message) => { this.event(vmi, { type, reason, message }); },
+      signal,
+    };
   }
 
   private async shutdown(machine: Machine, graceSeconds: number, signal: AbortSignal): Promise<ReconcileResult | undefined> {

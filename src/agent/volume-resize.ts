@@ -21,11 +21,15 @@ export interface LiveResizeOptions {
   machineOf: (namespace: string, name: string) => Machine | undefined;
 }
 
-/** The format node of the disk with device id `id`, from `query-block`. */
-function formatNodeOf(blocks: readonly QmpBlockInfo[], id: string): string | undefined {
+/** The block backend of the disk with device id `id`, from `query-block`. */
+export function blockOf(blocks: readonly QmpBlockInfo[], id: string): QmpBlockInfo | undefined {
   // virtio-blk reports the QOM path of its backend (`/machine/peripheral/<id>/virtio-backend`); other devices their id.
-  const block = blocks.find((b) => b.qdev === id || (b.qdev ?? '').startsWith(`/machine/peripheral/${id}/`));
-  return block?.inserted?.['node-name'];
+  return blocks.find((b) => b.qdev === id || (b.qdev ?? '').startsWith(`/machine/peripheral/${id}/`));
+}
+
+/** The top format node of the disk with device id `id` (after a live snapshot, the newest overlay). */
+function formatNodeOf(blocks: readonly QmpBlockInfo[], id: string): string | undefined {
+  return blockOf(blocks, id)?.inserted?.['node-name'];
 }
 
 /** Grows every running disk of claim `namespace/claim` to `bytes`; resolves with how many it grew. */

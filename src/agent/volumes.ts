@@ -22,7 +22,8 @@ import type { Client } from '../client/index.js';
 import type { ContainerDiskImage, ImagePuller, ImageStore, PullEvent, RegistryCredentials } from './images/index.js';
 import { ImagePullError, credentialsFromDockerConfig, parseImageReference, pullerFor } from './images/index.js';
 import { resources } from '../client/index.js';
-import { importInProgress, localVolumeOf } from '../storage/local/index.js';
+import { encryptionSecretKey, importInProgress, localVolumeOf, volumeEncryptionOf } from '../storage/local/index.js';
+import type { VolumeEncryption } from '../storage/local/index.js';
 import type { VmiPaths } from './qemu/cmdline.js';
 import { cloudInitDisk } from './cloud-init.js';
 import { configDisk } from './config-volumes.js';
@@ -36,6 +37,8 @@ export type DiskFile = VmiPaths['disks'][string];
 /** The disk files by volume name, and the kernelBoot files. */
 export interface PreparedVolumes {
   disks: Record<string, DiskFile>;
+  /** The keys of encrypted volumes (LUKS passphrases), by volume name; the launcher seals them for QEMU. */
+  keys?: Record<string, Buffer>;
   kernel?: string;
   initrd?: string;
 }
@@ -84,8 +87,9 @@ export async function prepareVolumes(vmi: KObject, options: PrepareVolumesOption
     if (!isSupported(source)) {
       throw new VolumeError('Invalid', name, `volume "${name}" is a ${source} volume, which this node agent does not support yet; supported are ${[...supported].join(', ')}`);
     }
-    const disk = await prepareOne(vmi, volume, { name, source }, options);
+    const { key, ...disk } = await prepareOne(vmi, volume, { name, source }, options);
     prepared.disks[name] = { ...disk, directIo: await takesDirectIo(dirname(disk.file)) };
+    if (key !== undefined) prepared.keys = { ...prepared.keys, [name]: key };
   }
   const kernelBoot = await resolveKernelBoot(vmi, options);
   if (kernelBoot.kernel !== undefined) prepared.kernel = kernelBoot.kernel;
@@ -93,7 +97,7 @@ export async function prepareVolumes(vmi: KObject, options: PrepareVolumesOption
   return prepared;
 }
 
-async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: { name: string; source: SupportedSource }, options: PrepareVolumesOptions): Promise<DiskFile> {
+async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: { name: string; source: SupportedSource }, options: PrepareVolumesOptions): Promise<DiskFile & { key?: Buffer }> {
   const { name, source } = which;
   // Volume names are DNS labels (admission checks), so they are safe file names.
   const base = join(options.disksDir, name);
@@ -132,7 +136,7 @@ async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: 
       const claimName = (source === 'dataVolume' ? stringAt(volume, 'dataVolume', 'name') : stringAt(volume, 'persistentVolumeClaim', 'claimName')) ?? '';
       const local = await resolveClaim(vmi, { volume: name, claimName, viaDataVolume: source === 'dataVolume' }, options);
       const readOnly = booleanAt(volume, 'persistentVolumeClaim', 'readOnly') === true;
-      return { name, file: local.path, format: local.format, ...(readOnly ? { readOnly } : {}) };
+      return { name, file: local.path, format: local.format, ...(readOnly ? { readOnly } : {}), ...(local.key === undefined ? {} : { key: local.key }) };
     }
   }
 }
@@ -142,7 +146,7 @@ async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: 
  * missing, not bound yet, or still being imported into is retried (the
  * VMI shows VolumeNotReady); a volume on another node fails the VMI.
  */
-async function resolveClaim(vmi: KObject, use: { volume: string; claimName: string; viaDataVolume: boolean }, options: PrepareVolumesOptions): Promise<{ path: string; format: 'raw' | 'qcow2' }> {
+async function resolveClaim(vmi: KObject, use: { volume: string; claimName: string; viaDataVolume: boolean }, options: PrepareVolumesOptions): Promise<{ path: string; format: 'raw' | 'qcow2'; key?: Buffer }> {
   const namespace = vmi.metadata.namespace ?? 'default';
   const { volume, claimName } = use;
   const notReady = (why: string): VolumeError => new VolumeError('NotReady', volume, `volume "${volume}": ${why}; the VMI starts once it is`);
@@ -168,7 +172,27 @@ async function resolveClaim(vmi: KObject, use: { volume: string; claimName: stri
   }
   const exists = await stat(local.path).then((s) => s.isFile(), () => false);
   if (!exists) throw new VolumeError('Invalid', volume, `volume "${volume}": the file ${local.path} of PersistentVolume "${volumeName}" is missing on this node; the volume's data is lost, so delete and recreate claim "${claimName}"`);
-  return { path: local.path, format: local.format };
+  const encryption = volumeEncryptionOf(pv);
+  if (encryption === undefined) return { path: local.path, format: local.format };
+  const key = await encryptionKey(encryption, { volume, volumeName, client: options.client });
+  return { path: local.path, format: local.format, key };
+}
+
+/**
+ * The key of an encrypted volume, from the Secret its PersistentVolume
+ * names; a missing Secret (or key) makes the VMI wait, as a launcher pod
+ * waits for a missing Secret volume.
+ */
+async function encryptionKey(encryption: VolumeEncryption, which: { volume: string; volumeName: string; client: Client }): Promise<Buffer> {
+  const { namespace, name } = encryption.secret;
+  const wait = (why: string): VolumeError =>
+    new VolumeError('NotReady', which.volume, `volume "${which.volume}": PersistentVolume "${which.volumeName}" is encrypted (LUKS) with the key in Secret ${namespace}/${name}, which ${why}; the VMI starts once it does`);
+  const secret = await which.client.tryGet(resources.secrets, namespace, name);
+  if (secret === undefined) throw wait('does not exist');
+  const encoded = stringAt(secret, 'data', encryptionSecretKey);
+  const key = encoded === undefined ? undefined : Buffer.from(encoded, 'base64');
+  if (key === undefined || key.length === 0) throw wait(`has no "${encryptionSecretKey}" entry`);
+  return key;
 }
 
 /** Which image to resolve and what the VMI needs from it. */

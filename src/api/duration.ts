@@ -55,3 +55,18 @@ export function ageOf(timestamp: string, now: Date): string {
   if (Number.isNaN(at)) return '<invalid>';
   return humanDuration(now.getTime() - at);
 }
+
+const goDurationUnits: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Milliseconds of a Go `time.Duration` string as `metav1.Duration` holds it
+ * ("5m", "1h30m", "2.5s", "0s"); undefined when it is not one.
+ */
+export function parseGoDuration(text: string): number | undefined {
+  const match = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(text);
+  if (text === '0') return 0;
+  if (match === null) return undefined;
+  let total = 0;
+  for (const [, value, unit] of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += Number(value) * (goDurationUnits[unit ?? ''] ?? 0);
+  return match[1] === '-' ? -total : total;
+}

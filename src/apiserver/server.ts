@@ -6,7 +6,7 @@
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -24,6 +24,9 @@ import { parseRequestPath } from './request-info.js';
 import type { ResourceRegistry } from './resources.js';
 import { createAdmission } from './admission.js';
 import { SubresourceApi, rejectUpgrade } from './subresources/index.js';
+import { UploadProxy } from './upload-proxy.js';
+import { UploadTokens } from './upload-token.js';
+import { createUploadTokenRequest, isUploadTokenRequest, uploadTokenRequestDef } from './upload-token-request.js';
 import { version } from './version.js';
 import { listenOn } from '../net/listen.js';
 
@@ -46,8 +49,10 @@ export interface ApiServerOptions {
   tls: TlsMaterial;
   logger: Logger;
   afterWrite?: HandlerDeps['afterWrite'];
-  /** The node agents, for the guest actions and console/VNC streams of `subresources.kubevirt.io`. */
+  /** The node agents, for the guest actions and console/VNC streams of `subresources.kubevirt.io`, and uploads. */
   agents?: AgentDirectory;
+  /** The key CDI upload tokens are signed with (kept in the data directory); random per start when absent. */
+  uploadKey?: Buffer;
 }
 
 export class ApiServer {
@@ -60,6 +65,8 @@ export class ApiServer {
   private readonly shutdown = new AbortController();
   private readonly deps: HandlerDeps;
   private readonly subresources: SubresourceApi;
+  private readonly uploadTokens: UploadTokens;
+  private readonly uploads: UploadProxy;
   private address = '127.0.0.1:6443';
 
   constructor(private readonly options: ApiServerOptions) {
@@ -71,6 +78,10 @@ export class ApiServer {
     setMaxListeners(0, this.shutdown.signal);
     this.deps = { store: options.store, objects: this.objects, ...(options.afterWrite === undefined ? {} : { afterWrite: options.afterWrite }) };
     this.subresources = new SubresourceApi({ objects: this.objects, registry: options.registry, logger: options.logger, ...(options.agents === undefined ? {} : { agents: options.agents }) });
+    // CDI's upload API: UploadTokenRequest (a create-only virtual resource) and the upload proxy on this port.
+    this.uploadTokens = new UploadTokens(options.uploadKey ?? randomBytes(32));
+    options.registry.set('upload.cdi.kubevirt.io', [uploadTokenRequestDef()]);
+    this.uploads = new UploadProxy({ objects: this.objects, registry: options.registry, agents: options.agents, tokens: this.uploadTokens, logger: options.logger.child({ component: 'upload-proxy' }) });
     this.server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
       void this.handle(req, res);
     });
@@ -107,6 +118,8 @@ export class ApiServer {
     this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     res.on('close', () => { abort.abort(); });
     try {
+      // The upload proxy's bearer is an upload token, not the cluster's.
+      if (this.uploads.serves(req)) { await this.uploads.handle(req, res); return; }
       const writer = this.authenticate(req);
       await this.route(req, res, abort.signal, writer);
     } catch (err) {
@@ -152,6 +165,7 @@ export class ApiServer {
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
     if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
+    if (info.isResource && isUploadTokenRequest(info)) { await createUploadTokenRequest(info, req, res, { objects: this.objects, registry: this.options.registry, tokens: this.uploadTokens }); return; }
     if (!info.isResource) {
       if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}: it is read-only`);
       this.serveNonResource(info.parts, path, req, res); return;

@@ -6,6 +6,7 @@
  *   vireo agent --kubeconfig FILE --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo kubeconfig [--data-dir DIR]
  *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
+ *   vireo image-upload dv|pvc NAME --image-path FILE --size SIZE …  (src/cli/commands/image-upload.ts)
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { runServer } from './server-command.js';
 import { runAgent } from './agent-command.js';
 import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
+import { imageUploadUsage, runImageUpload } from './commands/image-upload.js';
 
 const usage = `Usage: vireo <command> [flags]
 
@@ -37,7 +39,9 @@ Commands:
   kubeconfig             Print the kubeconfig of a server.
       --data-dir DIR     The server's data directory (default ~/.vireo).
   help                   Show this help.
-${vmCommandsUsage}`;
+${vmCommandsUsage}
+Storage commands (-n/--namespace NS and --kubeconfig FILE as above):
+${imageUploadUsage}`;
 
 export const defaultDataDir = join(homedir(), '.vireo');
 
@@ -84,6 +88,9 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case 'image-upload':
+      await runImageUpload(rest);
+      return;
     case undefined:
     case 'help':
     case '--help':

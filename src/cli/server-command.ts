@@ -10,6 +10,7 @@ import { createLogger } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
 import { openStore } from '../store/index.js';
 import { startControlPlane } from '../server/control-plane.js';
+import { loadUploadKey } from '../apiserver/upload-token.js';
 import { ensurePki } from './pki.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { CliError } from './errors.js';
@@ -52,6 +53,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     host,
     port,
     agent: { dataDir: options.dataDir },
+    uploadKey: loadUploadKey(options.dataDir),
   });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const server = httpsUrl(advertised, plane.address.port);

@@ -58,3 +58,17 @@ test('bound volumes pin the VMI to their node; unbound local claims need room', 
   assert.deepEqual(volumeFilter(sent, node('n1'), 200 * gi), [volumeReasons.conflict]);
   assert.deepEqual(volumeFilter(sent, node('n2'), 0), [], 'a claim already sent to the node is counted in its free bytes');
 });
+
+test('a clone or restore goes to the node holding its source, and waits until that is known', () => {
+  const cloned = (annotations: Record<string, string>): KObject => {
+    const pvc = claim('copy');
+    pvc.metadata.annotations = annotations;
+    (pvc.spec as Record<string, unknown>).dataSource = { kind: 'PersistentVolumeClaim', name: 'origin' };
+    return pvc;
+  };
+  assert.match(JSON.stringify(volumeNeeds(vmi('copy'), lookup([cloned({})]))), /waits for its data source/);
+  const needs = volumeNeeds(vmi('copy'), lookup([cloned({ 'storage.vireo.io/data-source-node': 'n2' })]));
+  assert.ok(!('unresolvable' in needs));
+  assert.deepEqual(volumeFilter(needs, node('n1'), 10 * gi), [volumeReasons.notSourceNode]);
+  assert.deepEqual(volumeFilter(needs, node('n2'), 10 * gi), []);
+});

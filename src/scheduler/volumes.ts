@@ -6,12 +6,15 @@
  * claims of WaitForFirstConsumer classes not bound yet go to a node with
  * room for them (local volumes: the node's free local storage), and the
  * scheduler sends them there (`volume.kubernetes.io/selected-node`) when
- * it binds the VMI. A missing claim, one being deleted, or an unbound
+ * it binds the VMI. A claim cloned or restored from a local source goes
+ * to the node holding the source (`storage.vireo.io/data-source-node`,
+ * set by the snapshot controller) and waits until that is known. A missing claim, one being deleted, or an unbound
  * Immediate claim makes the VMI unschedulable on every node.
  */
 import type { KObject } from '../api/object.js';
 import { recordAt, stringAt } from '../api/kinds/read.js';
 import { bindingModeOf, claimNamesOf, isLocalClass, requestedBytes, selectedNodeAnnotation } from '../storage/local/index.js';
+import { dataSourceNodeAnnotation } from '../storage/snapshots/index.js';
 import { matchesNodeSelector } from './filters.js';
 
 /** Where the scheduler reads claims, volumes and classes. */
@@ -29,6 +32,8 @@ export interface UnboundClaim {
   /** Its class provisions local volumes: it needs room on the node. */
   local: boolean;
   bytes: number;
+  /** A clone or restore: the node holding its data source, where it must go. */
+  sourceNode: string | undefined;
 }
 
 /** What a VMI's volumes ask of a node. */
@@ -43,7 +48,13 @@ export const volumeReasons = {
   conflict: 'node(s) had volume node affinity conflict',
   noSpace: 'node(s) did not have enough free storage',
   noVolume: "node(s) didn't find available persistent volumes to bind",
+  /** Vireo's: local volumes are cloned and restored only where their source's data is. */
+  notSourceNode: 'node(s) did not hold the data source of a cloned or restored local volume (local volumes clone only on their own node)',
 } as const;
+
+function hasDataSource(pvc: KObject): boolean {
+  return recordAt(pvc, 'spec', 'dataSourceRef') !== undefined || recordAt(pvc, 'spec', 'dataSource') !== undefined;
+}
 
 /** What the VMI's claims ask of any node, or why no node can take it. */
 export function volumeNeeds(vmi: KObject, lookup: VolumeLookup): VolumeNeeds | { unresolvable: string } {
@@ -66,7 +77,12 @@ export function volumeNeeds(vmi: KObject, lookup: VolumeLookup): VolumeNeeds | {
     if (className !== '' && sc === undefined) return { unresolvable: `storageclass.storage.k8s.io "${className}" not found` };
     const selectedNode = pvc.metadata.annotations?.[selectedNodeAnnotation];
     if (sc !== undefined && bindingModeOf(sc) === 'Immediate' && selectedNode === undefined) return { unresolvable: 'pod has unbound immediate PersistentVolumeClaims' };
-    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0) });
+    // The snapshot controller names the node holding a clone's or restore's source once it is known.
+    const sourceNode = pvc.metadata.annotations?.[dataSourceNodeAnnotation];
+    if (isLocalClass(sc) && sourceNode === undefined && selectedNode === undefined && hasDataSource(pvc)) {
+      return { unresolvable: `persistentvolumeclaim "${name}" waits for its data source (a VolumeSnapshot or PersistentVolumeClaim) to be ready` };
+    }
+    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0), sourceNode });
   }
   return needs;
 }
@@ -80,6 +96,7 @@ export function volumeFilter(needs: VolumeNeeds, node: KObject, freeLocal: numbe
   const name = node.metadata.name ?? '';
   if (!needs.boundAffinities.every((required) => matchesNodeSelector(required, node))) return [volumeReasons.conflict];
   if (needs.unbound.some((c) => c.selectedNode !== undefined && c.selectedNode !== name)) return [volumeReasons.conflict];
+  if (needs.unbound.some((c) => c.local && c.sourceNode !== undefined && c.sourceNode !== name)) return [volumeReasons.notSourceNode];
   // A claim without a class waits for a volume made by hand, which Vireo does not match to claims.
   if (needs.unbound.some((c) => (stringAt(c.pvc, 'spec', 'storageClassName') ?? '') === '')) return [volumeReasons.noVolume];
   const wanted = needs.unbound.filter((c) => c.local && c.selectedNode === undefined).reduce((sum, c) => sum + c.bytes, 0);

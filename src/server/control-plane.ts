@@ -7,14 +7,16 @@
 import type { AddressInfo } from 'node:net';
 import type { KObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
-import { builtinResources, kubevirtCustomResourceDefinitions } from '../api/kinds/index.js';
+import { builtinResources, csiSnapshotCustomResourceDefinitions, kubevirtCustomResourceDefinitions } from '../api/kinds/index.js';
 import { ApiServer } from '../apiserver/server.js';
+import { publishUploadProxyUrl } from '../apiserver/upload-proxy.js';
 import type { TlsMaterial } from '../apiserver/server.js';
 import { ResourceRegistry } from '../apiserver/resources.js';
 import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
 import { defaultStorageClass } from '../storage/local/index.js';
+import { defaultSnapshotClass } from '../storage/snapshots/index.js';
 import type { Logger } from '../log/logger.js';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/types.js';
@@ -45,6 +47,8 @@ export interface ControlPlaneOptions {
   port: number;
   /** Run the VM/replica-set controllers, the scheduler and the Event TTL (default true). */
   controllers?: boolean;
+  /** The key CDI upload tokens are signed with (`vireo server` keeps it in its data directory); random per start when absent. */
+  uploadKey?: Buffer;
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -75,6 +79,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     tls: options.tls,
     logger: options.logger.child({ component: 'apiserver' }),
     agents,
+    ...(options.uploadKey === undefined ? {} : { uploadKey: options.uploadKey }),
     afterWrite: (def: ResourceDef, obj: KObject, deleted: boolean) => {
       if (def.group === 'apiextensions.k8s.io' && def.plural === 'customresourcedefinitions') crds.sync(obj, deleted);
     },
@@ -82,9 +87,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   crds.attach(server.objects);
   await crds.start();
   // KubeVirt's, CDI's and Multus' CRDs, as their operators would install them.
-  await crds.install(kubevirtCustomResourceDefinitions());
+  // And the CSI snapshot API's, as external-snapshotter installs them.
+  await crds.install([...kubevirtCustomResourceDefinitions(), ...csiSnapshotCustomResourceDefinitions()]);
   await seedNamespaces(server, registry);
   await seedStorageClass(server, registry);
+  await seedOnce(server, registry, { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses' }, defaultSnapshotClass());
   const namespaces = new NamespaceController(server.objects, registry, options.logger.child({ component: 'namespace-controller' }));
   await namespaces.start();
   const gc = new GarbageCollector(server.objects, registry, options.logger.child({ component: 'garbage-collector' }));
@@ -93,6 +100,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   compactor.start();
   const address = await server.listen(options.host, options.port);
   const loopback = options.host === '0.0.0.0' || options.host === '' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
+  // CDI's upload proxy is served on this port: say so where virtctl looks (CDIConfig config's status.uploadProxyURL).
+  await publishUploadProxyUrl(server.objects, registry, httpsUrl(loopback, address.port));
   const workloads = await startWorkloads({
     server: httpsUrl(loopback, address.port),
     token: componentToken,
@@ -130,6 +139,14 @@ async function seedStorageClass(server: ApiServer, registry: ResourceRegistry): 
   if (def === undefined) throw new Error('the built-in StorageClass kind is missing');
   if ((await server.objects.list(def, undefined, { limit: 1 })).items.length > 0) return;
   await server.objects.create(def, undefined, defaultStorageClass());
+}
+
+/** `obj` is created when no object of its kind exists yet (a cluster's first start); the operator's own are left alone. */
+async function seedOnce(server: ApiServer, registry: ResourceRegistry, kind: { group: string; version: string; plural: string }, obj: KObject): Promise<void> {
+  const def = registry.lookup(kind.group, kind.version, kind.plural);
+  if (def === undefined) throw new Error(`the ${kind.plural}.${kind.group} kind is missing`);
+  if ((await server.objects.list(def, undefined, { limit: 1 })).items.length > 0) return;
+  await server.objects.create(def, undefined, obj);
 }
 
 async function seedNamespaces(server: ApiServer, registry: ResourceRegistry): Promise<void> {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import { ApiError } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
@@ -90,6 +91,22 @@ test('a remote handle drives an agent endpoint: actions, log and console, with S
   await readUntil(stream, 'hello over the agent endpoint');
   stream.end();
   await eventually(async () => (await remote.serialLog('default', 'vm')).includes('hello over the agent endpoint'), { what: 'the kept log' });
+});
+
+test('a remote handle streams an upload to the agent endpoint, sync and async, with the agent\'s refusals intact', async (t) => {
+  const { agent, cert, port } = await startEchoEndpoint(t);
+  const remote = new RemoteAgentHandle('node-b', { address: '127.0.0.1', port, certificate: cert }, token);
+  t.after(() => { remote.close(); });
+  const data = Buffer.alloc(3 * 1024 * 1024 + 17, 0xab);
+  assert.deepEqual(await remote.upload('default', 'disk', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), { async: false, bytes: data.length }), { bytes: data.length, processing: false });
+  assert.deepEqual(await remote.upload('default', 'disk', Readable.from([Buffer.from('abc')]), { async: true }), { bytes: 3, processing: true });
+  assert.equal(agent.uploads.length, 2);
+  assert.deepEqual(agent.uploads[0]?.data, data);
+  assert.deepEqual(agent.uploads[0]?.options, { async: false, bytes: data.length });
+  assert.equal(agent.uploads[1]?.options.async, true);
+  agent.uploads.length = 0;
+  agent.upload = () => Promise.reject(new ApiError('Conflict', 'rejecting Upload Request for PVC disk that already finished uploading'));
+  await assert.rejects(remote.upload('default', 'disk', Readable.from([Buffer.from('x')]), { async: false }), (err: unknown) => err instanceof ApiError && err.httpCode === 409 && /already finished uploading/.test(err.message));
 });
 
 test('the endpoint refuses a wrong token with 401, and the server reports it as its own misconfiguration', async (t) => {

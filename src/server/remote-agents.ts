@@ -2,7 +2,8 @@
  * How the API server reaches node agents on other hosts (`vireo agent`), as
  * kube-apiserver reaches kubelets: the address, port and certificate the
  * agent published on its Node; HTTPS for guest actions and the serial log,
- * a `plain.kubevirt.io` WebSocket for the console and VNC. The agent's
+ * a `plain.kubevirt.io` WebSocket for the console and VNC, a streamed
+ * POST for the bytes of an upload. The agent's
  * certificate is self-signed and pinned: trust comes from the Node object
  * (which only agents holding the cluster token can write), not from a CA or
  * a hostname.
@@ -10,14 +11,16 @@
 import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { PeerCertificate } from 'node:tls';
 import { createWebSocketStream } from 'ws';
 import { ApiError, badRequest } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
 import { numberAt, recordsAt, stringAt } from '../api/kinds/read.js';
 import { agentCertificateAnnotation, agentRequestMethod, agentRequestPath } from '../agent/index.js';
-import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, LocalAgentDirectory } from '../agent/index.js';
+import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, LocalAgentDirectory, UploadOptions, UploadResult } from '../agent/index.js';
+import { isPlainObject } from '../api/object.js';
 import { errorFromResponse } from '../client/index.js';
 import { dialStream } from '../console/index.js';
 import { httpsUrl } from '../net/listen.js';
@@ -110,6 +113,28 @@ export class RemoteAgentHandle implements AgentHandle {
     }
   }
 
+  async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
+    const operation: AgentOperation = { kind: 'upload', async: options.async };
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' };
+    if (options.bytes !== undefined) headers['content-length'] = String(options.bytes);
+    let answer: { code: number; body: string };
+    try {
+      answer = await new Promise((resolve, reject) => {
+        // No timeout: the agent answers a sync upload only once the image is converted.
+        const req = request(`${this.base}${agentRequestPath(namespace, pvc, operation)}`, { method: agentRequestMethod(operation), agent: this.agent, headers }, (res) => {
+          readBody(res).then((text) => { resolve({ code: res.statusCode ?? 0, body: text }); }, reject);
+        });
+        req.on('error', reject);
+        // The client's body cut short ends the request to the agent too, which then reports the upload interrupted.
+        pipeline(body, req).catch((err: unknown) => { req.destroy(err instanceof Error ? err : new Error(String(err))); });
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (answer.code < 200 || answer.code >= 300) throw this.explain(errorFromResponse(answer.code, answer.body));
+    return uploadResultOf(answer.body, this.nodeName);
+  }
+
   /** Lets go of the kept-alive connections. */
   close(): void {
     this.agent.destroy();
@@ -194,6 +219,20 @@ export class NodeAgentDirectory implements AgentDirectory {
   }
 }
 
+/** The agent's answer to an upload, checked rather than cast. */
+function uploadResultOf(text: string, nodeName: string): UploadResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!isPlainObject(parsed) || typeof parsed.bytes !== 'number' || typeof parsed.processing !== 'boolean') {
+    throw new ApiError('InternalError', `the agent of node ${nodeName} answered an upload with ${JSON.stringify(text.slice(0, 200))}, not {bytes, processing}: run the same Vireo version on the server and the agent`);
+  }
+  return { bytes: parsed.bytes, processing: parsed.processing };
+}
+
 function sameEndpoint(a: RemoteEndpoint, b: RemoteEndpoint): boolean {
   return a.address === b.address && a.port === b.port && a.certificate === b.certificate;
 }
@@ -215,5 +254,9 @@ class LazyRemoteHandle implements AgentHandle {
 
   async serialLog(namespace: string, name: string): Promise<string> {
     return (await this.resolve()).serialLog(namespace, name);
+  }
+
+  async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
+    return (await this.resolve()).upload(namespace, pvc, body, options);
   }
 }

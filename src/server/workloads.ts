@@ -14,6 +14,8 @@ import { DataVolumeController } from '../controllers/datavolume/index.js';
 import { EventTtlCleaner } from '../controllers/events/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { VolumeController } from '../controllers/volumes/index.js';
+import { SnapshotController } from '../controllers/snapshots/index.js';
+import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vmsnapshot/index.js';
 import { NodeAgent } from '../agent/index.js';
 import type { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
@@ -56,9 +58,11 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     const scheduler = new Scheduler(client, options.logger.child({ component: 'scheduler' }));
     const ttl = new EventTtlCleaner(client, options.logger.child({ component: 'event-ttl' }));
     const volumes = new VolumeController(client, options.logger.child({ component: 'volume-controller' }));
-    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start()]);
+    const snapshots = new SnapshotController(client, options.logger.child({ component: 'snapshot-controller' }));
+    const vmSnapshots = new VmSnapshotControllers(client, options.logger.child({ component: 'vmsnapshot-controllers' }));
+    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start()]);
     ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop());
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

@@ -15,7 +15,8 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { conflict } from '../api/errors.js';
-import type { AgentDirectory, AgentHandle, GuestAction } from '../agent/handle.js';
+import type { Readable } from 'node:stream';
+import type { AgentDirectory, AgentHandle, GuestAction, UploadOptions, UploadResult } from '../agent/handle.js';
 import { renderKubeconfig } from '../cli/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
 import { silentLogger } from '../log/logger.js';
@@ -73,6 +74,8 @@ function connectUnix(path: string): Promise<Socket> {
 export class EchoAgent implements AgentHandle {
   /** Every guest action that reached this agent, in order. */
   readonly actions: { namespace: string; name: string; action: GuestAction }[] = [];
+  /** Every upload that reached this agent, with its bytes. */
+  readonly uploads: { namespace: string; pvc: string; options: UploadOptions; data: Buffer }[] = [];
   private readonly guests = new Map<string, Guest>();
   private readonly dir = mkdtempSync(join(tmpdir(), 'vireo-echo-agent-'));
 
@@ -131,6 +134,15 @@ export class EchoAgent implements AgentHandle {
 
   serialLog(namespace: string, name: string): Promise<string> {
     return settle(() => this.guest(namespace, name).log);
+  }
+
+  /** Keeps the uploaded bytes in memory (test images are small). */
+  async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    const data = Buffer.concat(chunks);
+    this.uploads.push({ namespace, pvc, options, data });
+    return { bytes: data.length, processing: options.async };
   }
 
   /** Kills every guest and removes the sockets. */

@@ -159,11 +159,36 @@ test('blank and registry sources, and the pvc form as written', async () => {
   assert.equal(reg.metadata.annotations?.[cdiAnnotations.registryImportMethod], 'node');
 });
 
-test('sources Vireo cannot fill yet, and DataSources, say so in a condition instead of hanging', async () => {
+test('an upload DataVolume goes UploadScheduled → UploadReady → Succeeded, with CDI\'s Events; a failed upload shows Failed', async () => {
   await env.client.create(resources.dataVolumes, dataVolume('upload-dv', { source: { upload: {} }, storage: storage() }));
-  const upload = await dvWhere('upload-dv', (dv) => condition(dv, 'Ready')?.reason === 'UnsupportedSource', 'UnsupportedSource');
-  assert.equal(stringAt(upload, 'status', 'phase'), 'Pending');
-  assert.match(String(condition(upload, 'Ready')?.message), /does not serve uploads yet/);
+  const pvc = await eventually(() => read(env.client, resources.persistentVolumeClaims, 'upload-dv'), { what: 'upload PVC' });
+  assert.equal(pvc.metadata.annotations?.[cdiAnnotations.uploadTarget], '');
+  assert.equal(pvc.metadata.annotations?.[cdiAnnotations.source], 'upload');
+  // On a WaitForFirstConsumer class too: an upload's claim does not wait for a consumer.
+  await dvWhere('upload-dv', phaseIs('Pending'), 'Pending, not WaitForFirstConsumer');
+  await playNode('upload-dv', { phase: 'Bound' }, {});
+  await dvWhere('upload-dv', phaseIs('UploadScheduled'), 'UploadScheduled once bound');
+  await playNode('upload-dv', undefined, { [cdiAnnotations.podPhase]: 'Running', [cdiAnnotations.podReady]: 'true', [cdiAnnotations.runningCondition]: 'true', [cdiAnnotations.runningReason]: 'Pod is running' });
+  const ready = await dvWhere('upload-dv', phaseIs('UploadReady'), 'UploadReady');
+  assert.deepEqual(pick(condition(ready, 'Running')), { status: 'True', reason: 'Pod is running', message: '' });
+  await playNode('upload-dv', undefined, { [cdiAnnotations.podPhase]: 'Failed', [cdiAnnotations.runningCondition]: 'false', [cdiAnnotations.runningReason]: 'Error', [cdiAnnotations.runningMessage]: 'the image is not a usable disk image' });
+  const failed = await dvWhere('upload-dv', phaseIs('Failed'), 'Failed');
+  assert.deepEqual(pick(condition(failed, 'Running')), { status: 'False', reason: 'Error', message: 'the image is not a usable disk image' });
+  await playNode('upload-dv', undefined, { [cdiAnnotations.podPhase]: 'Succeeded', [cdiAnnotations.podReady]: 'false', [cdiAnnotations.runningCondition]: 'false', [cdiAnnotations.runningReason]: 'Completed', [cdiAnnotations.runningMessage]: 'Upload Complete' });
+  const done = await dvWhere('upload-dv', phaseIs('Succeeded'), 'Succeeded');
+  assert.equal(stringAt(done, 'status', 'progress'), '100.0%');
+  const events = await eventually(async () => {
+    const list = await eventsFor(env.client, 'upload-dv');
+    return list.some((e) => stringAt(e, 'reason') === 'UploadSucceeded') ? list : undefined;
+  }, { what: 'events of upload-dv' });
+  const byReason = new Map(events.map((e) => [stringAt(e, 'reason'), stringAt(e, 'message')]));
+  assert.equal(byReason.get('UploadScheduled'), 'Upload into upload-dv scheduled');
+  assert.equal(byReason.get('UploadReady'), 'Upload into upload-dv ready');
+  assert.equal(byReason.get('UploadFailed'), 'Upload into upload-dv failed');
+  assert.equal(byReason.get('UploadSucceeded'), 'Successfully uploaded into upload-dv');
+});
+
+test('sources Vireo cannot fill yet, and DataSources, say so in a condition instead of hanging', async () => {
   await env.client.create(resources.dataVolumes, dataVolume('ref-dv', { sourceRef: { kind: 'DataSource', name: 'golden' }, storage: storage() }));
   const missing = await dvWhere('ref-dv', (dv) => condition(dv, 'Bound')?.reason === 'NotFound', 'DataSource NotFound');
   assert.match(String(condition(missing, 'Bound')?.message), /DataSource default\/golden \(spec.sourceRef\) not found/);

@@ -22,6 +22,8 @@ function goldenPaths(c: GoldenCase): VmiPaths {
     const source = paths.disks[name];
     if (source !== undefined) paths.disks[name] = { ...source, ...override };
   }
+  // The agent makes the master key when a disk is encrypted.
+  if (Object.values(paths.disks).some((d) => d.encryption !== undefined)) paths.masterKey = join(paths.dir, 'master-key.aes');
   return paths;
 }
 

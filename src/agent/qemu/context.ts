@@ -28,6 +28,6 @@ export interface BuildContext {
 }
 
 /** Records that `node` is not applied, and why. */
-export function warn(ctx: BuildContext, node: SpecNode, why: string): void {
+export function warn(ctx: Pick<BuildContext, 'warnings'>, node: SpecNode, why: string): void {
   ctx.warnings.push(`${node.path}: ${why}`);
 }

@@ -7,6 +7,7 @@ import type { BuildContext } from './context.js';
 import { warn } from './context.js';
 import type { DiskPlan, ErrorPolicy } from './disks.js';
 import { planDisks } from './disks.js';
+import { unpreparedInput } from './errors.js';
 import { options } from './keyval.js';
 import type { OptionValue } from './keyval.js';
 
@@ -23,38 +24,62 @@ export function diskDeviceId(diskName: string): string {
   return `ua-${diskName}`;
 }
 
+/** The id of the `secret` object holding the master key that unseals the disks' keys. */
+export const masterKeyId = 'masterKey0';
+
+/** The format node of a disk on the command line (`disk<index>`); hotplugged disks name theirs in `hotplug.ts`. */
 function formatNode(plan: DiskPlan): string {
-  return `disk${plan.index}`;
+  return plan.nodeName ?? `disk${plan.index}`;
 }
 
-function blockdevArgs(plan: DiskPlan): string[] {
+/** The file node under a format node; detaching a disk finds it by this name. */
+export function fileNodeOf(formatNodeName: string): string {
+  return `${formatNodeName}-file`;
+}
+
+/** The `secret` object with an encrypted disk's key. */
+export function keySecretOf(formatNodeName: string): string {
+  return `${formatNodeName}-key`;
+}
+
+/** The properties of a disk's file node, format node and (encrypted disks) key secret, with dotted keys as `-blockdev` spells them. */
+export function blockNodes(plan: DiskPlan): { file: Record<string, OptionValue>; format: Record<string, OptionValue>; secret?: Record<string, OptionValue> } | undefined {
   const source = plan.source;
-  if (source === undefined) return [];
+  if (source === undefined) return undefined;
   // Discarding frees host space under a writable disk; a CD-ROM or read-only disk has none to free.
   const discard = plan.target === 'cdrom' || plan.readOnly ? undefined : 'unmap';
-  const file = options(undefined, {
+  const node = formatNode(plan);
+  const file = {
     driver: source.blockDevice === true ? 'host_device' : 'file',
     filename: source.file,
-    'node-name': `${formatNode(plan)}-file`,
+    'node-name': fileNodeOf(node),
     'cache.direct': plan.cache === 'none',
     'cache.no-flush': false,
     aio: plan.io,
     discard,
     'read-only': plan.readOnly,
-  });
-  const format = options(undefined, {
-    driver: source.format,
-    file: `${formatNode(plan)}-file`,
-    'node-name': formatNode(plan),
-    'cache.direct': plan.cache === 'none',
-    'cache.no-flush': false,
-    discard,
-    'read-only': plan.readOnly,
-  });
-  return ['-blockdev', file, '-blockdev', format];
+  };
+  const common = { 'cache.direct': plan.cache === 'none', 'cache.no-flush': false, discard, 'read-only': plan.readOnly };
+  const encryption = source.encryption;
+  if (encryption === undefined) return { file, format: { driver: source.format, file: fileNodeOf(node), 'node-name': node, ...common } };
+  const keyId = keySecretOf(node);
+  const secret = { 'qom-type': 'secret', id: keyId, data: encryption.key.data, keyid: masterKeyId, iv: encryption.key.iv, format: 'base64' };
+  // A qcow2 volume encrypts its payload with LUKS inside the qcow2 container; a raw one is a LUKS container itself.
+  const format = source.format === 'qcow2'
+    ? { driver: 'qcow2', file: fileNodeOf(node), 'node-name': node, 'encrypt.format': 'luks', 'encrypt.key-secret': keyId, ...common }
+    : { driver: 'luks', file: fileNodeOf(node), 'node-name': node, 'key-secret': keyId, ...common };
+  return { file, format, secret };
 }
 
-interface DeviceContext {
+function blockdevArgs(plan: DiskPlan): string[] {
+  const nodes = blockNodes(plan);
+  if (nodes === undefined) return [];
+  const { 'qom-type': type, ...secret } = nodes.secret ?? {};
+  const secretArgs = nodes.secret === undefined ? [] : ['-object', options(String(type), secret)];
+  return [...secretArgs, '-blockdev', options(undefined, nodes.file), '-blockdev', options(undefined, nodes.format)];
+}
+
+export interface DeviceContext {
   sataPort: number;
   scsiLun: number;
   ioThreadOf: Map<string, string>;
@@ -70,6 +95,8 @@ function deviceFor(plan: DiskPlan, dc: DeviceContext): { driver: string; props: 
       return { driver: plan.target === 'cdrom' ? 'ide-cd' : 'ide-hd', props: { bus: `ide.${dc.sataPort++}` } };
     case 'scsi': {
       const driver = plan.target === 'cdrom' ? 'scsi-cd' : plan.target === 'lun' && plan.source?.blockDevice === true ? 'scsi-block' : 'scsi-hd';
+      // A hotplugged disk lets QEMU pick the first free target, so it never collides with the boot-time LUNs.
+      if (plan.nodeName !== undefined) return { driver, props: { bus: 'scsi0.0' } };
       return { driver, props: { bus: 'scsi0.0', channel: 0, 'scsi-id': 0, lun: dc.scsiLun++ } };
     }
     case 'usb':
@@ -77,7 +104,8 @@ function deviceFor(plan: DiskPlan, dc: DeviceContext): { driver: string; props: 
   }
 }
 
-function deviceArgs(plan: DiskPlan, dc: DeviceContext): string[] {
+/** The guest device's properties (driver first), as `-device` and `device_add` take them. */
+export function deviceProps(plan: DiskPlan, dc: DeviceContext): { driver: string; props: Record<string, OptionValue> } {
   const { driver, props } = deviceFor(plan, dc);
   // scsi-block passes the host's own answers through, so it takes no cache, serial or geometry settings.
   const passthrough = driver === 'scsi-block';
@@ -95,7 +123,12 @@ function deviceArgs(plan: DiskPlan, dc: DeviceContext): string[] {
     logical_block_size: passthrough ? undefined : plan.blockSize?.logical,
     physical_block_size: passthrough ? undefined : plan.blockSize?.physical,
   };
-  return ['-device', options(driver, all)];
+  return { driver, props: all };
+}
+
+function deviceArgs(plan: DiskPlan, dc: DeviceContext): string[] {
+  const { driver, props } = deviceProps(plan, dc);
+  return ['-device', options(driver, props)];
 }
 
 /** KubeVirt's I/O thread policies: `shared` (one thread), `auto` (a pool of up to 2 per vCPU), plus dedicated threads. */
@@ -137,7 +170,12 @@ export function diskArgs(ctx: BuildContext): string[] {
     queues: multiQueue ? ctx.vcpus : undefined,
   };
   const args = [...threads.args];
-  if (plans.some((plan) => plan.bus === 'scsi')) args.push('-device', options(`virtio-scsi-pci${dc.virtioSuffix}`, { id: 'scsi0' }));
+  // KubeVirt always gives a guest a SCSI controller, so disks can be hotplugged onto it later (not with disableHotplug).
+  if (plans.some((plan) => plan.bus === 'scsi') || devices.get('disableHotplug').boolean() !== true) args.push('-device', options(`virtio-scsi-pci${dc.virtioSuffix}`, { id: 'scsi0' }));
+  if (plans.some((plan) => plan.source?.encryption !== undefined)) {
+    if (ctx.paths.masterKey === undefined) throw unpreparedInput('paths.masterKey', 'a disk is encrypted, so the VMI needs a master key file (VmiPaths.masterKey) to unseal its key');
+    args.push('-object', options('secret', { id: masterKeyId, format: 'raw', file: ctx.paths.masterKey }));
+  }
   if (plans.some((plan) => plan.bus === 'usb')) ctx.needsUsb = true;
   for (const plan of plans) args.push(...blockdevArgs(plan), ...deviceArgs(plan, dc));
   return args;

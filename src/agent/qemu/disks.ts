@@ -14,6 +14,9 @@ export type DiskBus = 'virtio' | 'sata' | 'scsi' | 'usb';
 export type CacheMode = 'none' | 'writethrough' | 'writeback';
 export type ErrorPolicy = 'stop' | 'ignore' | 'report' | 'enospace';
 
+/** What planning one disk reads: the spec, the prepared files, and where warnings go. */
+export type DiskContext = Pick<BuildContext, 'spec' | 'paths' | 'warnings'>;
+
 /** One disk, fully defaulted. */
 export interface DiskPlan {
   readonly node: SpecNode;
@@ -32,6 +35,8 @@ export interface DiskPlan {
   readonly shareable: boolean;
   readonly dedicatedIoThread: boolean;
   readonly blockSize: { logical: number; physical: number } | undefined;
+  /** A hotplugged disk's own format node name (boot-time disks are `disk<index>`). */
+  readonly nodeName?: string;
 }
 
 const buses = ['virtio', 'sata', 'scsi', 'usb'] as const;
@@ -54,7 +59,7 @@ function busOf(target: DiskTarget, device: SpecNode): DiskBus {
   return bus;
 }
 
-function sourceOf(ctx: BuildContext, name: string, target: DiskTarget, node: SpecNode): DiskSource | undefined {
+function sourceOf(ctx: DiskContext, name: string, target: DiskTarget, node: SpecNode): DiskSource | undefined {
   const hasVolume = ctx.spec.get('volumes').items().some((volume) => volume.get('name').value === name);
   const source = Object.hasOwn(ctx.paths.disks, name) ? ctx.paths.disks[name] : undefined;
   if (source !== undefined) return source;
@@ -74,7 +79,7 @@ function cacheOf(disk: SpecNode, source: DiskSource | undefined, shareable: bool
   return asked ?? (shareable || source?.directIo === true ? 'none' : 'writethrough');
 }
 
-function blockSizeOf(ctx: BuildContext, disk: SpecNode): DiskPlan['blockSize'] {
+function blockSizeOf(ctx: DiskContext, disk: SpecNode): DiskPlan['blockSize'] {
   const blockSize = disk.get('blockSize');
   if (blockSize.get('matchVolume').present) warn(ctx, blockSize.get('matchVolume'), 'matching the volume\'s block size is not supported yet; the default (512 bytes) is used');
   const custom = blockSize.get('custom');
@@ -90,7 +95,7 @@ function blockSizeOf(ctx: BuildContext, disk: SpecNode): DiskPlan['blockSize'] {
   return { logical, physical };
 }
 
-function planDisk(ctx: BuildContext, disk: SpecNode, index: number): DiskPlan {
+export function planDisk(ctx: DiskContext, disk: SpecNode, index: number, nodeName?: string): DiskPlan {
   const name = disk.get('name').string();
   if (name === undefined || !namePattern.test(name)) throw invalidDomain(disk.get('name').path, 'every disk needs a name of letters, digits, ".", "_" or "-"');
   const { target, device } = targetOf(disk);
@@ -123,6 +128,7 @@ function planDisk(ctx: BuildContext, disk: SpecNode, index: number): DiskPlan {
     shareable,
     dedicatedIoThread: dedicatedIoThread && bus === 'virtio',
     blockSize: blockSizeOf(ctx, disk),
+    ...(nodeName === undefined ? {} : { nodeName }),
   };
 }
 

@@ -39,6 +39,20 @@ export interface DiskSource {
    * unknown counts as no.
    */
   directIo?: boolean;
+  /**
+   * A LUKS-encrypted volume (qcow2 with LUKS payload encryption, or raw
+   * LUKS): its key, sealed with the VMI's master key (`VmiPaths.masterKey`),
+   * so the key itself never appears on the command line or in a file.
+   */
+  encryption?: { format: 'luks'; key: SealedSecret };
+}
+
+/** A secret encrypted with AES-256-CBC under the VMI's master key, as QEMU's `secret` object takes it (`keyid`, `iv`). */
+export interface SealedSecret {
+  /** Base64 ciphertext. */
+  data: string;
+  /** Base64 of the 16-byte initialisation vector. */
+  iv: string;
 }
 
 /** Where the VMI's files live on the node. Socket paths must fit in 107 bytes. */
@@ -57,6 +71,8 @@ export interface VmiPaths {
   efiVars?: string;
   /** By volume name. */
   disks: Record<string, DiskSource>;
+  /** The VMI's 32-byte master key (raw), which unseals the disks' keys; needed when a disk is encrypted. */
+  masterKey?: string;
   /** `firmware.kernelBoot` files, extracted by the agent. */
   kernel?: string;
   initrd?: string;

@@ -177,6 +177,12 @@ export class QmpClient {
     return this;
   }
 
+  /** Removes a listener added with `on`. */
+  off(event: 'event' | 'close', listener: ((e: QmpEvent) => void) | ((error: Error | undefined) => void)): this {
+    this.emitter.off(event, listener);
+    return this;
+  }
+
   /** True once the connection has ended. */
   get closed(): boolean {
     return this.closedWith !== undefined;

@@ -6,6 +6,7 @@ export type { QmpArgsParam, QmpConnectOptions } from './client.js';
 export { QmpError } from './errors.js';
 export type { QmpErrorCode } from './errors.js';
 export type {
+  BlockdevNodeArgs,
   QmpArgs,
   QmpBlockInfo,
   QmpCommandName,

@@ -82,6 +82,14 @@ const returns = {
   balloon: empty,
   quit: empty,
   block_resize: empty,
+  'blockdev-add': empty,
+  'blockdev-del': empty,
+  'blockdev-reopen': empty,
+  'blockdev-snapshot': empty,
+  device_add: empty,
+  device_del: empty,
+  'object-add': empty,
+  'object-del': empty,
   'human-monitor-command': string,
 } satisfies Record<string, Decoder<unknown>>;
 
@@ -99,7 +107,39 @@ interface CommandArguments {
   balloon: { value: number };
   /** Grows a disk under a running guest; `node-name` is the format node (`disk<index>`). */
   block_resize: { 'node-name': string; size: number };
+  /**
+   * Opens a qcow2 overlay as a new node, its backing left for `blockdev-snapshot` to attach;
+   * or a hotplugged disk's file and format nodes (`BlockdevNodeArgs`).
+   */
+  'blockdev-add':
+    | {
+      driver: 'qcow2';
+      'node-name': string;
+      /** The file node, added first. */
+      file: string;
+      backing: null;
+      cache?: { direct: boolean; 'no-flush': boolean };
+      discard?: 'ignore' | 'unmap';
+    }
+    | BlockdevNodeArgs;
+  'blockdev-del': { 'node-name': string };
+  /** Opens qcow2 nodes again with these options (all of them: `file` and `backing` by node name). */
+  'blockdev-reopen': {
+    options: { driver: 'qcow2'; 'node-name': string; file: string; backing: string | null; 'read-only'?: boolean; cache?: { direct: boolean; 'no-flush': boolean }; discard?: 'ignore' | 'unmap' }[];
+  };
+  /** Puts node `overlay` on top of `node`, which becomes its backing: a live external snapshot. */
+  'blockdev-snapshot': { node: string; overlay: string };
+  /** Plugs a guest device; its properties are QEMU's typed (JSON) properties. */
+  device_add: { driver: string; id: string } & Record<string, string | number | boolean>;
+  /** Asks the guest to release a device; `DEVICE_DELETED` says when it is gone. */
+  device_del: { id: string };
+  /** A `secret` object (a disk's encryption key, itself encrypted with the VMI's master key). */
+  'object-add': { 'qom-type': 'secret'; id: string; data: string; format: 'base64'; keyid: string; iv: string };
+  'object-del': { id: string };
 }
+
+/** A file or format node of a disk, as `-blockdev` takes it but in QMP's typed form. */
+export type BlockdevNodeArgs = { driver: string; 'node-name': string } & Record<string, string | number | boolean | Record<string, string | boolean>>;
 
 /** The arguments of command `C` (`undefined` for commands without any). */
 export type QmpArgs<C extends QmpCommandName> = C extends keyof CommandArguments ? CommandArguments[C] : undefined;

@@ -12,6 +12,8 @@ import { validatePool, validateReplicaSet } from './replicas.js';
 import type { WriterOptions } from './virtualmachine.js';
 import { validateVirtualMachine } from './virtualmachine.js';
 import { validateVirtualMachineInstance } from './virtualmachineinstance.js';
+import { validateVirtualMachineClone } from './vmclone.js';
+import { validateVirtualMachineRestore, validateVirtualMachineSnapshot } from './vmsnapshot.js';
 
 type KindValidator = (obj: KObject, old: KObject | undefined, options: WriterOptions) => FieldError[];
 
@@ -23,6 +25,9 @@ const validators = new Map<string, KindValidator>([
   ['pool.kubevirt.io/VirtualMachinePool', validatePool],
   ['cdi.kubevirt.io/DataVolume', (obj, old) => validateDataVolume(obj, old)],
   ['/PersistentVolumeClaim', (obj, old) => validatePersistentVolumeClaim(obj, old)],
+  ['snapshot.kubevirt.io/VirtualMachineSnapshot', (obj, old) => validateVirtualMachineSnapshot(obj, old)],
+  ['snapshot.kubevirt.io/VirtualMachineRestore', (obj, old) => validateVirtualMachineRestore(obj, old)],
+  ['clone.kubevirt.io/VirtualMachineClone', (obj) => validateVirtualMachineClone(obj)],
 ]);
 
 /**

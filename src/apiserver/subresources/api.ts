@@ -20,6 +20,7 @@ import { readConsoleLog, runGuestAction } from './guest.js';
 import { applyLifecycle, decideRestart, decideStart, decideStop, migrateVm } from './lifecycle.js';
 import { parseGuestActionOptions, parseMigrateOptions, parseRestartOptions, parseStartOptions, parseStopOptions } from './options.js';
 import { StreamSessions } from './stream.js';
+import { changeVmVolumes, changeVmiVolumes, parseAddVolumeOptions, parseRemoveVolumeOptions } from './volumes.js';
 
 export interface SubresourceApiOptions {
   objects: ObjectStore;
@@ -34,7 +35,8 @@ type Operation =
   | { kind: 'lifecycle'; action: 'start' | 'stop' | 'restart' | 'migrate' }
   | { kind: 'guest'; action: 'pause' | 'unpause' | 'softreboot' | 'reset' }
   | { kind: 'consolelog' }
-  | { kind: 'stream'; stream: 'console' | 'vnc' };
+  | { kind: 'stream'; stream: 'console' | 'vnc' }
+  | { kind: 'volume'; action: 'addvolume' | 'removevolume'; on: 'vm' | 'vmi' };
 
 interface Target {
   namespace: string;
@@ -48,17 +50,19 @@ const guestOptionKinds = { pause: 'PauseOptions', unpause: 'UnpauseOptions', sof
 function operationOf(parent: string, op: string): Operation | undefined {
   if (parent === 'virtualmachines') {
     if (op === 'start' || op === 'stop' || op === 'restart' || op === 'migrate') return { kind: 'lifecycle', action: op };
+    if (op === 'addvolume' || op === 'removevolume') return { kind: 'volume', action: op, on: 'vm' };
     return undefined;
   }
   if (parent !== 'virtualmachineinstances') return undefined;
   if (op === 'pause' || op === 'unpause' || op === 'softreboot' || op === 'reset') return { kind: 'guest', action: op };
   if (op === 'console' || op === 'vnc') return { kind: 'stream', stream: op };
   if (op === 'consolelog') return { kind: 'consolelog' };
+  if (op === 'addvolume' || op === 'removevolume') return { kind: 'volume', action: op, on: 'vmi' };
   return undefined;
 }
 
 function methodFor(operation: Operation): 'GET' | 'PUT' {
-  return operation.kind === 'lifecycle' || operation.kind === 'guest' ? 'PUT' : 'GET';
+  return operation.kind === 'lifecycle' || operation.kind === 'guest' || operation.kind === 'volume' ? 'PUT' : 'GET';
 }
 
 function assertNever(value: never): never {
@@ -109,6 +113,12 @@ export class SubresourceApi {
       case 'guest':
         await runGuestAction(this.context, where, op.action, parseGuestActionOptions(guestOptionKinds[op.action], await readOptions(req)));
         break;
+      case 'volume': {
+        const body = await readOptions(req);
+        const request = op.action === 'addvolume' ? parseAddVolumeOptions(body) : parseRemoveVolumeOptions(body);
+        await (op.on === 'vm' ? changeVmVolumes(this.context, where, request) : changeVmiVolumes(this.context, where, request));
+        break;
+      }
       case 'consolelog': {
         const text = await readConsoleLog(this.context, where);
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
@@ -162,7 +172,7 @@ export class SubresourceApi {
   private resolve(info: ResourceRequestInfo): Target {
     const path = `${info.resource}/${info.name ?? ''}/${info.subresource ?? ''}`;
     const notServed = (): ApiError =>
-      new ApiError('NotFound', `the server could not find the requested resource: ${subresourceGroup}/${info.version} serves virtualmachines/{start,stop,restart,migrate} and virtualmachineinstances/{console,vnc,consolelog,pause,unpause,softreboot,reset}, not ${path}`, {
+      new ApiError('NotFound', `the server could not find the requested resource: ${subresourceGroup}/${info.version} serves virtualmachines/{start,stop,restart,migrate,addvolume,removevolume} and virtualmachineinstances/{console,vnc,consolelog,pause,unpause,softreboot,reset,addvolume,removevolume}, not ${path}`, {
         details: { group: subresourceGroup, kind: info.resource },
       });
     if (info.version !== subresourceVersion || info.namespace === undefined || info.name === undefined || info.subresource === undefined) throw notServed();

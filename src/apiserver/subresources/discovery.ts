@@ -21,6 +21,8 @@ export const subresourceEntries: readonly SubresourceEntry[] = [
   { parent: 'virtualmachines', name: 'stop', verb: 'update' },
   { parent: 'virtualmachines', name: 'restart', verb: 'update' },
   { parent: 'virtualmachines', name: 'migrate', verb: 'update' },
+  { parent: 'virtualmachines', name: 'addvolume', verb: 'update' },
+  { parent: 'virtualmachines', name: 'removevolume', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'console', verb: 'get' },
   { parent: 'virtualmachineinstances', name: 'vnc', verb: 'get' },
   { parent: 'virtualmachineinstances', name: 'consolelog', verb: 'get' },
@@ -28,6 +30,8 @@ export const subresourceEntries: readonly SubresourceEntry[] = [
   { parent: 'virtualmachineinstances', name: 'unpause', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'softreboot', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'reset', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'addvolume', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'removevolume', verb: 'update' },
 ];
 
 /** The `APIResourceList` of `/apis/subresources.kubevirt.io/v1`. */

@@ -3,6 +3,7 @@ import { runGuestAction, runVmAction } from './actions.js';
 import { runConsole } from './console.js';
 import { runLogs } from './logs.js';
 import { runVnc } from './vnc.js';
+import { runAddVolume, runRemoveVolume } from './volumes.js';
 
 export const vmCommandsUsage = `
 Virtual machine commands (each takes -n/--namespace NS and --kubeconfig FILE;
@@ -29,6 +30,11 @@ the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
                          port) for a local VNC viewer, until Ctrl+C.
   logs NAME [-f]         Print the guest's kept serial output; -f keeps printing it live
                          (through the console stream) until the guest stops.
+  addvolume VMI --volume-name=NAME [--persist] [--serial=S] [--cache=C] [--dry-run]
+                         Hotplug the DataVolume or PersistentVolumeClaim NAME into the running
+                         guest as a SCSI disk; --persist also adds it to the VM's spec.
+  removevolume VMI --volume-name=NAME [--persist] [--dry-run]
+                         Unplug a hotplugged volume; --persist also removes it from the VM.
 `;
 
 const commands = {
@@ -42,6 +48,8 @@ const commands = {
   console: runConsole,
   vnc: runVnc,
   logs: runLogs,
+  addvolume: runAddVolume,
+  removevolume: runRemoveVolume,
 } satisfies Record<string, (args: string[]) => Promise<void>>;
 
 export type VmCommand = keyof typeof commands;

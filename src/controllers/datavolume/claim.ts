@@ -15,6 +15,8 @@ export type DataVolumeSource =
   | { kind: 'http'; spec: Record<string, unknown> }
   | { kind: 'registry'; spec: Record<string, unknown> }
   | { kind: 'blank' }
+  /** An upload (`spec.source.upload: {}`): the node receives the image through the upload proxy. */
+  | { kind: 'upload' }
   /** A source Vireo cannot fill yet; `message` says which and what to do instead. */
   | { kind: 'unsupported'; message: string };
 
@@ -26,11 +28,11 @@ export function sourceOf(source: Record<string, unknown> | undefined): DataVolum
   const registry = recordAt(source, 'registry');
   if (registry !== undefined) return { kind: 'registry', spec: registry };
   if (recordAt(source, 'blank') !== undefined) return { kind: 'blank' };
-  if (recordAt(source, 'upload') !== undefined) return { kind: 'unsupported', message: 'Vireo does not serve uploads yet (spec.source.upload): import the image over http or from a registry instead' };
+  if (recordAt(source, 'upload') !== undefined) return { kind: 'upload' };
   if (recordAt(source, 'pvc') !== undefined) return { kind: 'unsupported', message: 'Vireo cannot clone a PVC yet (spec.source.pvc): import the image over http or from a registry instead' };
   if (recordAt(source, 'snapshot') !== undefined) return { kind: 'unsupported', message: 'Vireo cannot restore a VolumeSnapshot yet (spec.source.snapshot): import the image over http or from a registry instead' };
   const named = Object.keys(source)[0];
-  return { kind: 'unsupported', message: `Vireo cannot import from spec.source.${named ?? '(empty)'}: use http, registry or blank` };
+  return { kind: 'unsupported', message: `Vireo cannot import from spec.source.${named ?? '(empty)'}: use http, registry, upload or blank` };
 }
 
 /** The annotations that tell the node's import runner what to do. */
@@ -39,6 +41,10 @@ export function importAnnotations(source: DataVolumeSource): Record<string, stri
   switch (source.kind) {
     case 'blank':
       out[cdiAnnotations.source] = importSources.none;
+      break;
+    case 'upload':
+      out[cdiAnnotations.source] = importSources.upload;
+      out[cdiAnnotations.uploadTarget] = '';
       break;
     case 'http': {
       out[cdiAnnotations.source] = importSources.http;

@@ -1,6 +1,6 @@
 /**
  * The DataVolume controller, after CDI's `datavolume` import controller:
- * for every `cdi.kubevirt.io/v1beta1` DataVolume it follows `sourceRef` to
+ * (and upload controller) for every `cdi.kubevirt.io/v1beta1` DataVolume it follows `sourceRef` to
  * its DataSource, makes the PVC of the DataVolume's name (owned by it,
  * with CDI's import annotations for the node's import runner), and mirrors
  * the PVC and the runner's annotations into the DataVolume's status. The
@@ -17,6 +17,7 @@ import { ControllerLoop } from '../loop.js';
 import { WorkQueue } from '../queue.js';
 import type { ReconcileResult } from '../queue.js';
 import { canonicalJson, errorMessage, isControlledBy, isMarkedForDeletion, logFieldsOf, timestamp } from '../vmi/index.js';
+import { cdiAnnotations } from '../../storage/import/index.js';
 import { claimFor, claimSpecOf, defaultStorageClass, sourceOf } from './claim.js';
 import type { DataVolumeSource } from './claim.js';
 import { computeStatus } from './status.js';
@@ -86,8 +87,9 @@ export class DataVolumeController {
       if ('blocked' in made) blocked = made.blocked;
       else pvc = made.pvc;
     }
-    const mode = bindingModeOf(pvc, this.classes.list());
-    const { status, events } = computeStatus({ dv, pvc, waitForFirstConsumer: mode === 'WaitForFirstConsumer', blocked, now: timestamp(this.now()) });
+    // An upload's claim is bound at once, consumer or not (the volume controller sees to it), as CDI's upload pod makes it bound.
+    const waitsForConsumer = bindingModeOf(pvc, this.classes.list()) === 'WaitForFirstConsumer' && pvc?.metadata.annotations?.[cdiAnnotations.uploadTarget] === undefined;
+    const { status, events } = computeStatus({ dv, pvc, waitForFirstConsumer: waitsForConsumer, blocked, now: timestamp(this.now()) });
     if (canonicalJson(recordAt(dv, 'status') ?? {}) !== canonicalJson(status)) {
       try {
         await this.client.update(resources.dataVolumes, { ...dv, status }, 'status');

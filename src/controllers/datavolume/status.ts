@@ -1,7 +1,8 @@
 /**
- * A DataVolume's status as CDI's import controller derives it from its
- * PVC: the phase (Pending, WaitForFirstConsumer, PVCBound, ImportScheduled,
- * ImportInProgress, Succeeded, Failed), the `Bound`, `Ready` and `Running`
+ * A DataVolume's status as CDI's import and upload controllers derive it
+ * from its PVC: the phase (Pending, WaitForFirstConsumer, PVCBound,
+ * ImportScheduled, ImportInProgress, UploadScheduled, UploadReady,
+ * Succeeded, Failed), the `Bound`, `Ready` and `Running`
  * conditions with CDI's reasons and messages, `progress` as "45.20%",
  * `restartCount` and `claimName`, and the Events CDI records on a change.
  * Pure: a function of the DataVolume, its PVC and the class's binding mode.
@@ -64,12 +65,12 @@ export function computeStatus(input: StatusInput): { status: Record<string, unkn
     const claimPhase = stringAt(pvc, 'status', 'phase') ?? 'Pending';
     const importPhase = annotations[cdiAnnotations.podPhase];
     if (importPhase === importPhases.succeeded) {
-      ({ phase, event: phaseEvent } = importStep(pvc, phase));
+      ({ phase, event: phaseEvent } = transferStep(pvc, phase));
     } else if (claimPhase === 'Pending') {
       phase = input.waitForFirstConsumer ? 'WaitForFirstConsumer' : 'Pending';
     } else if (claimPhase === 'Bound') {
       if (['', 'Pending', 'WaitForFirstConsumer', 'Unknown'].includes(phase)) phase = 'PVCBound';
-      ({ phase, event: phaseEvent } = importStep(pvc, phase));
+      ({ phase, event: phaseEvent } = transferStep(pvc, phase));
     } else if (claimPhase === 'Lost') {
       phase = 'Failed';
       phaseEvent = { type: 'Warning', reason: 'ErrClaimLost', message: `PVC ${pvc.metadata.name ?? ''} lost` };
@@ -88,6 +89,35 @@ export function computeStatus(input: StatusInput): { status: Record<string, unkn
   if (phaseEvent !== undefined && before !== phase) events.push(phaseEvent);
   events.push(...conditionEvents(conditions, next, phase));
   return { status, events };
+}
+
+/** The phase the PVC's transfer (an import or an upload) gives the DataVolume. */
+function transferStep(pvc: KObject, phase: string): { phase: string; event: DataVolumeEvent | undefined } {
+  return pvc.metadata.annotations?.[cdiAnnotations.uploadTarget] === undefined ? importStep(pvc, phase) : uploadStep(pvc);
+}
+
+/**
+ * CDI's upload controller's `updateStatusPhase`: UploadScheduled until the
+ * node is ready to receive (`storage.pod.ready`), then UploadReady, then
+ * Succeeded. A failed upload shows Failed (CDI stays UploadScheduled while
+ * its upload pod restarts); the PVC stays ready, and the next upload moves
+ * the DataVolume back to UploadReady.
+ */
+function uploadStep(pvc: KObject): { phase: string; event: DataVolumeEvent } {
+  const name = pvc.metadata.name ?? '';
+  const annotations = pvc.metadata.annotations ?? {};
+  switch (annotations[cdiAnnotations.podPhase]) {
+    case importPhases.succeeded:
+      return { phase: 'Succeeded', event: { type: 'Normal', reason: 'UploadSucceeded', message: `Successfully uploaded into ${name}` } };
+    case importPhases.failed:
+      return { phase: 'Failed', event: { type: 'Warning', reason: 'UploadFailed', message: `Upload into ${name} failed` } };
+    case importPhases.running:
+      if (annotations[cdiAnnotations.podReady] === 'true') return { phase: 'UploadReady', event: { type: 'Normal', reason: 'UploadReady', message: `Upload into ${name} ready` } };
+      break;
+    default:
+      break;
+  }
+  return { phase: 'UploadScheduled', event: { type: 'Normal', reason: 'UploadScheduled', message: `Upload into ${name} scheduled` } };
 }
 
 /** CDI's `updateStatusPhase` for imports: the runner's phase on the PVC, as the DataVolume's. */
@@ -111,7 +141,7 @@ function importStep(pvc: KObject, phase: string): { phase: string; event: DataVo
 function progressOf(phase: string, annotations: Record<string, string>, previous: string | undefined): string {
   if (phase === 'Succeeded') return '100.0%';
   const reported = Number.parseFloat(annotations[cdiAnnotations.progress] ?? '');
-  if (phase === 'ImportInProgress' && Number.isFinite(reported)) return `${Math.min(100, Math.max(0, reported)).toFixed(2)}%`;
+  if ((phase === 'ImportInProgress' || phase === 'UploadReady') && Number.isFinite(reported)) return `${Math.min(100, Math.max(0, reported)).toFixed(2)}%`;
   return previous === undefined || previous === '' ? 'N/A' : previous;
 }
 

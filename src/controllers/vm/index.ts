@@ -1,3 +1,4 @@
 /** The VirtualMachine controller. */
 export { VirtualMachineController, vmFinalizer } from './controller.js';
 export type { VirtualMachineControllerOptions } from './options.js';
+export { annotations as vmiAnnotations, templateHash } from './vmi-builder.js';

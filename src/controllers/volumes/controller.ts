@@ -6,9 +6,9 @@
  * - a new claim shows phase Pending, names its provisioner
  *   (`volume.kubernetes.io/storage-provisioner`) and, for a
  *   WaitForFirstConsumer class, says it waits for its first consumer;
- * - a claim of an Immediate local class is sent to the Ready node with the
- *   most free local storage that fits it (`selected-node`), whose agent
- *   provisions it;
+ * - a claim of an Immediate local class (or a CDI upload's claim, whatever
+ *   the class) is sent to the Ready node with the most free local storage
+ *   that fits it (`selected-node`), whose agent provisions it;
  * - a claim being deleted keeps its `kubernetes.io/pvc-protection`
  *   finalizer while a VMI that has not finished uses it (directly or
  *   through a DataVolume of its name);
@@ -24,6 +24,8 @@ import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
 import { bindingModeOf, claimNamesOf, formatBytes, isLocalClass, pvcProtectionFinalizer, requestedBytes, selectedNodeAnnotation, storageProvisionerAnnotation } from '../../storage/local/index.js';
 import type { StorageView } from '../../storage/local/index.js';
+import { claimDataSource, dataSourceNodeAnnotation } from '../../storage/snapshots/index.js';
+import { cdiAnnotations } from '../../storage/import/index.js';
 import { EventRecorder } from '../events/index.js';
 import { ControllerLoop } from '../loop.js';
 import { WorkQueue } from '../queue.js';
@@ -114,7 +116,7 @@ export class VolumeController {
       await this.client.patch(resources.persistentVolumeClaims, pvc.metadata.namespace, pvc.metadata.name ?? '', 'merge', { status: { phase: 'Pending' } }, { subresource: 'status' });
     }
     if (sc === undefined || annotations[selectedNodeAnnotation] !== undefined) return {};
-    if (bindingModeOf(sc) === 'WaitForFirstConsumer') {
+    if (bindingModeOf(sc) === 'WaitForFirstConsumer' && !bindsAtOnce(pvc)) {
       this.recorder.record(pvc, 'Normal', 'WaitForFirstConsumer', 'waiting for first consumer to be created before binding');
       return {};
     }
@@ -122,11 +124,17 @@ export class VolumeController {
     return this.sendToNode(pvc);
   }
 
-  /** An Immediate local claim goes to the node with the most room that fits it. */
+  /**
+   * An Immediate local claim goes to the node with the most room that fits
+   * it; a clone or restore to the node holding its source, once the
+   * snapshot controller has named it.
+   */
   private async sendToNode(pvc: KObject): Promise<ReconcileResult> {
     const bytes = requestedBytes(pvc) ?? 0;
     const view: StorageView = { pvs: this.volumes.list(), pvcs: this.claims.list(), isLocalClass: (name) => isLocalClass(this.classes.get(name)) };
-    const choice = pickNodeFor(bytes, this.nodes.list(), view);
+    const sourceNode = pvc.metadata.annotations?.[dataSourceNodeAnnotation];
+    if (sourceNode === undefined && claimDataSource(pvc) !== undefined) return {};
+    const choice = sourceNode === undefined ? pickNodeFor(bytes, this.nodes.list(), view) : { node: sourceNode };
     if ('reason' in choice) {
       this.recorder.record(pvc, 'Warning', 'ProvisioningFailed', `no node can hold ${formatBytes(bytes)} of local storage: ${choice.reason}`);
       return { requeueAfter: 30_000 };
@@ -187,4 +195,14 @@ export class VolumeController {
     this.logger.info('volume released', { volume: name, claim: `${namespace}/${claimName}` });
     return {};
   }
+}
+
+/**
+ * A claim that binds on a WaitForFirstConsumer class without a consumer:
+ * an upload's (its data comes before any VM, as CDI's upload pod makes the
+ * claim bound) and one asking for it (virtctl's `--force-bind`).
+ */
+function bindsAtOnce(pvc: KObject): boolean {
+  const annotations = pvc.metadata.annotations ?? {};
+  return annotations[cdiAnnotations.uploadTarget] !== undefined || annotations[cdiAnnotations.bindImmediate] !== undefined;
 }

@@ -37,6 +37,12 @@ export const cdiAnnotations = {
   boundMessage: `${group}/storage.condition.bound.message`,
   /** Vireo: the import's progress as a percentage number, e.g. `45.2`. */
   progress: `${group}/storage.import.progress`,
+  /** CDI's upload server is ready to receive (`"true"`): what virtctl and the upload proxy wait for. */
+  podReady: `${group}/storage.pod.ready`,
+  /** Present (value `""`) on a PVC that receives an upload instead of running an import. */
+  uploadTarget: `${group}/storage.upload.target`,
+  /** virtctl's `--force-bind`: bind at once, even on a WaitForFirstConsumer class. */
+  bindImmediate: `${group}/storage.bind.immediate.requested`,
   /** Kubernetes' annotation the scheduler sets on a WaitForFirstConsumer claim. */
   selectedNode: 'volume.kubernetes.io/selected-node',
 } as const;

@@ -16,6 +16,8 @@ export type ImportFailure =
   | 'TooLarge'
   | 'Unsupported'
   | 'NoSpace'
+  /** An upload whose client went away (or sent less than it announced) before the image was complete. */
+  | 'Interrupted'
   | 'Registry'
   | 'Internal';
 

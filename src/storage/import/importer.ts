@@ -1,5 +1,5 @@
 /**
- * One import into one volume file: fetch the source into a scratch
+ * One import into one volume file: fetch (or receive) the source into a scratch
  * directory beside the target (resumable for HTTP), unwrap gzip/xz found
  * by magic, check the image with `qemu-img` (no backing file, fits the
  * volume, not damaged), convert it into a temp file of the target's format,
@@ -16,6 +16,7 @@ import type { DiskFormat } from './format.js';
 import { download } from './http.js';
 import { checkImage, convertImage, imageInfo, resizeImage } from './qemu-img.js';
 import { pullDisk } from './registry.js';
+import { receive } from './stream.js';
 import type { ImportProgress, ImportSource, ImportStage, ImportTarget } from './types.js';
 
 /** Options of {@link importImage}. */
@@ -51,6 +52,10 @@ export async function importImage(source: ImportSource, target: ImportTarget, op
       if (source.kind === 'http') {
         file = join(scratch, 'download');
         await download(source, file, { signal: options.signal, ...(options.downloadAttempts === undefined ? {} : { attempts: options.downloadAttempts }), onProgress: (done, total) => { report('download', done, total, 0); } });
+      } else if (source.kind === 'stream') {
+        file = join(scratch, 'upload');
+        await receive(source, file, { signal: options.signal, onProgress: (done, total) => { report('download', done, total, 0); } });
+        source.onReceived?.();
       } else {
         file = (await pullDisk(source, options.signal)).file;
         report('download', 1, 1, 0);
@@ -60,8 +65,8 @@ export async function importImage(source: ImportSource, target: ImportTarget, op
     await finish(temp, target);
   } catch (err) {
     await rm(temp, { force: true });
-    // What cannot succeed on a retry goes; a retryable failure keeps its partial download.
-    if (!(err instanceof ImportError && err.retryable)) await rm(scratch, { recursive: true, force: true });
+    // What cannot succeed on a retry goes; a retryable failure keeps its partial download (an upload cannot resume: it goes too).
+    if (!(err instanceof ImportError && err.retryable) || source.kind === 'stream') await rm(scratch, { recursive: true, force: true });
     throw err;
   }
   await rm(scratch, { recursive: true, force: true });
@@ -104,7 +109,7 @@ async function convertInto(file: string, scratch: string, temp: string, target: 
   }
   await checkImage(current, format, context.signal);
   const convertFrom = current === file ? stageEnds.download : stageEnds.decompress;
-  await convertImage(current, format, temp, target.format, { signal: context.signal, onProgress: (fraction) => { context.report('convert', fraction, 1, convertFrom); } });
+  await convertImage(current, format, temp, target.format, { signal: context.signal, compress: target.compress === true, onProgress: (fraction) => { context.report('convert', fraction, 1, convertFrom); } });
   if (current !== file) await rm(current, { force: true });
   if (info.virtualSize < target.sizeBytes) {
     if (target.format === 'raw') await truncate(temp, target.sizeBytes);

@@ -49,6 +49,8 @@ export interface ConvertOptions {
   signal: AbortSignal;
   /** Fraction done, 0 to 1, as `qemu-img -p` reports it. */
   onProgress?: (fraction: number) => void;
+  /** Compressed clusters (qcow2 targets only). */
+  compress?: boolean;
 }
 
 /**
@@ -57,7 +59,8 @@ export interface ConvertOptions {
  * disk busy; zeroes stay holes.
  */
 export function convertImage(source: string, sourceFormat: DiskFormat, target: string, targetFormat: 'raw' | 'qcow2', options: ConvertOptions): Promise<void> {
-  const args = ['convert', '-p', '-f', sourceFormat, '-O', targetFormat, '-t', 'none', '-W', '-m', '16', source, target];
+  const compress = options.compress === true && targetFormat === 'qcow2' ? ['-c'] : [];
+  const args = ['convert', '-p', '-f', sourceFormat, '-O', targetFormat, ...compress, '-t', 'none', '-W', '-m', '16', source, target];
   return new Promise((resolve, reject) => {
     const child = spawn('qemu-img', args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
     let stderr = '';

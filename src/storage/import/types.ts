@@ -1,6 +1,7 @@
 /** The shapes every import shares: where it writes, and how it reports progress. */
 import type { ImagePuller, RegistryCredentials } from '../../agent/images/index.js';
 import type { HttpSource } from './http.js';
+import type { StreamSource } from './stream.js';
 
 /** The volume file an import fills. */
 export interface ImportTarget {
@@ -9,6 +10,8 @@ export interface ImportTarget {
   format: 'raw' | 'qcow2';
   /** The volume's size: the image's virtual size must fit, and the volume is grown to it. */
   sizeBytes: number;
+  /** Write qcow2 compressed clusters (`qemu-img convert -c`; the class's `compression: "true"`). */
+  compress?: boolean;
 }
 
 /** A containerDisk in an OCI registry (`docker://host/repo:tag` or `host/repo:tag`). */
@@ -26,7 +29,7 @@ export interface BlankSource {
 }
 
 /** Where an import's bytes come from. */
-export type ImportSource = HttpSource | RegistrySource | BlankSource;
+export type ImportSource = HttpSource | RegistrySource | BlankSource | StreamSource;
 
 /** The stages an import goes through, in order. */
 export type ImportStage = 'download' | 'decompress' | 'convert';

@@ -3,8 +3,9 @@
  * (sparse raw, or qcow2 without preallocation) unless the class asks for
  * preallocation.
  */
-import { mkdir, rm, statfs } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { runTool } from '../../agent/run-tool.js';
 import type { Preallocation, VolumeFormat } from './parameters.js';
 
@@ -17,12 +18,36 @@ export interface VolumeFileSpec {
   signal: AbortSignal;
 }
 
-/** Creates the volume file (and its directory), replacing what an interrupted attempt left. */
-export async function createVolumeFile(spec: VolumeFileSpec): Promise<void> {
+/**
+ * Creates the volume file (and its directory), replacing what an
+ * interrupted attempt left. With `encryptionKey` the volume is LUKS: a
+ * qcow2 with LUKS payload encryption, or a raw LUKS container. The key
+ * reaches `qemu-img` through a 0600 file in a private temporary directory
+ * (never the volume's), removed as soon as the file is made.
+ */
+export async function createVolumeFile(spec: VolumeFileSpec & { encryptionKey?: Buffer }): Promise<void> {
   await mkdir(dirname(spec.path), { recursive: true, mode: 0o700 });
-  const options = spec.preallocation === 'off' ? [] : ['-o', `preallocation=${spec.preallocation}`];
-  // Preallocating a large file takes a while; a thin one is instant.
-  await runTool('qemu-img', ['create', '-q', '-f', spec.format, ...options, spec.path, String(spec.bytes)], { signal: spec.signal, timeoutMs: 30 * 60_000 });
+  const settings = spec.preallocation === 'off' ? [] : [`preallocation=${spec.preallocation}`];
+  const key = spec.encryptionKey;
+  if (key === undefined) {
+    // Preallocating a large file takes a while; a thin one is instant.
+    await runTool('qemu-img', ['create', '-q', '-f', spec.format, ...optionArgs(settings), spec.path, String(spec.bytes)], { signal: spec.signal, timeoutMs: 30 * 60_000 });
+    return;
+  }
+  const keyDir = await mkdtemp(join(tmpdir(), 'vireo-volume-key-'));
+  try {
+    const keyFile = join(keyDir, 'key');
+    await writeFile(keyFile, key, { mode: 0o600 });
+    const format = spec.format === 'qcow2' ? 'qcow2' : 'luks';
+    const encryption = spec.format === 'qcow2' ? ['encrypt.format=luks', 'encrypt.key-secret=sec0'] : ['key-secret=sec0'];
+    await runTool('qemu-img', ['create', '-q', '--object', `secret,id=sec0,format=raw,file=${keyFile.replaceAll(',', ',,')}`, '-f', format, ...optionArgs([...encryption, ...settings]), spec.path, String(spec.bytes)], { signal: spec.signal, timeoutMs: 30 * 60_000 });
+  } finally {
+    await rm(keyDir, { recursive: true, force: true });
+  }
+}
+
+function optionArgs(settings: string[]): string[] {
+  return settings.length === 0 ? [] : ['-o', settings.join(',')];
 }
 
 /** Grows a volume file no process has open (a running guest's disk grows through QMP instead). */

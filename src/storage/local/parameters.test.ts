@@ -19,3 +19,21 @@ test('bad class parameters say which class, which value, and what to use instead
   assert.match(error({ preallocation: 'metadata' }), /only qcow2 volumes have/);
   assert.match(error({ 'topolvm.io/device-class': 'ssd' }), /unknown parameter "topolvm.io\/device-class"/);
 });
+
+test('encryption and compression parameters', () => {
+  assert.deepEqual(parseClassParameters('vault', { format: 'qcow2', encryption: 'luks', encryptionSecretName: 'vault-key', encryptionSecretNamespace: 'default', compression: 'true' }), {
+    parameters: { format: 'qcow2', preallocation: 'off', encryption: { format: 'luks', secret: { namespace: 'default', name: 'vault-key' } }, compression: true },
+  });
+  assert.deepEqual(parseClassParameters('plain', { encryption: 'none', compression: 'false' }), { parameters: { format: 'raw', preallocation: 'off' } });
+  const error = (params: Record<string, string>): string => {
+    const parsed = parseClassParameters('x', params);
+    assert.ok('error' in parsed, `expected ${JSON.stringify(params)} to be refused`);
+    return parsed.error;
+  };
+  assert.match(error({ encryption: 'aes' }), /encryption "aes": use "luks"/);
+  assert.match(error({ encryption: 'luks' }), /no key: set encryptionSecretName and encryptionSecretNamespace/);
+  assert.match(error({ encryptionSecretName: 'k', encryptionSecretNamespace: 'd' }), /no encryption "luks"/);
+  assert.match(error({ encryption: 'luks', encryptionSecretName: 'Bad_Name', encryptionSecretNamespace: 'd' }), /not a Secret name/);
+  assert.match(error({ compression: 'yes' }), /compression "yes": use "true" or "false"/);
+  assert.match(error({ compression: 'true' }), /only qcow2 volumes have/);
+});

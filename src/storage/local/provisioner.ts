@@ -7,7 +7,9 @@
  * PersistentVolume pinned to the node and binds the two; it grows the file
  * when the claim asks for more (through QMP for a running guest), deletes
  * Released volumes whose policy is Delete, and reports the node's
- * local-storage capacity and free bytes on its Node. Claims it cannot
+ * local-storage capacity and free bytes on its Node. A claim with a
+ * `dataSource` (a VolumeSnapshot, or a claim to clone) is filled from it
+ * instead (`src/storage/snapshots/populate.ts`). Claims it cannot
  * serve (bad class parameters, no room) stay Pending with a
  * `ProvisioningFailed` Event saying why.
  */
@@ -27,8 +29,12 @@ import type { StorageView } from './capacity.js';
 import { createVolumeFile, filesystemCapacity, removeVolumeDir, resizeVolumeFile } from './files.js';
 import { capacityAnnotation, hostnameLabel, localProvisioner, localStorageResource, provisionedByAnnotation, selectedNodeAnnotation, volumeFormatAnnotation } from './names.js';
 import { parseClassParameters } from './parameters.js';
-import type { LocalClassParameters } from './parameters.js';
+import type { EncryptionSecretRef, LocalClassParameters } from './parameters.js';
+import { compressionAnnotation, encryptionAnnotations, encryptionSecretKey } from './encryption.js';
 import { classParameters, isLocalClass, reclaimPolicyOf } from './storage-class.js';
+import { claimDataSource } from '../snapshots/data-source.js';
+import type { LiveGuests } from '../snapshots/live.js';
+import { populateVolume } from '../snapshots/populate.js';
 import { isLocalVolume, localVolumeOf, requestedBytes, volumeBytes, volumeDir, volumeFile, volumeModeOf, volumeNameFor, volumeNode, volumesRoot } from './volume.js';
 
 /** A claim, by namespace and name. */
@@ -52,6 +58,8 @@ export interface LocalProvisionerOptions {
   logger: Logger;
   /** Online expansion of disks in use; without it a claim in use is grown only once no guest runs it. */
   resizeLive?: LiveResizer;
+  /** The running guests using a claim, for clones of volumes in use; without it every volume is treated as offline. */
+  live?: LiveGuests;
   /** Bytes offered for volumes. Default: the size of the volumes' filesystem, less 10 %. */
   capacityBytes?: number;
   /** How often the capacity is written again even when unchanged (a recreated Node). Default 60 s. */
@@ -180,12 +188,40 @@ export class LocalProvisioner {
       }
       const mode = volumeModeOf(pvc);
       // A Block volume stands in for a device: always raw, as KubeVirt hands block PVCs to the guest.
-      const format = mode === 'Block' ? 'raw' : cls.parameters.format;
+      let format = mode === 'Block' ? 'raw' : cls.parameters.format;
       const dir = volumeDir(dataDir, uid);
+      const source = claimDataSource(pvc);
+      if (source !== undefined && 'unsupported' in source) {
+        this.recorder.record(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${cls.className}": ${source.unsupported}`);
+        return {};
+      }
       this.recorder.record(pvc, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${claim}"`);
-      await createVolumeFile({ path: volumeFile(dir, mode), format, preallocation: cls.parameters.preallocation, bytes, signal });
+      const encryption = cls.parameters.encryption;
+      // The importer writes plain images, which an encrypted volume must never hold.
+      const imported = pvc.metadata.annotations?.['cdi.kubevirt.io/storage.import.source'] !== undefined || pvc.metadata.annotations?.['cdi.kubevirt.io/storage.upload.target'] !== undefined;
+      if (encryption !== undefined && (mode === 'Block' || source !== undefined || imported)) {
+        const what = mode === 'Block' ? 'volumeMode Block' : source !== undefined ? 'a dataSource' : 'a DataVolume import or upload';
+        this.recorder.record(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${cls.className}": encrypted volumes are Filesystem volumes made empty; ${what} is not supported with encryption "luks" yet`);
+        return {};
+      }
+      if (source === undefined) {
+        const key = encryption === undefined ? undefined : await this.encryptionKey(pvc, cls.className, encryption.secret);
+        if (key === null) return { requeueAfter: 5000 };
+        await createVolumeFile({ path: volumeFile(dir, mode), format, preallocation: cls.parameters.preallocation, bytes, signal, ...(key === undefined ? {} : { encryptionKey: key }) });
+      } else {
+        // A clone or restore keeps its source's format: a qcow2 chain stays one, whatever the class says.
+        const made = await populateVolume(pvc, source, { dir, mode, bytes, signal }, { client, nodeName, dataDir, live: this.options.live });
+        if ('wait' in made) {
+          this.recorder.record(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${cls.className}": ${made.wait}`);
+          return { requeueAfter: 3000 };
+        }
+        format = made.format;
+      }
       try {
-        pv = await client.create(resources.persistentVolumes, volumeManifest(pvc, { name, node: nodeName, path: mode === 'Block' ? volumeFile(dir, mode) : dir, format, className: cls.className, reclaim: cls.reclaim }));
+        const manifest = volumeManifest(pvc, { name, node: nodeName, path: mode === 'Block' ? volumeFile(dir, mode) : dir, format, className: cls.className, reclaim: cls.reclaim });
+        if (encryption !== undefined) manifest.metadata.annotations = { ...manifest.metadata.annotations, ...encryptionAnnotations(encryption) };
+        if (cls.parameters.compression === true && format === 'qcow2') manifest.metadata.annotations = { ...manifest.metadata.annotations, [compressionAnnotation]: 'true' };
+        pv = await client.create(resources.persistentVolumes, manifest);
       } catch (err) {
         if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
         pv = await client.get(resources.persistentVolumes, undefined, name);
@@ -274,6 +310,17 @@ export class LocalProvisioner {
     }
     this.reported = report;
     return {};
+  }
+
+  /** The passphrase of an encrypted class, or null (after a ProvisioningFailed event) while its Secret is missing. */
+  private async encryptionKey(pvc: KObject, className: string, ref: EncryptionSecretRef): Promise<Buffer | null> {
+    const secret = await this.options.client.tryGet(resources.secrets, ref.namespace, ref.name);
+    const encoded = stringAt(secret, 'data', encryptionSecretKey);
+    const key = encoded === undefined ? undefined : Buffer.from(encoded, 'base64');
+    if (key !== undefined && key.length > 0) return key;
+    const why = secret === undefined ? 'does not exist' : `has no "${encryptionSecretKey}" entry`;
+    this.recorder.record(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": the encryption key Secret ${ref.namespace}/${ref.name} ${why}; create it with the passphrase in "${encryptionSecretKey}"`);
+    return null;
   }
 }
 

@@ -2,7 +2,9 @@
  * StorageClasses as the local storage reads them, and the default class a
  * fresh cluster gets: `local`, WaitForFirstConsumer (a volume is made on
  * the node its first VMI is scheduled to, as TopoLVM does), expandable,
- * deleted with its claim, raw files.
+ * deleted with its claim, qcow2 files (so snapshots and clones are instant
+ * backing-chain operations; a class without `format`, or with
+ * `format: raw`, makes raw files).
  */
 import type { KObject } from '../../api/object.js';
 import { stringAt, stringMapAt } from '../../api/kinds/read.js';
@@ -21,7 +23,7 @@ export function defaultStorageClass(): KObject {
     volumeBindingMode: 'WaitForFirstConsumer',
     allowVolumeExpansion: true,
     reclaimPolicy: 'Delete',
-    parameters: { format: 'raw' },
+    parameters: { format: 'qcow2' },
   };
 }
 

@@ -1,0 +1,70 @@
+/**
+ * Volumes of claims with a data source, made by the node's provisioner in
+ * place of an empty file: restored from a VolumeSnapshot of this node, or
+ * cloned from a claim whose volume is on this node. The new volume must
+ * be at least as large as its source and of the same volumeMode; it keeps
+ * the source's format (a qcow2 source gives an instant qcow2 volume
+ * whatever the claim's class says, a raw one a sparse copy).
+ */
+import type { KObject } from '../../api/object.js';
+import { booleanAt, stringAt } from '../../api/kinds/read.js';
+import type { Client } from '../../client/index.js';
+import { resources } from '../../client/index.js';
+import { formatBytes, localProvisioner, localVolumeOf, volumeEncryptionOf } from '../local/index.js';
+import type { VolumeFormat } from '../local/index.js';
+import { readSnapshotMeta } from './chain.js';
+import type { DataSource } from './data-source.js';
+import { parseSnapshotHandle, snapshotDir } from './handle.js';
+import type { LiveGuests } from './live.js';
+import { cloneVolume, restoreSnapshot } from './operations.js';
+import type { TargetVolume, Wait } from './operations.js';
+import { volumeSnapshotContents, volumeSnapshots } from './resources.js';
+
+/** What populating needs. */
+export interface PopulateOptions {
+  client: Client;
+  nodeName: string;
+  dataDir: string;
+  live: LiveGuests | undefined;
+}
+
+/** Fills `target` (the volume of `pvc`) from `source`; resolves with its format, or why it must wait. */
+export async function populateVolume(pvc: KObject, source: DataSource, target: TargetVolume, options: PopulateOptions): Promise<{ format: VolumeFormat } | Wait> {
+  const namespace = pvc.metadata.namespace ?? '';
+  const { client, nodeName } = options;
+  if (source.kind === 'VolumeSnapshot') {
+    const what = `VolumeSnapshot "${source.name}"`;
+    const snapshot = await client.tryGet(volumeSnapshots, namespace, source.name);
+    if (snapshot === undefined) return { wait: `${what} not found in namespace "${namespace}"; create it, or fix spec.dataSource` };
+    if (booleanAt(snapshot, 'status', 'readyToUse') !== true) return { wait: `${what} is not ready to use yet` };
+    const contentName = stringAt(snapshot, 'status', 'boundVolumeSnapshotContentName') ?? '';
+    const content = contentName === '' ? undefined : await client.tryGet(volumeSnapshotContents, undefined, contentName);
+    const handle = parseSnapshotHandle(stringAt(content, 'status', 'snapshotHandle'));
+    if (handle === undefined || stringAt(content, 'spec', 'driver') !== localProvisioner) return { wait: `${what} is not a ${localProvisioner} snapshot, so this provisioner cannot restore it` };
+    if (handle.node !== nodeName) return { wait: `${what} is on node "${handle.node}", not on this node "${nodeName}": a local snapshot is restored only on its node` };
+    const dir = snapshotDir(options.dataDir, handle.id);
+    const meta = await readSnapshotMeta(dir);
+    if (meta === undefined) return { wait: `the data of ${what} is missing on node "${nodeName}" (${dir}); take the snapshot again` };
+    if (target.bytes < meta.bytes) return { wait: `requested volume size ${formatBytes(target.bytes)} is less than the size ${formatBytes(meta.bytes)} of the source ${what}: ask for at least ${formatBytes(meta.bytes)}` };
+    if (meta.volumeMode !== target.mode) return { wait: `${what} is of a ${meta.volumeMode} volume; a claim restored from it must have volumeMode ${meta.volumeMode}, not ${target.mode}` };
+    return { format: await restoreSnapshot(dir, meta, target) };
+  }
+  const what = `source claim "${source.name}"`;
+  const claim = await client.tryGet(resources.persistentVolumeClaims, namespace, source.name);
+  if (claim === undefined) return { wait: `${what} not found in namespace "${namespace}"` };
+  const volumeName = stringAt(claim, 'spec', 'volumeName') ?? '';
+  const pv = volumeName === '' ? undefined : await client.tryGet(resources.persistentVolumes, undefined, volumeName);
+  if (pv === undefined) return { wait: `${what} is not bound to a volume yet` };
+  let volume;
+  try {
+    volume = localVolumeOf(claim, pv);
+  } catch (err) {
+    return { wait: `${what} cannot be cloned: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (volumeEncryptionOf(pv) !== undefined) return { wait: `${what} is encrypted, and clones of encrypted volumes are not supported yet` };
+  if (volume.node !== nodeName) return { wait: `${what} is on node "${volume.node}", not on this node "${nodeName}": a local volume is cloned only on its node (a copy across nodes is not supported yet)` };
+  if (target.bytes < volume.bytes) return { wait: `requested volume size ${formatBytes(target.bytes)} is less than the size ${formatBytes(volume.bytes)} of the ${what}: ask for at least ${formatBytes(volume.bytes)}` };
+  if (volume.volumeMode !== target.mode) return { wait: `${what} has volumeMode ${volume.volumeMode}; its clone must too, not ${target.mode}` };
+  const result = await cloneVolume(volume, { namespace, name: source.name }, { ...target, id: pvc.metadata.uid ?? '', live: options.live });
+  return typeof result === 'string' ? { format: result } : result;
+}

@@ -6,7 +6,7 @@
  * same file, timed whole, alternating, side by side. Target: Vireo's speed
  * ≥ 0.9 of the baseline's (users report CDI as slower than wget).
  * Run: npm run bench:import (VIREO_BENCH_IMPORT_MIB for another size,
- * VIREO_BENCH_IMPORT_ROUNDS for more rounds, default 1).
+ * VIREO_BENCH_IMPORT_ROUNDS for more rounds, default 3).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -21,7 +21,7 @@ const MiB = 1024 * 1024;
 /** Async: the image server runs in this process, so a blocking child would starve it. */
 const run = promisify(execFile);
 const sizeMiB = Number(process.env.VIREO_BENCH_IMPORT_MIB ?? 1024);
-const rounds = Math.max(1, Number(process.env.VIREO_BENCH_IMPORT_ROUNDS ?? 1));
+const rounds = Math.max(1, Number(process.env.VIREO_BENCH_IMPORT_ROUNDS ?? 3));
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-import-'));

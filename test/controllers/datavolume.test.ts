@@ -8,6 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -18,6 +19,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { DataVolumeController } from '../../src/controllers/datavolume/index.js';
 import { VirtualMachineController } from '../../src/controllers/vm/index.js';
 import { cdiAnnotations } from '../../src/storage/import/index.js';
+import { sharedExamples } from '../e2e/support.js';
 import type { Env } from './support.js';
 import { condition, eventsFor, eventually, printable, read, startEnv, vmManifest } from './support.js';
 
@@ -188,14 +190,24 @@ test('an upload DataVolume goes UploadScheduled → UploadReady → Succeeded, w
   assert.equal(byReason.get('UploadSucceeded'), 'Successfully uploaded into upload-dv');
 });
 
-test('sources Vireo cannot fill yet, and DataSources, say so in a condition instead of hanging', async () => {
+test('a DataSource is followed to its source; a pvc source becomes the claim\'s dataSource, and a bound copy is Succeeded', async () => {
   await env.client.create(resources.dataVolumes, dataVolume('ref-dv', { sourceRef: { kind: 'DataSource', name: 'golden' }, storage: storage() }));
   const missing = await dvWhere('ref-dv', (dv) => condition(dv, 'Bound')?.reason === 'NotFound', 'DataSource NotFound');
   assert.match(String(condition(missing, 'Bound')?.message), /DataSource default\/golden \(spec.sourceRef\) not found/);
   await env.client.create(resources.dataSources, { apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataSource', metadata: { name: 'golden', namespace: 'default' }, spec: { source: { pvc: { name: 'golden-disk', namespace: 'default' } } } });
-  const clone = await dvWhere('ref-dv', (dv) => condition(dv, 'Ready')?.reason === 'UnsupportedSource', 'clone unsupported');
-  assert.match(String(condition(clone, 'Ready')?.message), /cannot clone a PVC yet/);
-  assert.equal(await read(env.client, resources.persistentVolumeClaims, 'ref-dv'), undefined);
+  const pvc = await eventually(() => read(env.client, resources.persistentVolumeClaims, 'ref-dv'), { what: 'the clone\'s PVC' });
+  assert.deepEqual(recordAt(pvc, 'spec', 'dataSource'), { kind: 'PersistentVolumeClaim', name: 'golden-disk' });
+  assert.equal(pvc.metadata.annotations?.[cdiAnnotations.podPhase], undefined, 'no import runs for a copy');
+  await playNode('ref-dv', { phase: 'Bound' }, {});
+  const done = await dvWhere('ref-dv', (dv) => stringAt(dv, 'status', 'phase') === 'Succeeded', 'the copy to succeed');
+  assert.equal(stringAt(done, 'status', 'progress'), '100.0%');
+});
+
+test('a pvc or snapshot source in another namespace says Vireo copies only within a namespace', async () => {
+  await env.client.create(resources.dataVolumes, dataVolume('far-dv', { source: { snapshot: { namespace: 'elsewhere', name: 'monday' } }, storage: storage() }));
+  const far = await dvWhere('far-dv', (dv) => condition(dv, 'Ready')?.reason === 'UnsupportedSource', 'cross-namespace refused');
+  assert.match(String(condition(far, 'Ready')?.message), /copies volumes only within a namespace/);
+  assert.equal(await read(env.client, resources.persistentVolumeClaims, 'far-dv'), undefined);
 });
 
 test('deleting the DataVolume deletes its PVC', async () => {
@@ -209,8 +221,10 @@ test('deleting the DataVolume deletes its PVC', async () => {
   }, { what: 'the PVC to be deleted' });
 });
 
-test('CDI\'s http, registry and blank examples apply unchanged and make PVCs', async () => {
-  const dir = '/work/shared/cdi-examples';
+const cdiExamples = sharedExamples('cdi-examples');
+
+test('CDI\'s http, registry and blank examples apply unchanged and make PVCs', { skip: existsSync(cdiExamples) ? false : `${cdiExamples} does not exist on this machine` }, async () => {
+  const dir = cdiExamples;
   for (const file of ['blank-image-datavolume.yaml', 'registry-image-datavolume.yaml', 'import-kubevirt-datavolume-secret.yaml', 'import-kubevirt-block-datavolume.yaml']) {
     const manifest = parse(await readFile(join(dir, file), 'utf8')) as KObject;
     await env.client.create(resources.dataVolumes, { ...manifest, metadata: { ...manifest.metadata, namespace: 'default' } });

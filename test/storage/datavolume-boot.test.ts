@@ -17,6 +17,11 @@ import { eventually } from '../../src/testing/wait.js';
 import { ConsoleCapture, History, skipWithoutQemu, startVmEnv, vms } from '../e2e/vm-support.js';
 
 function importedVm(name: string, url: string): KObject {
+  return vmFromTemplate(name, { http: { url } });
+}
+
+/** A VM whose root disk is the DataVolume `<name>-root` of its template, filled from `source`. */
+function vmFromTemplate(name: string, source: Record<string, unknown>): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
@@ -26,7 +31,7 @@ function importedVm(name: string, url: string): KObject {
       dataVolumeTemplates: [
         {
           metadata: { name: `${name}-root` },
-          spec: { source: { http: { url } }, storage: { resources: { requests: { storage: '256Mi' } } } },
+          spec: { source, storage: { resources: { requests: { storage: '256Mi' } } } },
         },
       ],
       template: {
@@ -72,4 +77,20 @@ test('a VM boots from a DataVolume imported over HTTP into a local volume', { sk
   }, { what: 'the VM to run', timeoutMs: 60_000, intervalMs: 200 });
   t.after(() => { console.close(); });
   await eventually(() => console.text().includes(TEST_GUEST_READY_MARKER), { what: 'the guest to boot from the imported volume', timeoutMs: 120_000, intervalMs: 200 });
+
+  // A second VM from a DataVolume that clones the first one's: a copy on the same node, no new download.
+  const served = images.bytesServed('/tiny.qcow2');
+  await env.client.create(vms, vmFromTemplate('cloned', { pvc: { namespace: 'default', name: 'imported-root' } }));
+  const copy = await eventually(async () => {
+    const current = await env.client.tryGet(resources.dataVolumes, 'default', 'cloned-root');
+    return stringAt(current, 'status', 'phase') === 'Succeeded' ? current : undefined;
+  }, { what: 'the cloning DataVolume to succeed', timeoutMs: 120_000, intervalMs: 200 });
+  assert.equal(stringAt(copy, 'status', 'progress'), '100.0%');
+  const clonedConsole = await eventually(async () => {
+    const vmi = await env.client.tryGet(resources.virtualMachineInstances, 'default', 'cloned');
+    return stringAt(vmi, 'status', 'phase') === 'Running' ? ConsoleCapture.open(env, 'cloned') : undefined;
+  }, { what: 'the clone VM to run', timeoutMs: 60_000, intervalMs: 200 });
+  t.after(() => { clonedConsole.close(); });
+  await eventually(() => clonedConsole.text().includes(TEST_GUEST_READY_MARKER), { what: 'the guest to boot from the cloned volume', timeoutMs: 120_000, intervalMs: 200 });
+  assert.equal(images.bytesServed('/tiny.qcow2'), served, 'the clone downloaded nothing');
 });

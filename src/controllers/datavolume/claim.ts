@@ -17,11 +17,22 @@ export type DataVolumeSource =
   | { kind: 'blank' }
   /** An upload (`spec.source.upload: {}`): the node receives the image through the upload proxy. */
   | { kind: 'upload' }
+  /**
+   * A copy of another claim (`spec.source.pvc`) or a VolumeSnapshot
+   * (`spec.source.snapshot`) of the DataVolume's namespace: the claim gets
+   * it as its `dataSource`, which the node makes in place (a qcow2 clone is
+   * instant), so no import runs.
+   */
+  | { kind: 'clone'; dataSource: { apiGroup?: string; kind: 'PersistentVolumeClaim' | 'VolumeSnapshot'; name: string } }
   /** A source Vireo cannot fill yet; `message` says which and what to do instead. */
   | { kind: 'unsupported'; message: string };
 
-/** The source of `spec.source`, or undefined when it names none. */
-export function sourceOf(source: Record<string, unknown> | undefined): DataVolumeSource | undefined {
+/**
+ * The source of `spec.source` (or of a DataSource's) for a DataVolume in
+ * `namespace`, or undefined when it names none. A `pvc`/`snapshot` without
+ * a namespace is in `refNamespace` (the DataSource's, for a DataSource).
+ */
+export function sourceOf(source: Record<string, unknown> | undefined, namespace: string, refNamespace = namespace): DataVolumeSource | undefined {
   if (source === undefined) return undefined;
   const http = recordAt(source, 'http');
   if (http !== undefined) return { kind: 'http', spec: http };
@@ -29,10 +40,23 @@ export function sourceOf(source: Record<string, unknown> | undefined): DataVolum
   if (registry !== undefined) return { kind: 'registry', spec: registry };
   if (recordAt(source, 'blank') !== undefined) return { kind: 'blank' };
   if (recordAt(source, 'upload') !== undefined) return { kind: 'upload' };
-  if (recordAt(source, 'pvc') !== undefined) return { kind: 'unsupported', message: 'Vireo cannot clone a PVC yet (spec.source.pvc): import the image over http or from a registry instead' };
-  if (recordAt(source, 'snapshot') !== undefined) return { kind: 'unsupported', message: 'Vireo cannot restore a VolumeSnapshot yet (spec.source.snapshot): import the image over http or from a registry instead' };
+  const pvc = recordAt(source, 'pvc');
+  if (pvc !== undefined) return cloneOf(pvc, 'pvc', { namespace, refNamespace }, { kind: 'PersistentVolumeClaim' });
+  const snapshot = recordAt(source, 'snapshot');
+  if (snapshot !== undefined) return cloneOf(snapshot, 'snapshot', { namespace, refNamespace }, { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot' });
   const named = Object.keys(source)[0];
   return { kind: 'unsupported', message: `Vireo cannot import from spec.source.${named ?? '(empty)'}: use http, registry, upload or blank` };
+}
+
+function cloneOf(ref: Record<string, unknown>, field: 'pvc' | 'snapshot', where: { namespace: string; refNamespace: string }, target: { apiGroup?: string; kind: 'PersistentVolumeClaim' | 'VolumeSnapshot' }): DataVolumeSource {
+  const name = stringAt(ref, 'name') ?? '';
+  if (name === '') return { kind: 'unsupported', message: `spec.source.${field}.name is empty: name the ${target.kind} to copy` };
+  const { namespace } = where;
+  const from = stringAt(ref, 'namespace') ?? where.refNamespace;
+  if (from !== namespace) {
+    return { kind: 'unsupported', message: `spec.source.${field} is in namespace ${from}, and Vireo copies volumes only within a namespace so far: copy from a ${target.kind} in ${namespace}` };
+  }
+  return { kind: 'clone', dataSource: { ...target, name } };
 }
 
 /** The annotations that tell the node's import runner what to do. */
@@ -64,6 +88,7 @@ export function importAnnotations(source: DataVolumeSource): Record<string, stri
       setIf(out, cdiAnnotations.certConfigMap, stringAt(source.spec, 'certConfigMap'));
       setIf(out, cdiAnnotations.registryImportMethod, stringAt(source.spec, 'pullMethod'));
       break;
+    case 'clone':
     case 'unsupported':
       break;
   }
@@ -91,15 +116,20 @@ export function claimSpecOf(dv: KObject, defaultClass: string | undefined): Reco
 }
 
 /** The PVC to create for `dv`. */
-export function claimFor(dv: KObject, spec: Record<string, unknown>, source: DataVolumeSource): KObject {
+export function claimFor(dv: KObject, claimSpec: Record<string, unknown>, source: DataVolumeSource): KObject {
+  let spec = claimSpec;
   const annotations: Record<string, string> = {
     ...(dv.metadata.annotations ?? {}),
     [cdiAnnotations.podRestarts]: '0',
     [cdiAnnotations.contentType]: stringAt(dv, 'spec', 'contentType') ?? 'kubevirt',
     [cdiAnnotations.preallocationRequested]: String(booleanAt(dv, 'spec', 'preallocation') === true),
     ...importAnnotations(source),
-    [cdiAnnotations.podPhase]: importPhases.pending,
+    // A copy is made by the provisioner, not by an import run: nothing for the runner, nothing to wait on.
+    ...(source.kind === 'clone' ? {} : { [cdiAnnotations.podPhase]: importPhases.pending }),
   };
+  if (source.kind === 'clone') {
+    spec = { ...spec, dataSource: source.dataSource, dataSourceRef: source.dataSource };
+  }
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',

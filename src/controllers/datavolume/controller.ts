@@ -128,9 +128,10 @@ export class DataVolumeController {
 
   /** `spec.source`, or the source the `sourceRef` DataSource (chain) points at. */
   private async resolveSource(dv: KObject): Promise<{ source: DataVolumeSource } | { blocked: Blocked }> {
-    let source = sourceOf(recordAt(dv, 'spec', 'source'));
+    const dvNamespace = dv.metadata.namespace ?? 'default';
+    let source = sourceOf(recordAt(dv, 'spec', 'source'), dvNamespace);
     let ref = recordAt(dv, 'spec', 'sourceRef');
-    let namespace = dv.metadata.namespace ?? 'default';
+    let namespace = dvNamespace;
     for (let depth = 0; source === undefined && ref !== undefined; depth++) {
       if (depth === maxSourceRefDepth) return { blocked: { reason: 'InvalidSourceRef', message: `spec.sourceRef goes through more than ${maxSourceRefDepth} DataSources: point it at the DataSource that names the source` } };
       const kind = stringAt(ref, 'kind') ?? 'DataSource';
@@ -145,7 +146,7 @@ export class DataVolumeController {
         ref = { kind: 'DataSource', ...next };
         continue;
       }
-      source = sourceOf(dsSource);
+      source = sourceOf(dsSource, dvNamespace, namespace);
       ref = undefined;
       if (source === undefined || Object.keys(dsSource).length === 0) return { blocked: { reason: 'NotFound', message: `DataSource ${namespace}/${name} names no source (spec.source.pvc or snapshot): fix the DataSource` } };
     }

@@ -93,7 +93,24 @@ export function computeStatus(input: StatusInput): { status: Record<string, unkn
 
 /** The phase the PVC's transfer (an import or an upload) gives the DataVolume. */
 function transferStep(pvc: KObject, phase: string): { phase: string; event: DataVolumeEvent | undefined } {
-  return pvc.metadata.annotations?.[cdiAnnotations.uploadTarget] === undefined ? importStep(pvc, phase) : uploadStep(pvc);
+  if (pvc.metadata.annotations?.[cdiAnnotations.uploadTarget] !== undefined) return uploadStep(pvc);
+  if (pvc.metadata.annotations?.[cdiAnnotations.source] === undefined && recordAt(pvc, 'spec', 'dataSource') !== undefined) return cloneStep(pvc);
+  return importStep(pvc, phase);
+}
+
+/**
+ * A copy of a claim or a VolumeSnapshot (CDI's CSI clone and restore): the
+ * provisioner makes the volume from its `dataSource` before it binds the
+ * claim, so a bound claim is a finished copy.
+ */
+function cloneStep(pvc: KObject): { phase: string; event: DataVolumeEvent } {
+  const name = pvc.metadata.name ?? '';
+  const namespace = pvc.metadata.namespace ?? '';
+  const source = `${namespace}/${stringAt(pvc, 'spec', 'dataSource', 'name') ?? ''}`;
+  if (stringAt(pvc, 'status', 'phase') === 'Bound') {
+    return { phase: 'Succeeded', event: { type: 'Normal', reason: 'CloneSucceeded', message: `Successfully cloned from ${source} into ${namespace}/${name}` } };
+  }
+  return { phase: 'CloneScheduled', event: { type: 'Normal', reason: 'CloneScheduled', message: `Cloning from ${source} into ${namespace}/${name} scheduled` } };
 }
 
 /**

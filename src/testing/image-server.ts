@@ -21,6 +21,8 @@ export interface ServedFile {
   requireHeaders?: Record<string, string>;
   /** Cut the connection after this many bytes of the body, on the first full (non-range) response only. */
   cutOnceAfter?: number;
+  /** Send this many bytes of the body, then nothing more while the client waits, on the first full response only (a download in progress). */
+  holdOnceAfter?: number;
   /** Answer this status instead, this many times (then serve). */
   failWith?: { status: number; times: number };
   /** Send no ETag or Last-Modified (a server that cannot resume). */
@@ -106,14 +108,18 @@ export async function startImageServer(options: { tls?: { key: string; cert: str
       headers['content-length'] = info.size - start;
       record.status = status;
       res.writeHead(status, headers);
-      const cutAt = status === 200 && entry.cutOnceAfter !== undefined && !entry.cut ? entry.cutOnceAfter : undefined;
-      if (cutAt !== undefined) entry.cut = true;
-      const stream = createReadStream(entry.file, { start, ...(cutAt === undefined ? {} : { end: cutAt - 1 }), highWaterMark: 1 << 20 });
+      const first = status === 200 && !entry.cut;
+      const cutAt = first ? entry.cutOnceAfter : undefined;
+      const holdAt = first ? entry.holdOnceAfter : undefined;
+      const stopAt = cutAt ?? holdAt;
+      if (stopAt !== undefined) entry.cut = true;
+      const stream = createReadStream(entry.file, { start, ...(stopAt === undefined ? {} : { end: stopAt - 1 }), highWaterMark: 1 << 20 });
       stream.on('data', (chunk: Buffer | string) => { record.bytes += chunk.length; });
       stream.on('end', () => {
+        // A hold leaves the response open: the client sees a download that has stalled.
         if (cutAt !== undefined) res.destroy();
       });
-      stream.pipe(res, { end: cutAt === undefined });
+      stream.pipe(res, { end: stopAt === undefined });
     }, () => { end(500, 'cannot read the file\n'); });
   };
   const server = options.tls === undefined ? createHttpServer(handler) : createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, handler);

@@ -23,6 +23,7 @@ import { HttpClient, resources } from '../../src/client/index.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { cdiAnnotations, ImportError, ImportRunner, importImage } from '../../src/storage/import/index.js';
 import type { ImportProgress, ImportSource, ImportTarget } from '../../src/storage/import/index.js';
+import type { KObject } from '../../src/api/object.js';
 import { startImageServer } from '../../src/testing/image-server.js';
 import type { ImageServer } from '../../src/testing/image-server.js';
 import { registryMissing, startTestRegistry } from '../../src/testing/registry.js';
@@ -304,6 +305,43 @@ test('the import runner fills a bound PVC on its node and reports on it as CDI d
     const flaky = await eventually(async () => { const a = await annotationsOf('flaky'); return a[cdiAnnotations.podPhase] === 'Succeeded' ? a : undefined; }, { timeoutMs: 30_000, what: 'the flaky import to succeed after a restart' });
     assert.equal(flaky[cdiAnnotations.podRestarts], '1');
     assert.ok(sameContent(targets.get('flaky')?.path ?? '', 'raw'));
+  } finally {
+    await runner.stop();
+    client.close();
+    await api.stop();
+  }
+});
+
+test('an agent restart in the middle of an import resumes the download where it broke off', async () => {
+  const api = await startTestServer();
+  const client = new HttpClient({ server: api.url, token: api.token, caCert: api.pki.caCert, userAgent: 'vireo-import-test' });
+  const target = newTarget();
+  const resolveTarget = (pvc: KObject): ImportTarget | undefined => (pvc.metadata.name === 'restarted' ? target : undefined);
+  const size = (await stat(disk)).size;
+  // Half the image, then the download stalls: the agent stops while it is in progress.
+  server.serve('/restarted.qcow2', { file: disk, holdOnceAfter: Math.floor(size / 2) });
+  let runner = new ImportRunner({ client, logger: silentLogger, puller: undefined, resolveTarget, retryBaseMs: 200, progressIntervalMs: 50 });
+  await runner.start();
+  try {
+    await client.create(resources.persistentVolumeClaims, {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'restarted', namespace: 'default', annotations: { [cdiAnnotations.source]: 'http', [cdiAnnotations.endpoint]: `${server.url}/restarted.qcow2`, [cdiAnnotations.podRestarts]: '0' } },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '64Mi' } } },
+    });
+    await client.patch(resources.persistentVolumeClaims, 'default', 'restarted', 'merge', { status: { phase: 'Bound' } }, { subresource: 'status' });
+    const annotationsOf = async (): Promise<Record<string, string>> => (await client.get(resources.persistentVolumeClaims, 'default', 'restarted')).metadata.annotations ?? {};
+    await eventually(async () => (await annotationsOf())[cdiAnnotations.podPhase] === 'Running' && server.bytesServed('/restarted.qcow2') >= Math.floor(size / 2), { timeoutMs: 30_000, what: 'half the image to be downloaded' });
+    await runner.stop();
+    assert.notEqual((await annotationsOf())[cdiAnnotations.podPhase], 'Succeeded', 'the import is not over when the agent stops');
+    runner = new ImportRunner({ client, logger: silentLogger, puller: undefined, resolveTarget, retryBaseMs: 200, progressIntervalMs: 50 });
+    await runner.start();
+    await eventually(async () => (await annotationsOf())[cdiAnnotations.podPhase] === 'Succeeded', { timeoutMs: 30_000, what: 'the import to finish after the restart' });
+    assert.ok(sameContent(target.path, 'raw'));
+    const requests = server.requests('/restarted.qcow2');
+    assert.equal(requests.length, 2, JSON.stringify(requests));
+    assert.ok(Number(/^bytes=(\d+)-$/.exec(requests[1]?.range ?? '')?.[1]) > 0, `the new runner resumed with a Range request: ${JSON.stringify(requests[1])}`);
+    assert.ok(server.bytesServed('/restarted.qcow2') < size * 1.5, `served ${server.bytesServed('/restarted.qcow2')} bytes for a ${size}-byte file`);
   } finally {
     await runner.stop();
     client.close();

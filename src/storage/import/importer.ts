@@ -10,7 +10,7 @@ import { open, mkdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createBlank } from './blank.js';
 import { decompress } from './decompress.js';
-import { ImportError } from './errors.js';
+import { ImportError, isAbort } from './errors.js';
 import { detect, headerBytes } from './format.js';
 import type { DiskFormat } from './format.js';
 import { download } from './http.js';
@@ -65,8 +65,10 @@ export async function importImage(source: ImportSource, target: ImportTarget, op
     await finish(temp, target);
   } catch (err) {
     await rm(temp, { force: true });
-    // What cannot succeed on a retry goes; a retryable failure keeps its partial download (an upload cannot resume: it goes too).
-    if (!(err instanceof ImportError && err.retryable) || source.kind === 'stream') await rm(scratch, { recursive: true, force: true });
+    // What cannot succeed on a retry goes; a retryable failure, or an import stopped with its agent, keeps its
+    // partial download for the next run to resume (an upload cannot resume: it goes too).
+    const resumable = (err instanceof ImportError && err.retryable) || isAbort(err);
+    if (!resumable || source.kind === 'stream') await rm(scratch, { recursive: true, force: true });
     throw err;
   }
   await rm(scratch, { recursive: true, force: true });

@@ -348,3 +348,17 @@ test('an agent restart in the middle of an import resumes the download where it 
     await api.stop();
   }
 });
+
+const canMount = process.getuid?.() === 0 ? false : 'needs root to mount a small tmpfs';
+
+test('a full disk fails the import with the cause, retryably, and leaves no volume', { skip: canMount }, async (t) => {
+  const small = join(dir, 'small-fs');
+  await mkdir(small, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', small]);
+  t.after(() => { execFileSync('umount', ['-l', small]); });
+  const target: ImportTarget = { path: join(small, 'disk.img'), format: 'raw', sizeBytes: 64 * MiB };
+  const err = await importFails(http('/guest.qcow2'), target, /the node's disk is full: the download of .* stopped after \d+ bytes \(ENOSPC/);
+  assert.equal(err.failure, 'NoSpace');
+  assert.equal(err.retryable, true, 'space may be freed: a retry can help');
+  assert.equal(existsSync(target.path), false, 'no volume is left half-written');
+});

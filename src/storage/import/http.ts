@@ -128,6 +128,9 @@ async function downloadOnce(source: HttpSource, file: string, options: DownloadO
     await pipeline(res, counter, createWriteStream(file, { flags: offset > 0 ? 'r+' : 'w', start: offset, highWaterMark: 1 << 20 }), { signal: options.signal });
   } catch (err) {
     if (isAbort(err)) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+      throw new ImportError('NoSpace', `the node's disk is full: the download of ${source.url} stopped after ${done} bytes (${describe(err)}); free space on the node (the import resumes from there) or use a node with more room`, true, { cause: err });
+    }
     throw new ImportError('Unreachable', `the download of ${source.url} broke off after ${done} bytes (${describe(err)}); it resumes from there`, true, { cause: err });
   }
   if (total !== undefined && done < total) {

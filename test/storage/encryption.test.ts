@@ -13,13 +13,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, importTestGuest } from '../../src/agent/images/index.js';
+import { importTestGuest } from '../../src/agent/images/index.js';
 import { HttpClient, resources } from '../../src/client/index.js';
 import { startTestServer } from '../../src/testing/server.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { ConsoleCapture, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
+import { claim, pvcVm } from './support.js';
 
 const pvcs = resources.persistentVolumeClaims;
 const bootMs = 120_000;
@@ -37,36 +38,6 @@ const userData = [
 
 function storageClass(name: string, parameters: Record<string, string>): KObject {
   return { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name }, provisioner: 'vireo.io/local', volumeBindingMode: 'Immediate', reclaimPolicy: 'Delete', parameters };
-}
-
-function claim(name: string, className: string): KObject {
-  return { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: className, resources: { requests: { storage: '16Mi' } } } };
-}
-
-function vm(name: string, claimName: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 5,
-          domain: {
-            devices: { autoattachGraphicsDevice: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }] },
-            memory: { guest: '128Mi' },
-            resources: {},
-          },
-          volumes: [
-            { name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'data', persistentVolumeClaim: { claimName } },
-            { name: 'cloudinit', cloudInitNoCloud: { userData } },
-          ],
-        },
-      },
-    },
-  };
 }
 
 let env: VmEnv;
@@ -125,8 +96,8 @@ for (const format of ['qcow2', 'raw'] as const) {
       encryptionSecretNamespace: 'default',
       ...(format === 'qcow2' ? { preallocation: 'metadata' } : {}),
     }));
-    await env.client.create(pvcs, claim(claimName, className));
-    await env.client.create(vms, vm(vmName, claimName));
+    await env.client.create(pvcs, claim(claimName, '16Mi', { storageClassName: className }));
+    await env.client.create(vms, pvcVm(vmName, { claimName, userData, graceSeconds: 5 }));
     const first = await runningVmi(vmName, undefined);
     const serial = await ConsoleCapture.open(env, vmName);
     t.after(() => { serial.close(); });
@@ -172,7 +143,7 @@ for (const format of ['qcow2', 'raw'] as const) {
 
 test('a class with a bad encryption value leaves its claim Pending with a ProvisioningFailed event', { skip: skipWithoutQemu, timeout: 60_000 }, async () => {
   await env.client.create(resources.storageClasses, storageClass('badenc', { encryption: 'aes' }));
-  await env.client.create(pvcs, claim('badenc', 'badenc'));
+  await env.client.create(pvcs, claim('badenc', '16Mi', { storageClassName: 'badenc' }));
   const event = await eventually(async () => {
     const list = await env.client.list(resources.events, { namespace: 'default' });
     return list.items.find((e) => stringAt(e, 'involvedObject', 'name') === 'badenc' && stringAt(e, 'reason') === 'ProvisioningFailed');

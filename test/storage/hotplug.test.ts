@@ -19,6 +19,7 @@ import { qemuPidsUnder } from '../agent/support.js';
 import { ConsoleCapture, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { vireo } from '../subresources/support.js';
+import { claim } from './support.js';
 
 const pvcs = resources.persistentVolumeClaims;
 const bootMs = 120_000;
@@ -29,10 +30,6 @@ const userData = [
   '( last=""; while true; do cur=$(ls /sys/block | tr "\\n" " "); if [ "$cur" != "$last" ]; then echo "blocks: $cur"; last="$cur"; fi; sleep 1; done ) </dev/null >/dev/console 2>&1 &',
   '',
 ].join('\n');
-
-function claim(name: string): KObject {
-  return { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '16Mi' } } } };
-}
 
 function vm(name: string): KObject {
   return {
@@ -116,8 +113,8 @@ function lastBlocks(serial: ConsoleCapture): string | undefined {
 const kubevirtOrder = ['Pending', 'Bound', 'AttachedToNode', 'Ready'];
 
 test('a running VM gets a claim hotplugged and unplugged with vireo addvolume/removevolume, the guest sees the disk come and go', { skip: skipWithoutQemu, timeout: 240_000 }, async (t) => {
-  await env.client.create(pvcs, claim('hot'));
-  await env.client.create(pvcs, claim('kept'));
+  await env.client.create(pvcs, claim('hot', '16Mi'));
+  await env.client.create(pvcs, claim('kept', '16Mi'));
   await env.client.create(vms, vm('hp'));
   await eventually(async () => phaseOf(await env.client.tryGet(vmis, 'default', 'hp')) === 'Running', { what: 'VMI hp to run', timeoutMs: bootMs, intervalMs: 100 });
   const serial = await ConsoleCapture.open(env, 'hp');

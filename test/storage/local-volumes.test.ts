@@ -14,13 +14,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
 import { HttpClient, resources } from '../../src/client/index.js';
 import { startTestServer } from '../../src/testing/server.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { ConsoleCapture, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
+import { claim, pvcVm } from './support.js';
 
 const pvcs = resources.persistentVolumeClaims;
 const pvs = resources.persistentVolumes;
@@ -41,39 +42,8 @@ const userData = [
   '',
 ].join('\n');
 
-function claim(name: string, size: string, extra: Record<string, unknown> = {}): KObject {
-  return { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } }, ...extra } };
-}
-
 function storageClass(name: string, parameters: Record<string, string>, bindingMode = 'Immediate'): KObject {
   return { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name }, provisioner: 'vireo.io/local', volumeBindingMode: bindingMode, reclaimPolicy: 'Delete', parameters };
-}
-
-/** A VM booting the test guest with the claim `claimName` as its second virtio disk (/dev/vdb). */
-function pvcVm(name: string, claimName: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 30,
-          domain: {
-            devices: { autoattachGraphicsDevice: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }] },
-            memory: { guest: '128Mi' },
-            resources: {},
-          },
-          volumes: [
-            { name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'data', persistentVolumeClaim: { claimName } },
-            { name: 'cloudinit', cloudInitNoCloud: { userData } },
-          ],
-        },
-      },
-    },
-  };
 }
 
 /** Messages of the Events about object `name` of `kind` in `default`. */
@@ -152,7 +122,7 @@ test('the default StorageClass is seeded and a claim without a class gets it, wi
 
 test('a VM with a PVC: provisioned where it runs, data kept across a restart, grown online, protected while in use, gone with the VM', { skip: skipWithoutQemu, timeout: 300_000 }, async (t) => {
   await env.client.create(pvcs, claim('data', '64Mi'));
-  await env.client.create(vms, pvcVm('keeper', 'data'));
+  await env.client.create(vms, pvcVm('keeper', { claimName: 'data', userData, graceSeconds: 30 }));
   const first = await runningVmi(env, 'keeper', undefined);
   const serial = await console(t, env, 'keeper');
   await eventually(() => serial.text().includes('pvc: marker written'), { what: 'the guest to write its marker', timeoutMs: bootMs, intervalMs: 200 });

@@ -17,7 +17,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { booleanAt, numberAt, recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, importTestGuest } from '../../src/agent/images/index.js';
+import { importTestGuest } from '../../src/agent/images/index.js';
 import { HttpClient, resources } from '../../src/client/index.js';
 import type { ResourceRef } from '../../src/client/index.js';
 import { startTestServer } from '../../src/testing/server.js';
@@ -25,6 +25,7 @@ import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { ConsoleCapture, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
+import { claim, pvcVm } from './support.js';
 
 const pvcs = resources.persistentVolumeClaims;
 const pvs = resources.persistentVolumes;
@@ -53,10 +54,6 @@ const userData = [
   '',
 ].join('\n');
 
-function claim(name: string, size: string, extra: Record<string, unknown> = {}): KObject {
-  return { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } }, ...extra } };
-}
-
 function fromSnapshot(name: string): Record<string, unknown> {
   return { dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name } };
 }
@@ -67,33 +64,6 @@ function fromClaim(name: string): Record<string, unknown> {
 
 function snapshot(name: string, source: Record<string, unknown>): KObject {
   return { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name, namespace: 'default' }, spec: { source } };
-}
-
-/** A VM booting the test guest with claim `claimName` as /dev/vdb. */
-function pvcVm(name: string, claimName: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 0,
-          domain: {
-            devices: { autoattachGraphicsDevice: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }] },
-            memory: { guest: '128Mi' },
-            resources: {},
-          },
-          volumes: [
-            { name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'data', persistentVolumeClaim: { claimName } },
-            { name: 'cloudinit', cloudInitNoCloud: { userData } },
-          ],
-        },
-      },
-    },
-  };
 }
 
 async function eventsOf(env: VmEnv, kind: string, name: string): Promise<{ reason: string; message: string }[]> {
@@ -207,7 +177,7 @@ test('the snapshot API is served and a default VolumeSnapshotClass is seeded', {
 
 test('a running VM\'s volume: snapshot online, restore and clone boot with their own data and outlive the original', { skip: skipWithoutQemu, timeout: 300_000 }, async (t) => {
   await env.client.create(pvcs, claim('origin', '64Mi'));
-  await env.client.create(vms, pvcVm('writer', 'origin'));
+  await env.client.create(vms, pvcVm('writer', { claimName: 'origin', userData, graceSeconds: 0 }));
   await runningVmi(env, 'writer');
   const writer = await console(t, env, 'writer');
   await consoleSays(writer, 'data: wrote one', 'the writer to write one');
@@ -242,8 +212,8 @@ test('a running VM\'s volume: snapshot online, restore and clone boot with their
   // Restore the snapshot, clone the running volume (another live freeze); each in a VM of its own.
   await env.client.create(pvcs, claim('restored', '64Mi', fromSnapshot('snap-one')));
   await env.client.create(pvcs, claim('cloned', '80Mi', fromClaim('origin')));
-  await env.client.create(vms, pvcVm('reader-restored', 'restored'));
-  await env.client.create(vms, pvcVm('reader-cloned', 'cloned'));
+  await env.client.create(vms, pvcVm('reader-restored', { claimName: 'restored', userData, graceSeconds: 0 }));
+  await env.client.create(vms, pvcVm('reader-cloned', { claimName: 'cloned', userData, graceSeconds: 0 }));
   await runningVmi(env, 'reader-restored');
   await runningVmi(env, 'reader-cloned');
   const restoredConsole = await console(t, env, 'reader-restored');

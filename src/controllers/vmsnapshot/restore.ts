@@ -119,7 +119,10 @@ export async function reconcileRestore(ctx: SnapshotContext, recorder: EventReco
       }
       return await progress(ctx, restore, status, 'Updating target spec', 'Waiting for target update');
     }
-    // 4. Done: obsolete DataVolumes go, the target is released.
+    // 4. Done: the claims of a new VM are owned by it (again here, level-based: the pass that made the VM
+    // may have ended in a conflict with the binder or the snapshot controller writing the same claims),
+    // obsolete DataVolumes go, the target is released.
+    await ownRestoredClaims(ctx, { ...restore, status }, target);
     for (const dv of stringsAtStatus(status, 'deletedDataVolumes')) await deleteIfExists(ctx.client, resources.dataVolumes, namespace, dv);
     await doneRestore(ctx, restore, target);
   } catch (err) {

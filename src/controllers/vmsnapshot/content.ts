@@ -23,8 +23,12 @@ import { SnapshotInformers } from './context.js';
 import { contentReady, deletesContent, finalizers, isDeleting, ownerRef, setFinalizer, snapshotApiVersion, snapshotTerminating, volumeBackups } from './model.js';
 import { sourceLabels } from './snapshot.js';
 
-/** How often a content looks at VolumeSnapshots that are not ready yet (they are read, not watched). */
-const pollMs = 500;
+/**
+ * How often a content looks again at VolumeSnapshots that are not ready
+ * yet: a safety net only, since their changes wake the content through the
+ * VolumeSnapshot informer.
+ */
+const pollMs = 5_000;
 
 export async function reconcileContent(ctx: SnapshotContext, recorder: EventRecorder, key: string): Promise<ReconcileResult> {
   let content = ctx.informers.contents.get(key);

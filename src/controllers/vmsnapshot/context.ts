@@ -18,6 +18,8 @@ export class SnapshotInformers {
   readonly contents: Informer;
   readonly restores: Informer;
   readonly clones: Informer;
+  /** The CSI VolumeSnapshots the contents make: their readiness wakes the content at once. */
+  readonly volumeSnapshots: Informer;
 
   constructor(client: Client, logger: Logger, shared: { vms?: Informer; vmis?: Informer; pvcs?: Informer; storageClasses?: Informer } = {}) {
     this.vms = shared.vms ?? new Informer(client, resources.virtualMachines, logger);
@@ -28,10 +30,11 @@ export class SnapshotInformers {
     this.contents = new Informer(client, resources.virtualMachineSnapshotContents, logger);
     this.restores = new Informer(client, resources.virtualMachineRestores, logger);
     this.clones = new Informer(client, resources.virtualMachineClones, logger);
+    this.volumeSnapshots = new Informer(client, resources.volumeSnapshots, logger);
   }
 
   all(): Informer[] {
-    return [this.vms, this.vmis, this.pvcs, this.storageClasses, this.snapshots, this.contents, this.restores, this.clones];
+    return [this.vms, this.vmis, this.pvcs, this.storageClasses, this.snapshots, this.contents, this.restores, this.clones, this.volumeSnapshots];
   }
 
   /** The object of `namespace/name` in `informer`. */

@@ -112,6 +112,10 @@ export class SnapshotControllers {
       if (owner !== undefined) this.add('clone', `${namespaceOf(key)}/${owner}`);
     });
     clones.onChange((key) => { this.add('clone', key); });
+    this.informers.volumeSnapshots.onChange((key) => {
+      const owner = this.informers.volumeSnapshots.get(key)?.metadata.ownerReferences?.find((r) => r.kind === 'VirtualMachineSnapshotContent');
+      if (owner !== undefined) this.add('content', `${namespaceOf(key)}/${owner.name}`);
+    });
   }
 
   async start(): Promise<void> {

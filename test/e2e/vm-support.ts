@@ -46,32 +46,39 @@ export interface VmEnv {
 }
 
 /**
- * A server with controllers and a node agent, stopped when the test ends,
- * pass or fail; a QEMU of its data directory that outlived the stop is
- * killed, so no test leaves a guest to the next.
+ * A server with controllers and a node agent, for a whole test file (open
+ * it in `before`, close it in `after`) or one test ({@link startVmEnv}).
  */
-export async function startVmEnv(t: TestContext): Promise<VmEnv> {
+export async function openVmEnv(userAgent: string): Promise<VmEnv> {
   const server = await startTestServer({ controllers: true, agent: true });
-  const client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent: 'vireo-e2e-test' });
-  // The layout startTestServer gives its agent: `<dir>/node`, the agent's files in `agent/`.
-  const agentDir = join(server.dir, 'node', 'agent');
-  t.after(async () => {
-    client.close();
-    try {
-      await server.stop();
-    } finally {
-      for (const pid of qemuPidsUnder(server.dir)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
+  const client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent });
   const images = server.plane.workloads.images;
   if (images === undefined) throw new Error('the test server runs no node agent: startTestServer({ agent: true }) gave no image store');
-  return { server, client, images, agentDir };
+  // The layout startTestServer gives its agent: `<dir>/node`, the agent's files in `agent/`.
+  return { server, client, images, agentDir: join(server.dir, 'node', 'agent') };
+}
+
+/** Stops the server; a QEMU of its data directory that outlived the stop (a failed test) is killed, so no test leaves a guest to the next. */
+export async function closeVmEnv(env: VmEnv): Promise<void> {
+  env.client.close();
+  try {
+    await env.server.stop();
+  } finally {
+    for (const pid of qemuPidsUnder(env.server.dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** {@link openVmEnv} for one test, closed when it ends, pass or fail. */
+export async function startVmEnv(t: TestContext): Promise<VmEnv> {
+  const env = await openVmEnv('vireo-e2e-test');
+  t.after(() => closeVmEnv(env));
+  return env;
 }
 
 export interface VmOptions {

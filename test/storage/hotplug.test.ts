@@ -8,15 +8,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
 import { TEST_GUEST_IMAGE, importTestGuest } from '../../src/agent/images/index.js';
-import { HttpClient, resources } from '../../src/client/index.js';
-import { startTestServer } from '../../src/testing/server.js';
+import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
-import { qemuPidsUnder } from '../agent/support.js';
-import { ConsoleCapture, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
+import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { vireo } from '../subresources/support.js';
 import { claim } from './support.js';
@@ -60,28 +57,13 @@ let env: VmEnv;
 
 before(async () => {
   if (skipWithoutQemu !== false) return;
-  const server = await startTestServer({ controllers: true, agent: true });
-  const client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent: 'vireo-hotplug-test' });
-  const images = server.plane.workloads.images;
-  if (images === undefined) throw new Error('the test server runs no node agent');
-  env = { server, client, images, agentDir: join(server.dir, 'node', 'agent') };
-  await importTestGuest(images);
+  env = await openVmEnv('vireo-hotplug-test');
+  await importTestGuest(env.images);
 });
 
 after(async () => {
   if (skipWithoutQemu !== false) return;
-  env.client.close();
-  try {
-    await env.server.stop();
-  } finally {
-    for (const pid of qemuPidsUnder(env.server.dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  await closeVmEnv(env);
 });
 
 /** The volumeStatus entry of `volume`, if any. */

@@ -18,12 +18,10 @@ import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { booleanAt, numberAt, recordsAt, stringAt } from '../../src/api/kinds/read.js';
 import { importTestGuest } from '../../src/agent/images/index.js';
-import { HttpClient, resources } from '../../src/client/index.js';
+import { resources } from '../../src/client/index.js';
 import type { ResourceRef } from '../../src/client/index.js';
-import { startTestServer } from '../../src/testing/server.js';
 import { eventually } from '../../src/testing/wait.js';
-import { qemuPidsUnder } from '../agent/support.js';
-import { ConsoleCapture, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
+import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { claim, pvcVm } from './support.js';
 
@@ -138,29 +136,14 @@ let env: VmEnv;
 
 before(async () => {
   if (skipWithoutQemu !== false) return;
-  const server = await startTestServer({ controllers: true, agent: true });
-  const client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent: 'vireo-snapshot-test' });
-  const images = server.plane.workloads.images;
-  if (images === undefined) throw new Error('the test server runs no node agent');
-  env = { server, client, images, agentDir: join(server.dir, 'node', 'agent') };
-  await importTestGuest(images);
-  await client.create(resources.storageClasses, { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qcow2-now' }, provisioner: 'vireo.io/local', volumeBindingMode: 'Immediate', reclaimPolicy: 'Delete', parameters: { format: 'qcow2' } });
+  env = await openVmEnv('vireo-snapshot-test');
+  await importTestGuest(env.images);
+  await env.client.create(resources.storageClasses, { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qcow2-now' }, provisioner: 'vireo.io/local', volumeBindingMode: 'Immediate', reclaimPolicy: 'Delete', parameters: { format: 'qcow2' } });
 });
 
 after(async () => {
   if (skipWithoutQemu !== false) return;
-  env.client.close();
-  try {
-    await env.server.stop();
-  } finally {
-    for (const pid of qemuPidsUnder(env.server.dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  await closeVmEnv(env);
 });
 
 test('the snapshot API is served and a default VolumeSnapshotClass is seeded', { skip: skipWithoutQemu }, async () => {

@@ -5,7 +5,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
-import { runTool } from './run-tool.js';
+import { runTool } from '../host/run-tool.js';
 
 /** One file on the ISO. */
 export interface IsoFile {

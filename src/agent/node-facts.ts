@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import { probeAccelerator } from './accel.js';
 import { TEST_GUEST_READY_MARKER, ensureTestGuest } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
-import { runTool } from './run-tool.js';
+import { runTool } from '../host/run-tool.js';
 
 /** The facts, and why that accelerator (shown in the VMI's SoftwareEmulation condition). */
 export interface ResolvedFacts {

@@ -28,7 +28,7 @@ import type { VmiPaths } from './qemu/cmdline.js';
 import { cloudInitDisk } from './cloud-init.js';
 import { configDisk } from './config-volumes.js';
 import { buildIso } from './iso.js';
-import { runTool } from './run-tool.js';
+import { runTool } from '../host/run-tool.js';
 import { VolumeError } from './volume-error.js';
 
 /** One disk file handed to the QEMU command line. */

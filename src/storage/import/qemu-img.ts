@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { isPlainObject } from '../../api/object.js';
-import { runTool, ToolError } from '../../agent/run-tool.js';
+import { runTool, ToolError } from '../../host/run-tool.js';
 import { ImportError } from './errors.js';
 import type { DiskFormat } from './format.js';
 

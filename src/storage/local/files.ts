@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { runTool } from '../../agent/run-tool.js';
+import { runTool } from '../../host/run-tool.js';
 import type { Preallocation, VolumeFormat } from './parameters.js';
 
 /** What one volume file is made of. */

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { link, mkdir, open, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { runTool } from '../../agent/run-tool.js';
+import { runTool } from '../../host/run-tool.js';
 import { isPlainObject } from '../../api/object.js';
 import type { LiveGuest } from './live.js';
 

@@ -9,7 +9,7 @@
  */
 import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { runTool } from '../../agent/run-tool.js';
+import { runTool } from '../../host/run-tool.js';
 import type { LocalVolume, VolumeFormat, VolumeMode } from '../local/index.js';
 import { volumeFile } from '../local/index.js';
 import { copySparse, freezeTop, layerName, linkChain, overlayChain, readChain, readSnapshotMeta, writeSnapshotMeta } from './chain.js';

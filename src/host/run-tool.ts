@@ -1,5 +1,5 @@
 /**
- * Runs the host tools the agent prepares disks with (`qemu-img`,
+ * Runs the host tools the agent and the storage code prepare disks with (`qemu-img`,
  * `genisoimage`): argument arrays, never a shell, cancellable, and an error
  * that carries the tool's own message.
  */

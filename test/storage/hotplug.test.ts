@@ -10,13 +10,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, importTestGuest } from '../../src/agent/images/index.js';
+import { importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, skipWithoutQemu, vmis, vms } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { vireo } from '../subresources/support.js';
-import { claim } from './support.js';
+import { claim, pvcVm } from './support.js';
 
 const pvcs = resources.persistentVolumeClaims;
 const bootMs = 120_000;
@@ -27,31 +27,6 @@ const userData = [
   '( last=""; while true; do cur=$(ls /sys/block | tr "\\n" " "); if [ "$cur" != "$last" ]; then echo "blocks: $cur"; last="$cur"; fi; sleep 1; done ) </dev/null >/dev/console 2>&1 &',
   '',
 ].join('\n');
-
-function vm(name: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 5,
-          domain: {
-            devices: { autoattachGraphicsDevice: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }] },
-            memory: { guest: '128Mi' },
-            resources: {},
-          },
-          volumes: [
-            { name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'cloudinit', cloudInitNoCloud: { userData } },
-          ],
-        },
-      },
-    },
-  };
-}
 
 let env: VmEnv;
 
@@ -97,7 +72,7 @@ const kubevirtOrder = ['Pending', 'Bound', 'AttachedToNode', 'Ready'];
 test('a running VM gets a claim hotplugged and unplugged with vireo addvolume/removevolume, the guest sees the disk come and go', { skip: skipWithoutQemu, timeout: 240_000 }, async (t) => {
   await env.client.create(pvcs, claim('hot', '16Mi'));
   await env.client.create(pvcs, claim('kept', '16Mi'));
-  await env.client.create(vms, vm('hp'));
+  await env.client.create(vms, pvcVm('hp', { userData, graceSeconds: 5 }));
   await eventually(async () => phaseOf(await env.client.tryGet(vmis, 'default', 'hp')) === 'Running', { what: 'VMI hp to run', timeoutMs: bootMs, intervalMs: 100 });
   const serial = await ConsoleCapture.open(env, 'hp');
   t.after(() => { serial.close(); });

@@ -12,8 +12,8 @@ export function claim(name: string, size: string, extra: Record<string, unknown>
 }
 
 export interface PvcVmOptions {
-  /** The claim attached as the second virtio disk (/dev/vdb, volume `data`). */
-  claimName: string;
+  /** The claim attached as the second virtio disk (/dev/vdb, volume `data`); none leaves the guest with its root and NoCloud disks only. */
+  claimName?: string;
   /** The NoCloud user-data, run at every boot of a new VMI. */
   userData: string;
   /** `terminationGracePeriodSeconds`: 0 kills the guest at once on a stop. */
@@ -22,6 +22,8 @@ export interface PvcVmOptions {
 
 /** A running VM of the test guest: its containerDisk as /dev/vda, the claim as /dev/vdb, the NoCloud disk third. */
 export function pvcVm(name: string, options: PvcVmOptions): KObject {
+  const data = options.claimName === undefined ? [] : [{ name: 'data', disk: { bus: 'virtio' } }];
+  const dataVolume = options.claimName === undefined ? [] : [{ name: 'data', persistentVolumeClaim: { claimName: options.claimName } }];
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
@@ -32,13 +34,13 @@ export function pvcVm(name: string, options: PvcVmOptions): KObject {
         spec: {
           terminationGracePeriodSeconds: options.graceSeconds,
           domain: {
-            devices: { autoattachGraphicsDevice: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }] },
+            devices: { autoattachGraphicsDevice: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }, ...data, { name: 'cloudinit', disk: { bus: 'virtio' } }] },
             memory: { guest: '128Mi' },
             resources: {},
           },
           volumes: [
             { name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'data', persistentVolumeClaim: { claimName: options.claimName } },
+            ...dataVolume,
             { name: 'cloudinit', cloudInitNoCloud: { userData: options.userData } },
           ],
         },

@@ -7,9 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { join } from 'node:path';
 import { QmpClient } from '../../src/agent/qmp/index.js';
 import { resources } from '../../src/client/index.js';
 import { selectedNodeAnnotation } from '../../src/storage/local/index.js';

@@ -3,6 +3,7 @@ import { runGuestAction, runVmAction } from './actions.js';
 import { runConsole } from './console.js';
 import { runLogs } from './logs.js';
 import { runPortForward } from './port-forward.js';
+import { runSsh } from './ssh.js';
 import { runVnc } from './vnc.js';
 import { runAddVolume, runRemoveVolume } from './volumes.js';
 
@@ -35,6 +36,9 @@ the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
                          Forward local TCP ports (on A, default 127.0.0.1; LOCAL 0 picks a
                          free one) to ports of the guest until Ctrl+C; --stdio bridges one
                          port to stdin/stdout (an ssh ProxyCommand).
+  ssh [-i KEY] [-l USER] [-p PORT] [-c COMMAND] [USER@]vm|vmi/NAME[.NS]
+                         The local ssh client to the guest's SSH server through
+                         port-forward; host keys kept in ~/.ssh/kube_known_hosts.
   addvolume VMI --volume-name=NAME [--persist] [--serial=S] [--cache=C] [--dry-run]
                          Hotplug the DataVolume or PersistentVolumeClaim NAME into the running
                          guest as a SCSI disk; --persist also adds it to the VM's spec.
@@ -54,6 +58,7 @@ const commands = {
   vnc: runVnc,
   logs: runLogs,
   'port-forward': runPortForward,
+  ssh: runSsh,
   addvolume: runAddVolume,
   removevolume: runRemoveVolume,
 } satisfies Record<string, (args: string[]) => Promise<void>>;

@@ -108,6 +108,11 @@ describe('secondary networks of a VMI on the real plugins', () => {
     }
     assert.equal(await leaseCount(dataDir), 2);
 
+    // CHECK from a fresh instance (as after a restart) holds, and names the NAD once an interface is gone.
+    await networks(join(dir, 'cache-attach')).check(sandbox, requests, { signal });
+    await ip('-n', sandbox.netns, 'link', 'del', 'net2');
+    await assert.rejects(secondary.check(sandbox, requests, { signal }), /^CniError: network other\/red: plugin macvlan failed: \S/);
+
     await secondary.detach(sandbox, requests, { signal });
     assert.deepEqual(await linksOf(sandbox.netns), ['lo']);
     assert.equal(await leaseCount(dataDir), 0);

@@ -103,6 +103,22 @@ export class SecondaryNetworks {
   }
 
   /**
+   * CHECKs every requested network against what its ADD reported, with the
+   * config it was added with (after an agent restart: are the interfaces
+   * still as they were?). Throws the first plugin's complaint.
+   */
+  async check(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<void> {
+    for (const request of requests) {
+      const network = qualifiedName(request.networkName, sandbox.vmi.namespace);
+      const cached = await this.runtime.cached(containerIdOf(sandbox.vmi), request.interfaceName);
+      if (cached === undefined) {
+        throw new CniError('NetworkNotFound', `network ${network} is not attached as ${request.interfaceName}: nothing is cached for it, so it must be added again`, { network });
+      }
+      await this.runtime.check(cached.config, attachmentOf(sandbox, request, cached.label), options.signal);
+    }
+  }
+
+  /**
    * DELs the requested networks (in reverse order) and any other interface
    * the cache remembers for this sandbox. Each uses the config it was
    * added with; without a cache, today's NAD (a NAD that is gone then has

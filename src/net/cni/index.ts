@@ -14,3 +14,5 @@ export type { CniFailure, PluginErrorReport } from './errors.js';
 export type { CniResult, ResultDns, ResultInterface, ResultIp, ResultRoute } from './result.js';
 export { networkStatusAnnotation, networkStatusEntries, networkStatusValue } from './network-status.js';
 export type { NetworkStatusEntry, NetworkStatusInput, PodNetworkStatus } from './network-status.js';
+export { multusPlanOf } from './requests.js';
+export type { MultusPlan } from './requests.js';

@@ -63,7 +63,7 @@ describe('secondary networks of a VMI on the real plugins', () => {
       nad('default', 'green', {
         cniVersion: '1.0.0',
         name: 'green-net',
-        plugins: [{ type: 'bridge', bridge: `vcg${uniqueSuffix()}`, ipam: hostLocal('10.250.11.0/24') }, { type: 'tuning', capabilities: { mac: true } }],
+        plugins: [{ type: 'bridge', bridge: `vcg${uniqueSuffix()}`, ipam: hostLocal('10.250.11.0/24') }, { type: 'tuning', capabilities: { mac: true }, dataDir: join(dir, 'tuning') }],
       }),
       nad('other', 'red', { cniVersion: '0.4.0', type: 'macvlan', master, mode: 'bridge', ipam: { type: 'static', addresses: [{ address: '192.168.77.10/24' }] } }),
       nad('default', 'broken', { cniVersion: '1.0.0', type: 'bridge', bridge: `vcx${uniqueSuffix()}`, vlan: -5, ipam: {} }),

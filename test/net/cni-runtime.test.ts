@@ -128,7 +128,8 @@ describe('CNI runtime on the real plugins', () => {
         name: 'chained',
         plugins: [
           { type: 'bridge', bridge, ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.250.2.0/24' }]] } },
-          { type: 'tuning', capabilities: { mac: true }, sysctl: { 'net.ipv4.conf.net1.arp_filter': '1' } },
+          // tuning keeps the interface's original MAC to restore on DEL: in the test's directory, not /run/cni.
+          { type: 'tuning', capabilities: { mac: true }, sysctl: { 'net.ipv4.conf.net1.arp_filter': '1' }, dataDir: join(dir, 'tuning') },
         ],
       }),
       { source: 'test' },

@@ -37,9 +37,12 @@ export class Namespaces {
     return name;
   }
 
-  /** Deletes every namespace made (with it go the bridges, veths and dummies inside). */
+  /** Deletes every namespace made (with it go the bridges and veths inside); throws if one is still there. */
   async removeAll(): Promise<void> {
-    for (const name of this.made.splice(0)) await ip('netns', 'delete', name).catch(() => undefined);
+    const names = this.made.splice(0);
+    for (const name of names) await ip('netns', 'delete', name).catch(() => undefined);
+    const left = (await namespacesNamed('vireo-cni-test-')).filter((name) => names.includes(name));
+    if (left.length > 0) throw new Error(`network namespaces left behind: ${left.join(', ')}`);
   }
 }
 

@@ -162,6 +162,13 @@ describe('secondary networks of a VMI on the real plugins', () => {
     assert.match(attached?.result.ips[0]?.address ?? '', /^10\.250\.12\.\d+\/24$/);
     await secondary.detach(sandbox, requests, { signal });
     assert.deepEqual(await linksOf(sandbox.netns), ['lo']);
+
+    // A detach asked for while the attach still runs (a VMI deleted as it starts) waits for it, then undoes it.
+    const attaching = secondary.attach(sandbox, requests, { signal });
+    const detaching = secondary.detach(sandbox, requests, { signal });
+    await Promise.all([attaching, detaching]);
+    assert.deepEqual(await linksOf(sandbox.netns), ['lo']);
+    assert.equal(await leaseCount(dataDir), 0);
   });
 
   it('after an agent restart and with the NAD deleted, detach still deletes what was added, from the cache', async () => {

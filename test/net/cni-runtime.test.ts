@@ -60,6 +60,10 @@ describe('CNI runtime on the real plugins', () => {
     );
     const [a, b] = [await namespaces.create('a'), await namespaces.create('b')];
     const runtime = new CniRuntime({ cacheDir, pluginNetns: host });
+    // The bridge made beforehand with a set MAC, as a node's bridge would be: the kernel otherwise gives a bridge
+    // the lowest MAC of its ports, which changes as sandboxes join, and the bridge plugin's CHECK compares it.
+    await ip('-n', host, 'link', 'add', bridge, 'type', 'bridge');
+    await ip('-n', host, 'link', 'set', bridge, 'address', '02:00:5e:00:00:fe');
 
     const resultA = await runtime.add(list, attachment(a, 'net1', 'sandbox-a'), signal);
     const resultB = await runtime.add(list, attachment(b, 'net1', 'sandbox-b'), signal);
@@ -75,12 +79,12 @@ describe('CNI runtime on the real plugins', () => {
     assert.equal((await leases(dataDir, 'br-net')).length, 2);
 
     await runtime.check(list, attachment(a, 'net1', 'sandbox-a'), signal);
+    await runtime.check(list, attachment(b, 'net1', 'sandbox-b'), signal);
     await ip('-n', a, 'link', 'del', 'net1');
     await assert.rejects(runtime.check(list, attachment(a, 'net1', 'sandbox-a'), signal), (err: unknown) => {
       assert.ok(err instanceof CniError);
       assert.equal(err.failure, 'PluginFailed');
-      // The bridge plugin notices the missing veth (or the bridge's MAC, which follows its ports, having changed with it).
-      assert.match(err.message, /^network default\/test: plugin bridge failed: \S/);
+      assert.match(err.message, /^network default\/test: plugin bridge failed: .*net1/);
       return true;
     });
 
@@ -97,6 +101,23 @@ describe('CNI runtime on the real plugins', () => {
     assert.equal(await restarted.del(list, attachment(a, 'net1', 'sandbox-a'), signal), true);
     assert.equal(await restarted.del(undefined, attachment(a, 'net1', 'sandbox-a'), signal), false);
     assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  it('dual stack: host-local with an IPv4 and an IPv6 range gives the interface one address of each', async () => {
+    const dataDir = join(dir, 'leases-dual');
+    const list = parseNetworkConfig(
+      JSON.stringify({ cniVersion: '1.0.0', name: 'dual', type: 'bridge', bridge: `vct${uniqueSuffix()}`, ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.250.3.0/24' }], [{ subnet: 'fd00:250:3::/64' }]] } }),
+      { source: 'test' },
+    );
+    const sandbox = await namespaces.create('dual');
+    const runtime = new CniRuntime({ cacheDir: join(dir, 'cache-dual'), pluginNetns: host });
+    const result = await runtime.add(list, attachment(sandbox, 'net1', 'sandbox-dual'), signal);
+    const [v4, v6] = result.ips.map((i) => i.address);
+    assert.match(v4 ?? '', /^10\.250\.3\.\d+\/24$/);
+    assert.match(v6 ?? '', /^fd00:250:3::[0-9a-f]+\/64$/);
+    assert.ok((await ip('-n', sandbox, 'addr', 'show', 'dev', 'net1')).includes(v6 ?? '-'), 'the IPv6 address is on the interface');
+    await runtime.del(list, attachment(sandbox, 'net1', 'sandbox-dual'), signal);
+    assert.deepEqual(await readdir(join(dataDir, 'dual')).then((files) => files.filter((f) => f.includes('.') || f.includes(':')).filter((f) => !f.startsWith('last_reserved'))), []);
   });
 
   it('macvlan with static IPAM on a veth master', async () => {

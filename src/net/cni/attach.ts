@@ -71,6 +71,8 @@ export class SecondaryNetworks {
   private readonly runtime: CniRuntime;
   private readonly logger: Logger;
   private readonly confDir: string;
+  /** The last operation per sandbox: attach, check and detach of one VMI run one after another, never interleaved. */
+  private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(options: SecondaryNetworksOptions) {
     this.client = options.client;
@@ -84,7 +86,11 @@ export class SecondaryNetworks {
    * resolved before any plugin runs; on a failure the networks already
    * added (and the failing one) are deleted again, and the error is thrown.
    */
-  async attach(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<AttachedNetwork[]> {
+  attach(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<AttachedNetwork[]> {
+    return this.serialized(sandbox, () => this.attachNow(sandbox, requests, options.signal));
+  }
+
+  private async attachNow(sandbox: Sandbox, requests: readonly NetworkRequest[], signal: AbortSignal): Promise<AttachedNetwork[]> {
     const resolved: ResolvedRequest[] = [];
     for (const request of requests) {
       const network = qualifiedName(request.networkName, sandbox.vmi.namespace);
@@ -93,7 +99,7 @@ export class SecondaryNetworks {
     const attached: { entry: ResolvedRequest; result: CniResult }[] = [];
     for (const entry of resolved) {
       try {
-        attached.push({ entry, result: await this.runtime.add(entry.config, attachmentOf(sandbox, entry.request, entry.network), options.signal) });
+        attached.push({ entry, result: await this.runtime.add(entry.config, attachmentOf(sandbox, entry.request, entry.network), signal) });
       } catch (err) {
         await this.rollBack([...attached.map((a) => a.entry), entry], sandbox);
         throw err;
@@ -107,14 +113,18 @@ export class SecondaryNetworks {
    * config it was added with (after an agent restart: are the interfaces
    * still as they were?). Throws the first plugin's complaint.
    */
-  async check(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<void> {
+  check(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<void> {
+    return this.serialized(sandbox, () => this.checkNow(sandbox, requests, options.signal));
+  }
+
+  private async checkNow(sandbox: Sandbox, requests: readonly NetworkRequest[], signal: AbortSignal): Promise<void> {
     for (const request of requests) {
       const network = qualifiedName(request.networkName, sandbox.vmi.namespace);
       const cached = await this.runtime.cached(containerIdOf(sandbox.vmi), request.interfaceName);
       if (cached === undefined) {
         throw new CniError('NetworkNotFound', `network ${network} is not attached as ${request.interfaceName}: nothing is cached for it, so it must be added again`, { network });
       }
-      await this.runtime.check(cached.config, attachmentOf(sandbox, request, cached.label), options.signal);
+      await this.runtime.check(cached.config, attachmentOf(sandbox, request, cached.label), signal);
     }
   }
 
@@ -124,7 +134,11 @@ export class SecondaryNetworks {
    * added with; without a cache, today's NAD (a NAD that is gone then has
    * nothing to delete). All are tried; the first failure is thrown at the end.
    */
-  async detach(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<void> {
+  detach(sandbox: Sandbox, requests: readonly NetworkRequest[], options: { signal: AbortSignal }): Promise<void> {
+    return this.serialized(sandbox, () => this.detachNow(sandbox, requests, options.signal));
+  }
+
+  private async detachNow(sandbox: Sandbox, requests: readonly NetworkRequest[], signal: AbortSignal): Promise<void> {
     const containerId = containerIdOf(sandbox.vmi);
     const byInterface = new Map(requests.map((r) => [r.interfaceName, r]));
     const interfaces = [...new Set([...requests.map((r) => r.interfaceName), ...(await this.runtime.cachedInterfaces(containerId))])].reverse();
@@ -132,7 +146,7 @@ export class SecondaryNetworks {
     for (const ifName of interfaces) {
       const request = byInterface.get(ifName);
       try {
-        await this.detachOne(sandbox, ifName, request, options.signal);
+        await this.detachOne(sandbox, ifName, request, signal);
       } catch (err) {
         if (isAbort(err)) throw err;
         this.logger.warn('deleting a secondary network failed', { ...objectFields(sandbox.vmi), interface: ifName, err });
@@ -169,6 +183,19 @@ export class SecondaryNetworks {
       } catch (err) {
         this.logger.warn('undoing a secondary network after a failed attach failed', { ...objectFields(sandbox.vmi), network: entry.network, interface: entry.request.interfaceName, err });
       }
+    }
+  }
+
+  /** Runs `operation` after the sandbox's previous one has settled. */
+  private async serialized<T>(sandbox: Sandbox, operation: () => Promise<T>): Promise<T> {
+    const key = containerIdOf(sandbox.vmi);
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const current = previous.catch(() => undefined).then(operation);
+    this.queues.set(key, current);
+    try {
+      return await current;
+    } finally {
+      if (this.queues.get(key) === current) this.queues.delete(key);
     }
   }
 

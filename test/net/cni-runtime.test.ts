@@ -183,6 +183,12 @@ describe('CNI runtime on the real plugins', () => {
     await assert.rejects(runtime.add(missing, attachment(sandbox, 'net1', 'sandbox-fail'), signal), /CNI plugin "no-such-plugin" not found in the CNI path \/usr\/lib\/cni:\/opt\/cni\/bin/);
     assert.deepEqual(await linksOf(sandbox), ['lo']);
     assert.ok((await runtime.versions('bridge', signal)).includes('1.0.0'));
+    const fineBridge = `vct${uniqueSuffix()}`;
+    const fine = parseNetworkConfig(JSON.stringify({ cniVersion: '1.0.0', name: 'fine', type: 'bridge', bridge: fineBridge, ipam: {} }), { source: 'test' });
+    await assert.rejects(runtime.add(fine, attachment(sandbox, 'a-very-long-interface-name', 'sandbox-fail'), signal), /interface name "a-very-long-interface-name" is not a valid Linux interface name/);
+    await assert.rejects(runtime.add(fine, attachment(sandbox, 'net1', '../escape'), signal), /container ID "\.\.\/escape" is not valid for CNI/);
+    assert.deepEqual(await linksOf(sandbox), ['lo']);
+    assert.ok(!(await linksOf(host)).includes(fineBridge), 'no plugin ran: its bridge was not made');
   });
 
   it('a plugin that hangs is killed at the timeout; an aborted call is killed too', async () => {

@@ -73,6 +73,7 @@ export class CniRuntime {
 
   /** ADD: runs the list's plugins in order and caches the final result. On failure nothing is undone here; call {@link del}. */
   async add(list: NetworkConfigList, attachment: CniAttachment, signal: AbortSignal): Promise<CniResult> {
+    checkAttachment(attachment);
     const args = argsString(attachment.args);
     const runtime = attachment.runtime ?? {};
     let result: CniResult | undefined;
@@ -102,6 +103,7 @@ export class CniRuntime {
    * cniVersion 0.4.0 or later and a cached ADD; skipped for `disableCheck`.
    */
   async check(list: NetworkConfigList, attachment: CniAttachment, signal: AbortSignal): Promise<void> {
+    checkAttachment(attachment);
     if (!supportsCheck(list)) {
       throw new CniError('InvalidConfig', `network ${attachment.label} has cniVersion ${list.cniVersion}, which has no CHECK: CHECK needs 0.4.0 or later`, { network: attachment.label });
     }
@@ -134,6 +136,7 @@ export class CniRuntime {
    * Returns whether any plugin ran.
    */
   async del(list: NetworkConfigList | undefined, attachment: CniAttachment, signal: AbortSignal): Promise<boolean> {
+    checkAttachment(attachment);
     const cached = await this.options.cache.read(attachment.containerId, attachment.ifName);
     // What was added is what must be removed: the cached config wins over today's NAD.
     const config = cached?.config ?? list;
@@ -189,6 +192,20 @@ export class CniRuntime {
       const why = err instanceof ResultShapeError ? err.message : String(err);
       throw new CniError('InvalidResult', `network ${label}: plugin ${type} returned something that is not a CNI result (${why})`, { network: label, plugin: type, cause: err });
     }
+  }
+}
+
+const containerIdRe = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+// Linux interface names: at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'.
+const ifNameRe = /^(?!\.\.?$)[^/:\s]{1,15}$/;
+
+/** Refuses names the spec (container ID) or the kernel (interface) would, before any plugin runs. */
+function checkAttachment(attachment: CniAttachment): void {
+  if (!containerIdRe.test(attachment.containerId)) {
+    throw new CniError('InvalidConfig', `container ID "${attachment.containerId}" is not valid for CNI: use letters, digits, '_', '.' and '-', starting with a letter or digit`, { network: attachment.label });
+  }
+  if (!ifNameRe.test(attachment.ifName)) {
+    throw new CniError('InvalidConfig', `interface name "${attachment.ifName}" is not a valid Linux interface name: at most 15 characters, without '/', ':' or spaces`, { network: attachment.label });
   }
 }
 

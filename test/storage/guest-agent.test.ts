@@ -4,10 +4,14 @@
  * the VMI gets KubeVirt's AgentConnected condition and `guestOSInfo`, and an
  * online VirtualMachineSnapshot freezes the guest's mounted data disk
  * around the cut (the guest's fsfreeze hook prints it on the console) and
- * says `[GuestAgent, Online]`; the guest writes on after the thaw. Once the
- * agent is stopped inside the guest, the VMI loses AgentConnected and the
- * next snapshot is crash-consistent: `[NoGuestAgent, Online]`, no freeze.
+ * says `[GuestAgent, Online]`; the guest writes on after the thaw. The
+ * `freeze`/`unfreeze` subresources stall the guest's writes until unfrozen
+ * (or until their `unfreezeTimeout`), with `fsFreezeStatus: frozen` on the
+ * VMI meanwhile. Once the agent is stopped inside the guest, the VMI loses
+ * AgentConnected, a freeze is refused, and the next snapshot is
+ * crash-consistent: `[NoGuestAgent, Online]`, no freeze.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +27,7 @@ import { claim, pvcVm } from './support.js';
 const pvcs = resources.persistentVolumeClaims;
 const vmSnapshots = resources.virtualMachineSnapshots;
 const bootMs = 120_000;
+const vmiPath = '/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/guest';
 
 /**
  * Formats the data disk, mounts it, and writes a counter to it twice a
@@ -108,13 +113,40 @@ test('the guest agent: AgentConnected, guestOSInfo, a frozen online snapshot, an
   assert.equal(phaseOf(thawed), 'Running');
   assert.equal(stringAt(thawed, 'status', 'fsFreezeStatus'), undefined, 'thawed');
 
-  // The agent stops inside the guest: the condition goes, and the next snapshot is crash-consistent.
+  // The freeze subresource really freezes: the guest's writes stall until unfreeze.
+  const put = (op: string, body?: unknown): ReturnType<typeof env.server.fetch> =>
+    env.server.fetch('PUT', `${vmiPath}/${op}`, body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const bad = await put('freeze', { unfreezeTimeout: 'soon' });
+  assert.equal(bad.status, 400, bad.body);
+  assert.match(bad.body, /unfreezeTimeout must be a duration/);
+  const freeze = await put('freeze', { unfreezeTimeout: '2m' });
+  assert.equal(freeze.status, 200, freeze.body);
+  await vmiWhere(env, 'the VMI to say it is frozen', (vmi) => stringAt(vmi, 'status', 'fsFreezeStatus') === 'frozen');
+  await eventually(() => count(capture.text(), 'vireo-guest: fsfreeze freeze') === 2, { what: 'the guest to be frozen again', timeoutMs: 30_000, intervalMs: 100 });
+  const atFreeze = lastWrite(capture);
+  // Nothing to wait for here: the point is that nothing happens. One line may have been on its way.
+  await sleep(5_000);
+  assert.ok(lastWrite(capture) <= atFreeze + 4, `the guest wrote on while frozen: ${atFreeze} → ${lastWrite(capture)}`);
+  const unfreeze = await put('unfreeze');
+  assert.equal(unfreeze.status, 200, unfreeze.body);
+  await vmiWhere(env, 'the VMI to say it is thawed', (vmi) => stringAt(vmi, 'status', 'fsFreezeStatus') === undefined);
+  await eventually(() => lastWrite(capture) > atFreeze + 8, { what: 'the guest to write on after unfreeze', timeoutMs: 60_000, intervalMs: 200 });
+  // A freeze nobody undoes is undone after its unfreezeTimeout.
+  const brief = await put('freeze', { unfreezeTimeout: '3s' });
+  assert.equal(brief.status, 200, brief.body);
+  await eventually(() => count(capture.text(), 'vireo-guest: fsfreeze thaw') === 3, { what: 'the guest to be thawed by the unfreeze timeout', timeoutMs: 60_000, intervalMs: 200 });
+  await vmiWhere(env, 'the VMI to say it is thawed', (vmi) => stringAt(vmi, 'status', 'fsFreezeStatus') === undefined);
+
+  // The agent stops inside the guest: the condition goes, a freeze is refused, and the next snapshot is crash-consistent.
   await env.client.patch(pvcs, 'default', 'data', 'merge', { spec: { resources: { requests: { storage: '80Mi' } } } });
   await consoleSays(capture, 'agent: stopped', 'the guest to stop its agent');
   await vmiWhere(env, 'the VMI to lose AgentConnected', (vmi) => conditionOf(vmi, 'AgentConnected') === undefined);
+  const refused = await put('freeze');
+  assert.equal(refused.status, 409, refused.body);
+  assert.match(refused.body, /guest agent is not connected/);
   const withoutAgent = await snapshot(env, 'without-agent');
   assert.deepEqual(arrayAt(withoutAgent, 'status', 'indications'), ['NoGuestAgent', 'Online']);
-  assert.equal(count(capture.text(), 'vireo-guest: fsfreeze freeze'), 1, 'no freeze without an agent');
+  assert.equal(count(capture.text(), 'vireo-guest: fsfreeze freeze'), 3, 'no freeze without an agent');
   const atSecond = lastWrite(capture);
   await eventually(() => lastWrite(capture) > atSecond + 4, { what: 'the guest to write on', timeoutMs: 60_000, intervalMs: 200 });
   assert.equal(phaseOf(await env.client.get(vmis, 'default', 'guest')), 'Running');

@@ -73,17 +73,21 @@ export class GuestAgentMonitor {
 
   /**
    * Freezes the guest's filesystems; thawed by the monitor after
-   * `unfreezeTimeoutMs` unless `thaw` comes first. Resolves with how many
+   * `unfreezeTimeoutMs` (0: never) unless `thaw` comes first. Resolves with how many
    * filesystems froze; throws `GuestAgentError` when no agent answers.
    */
   async freeze(options: { unfreezeTimeoutMs?: number } = {}): Promise<number> {
     const client = this.connectedClient('freeze the guest filesystems');
     this.setState({ ...this.current, frozen: true });
     clearTimeout(this.unfreezeTimer);
-    this.unfreezeTimer = setTimeout(() => {
-      this.options.logger.warn('the guest filesystems stayed frozen past the unfreeze timeout; thawing');
-      this.thaw().catch((err: unknown) => { this.options.logger.warn('cannot thaw the guest filesystems', { err }); });
-    }, options.unfreezeTimeoutMs ?? defaultUnfreezeTimeoutMs);
+    this.unfreezeTimer = undefined;
+    const unfreezeTimeoutMs = options.unfreezeTimeoutMs ?? defaultUnfreezeTimeoutMs;
+    if (unfreezeTimeoutMs > 0) {
+      this.unfreezeTimer = setTimeout(() => {
+        this.options.logger.warn('the guest filesystems stayed frozen past the unfreeze timeout; thawing');
+        this.thaw().catch((err: unknown) => { this.options.logger.warn('cannot thaw the guest filesystems', { err }); });
+      }, unfreezeTimeoutMs);
+    }
     try {
       const count = await client.fsFreeze({ timeoutMs: 60_000 });
       this.options.logger.info('guest filesystems frozen', { count });

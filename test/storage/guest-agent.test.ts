@@ -120,7 +120,7 @@ test('the guest agent: AgentConnected, guestOSInfo, a frozen online snapshot, an
   assert.equal(bad.status, 400, bad.body);
   assert.match(bad.body, /unfreezeTimeout must be a duration/);
   const freeze = await put('freeze', { unfreezeTimeout: '2m' });
-  assert.equal(freeze.status, 200, freeze.body);
+  assert.equal(freeze.status, 202, freeze.body);
   await vmiWhere(env, 'the VMI to say it is frozen', (vmi) => stringAt(vmi, 'status', 'fsFreezeStatus') === 'frozen');
   await eventually(() => count(capture.text(), 'vireo-guest: fsfreeze freeze') === 2, { what: 'the guest to be frozen again', timeoutMs: 30_000, intervalMs: 100 });
   const atFreeze = lastWrite(capture);
@@ -128,12 +128,12 @@ test('the guest agent: AgentConnected, guestOSInfo, a frozen online snapshot, an
   await sleep(5_000);
   assert.ok(lastWrite(capture) <= atFreeze + 4, `the guest wrote on while frozen: ${atFreeze} → ${lastWrite(capture)}`);
   const unfreeze = await put('unfreeze');
-  assert.equal(unfreeze.status, 200, unfreeze.body);
+  assert.equal(unfreeze.status, 202, unfreeze.body);
   await vmiWhere(env, 'the VMI to say it is thawed', (vmi) => stringAt(vmi, 'status', 'fsFreezeStatus') === undefined);
   await eventually(() => lastWrite(capture) > atFreeze + 8, { what: 'the guest to write on after unfreeze', timeoutMs: 60_000, intervalMs: 200 });
   // A freeze nobody undoes is undone after its unfreezeTimeout.
   const brief = await put('freeze', { unfreezeTimeout: '3s' });
-  assert.equal(brief.status, 200, brief.body);
+  assert.equal(brief.status, 202, brief.body);
   await eventually(() => count(capture.text(), 'vireo-guest: fsfreeze thaw') === 3, { what: 'the guest to be thawed by the unfreeze timeout', timeoutMs: 60_000, intervalMs: 200 });
   await vmiWhere(env, 'the VMI to say it is thawed', (vmi) => stringAt(vmi, 'status', 'fsFreezeStatus') === undefined);
 

@@ -83,7 +83,8 @@ function machineGuest(vmi: KObject, machine: Machine, claimName: string): LiveGu
         await machine.execute('blockdev-reopen', { options: [{ driver: 'qcow2', 'node-name': overlay.nodeName, file, backing: top, cache, discard: 'unmap' }] });
       };
       const agent = machine.guestAgent;
-      if (!agent.state.connected || agent.state.frozen) return cut();
+      // A paused guest's agent cannot answer; its snapshot is crash-consistent (indication Paused).
+      if (!agent.state.connected || agent.state.frozen || (await machine.refreshRunState()) !== 'running') return cut();
       return agent.whileFrozen(cut);
     },
     async whilePaused(work) {

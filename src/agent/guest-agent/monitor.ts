@@ -82,12 +82,7 @@ export class GuestAgentMonitor {
     clearTimeout(this.unfreezeTimer);
     this.unfreezeTimer = undefined;
     const unfreezeTimeoutMs = options.unfreezeTimeoutMs ?? defaultUnfreezeTimeoutMs;
-    if (unfreezeTimeoutMs > 0) {
-      this.unfreezeTimer = setTimeout(() => {
-        this.options.logger.warn('the guest filesystems stayed frozen past the unfreeze timeout; thawing');
-        this.thaw().catch((err: unknown) => { this.options.logger.warn('cannot thaw the guest filesystems', { err }); });
-      }, unfreezeTimeoutMs);
-    }
+    if (unfreezeTimeoutMs > 0) this.scheduleThaw(unfreezeTimeoutMs);
     try {
       const count = await client.fsFreeze({ timeoutMs: 60_000 });
       this.options.logger.info('guest filesystems frozen', { count });
@@ -120,6 +115,16 @@ export class GuestAgentMonitor {
     }
   }
 
+  private scheduleThaw(afterMs: number): void {
+    this.unfreezeTimer = setTimeout(() => {
+      this.unfreezeTimer = undefined;
+      this.options.logger.warn('the guest filesystems stayed frozen past the unfreeze timeout; thawing');
+      this.thaw().catch((err: unknown) => { this.options.logger.warn('cannot thaw the guest filesystems', { err }); });
+    }, afterMs);
+    // A pending thaw must not keep the agent process alive on its own.
+    this.unfreezeTimer.unref();
+  }
+
   private connectedClient(what: string): GuestAgentClient {
     const client = this.client;
     if (client === undefined || client.closed || !this.current.connected) {
@@ -148,6 +153,8 @@ export class GuestAgentMonitor {
         const frozen = (await client.fsFreezeStatus().catch(() => 'thawed')) === 'frozen';
         this.options.logger.info('guest agent connected', { version: info.version });
         this.setState({ connected: true, version: info.version, frozen, ...(osInfo === undefined ? {} : { osInfo }), ...(hostName === undefined ? {} : { hostName }) });
+        // Found frozen (by an earlier agent, whose unfreeze timer is gone): thawed after the default timeout.
+        if (frozen && this.unfreezeTimer === undefined) this.scheduleThaw(defaultUnfreezeTimeoutMs);
         while (!signal.aborted) {
           await sleep(pollMs, undefined, { signal });
           await client.ping();

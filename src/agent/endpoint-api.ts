@@ -8,6 +8,8 @@
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
  *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
+ *   GET|DELETE /v1/namespaces/NS/persistentvolumeclaims/NAME/export?target=UID (a copy to another node: the volume
+ *       as a qcow2 image, byte ranges with If-Range; DELETE releases it)
  *
  * How to reach the endpoint is published on the agent's Node, as a kubelet
  * does: `status.addresses`, `status.daemonEndpoints.kubeletEndpoint.Port`,
@@ -27,7 +29,9 @@ export type AgentOperation =
   | { kind: 'action'; action: GuestAction }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
   | { kind: 'log' }
-  | { kind: 'upload'; async: boolean };
+  | { kind: 'upload'; async: boolean }
+  /** The volume of a claim as a qcow2 image, for a copy to another node (GET; DELETE releases it). */
+  | { kind: 'export' };
 
 /** A parsed endpoint request: which VMI (or PVC, for an upload), and what of it. */
 export interface AgentRequest {
@@ -54,6 +58,7 @@ function isGuestAction(value: string): value is GuestAction {
 function operationOf(resource: string, segment: string): AgentOperation | undefined {
   if (resource === 'persistentvolumeclaims') {
     if (segment === 'upload' || segment === 'upload-async') return { kind: 'upload', async: segment === 'upload-async' };
+    if (segment === 'export') return { kind: 'export' };
     return undefined;
   }
   if (resource !== 'virtualmachineinstances') return undefined;
@@ -74,16 +79,18 @@ function segmentOf(operation: AgentOperation): string {
       return 'consolelog';
     case 'upload':
       return operation.async ? 'upload-async' : 'upload';
+    case 'export':
+      return 'export';
   }
 }
 
 /** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
-  const resource = operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
+  const resource = operation.kind === 'upload' || operation.kind === 'export' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
   return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}`;
 }
 
-/** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET). */
+/** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET; an export is also released with DELETE). */
 export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' | 'POST' {
   if (operation.kind === 'upload') return 'POST';
   return operation.kind === 'action' ? 'PUT' : 'GET';

@@ -9,7 +9,9 @@
  * A failure a retry can help (network, 5xx, a download cut short) counts a
  * restart, shows `Error` with the cause, and runs again after a backoff,
  * resuming the download; one it cannot (404, checksum, a damaged image)
- * ends in Failed. An agent restart finds the PVC still Running and starts
+ * ends in Failed. A claim copied from a claim on another node
+ * (`clone-source.ts`) runs the same way, over HTTPS from that node's agent.
+ * An agent restart finds the PVC still Running and starts
  * it again, resuming from the scratch directory.
  */
 import type { KObject } from '../../api/object.js';
@@ -25,6 +27,7 @@ import { ImportError, isAbort } from './errors.js';
 import { importImage } from './importer.js';
 import { ProgressWriter } from './progress-writer.js';
 import { sourceOfPvc } from './pvc-source.js';
+import { copySource, copySourceOf, releaseCopy } from './clone-source.js';
 import type { ImportTarget } from './types.js';
 
 /** The local file of a PVC bound on this node, or undefined when it is not (yet) here. */
@@ -47,6 +50,8 @@ export interface ImportRunnerOptions {
   retryMaxMs?: number;
   /** Imports at once. Default 2. */
   concurrency?: number;
+  /** The cluster token this agent presents to another node's agent to copy a volume from it (clones across nodes). */
+  clusterToken?: string;
   now?: () => number;
 }
 
@@ -134,7 +139,8 @@ export class ImportRunner {
         [cdiAnnotations.runningReason]: 'Pod is running',
         [cdiAnnotations.runningMessage]: '',
       });
-      const source = await sourceOfPvc(this.options.client, pvc, this.options.puller);
+      const copyFrom = copySourceOf(pvc);
+      const source = copyFrom === undefined ? await sourceOfPvc(this.options.client, pvc, this.options.puller) : await copySource(this.options.client, pvc, copyFrom, this.options.clusterToken);
       if (source === undefined) return;
       log.info('import started', { source: source.kind, target: target.path, format: target.format });
       const started = this.now();
@@ -149,6 +155,10 @@ export class ImportRunner {
       });
       this.backoff.delete(key);
       log.info('import succeeded', { ms: this.now() - started });
+      if (copyFrom !== undefined && source.kind === 'http') {
+        const kept = await releaseCopy(source);
+        if (kept !== undefined) log.warn('the source node keeps its export of the copied volume', { err: kept.message });
+      }
     } catch (err) {
       await writer.flush().catch(() => undefined);
       if (signal.aborted || isAbort(err)) {
@@ -199,6 +209,7 @@ export function wantsImport(pvc: KObject): boolean {
   if (stringAt(pvc, 'status', 'phase') !== 'Bound') return false;
   const annotations = pvc.metadata.annotations ?? {};
   const source = annotations[cdiAnnotations.source];
+  if (copySourceOf(pvc) !== undefined) return annotations[cdiAnnotations.podPhase] !== importPhases.succeeded && annotations[cdiAnnotations.podPhase] !== importPhases.failed;
   if (source !== importSources.http && source !== importSources.registry && source !== importSources.none) return false;
   const phase = annotations[cdiAnnotations.podPhase];
   return phase !== importPhases.succeeded && phase !== importPhases.failed;

@@ -1,0 +1,75 @@
+/**
+ * The target side of a volume copy across nodes (CDI's host-assisted
+ * clone, without its pods): a claim the provisioner marked as a copy
+ * (`k8s.io/CloneRequest: namespace/name`, `cdi.kubevirt.io/cloneType:
+ * copy`) is imported over HTTPS from the export route of the agent holding
+ * the source (`GET …/persistentvolumeclaims/NAME/export?target=UID`), so
+ * the copy gets the importer's byte-range resume, format check, progress
+ * and retries. The source agent is found from the source claim's volume
+ * and that node's published endpoint; its certificate is pinned, and this
+ * agent presents the cluster token. Once the copy is in, the export is
+ * released.
+ */
+import { request } from 'node:https';
+import type { KObject } from '../../api/object.js';
+import { stringAt } from '../../api/kinds/read.js';
+import { endpointOfNode } from '../../agent/endpoint-address.js';
+import { agentRequestPath } from '../../agent/endpoint-api.js';
+import type { Client } from '../../client/index.js';
+import { resources } from '../../client/index.js';
+import { httpsUrl } from '../../net/listen.js';
+import { pinnedTls } from '../../net/pinned-tls.js';
+import { volumeNode } from '../local/index.js';
+import { cloneRequestAnnotation, cloneTypeAnnotation } from '../snapshots/names.js';
+import { ImportError } from './errors.js';
+import type { HttpSource } from './http.js';
+
+/** The source claim of a copy across nodes; undefined when `pvc` is not one. */
+export function copySourceOf(pvc: KObject): { namespace: string; name: string } | undefined {
+  const annotations = pvc.metadata.annotations ?? {};
+  if (annotations[cloneTypeAnnotation] !== 'copy') return undefined;
+  const [namespace, name, ...rest] = (annotations[cloneRequestAnnotation] ?? '').split('/');
+  if (namespace === undefined || namespace === '' || name === undefined || name === '' || rest.length > 0) return undefined;
+  return { namespace, name };
+}
+
+/** The HTTPS source that copies the volume of `source` into `pvc` from the agent holding it. */
+export async function copySource(client: Client, pvc: KObject, source: { namespace: string; name: string }, token: string | undefined): Promise<HttpSource> {
+  const what = `the source claim ${source.namespace}/${source.name}`;
+  if (token === undefined) throw new ImportError('Unsupported', `this node agent has no cluster token to present to the agent holding ${what}: run it with the kubeconfig vireo server wrote`, false);
+  const claim = await client.tryGet(resources.persistentVolumeClaims, source.namespace, source.name);
+  if (claim === undefined) throw new ImportError('NotFound', `${what} does not exist: the copy cannot be made; delete this claim (or DataVolume) and clone from an existing claim`, false);
+  const volumeName = stringAt(claim, 'spec', 'volumeName') ?? '';
+  const pv = volumeName === '' ? undefined : await client.tryGet(resources.persistentVolumes, undefined, volumeName);
+  const node = pv === undefined ? undefined : volumeNode(pv);
+  if (node === undefined) throw new ImportError('Unreachable', `${what} is not bound to a local volume yet; the copy starts once it is`, true);
+  let endpoint;
+  try {
+    endpoint = endpointOfNode(node, await client.tryGet(resources.nodes, undefined, node));
+  } catch (err) {
+    throw new ImportError('Unreachable', `cannot copy ${what} from node ${node}: ${err instanceof Error ? err.message : String(err)}`, true, { cause: err });
+  }
+  const path = agentRequestPath(source.namespace, source.name, { kind: 'export' });
+  return {
+    kind: 'http',
+    url: `${httpsUrl(endpoint.address, endpoint.port)}${path}?target=${encodeURIComponent(pvc.metadata.uid ?? '')}`,
+    pinnedCertificate: endpoint.certificate,
+    extraHeaders: [`Authorization: Bearer ${token}`],
+  };
+}
+
+/** Tells the source agent the copy is in, so it drops its export; a failure only leaves a file behind, so it is returned, not thrown. */
+export async function releaseCopy(source: HttpSource): Promise<Error | undefined> {
+  const authorization = (source.extraHeaders ?? []).find((h) => h.toLowerCase().startsWith('authorization:'))?.slice('authorization:'.length).trim() ?? '';
+  const trust = source.pinnedCertificate === undefined ? {} : pinnedTls(source.pinnedCertificate);
+  return new Promise((resolve) => {
+    const req = request(source.url, { method: 'DELETE', headers: { authorization }, timeout: 30_000, ...trust }, (res) => {
+      res.resume();
+      const code = res.statusCode ?? 0;
+      resolve(code >= 200 && code < 300 ? undefined : new Error(`the source agent answered ${code} to the release of ${source.url}`));
+    });
+    req.on('timeout', () => { req.destroy(new Error('no answer within 30 s')); });
+    req.on('error', resolve);
+    req.end();
+  });
+}

@@ -71,6 +71,8 @@ export interface NodeAgentOptions {
    * source is on another node wait.
    */
   clusterToken?: string;
+  /** The API server's URL and CA: the agent inside `vireo server` serves its volumes' exports there. */
+  apiServer?: { url: string; caCert: string };
 }
 
 /** Why the guests of a KubeVirt CR with `useEmulation` run under TCG. */
@@ -159,8 +161,9 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     // DataVolume imports into the volumes of this node (CDI's importer pods, without pods).
     // Copies of volumes of this node to other nodes (the source side of a clone across nodes).
     this.exporter = new VolumeExporter({ client, nodeName, dataDir, live, logger: this.logger });
-    const token = this.options.clusterToken;
-    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), ...(token === undefined ? {} : { clusterToken: token }) });
+    const apiServer = this.options.apiServer;
+    const copyAccess = { token: this.options.clusterToken, ...(apiServer === undefined ? {} : { apiServer }) };
+    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess });
     await this.imports.start();
     // CDI uploads into the volumes of this node (CDI's upload server pods, without pods).
     this.uploads = new UploadReceiver({ client, logger: this.logger, resolveTarget: (pvc) => this.importTarget(pvc) });

@@ -30,6 +30,15 @@ export function publishesEndpoint(node: KObject | undefined): boolean {
 }
 
 /**
+ * True when other nodes can copy volumes from the Node's agent: it
+ * publishes an endpoint, or it is the control plane's node, whose agent
+ * (inside `vireo server`) serves its exports on the API server's port.
+ */
+export function servesExports(node: KObject | undefined): boolean {
+  return publishesEndpoint(node) || node?.metadata.labels?.['node-role.kubernetes.io/control-plane'] !== undefined;
+}
+
+/**
  * The endpoint published on Node `nodeName`, or the ApiError that says why
  * there is none (400: a state of the cluster, not a server failure).
  */

@@ -109,3 +109,12 @@ export function parseAgentRequest(pathname: string): AgentRequest | undefined {
   const operation = operationOf(resource, segment);
   return operation === undefined ? undefined : { namespace, name, operation };
 }
+
+/**
+ * The path of the export of claim `namespace/name` of node `node` on the
+ * API server's port, where the agent inside `vireo server` (which has no
+ * endpoint of its own) serves its exports.
+ */
+export function serverExportPath(node: string, namespace: string, name: string): string {
+  return `/vireo/v1/nodes/${encodeURIComponent(node)}/namespaces/${encodeURIComponent(namespace)}/persistentvolumeclaims/${encodeURIComponent(name)}/export`;
+}

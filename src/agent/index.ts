@@ -8,5 +8,5 @@ export { AgentEndpoint, bearerMatches } from './endpoint.js';
 export type { AgentEndpointOptions } from './endpoint.js';
 export { agentCertificateAnnotation, agentRequestMethod, agentRequestPath, defaultAgentPort } from './endpoint-api.js';
 export type { AgentEndpointInfo, AgentOperation } from './endpoint-api.js';
-export { endpointOfNode, publishesEndpoint } from './endpoint-address.js';
+export { endpointOfNode, publishesEndpoint, servesExports } from './endpoint-address.js';
 export type { RemoteEndpoint } from './endpoint-address.js';

@@ -86,6 +86,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
     images: new ImageStore(join(options.dataDir, 'images')),
     endpoint: { port: listening, certificate: tls.cert, address },
     clusterToken: connection.token,
+    apiServer: { url: connection.server, caCert: connection.caCert },
   });
   endpoint.serve(agent, agent);
   await agent.start();

@@ -69,7 +69,7 @@ test('a clone or restore goes to the node holding its source, and waits until th
   assert.match(JSON.stringify(volumeNeeds(vmi('copy'), lookup([cloned({})]))), /waits for its data source/);
   const needs = volumeNeeds(vmi('copy'), lookup([cloned({ 'storage.vireo.io/data-source-node': 'n2' })]));
   assert.ok(!('unresolvable' in needs));
-  assert.deepEqual(volumeFilter(needs, node('n1'), 10 * gi), [volumeReasons.notSourceNode], 'n2 publishes no agent endpoint to copy from');
+  assert.deepEqual(volumeFilter(needs, node('n1'), 10 * gi), [volumeReasons.notSourceNode], 'n2 publishes no agent endpoint and is not the control plane');
   assert.deepEqual(volumeFilter(needs, node('n2'), 10 * gi), []);
   assert.equal(holdsDataSource(needs, node('n2')), true);
   assert.equal(holdsDataSource(needs, node('n1')), false);

@@ -10,8 +10,8 @@
  * until the node holding the source is known (`storage.vireo.io/data-source-node`,
  * set by the snapshot controller); that node is preferred (an instant
  * copy-on-write clone), but a clone of a claim may go to any node with
- * room when the source's node publishes an agent endpoint to copy from
- * (a full copy); a restore from a VolumeSnapshot goes only to the
+ * room when the source's node serves exports (its agent publishes an
+ * endpoint, or runs inside `vireo server`): a full copy; a restore from a VolumeSnapshot goes only to the
  * snapshot's node. A missing claim, one being deleted, or an unbound
  * Immediate claim makes the VMI unschedulable on every node.
  */
@@ -19,7 +19,7 @@ import type { KObject } from '../api/object.js';
 import { recordAt, stringAt } from '../api/kinds/read.js';
 import { bindingModeOf, claimNamesOf, isLocalClass, requestedBytes, selectedNodeAnnotation } from '../storage/local/index.js';
 import { claimDataSource, dataSourceNodeAnnotation } from '../storage/snapshots/index.js';
-import { publishesEndpoint } from '../agent/index.js';
+import { servesExports } from '../agent/index.js';
 import { matchesNodeSelector } from './filters.js';
 
 /** Where the scheduler reads claims, volumes and classes. */
@@ -41,7 +41,7 @@ export interface UnboundClaim {
   bytes: number;
   /** A clone or restore: the node holding its data source, where it goes by preference. */
   sourceNode: string | undefined;
-  /** A clone whose source's node publishes an agent endpoint: any node can copy it from there. */
+  /** A clone whose source's node serves exports (an agent endpoint, or the control plane's node): any node can copy it from there. */
   copyable: boolean;
 }
 
@@ -57,8 +57,8 @@ export const volumeReasons = {
   conflict: 'node(s) had volume node affinity conflict',
   noSpace: 'node(s) did not have enough free storage',
   noVolume: "node(s) didn't find available persistent volumes to bind",
-  /** Vireo's: local volumes are restored (and, from a node no agent endpoint can be reached on, cloned) only where their source's data is. */
-  notSourceNode: 'node(s) did not hold the data source of a restored local volume, or of a cloned one whose node publishes no agent endpoint to copy from',
+  /** Vireo's: local volumes are restored (and, from a node whose agent cannot be reached to copy from, cloned) only where their source's data is. */
+  notSourceNode: 'node(s) did not hold the data source of a restored local volume, or of a cloned one whose node\'s agent cannot be copied from',
 } as const;
 
 function hasDataSource(pvc: KObject): boolean {
@@ -69,7 +69,7 @@ function hasDataSource(pvc: KObject): boolean {
 function isCopyable(pvc: KObject, sourceNode: string | undefined, lookup: VolumeLookup): boolean {
   const source = claimDataSource(pvc);
   if (sourceNode === undefined || source === undefined || !('kind' in source) || source.kind !== 'PersistentVolumeClaim') return false;
-  return publishesEndpoint(lookup.node?.(sourceNode));
+  return servesExports(lookup.node?.(sourceNode));
 }
 
 /** What the VMI's claims ask of any node, or why no node can take it. */

@@ -80,6 +80,7 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
       images,
       controlPlane: true,
       ...(options.clusterToken === undefined ? {} : { clusterToken: options.clusterToken }),
+      apiServer: { url: options.server, caCert: options.caCert },
       ...(options.agent.facts === undefined ? {} : { facts: options.agent.facts }),
     });
     await agent.start();

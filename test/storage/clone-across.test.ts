@@ -196,3 +196,18 @@ test('a DataVolume clones a claim of another namespace on the same node: instant
   const copied = sameData(image, copy.path);
   assert.ok(copied.same, `the clone holds the source's data: ${copied.said}`);
 });
+
+test('a claim on the server\'s own node is copied to node-b through the API server\'s port, from another namespace', { skip, timeout: 300_000 }, async () => {
+  await dvWhere('team-a', 'base', 'the source of the previous test', (dv) => phaseOf(dv) === 'Succeeded');
+  await client.create(resources.dataVolumes, dataVolume('default', 'to-b', 'node-b', { pvc: { namespace: 'team-a', name: 'base' } }));
+  const done = await dvWhere('default', 'to-b', 'copied', (dv) => phaseOf(dv) === 'Succeeded' || phaseOf(dv) === 'Failed');
+  assert.equal(phaseOf(done), 'Succeeded', JSON.stringify(done.status));
+  const copy = await volumeOf('default', 'to-b');
+  assert.equal(copy.node, 'node-b');
+  assert.ok(copy.path.startsWith(agentDir), copy.path);
+  assert.equal(copy.pvc.metadata.annotations?.['cdi.kubevirt.io/cloneType'], 'copy');
+  assert.equal(copy.pvc.metadata.annotations?.['k8s.io/CloneRequest'], 'team-a/base');
+  const copied = sameData(image, copy.path);
+  assert.ok(copied.same, `the copy on node-b holds the source's data: ${copied.said}`);
+  await eventually(() => readdirSync(join(root, 's', 'agent', 'exports')).length === 0, { what: 'the server\'s node to drop its export', timeoutMs: 10_000 });
+});

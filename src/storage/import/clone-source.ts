@@ -7,14 +7,16 @@
  * the copy gets the importer's byte-range resume, format check, progress
  * and retries. The source agent is found from the source claim's volume
  * and that node's published endpoint; its certificate is pinned, and this
- * agent presents the cluster token. Once the copy is in, the export is
+ * agent presents the cluster token. The agent inside `vireo server`
+ * publishes no endpoint: its exports are fetched from the API server's
+ * port (`src/apiserver/volume-export.ts`), trusted through the cluster CA. Once the copy is in, the export is
  * released.
  */
 import { request } from 'node:https';
 import type { KObject } from '../../api/object.js';
 import { stringAt } from '../../api/kinds/read.js';
-import { endpointOfNode } from '../../agent/endpoint-address.js';
-import { agentRequestPath } from '../../agent/endpoint-api.js';
+import { endpointOfNode, publishesEndpoint } from '../../agent/endpoint-address.js';
+import { agentRequestPath, serverExportPath } from '../../agent/endpoint-api.js';
 import type { Client } from '../../client/index.js';
 import { resources } from '../../client/index.js';
 import { httpsUrl } from '../../net/listen.js';
@@ -33,9 +35,18 @@ export function copySourceOf(pvc: KObject): { namespace: string; name: string } 
   return { namespace, name };
 }
 
+/** How this agent reaches the agent holding a copy's source. */
+export interface CopyAccess {
+  /** The cluster token, presented to the source's agent. */
+  token: string | undefined;
+  /** The API server, which serves the exports of its own node's agent (a node that publishes no endpoint). */
+  apiServer?: { url: string; caCert: string };
+}
+
 /** The HTTPS source that copies the volume of `source` into `pvc` from the agent holding it. */
-export async function copySource(client: Client, pvc: KObject, source: { namespace: string; name: string }, token: string | undefined): Promise<HttpSource> {
+export async function copySource(client: Client, pvc: KObject, source: { namespace: string; name: string }, access: CopyAccess): Promise<HttpSource> {
   const what = `the source claim ${source.namespace}/${source.name}`;
+  const { token, apiServer } = access;
   if (token === undefined) throw new ImportError('Unsupported', `this node agent has no cluster token to present to the agent holding ${what}: run it with the kubeconfig vireo server wrote`, false);
   const claim = await client.tryGet(resources.persistentVolumeClaims, source.namespace, source.name);
   if (claim === undefined) throw new ImportError('NotFound', `${what} does not exist: the copy cannot be made; delete this claim (or DataVolume) and clone from an existing claim`, false);
@@ -43,25 +54,27 @@ export async function copySource(client: Client, pvc: KObject, source: { namespa
   const pv = volumeName === '' ? undefined : await client.tryGet(resources.persistentVolumes, undefined, volumeName);
   const node = pv === undefined ? undefined : volumeNode(pv);
   if (node === undefined) throw new ImportError('Unreachable', `${what} is not bound to a local volume yet; the copy starts once it is`, true);
+  const target = `?target=${encodeURIComponent(pvc.metadata.uid ?? '')}`;
+  const headers = [`Authorization: Bearer ${token}`];
+  const nodeObject = await client.tryGet(resources.nodes, undefined, node);
+  if (!publishesEndpoint(nodeObject) && apiServer !== undefined) {
+    // The agent inside vireo server: its exports are on the API server's port.
+    return { kind: 'http', url: `${apiServer.url}${serverExportPath(node, source.namespace, source.name)}${target}`, caBundle: apiServer.caCert, extraHeaders: headers };
+  }
   let endpoint;
   try {
-    endpoint = endpointOfNode(node, await client.tryGet(resources.nodes, undefined, node));
+    endpoint = endpointOfNode(node, nodeObject);
   } catch (err) {
     throw new ImportError('Unreachable', `cannot copy ${what} from node ${node}: ${err instanceof Error ? err.message : String(err)}`, true, { cause: err });
   }
   const path = agentRequestPath(source.namespace, source.name, { kind: 'export' });
-  return {
-    kind: 'http',
-    url: `${httpsUrl(endpoint.address, endpoint.port)}${path}?target=${encodeURIComponent(pvc.metadata.uid ?? '')}`,
-    pinnedCertificate: endpoint.certificate,
-    extraHeaders: [`Authorization: Bearer ${token}`],
-  };
+  return { kind: 'http', url: `${httpsUrl(endpoint.address, endpoint.port)}${path}${target}`, pinnedCertificate: endpoint.certificate, extraHeaders: headers };
 }
 
 /** Tells the source agent the copy is in, so it drops its export; a failure only leaves a file behind, so it is returned, not thrown. */
 export async function releaseCopy(source: HttpSource): Promise<Error | undefined> {
   const authorization = (source.extraHeaders ?? []).find((h) => h.toLowerCase().startsWith('authorization:'))?.slice('authorization:'.length).trim() ?? '';
-  const trust = source.pinnedCertificate === undefined ? {} : pinnedTls(source.pinnedCertificate);
+  const trust = source.pinnedCertificate !== undefined ? pinnedTls(source.pinnedCertificate) : source.caBundle === undefined ? {} : { ca: source.caBundle };
   return new Promise((resolve) => {
     const req = request(source.url, { method: 'DELETE', headers: { authorization }, timeout: 30_000, ...trust }, (res) => {
       res.resume();

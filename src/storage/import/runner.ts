@@ -28,6 +28,7 @@ import { importImage } from './importer.js';
 import { ProgressWriter } from './progress-writer.js';
 import { sourceOfPvc } from './pvc-source.js';
 import { copySource, copySourceOf, releaseCopy } from './clone-source.js';
+import type { CopyAccess } from './clone-source.js';
 import type { ImportTarget } from './types.js';
 
 /** The local file of a PVC bound on this node, or undefined when it is not (yet) here. */
@@ -50,8 +51,8 @@ export interface ImportRunnerOptions {
   retryMaxMs?: number;
   /** Imports at once. Default 2. */
   concurrency?: number;
-  /** The cluster token this agent presents to another node's agent to copy a volume from it (clones across nodes). */
-  clusterToken?: string;
+  /** How this agent reaches another node's agent to copy a volume from it (clones across nodes). */
+  copyAccess?: CopyAccess;
   now?: () => number;
 }
 
@@ -140,7 +141,7 @@ export class ImportRunner {
         [cdiAnnotations.runningMessage]: '',
       });
       const copyFrom = copySourceOf(pvc);
-      const source = copyFrom === undefined ? await sourceOfPvc(this.options.client, pvc, this.options.puller) : await copySource(this.options.client, pvc, copyFrom, this.options.clusterToken);
+      const source = copyFrom === undefined ? await sourceOfPvc(this.options.client, pvc, this.options.puller) : await copySource(this.options.client, pvc, copyFrom, this.options.copyAccess ?? { token: undefined });
       if (source === undefined) return;
       log.info('import started', { source: source.kind, target: target.path, format: target.format });
       const started = this.now();

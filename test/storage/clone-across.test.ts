@@ -10,7 +10,10 @@
  * stopped mid-copy makes the copy retry, never Succeed with part of the
  * data, and resume once the agent is back. A clone from another namespace
  * on one node is instant (copy-on-write) and carries CDI's
- * `k8s.io/CloneRequest` annotation instead of a `dataSource`.
+ * `k8s.io/CloneRequest` annotation instead of a `dataSource`; a claim of
+ * the server's own node is copied to node-b through the API server's port.
+ * A claim a running guest on node-b keeps writing is copied while the
+ * guest runs on: the copy holds what the guest wrote before it.
  *
  * node-b's exports are rate-limited (VIREO_EXPORT_RATE_LIMIT) so a copy
  * of a few MiB lasts long enough to watch and to interrupt.
@@ -18,11 +21,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, closeSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { numberAt, recordAt, stringAt } from '../../src/api/kinds/read.js';
+import { ImageStore, importTestGuest } from '../../src/agent/images/index.js';
 import { HttpClient, resources } from '../../src/client/index.js';
 import { localVolumeOf } from '../../src/storage/local/index.js';
 import { startImageServer } from '../../src/testing/image-server.js';
@@ -30,6 +34,9 @@ import type { ImageServer } from '../../src/testing/image-server.js';
 import { freePort, startAgentProcess, startServerProcess } from '../../src/testing/process.js';
 import type { AgentProcess, ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
+import { qemuPidsUnder } from '../agent/support.js';
+import { vireo } from '../subresources/support.js';
+import { pvcVm } from './support.js';
 
 function has(binary: string): boolean {
   return spawnSync('which', [binary]).status === 0;
@@ -74,6 +81,9 @@ before(async () => {
 });
 
 after(async () => {
+  // The VM's deletion lets node-b's agent stop QEMU and remove its cgroup; the kill is for what a failure left.
+  await client.delete(resources.virtualMachines, 'default', 'writer').catch(() => undefined);
+  await eventually(async () => (await client.tryGet(resources.virtualMachineInstances, 'default', 'writer')) === undefined, { timeoutMs: 60_000, what: 'the VMI to go' }).catch(() => undefined);
   for (const ns of ['default', 'team-a', 'team-b']) {
     const list = await client.list(resources.dataVolumes, { namespace: ns }).catch(() => ({ items: [] as KObject[] }));
     for (const dv of list.items) await client.delete(resources.dataVolumes, ns, dv.metadata.name ?? '').catch(() => undefined);
@@ -83,6 +93,7 @@ after(async () => {
   await server?.exited;
   client.close();
   await images?.stop();
+  for (const pid of qemuPidsUnder(root)) process.kill(pid, 'SIGKILL');
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -210,4 +221,54 @@ test('a claim on the server\'s own node is copied to node-b through the API serv
   const copied = sameData(image, copy.path);
   assert.ok(copied.same, `the copy on node-b holds the source's data: ${copied.said}`);
   await eventually(() => readdirSync(join(root, 's', 'agent', 'exports')).length === 0, { what: 'the server\'s node to drop its export', timeoutMs: 10_000 });
+});
+
+/** At boot: writes a marker at the start of /dev/vdb, then a tick at 1 MiB every second, so the disk changes during the copy. */
+const writerData = [
+  '#!/bin/sh',
+  'printf "vireo-live:one  " > /dev/vdb; sync; echo "data: wrote one"',
+  'i=0',
+  'while true; do i=$((i+1)); printf "tick-%08d" $i | dd of=/dev/vdb bs=1M seek=1 conv=notrunc 2>/dev/null; sync; echo "tick $i"; sleep 1; done',
+  '',
+].join('\n');
+
+function firstBytes(file: string, count: number): string {
+  const raw = join(root, 'read.raw');
+  execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', file, raw]);
+  const fd = openSync(raw, 'r');
+  try {
+    const buffer = Buffer.alloc(count);
+    readSync(fd, buffer, 0, count, 0);
+    return buffer.toString('latin1');
+  } finally {
+    closeSync(fd);
+    rmSync(raw, { force: true });
+  }
+}
+
+test('a claim a running guest on node-b writes to is copied to the server\'s node while the guest runs on', { skip, timeout: 400_000 }, async () => {
+  await importTestGuest(new ImageStore(join(agentDir, 'images')));
+  await client.create(resources.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kubevirt' } }).catch(() => undefined);
+  await client.create(resources.kubeVirts, { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: 'kubevirt' }, spec: { configuration: { developerConfiguration: { useEmulation: true } } } }).catch(() => undefined);
+  await client.create(resources.dataVolumes, dataVolume('default', 'live', 'node-b', { blank: {} }));
+  await dvWhere('default', 'live', 'blank on node-b', (dv) => phaseOf(dv) === 'Succeeded');
+  const vm = pvcVm('writer', { claimName: 'live', userData: writerData, graceSeconds: 0 });
+  (((vm.spec as Record<string, unknown>).template as Record<string, unknown>).spec as Record<string, unknown>).nodeSelector = { 'kubernetes.io/hostname': 'node-b' };
+  await client.create(resources.virtualMachines, vm);
+  const logs = async (): Promise<string> => (await vireo(['logs', 'writer'], { kubeconfig: server?.kubeconfig ?? '', timeoutMs: 30_000 })).stdout;
+  await eventually(async () => /tick 3\b/.test(await logs()), { what: 'the guest on node-b to write its marker and tick', timeoutMs: 240_000, intervalMs: 1000 });
+  const [pid] = qemuPidsUnder(agentDir);
+  assert.notEqual(pid, undefined, 'the guest runs under node-b\'s agent');
+
+  await client.create(resources.dataVolumes, dataVolume('default', 'live-copy', serverNode, { pvc: { namespace: 'default', name: 'live' } }));
+  const done = await dvWhere('default', 'live-copy', 'copied', (dv) => phaseOf(dv) === 'Succeeded' || phaseOf(dv) === 'Failed');
+  assert.equal(phaseOf(done), 'Succeeded', JSON.stringify(done.status));
+  const copy = await volumeOf('default', 'live-copy');
+  assert.equal(copy.node, serverNode);
+  assert.equal(firstBytes(copy.path, 16), 'vireo-live:one  ', 'the copy holds what the guest wrote before it');
+  // The guest ran on through the copy, on the same QEMU, and keeps writing.
+  assert.deepEqual(qemuPidsUnder(agentDir), [pid]);
+  const ticks = (text: string): number => Math.max(0, ...[...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+  const atCopy = ticks(await logs());
+  await eventually(async () => ticks(await logs()) > atCopy + 2, { what: 'the guest to keep writing after the copy', timeoutMs: 60_000, intervalMs: 500 });
 });

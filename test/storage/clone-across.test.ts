@@ -21,7 +21,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, readSync, closeSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
@@ -131,6 +132,19 @@ function sameData(a: string, b: string): { same: boolean; said: string } {
   return { same: run.status === 0, said: `${run.stdout}${run.stderr}` };
 }
 
+/** A GET to an agent endpoint trusting exactly `cert`; the status and body. */
+function get(url: string, cert: string, authorization: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { authorization }, ca: cert, checkServerIdentity: () => undefined }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Watches a DataVolume until `until` holds, keeping every (phase, progress) seen. */
 async function watchCopy(namespace: string, name: string, until: (dv: KObject) => boolean): Promise<{ seen: { phase: string; progress: number }[]; last: KObject }> {
   const seen: { phase: string; progress: number }[] = [];
@@ -168,6 +182,12 @@ test('a DataVolume on node-b is cloned into a claim on the server\'s node: a ful
   const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', copy.path], { encoding: 'utf8' })) as Record<string, unknown>;
   const allocated = Number(info['actual-size']);
   assert.ok(allocated < 12 * 2 ** 20, `the copy takes ${allocated} bytes on disk, not the 16 MiB of the image`);
+  // Only the cluster token opens an export; the agent's certificate is the one its Node publishes.
+  const node = await client.get(resources.nodes, undefined, 'node-b');
+  const cert = node.metadata.annotations?.['vireo.io/agent-certificate'] ?? '';
+  const exportUrl = `${agent?.url ?? ''}/v1/namespaces/default/persistentvolumeclaims/golden/export?target=${copy.pvc.metadata.uid ?? ''}`;
+  assert.equal((await get(exportUrl, cert, 'Bearer not-the-cluster-token')).status, 401);
+  assert.equal((await get(exportUrl.replace(/\?target=.*/, ''), cert, `Bearer ${server?.token ?? ''}`)).status, 400, 'no target: a clear refusal');
   // The source agent's export is released once the copy is in.
   await eventually(() => readdirSync(join(agentDir, 'agent', 'exports')).length === 0, { what: 'node-b to drop its export', timeoutMs: 10_000 });
 });
@@ -178,6 +198,9 @@ test('node-b\'s agent stopped mid-copy: the clone retries, never Succeeds with p
   const running = await dvWhere('default', 'copy-again', 'copying', (dv) => phaseOf(dv) === 'CloneInProgress' && progressOf(dv) > 5);
   const before = progressOf(running);
   await agent?.stop();
+  // An export whose copy was given up (no claim has its uid): the restarted agent sweeps it.
+  const orphan = join(agentDir, 'agent', 'exports', '0badc0de-0000-4000-8000-000000000000.qcow2');
+  writeFileSync(orphan, 'left by a copy given up');
   const broken = await dvWhere('default', 'copy-again', 'the broken copy counted as a restart', (dv) => (numberAt(dv, 'status', 'restartCount') ?? 0) >= 1, 60_000);
   assert.notEqual(phaseOf(broken), 'Succeeded');
   await startNodeB();
@@ -188,6 +211,7 @@ test('node-b\'s agent stopped mid-copy: the clone retries, never Succeeds with p
   const copy = await volumeOf('default', 'copy-again');
   const copied = sameData(image, copy.path);
   assert.ok(copied.same, `the resumed copy holds the source's data: ${copied.said}`);
+  await eventually(() => !existsSync(orphan), { what: 'node-b to sweep the export of a copy given up', timeoutMs: 30_000 });
 });
 
 test('a DataVolume clones a claim of another namespace on the same node: instant, with CDI\'s CloneRequest annotation', { skip, timeout: 300_000 }, async () => {

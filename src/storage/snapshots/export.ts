@@ -5,10 +5,11 @@
  * instant (`exportVolume`: the same frozen layer a same-node clone takes,
  * flattened; only allocated clusters), kept in `<data>/exports/` so the
  * copying node can fetch it in byte ranges and resume after a break; the
- * copying node releases it once its copy is complete. The agent endpoint
+ * copying node releases it once its copy is complete; exports of copies
+ * given up (the target claim deleted) are swept. The agent endpoint
  * serves it (`src/agent/endpoint-export.ts`).
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError } from '../../api/errors.js';
 import { stringAt } from '../../api/kinds/read.js';
@@ -46,6 +47,8 @@ export interface VolumeExporterOptions {
   logger: Logger;
   /** How long a request waits for an export being made before it is told to come back (503). Default 20 s. */
   answerWithinMs?: number;
+  /** How often exports whose target claim is gone (a copy given up) are removed. Default 10 min. */
+  sweepMs?: number;
 }
 
 /** A copy's id is a claim's uid: nothing a file name could smuggle. */
@@ -61,9 +64,37 @@ export class VolumeExporter implements VolumeExports {
   private readonly making = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private readonly logger: Logger;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly options: VolumeExporterOptions) {
     this.logger = options.logger.child({ component: 'volume-exporter', node: options.nodeName });
+    const sweep = (): void => {
+      this.sweep().catch((err: unknown) => { this.logger.warn('cannot sweep the exports', { err: err instanceof Error ? err.message : String(err) }); });
+    };
+    this.sweeper = setInterval(sweep, options.sweepMs ?? 600_000);
+    this.sweeper.unref();
+    // Once at start too: what a copy given up while the agent was down left.
+    setTimeout(sweep, 1000).unref();
+  }
+
+  /**
+   * Removes the exports whose target claim no longer exists: a copy given
+   * up (its claim or DataVolume deleted) never releases its export.
+   */
+  async sweep(): Promise<string[]> {
+    const names = await readdir(exportsRoot(this.options.dataDir)).catch(() => [] as string[]);
+    if (names.length === 0) return [];
+    const claims = await this.options.client.list(resources.persistentVolumeClaims);
+    const alive = new Set(claims.items.map((c) => c.metadata.uid ?? ''));
+    const removed: string[] = [];
+    for (const name of names) {
+      const target = name.replace(/\.qcow2(\.partial)?$/, '');
+      if (alive.has(target) || this.making.has(target)) continue;
+      await rm(join(exportsRoot(this.options.dataDir), name), { force: true });
+      removed.push(name);
+    }
+    if (removed.length > 0) this.logger.info('exports of copies given up removed', { files: removed });
+    return removed;
   }
 
   async prepareExport(claim: ClaimKey, target: string): Promise<ExportedVolume> {
@@ -100,6 +131,7 @@ export class VolumeExporter implements VolumeExports {
 
   /** Stops exports being made (their partial files are made again on the next ask). */
   stop(): void {
+    clearInterval(this.sweeper);
     this.abort.abort(new Error('the node agent is stopping'));
   }
 

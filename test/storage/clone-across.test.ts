@@ -296,3 +296,45 @@ test('a claim a running guest on node-b writes to is copied to the server\'s nod
   const atCopy = ticks(await logs());
   await eventually(async () => ticks(await logs()) > atCopy + 2, { what: 'the guest to keep writing after the copy', timeoutMs: 60_000, intervalMs: 500 });
 });
+
+/** A VMI using DataVolume `dv` as its only disk; `node` pins it with a nodeSelector. */
+function consumer(name: string, dv: string, node?: string): KObject {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      ...(node === undefined ? {} : { nodeSelector: { 'kubernetes.io/hostname': node } }),
+      terminationGracePeriodSeconds: 0,
+      domain: { memory: { guest: '64Mi' }, devices: { autoattachGraphicsDevice: false, disks: [{ name: 'data', disk: { bus: 'virtio' } }] } },
+      volumes: [{ name: 'data', dataVolume: { name: dv } }],
+    },
+  };
+}
+
+test('the scheduler sends a clone\'s consumer to the source\'s node (instant), or, pinned elsewhere, lets it go there (a full copy)', { skip, timeout: 300_000 }, async (t) => {
+  await dvWhere('default', 'golden', 'the source of the first test', (dv) => phaseOf(dv) === 'Succeeded');
+  t.after(async () => {
+    for (const name of ['near', 'far']) await client.delete(resources.virtualMachineInstances, 'default', name).catch(() => undefined);
+    await eventually(async () => (await client.list(resources.virtualMachineInstances, { namespace: 'default' })).items.every((v) => !['near', 'far'].includes(v.metadata.name ?? '')), { what: 'the consumers to go', timeoutMs: 60_000 }).catch(() => undefined);
+  });
+  const clone = (name: string): KObject => ({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name, namespace: 'default' }, spec: { source: { pvc: { namespace: 'default', name: 'golden' } }, storage: { resources: { requests: { storage: '32Mi' } } } } });
+  await client.create(resources.dataVolumes, clone('near-disk'));
+  await client.create(resources.dataVolumes, clone('far-disk'));
+  await client.create(resources.virtualMachineInstances, consumer('near', 'near-disk'));
+  await client.create(resources.virtualMachineInstances, consumer('far', 'far-disk', serverNode));
+  const nodeOf = async (vmi: string): Promise<string> => eventually(async () => stringAt(await client.tryGet(resources.virtualMachineInstances, 'default', vmi), 'status', 'nodeName'), { what: `VMI ${vmi} to be scheduled`, timeoutMs: 60_000, intervalMs: 200 });
+  assert.equal(await nodeOf('near'), 'node-b', 'the node holding the source is preferred');
+  assert.equal(await nodeOf('far'), serverNode, 'a consumer pinned to another node is not held to the source\'s node');
+  const near = await dvWhere('default', 'near-disk', 'cloned', (dv) => phaseOf(dv) === 'Succeeded' || phaseOf(dv) === 'Failed');
+  const far = await dvWhere('default', 'far-disk', 'copied', (dv) => phaseOf(dv) === 'Succeeded' || phaseOf(dv) === 'Failed');
+  assert.equal(phaseOf(near), 'Succeeded', JSON.stringify(near.status));
+  assert.equal(phaseOf(far), 'Succeeded', JSON.stringify(far.status));
+  const nearVolume = await volumeOf('default', 'near-disk');
+  const farVolume = await volumeOf('default', 'far-disk');
+  assert.equal(nearVolume.node, 'node-b');
+  assert.equal(nearVolume.pvc.metadata.annotations?.['cdi.kubevirt.io/cloneType'], undefined, 'an instant clone, not a copy');
+  assert.equal(farVolume.node, serverNode);
+  assert.equal(farVolume.pvc.metadata.annotations?.['cdi.kubevirt.io/cloneType'], 'copy');
+  assert.ok(sameData(image, farVolume.path).same);
+});

@@ -29,7 +29,7 @@ import { ProgressWriter } from './progress-writer.js';
 import { sourceOfPvc } from './pvc-source.js';
 import { copySource, copySourceOf, releaseCopy } from './clone-source.js';
 import type { CopyAccess } from './clone-source.js';
-import type { ImportTarget } from './types.js';
+import type { ImportSource, ImportTarget } from './types.js';
 
 /** The local file of a PVC bound on this node, or undefined when it is not (yet) here. */
 export type ResolveTarget = (pvc: KObject) => ImportTarget | undefined | Promise<ImportTarget | undefined>;
@@ -133,6 +133,7 @@ export class ImportRunner {
   private async runImport(key: string, pvc: KObject, target: ImportTarget, signal: AbortSignal): Promise<void> {
     const log = this.options.logger.child({ namespace: pvc.metadata.namespace, name: pvc.metadata.name, uid: pvc.metadata.uid, kind: 'PersistentVolumeClaim' });
     const writer = new ProgressWriter((annotations) => this.annotate(pvc, annotations), this.progressMs, this.now);
+    let copying: ImportSource | undefined;
     try {
       await this.annotate(pvc, {
         [cdiAnnotations.podPhase]: importPhases.running,
@@ -143,6 +144,7 @@ export class ImportRunner {
       const copyFrom = copySourceOf(pvc);
       const source = copyFrom === undefined ? await sourceOfPvc(this.options.client, pvc, this.options.puller) : await copySource(this.options.client, pvc, copyFrom, this.options.copyAccess ?? { token: undefined });
       if (source === undefined) return;
+      if (copyFrom !== undefined) copying = source;
       log.info('import started', { source: source.kind, target: target.path, format: target.format });
       const started = this.now();
       await importImage(source, target, { signal, onProgress: (p) => { writer.report(p.percent); } });
@@ -156,10 +158,7 @@ export class ImportRunner {
       });
       this.backoff.delete(key);
       log.info('import succeeded', { ms: this.now() - started });
-      if (copyFrom !== undefined && source.kind === 'http') {
-        const kept = await releaseCopy(source);
-        if (kept !== undefined) log.warn('the source node keeps its export of the copied volume', { err: kept.message });
-      }
+      await this.releaseCopy(copying, log);
     } catch (err) {
       await writer.flush().catch(() => undefined);
       if (signal.aborted || isAbort(err)) {
@@ -167,7 +166,16 @@ export class ImportRunner {
         return;
       }
       await this.fail(key, pvc, err, log);
+      // A copy that cannot succeed on a retry does not need the source's export any more.
+      if (err instanceof ImportError && !err.retryable) await this.releaseCopy(copying, log);
     }
+  }
+
+  /** Lets the source node drop the export a copy read from. */
+  private async releaseCopy(source: ImportSource | undefined, log: Logger): Promise<void> {
+    if (source?.kind !== 'http') return;
+    const kept = await releaseCopy(source);
+    if (kept !== undefined) log.warn('the source node keeps its export of the copied volume', { err: kept.message });
   }
 
   private async fail(key: string, pvc: KObject, err: unknown, log: Logger): Promise<void> {

@@ -32,7 +32,7 @@ import { resizeLiveDisks } from './volume-resize.js';
 import { LocalProvisioner } from '../storage/local/provisioner.js';
 import { SnapshotSidecar } from '../storage/snapshots/sidecar.js';
 import { VolumeExporter } from '../storage/snapshots/export.js';
-import type { ExportedVolume, VolumeExports } from '../storage/snapshots/export.js';
+import type { ExportSource, ExportedVolume, VolumeExports } from '../storage/snapshots/export.js';
 import { liveGuests } from './volume-snapshot.js';
 import type { Machine } from './machine.js';
 import { compressionAnnotation, localVolumeOf } from '../storage/local/index.js';
@@ -209,12 +209,12 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     return this.uploads.upload(namespace, pvc, body, options);
   }
 
-  async prepareExport(claim: { namespace: string; name: string }, target: string): Promise<ExportedVolume> {
-    return this.exporting().prepareExport(claim, target);
+  async prepareExport(source: ExportSource, target: string): Promise<ExportedVolume> {
+    return this.exporting().prepareExport(source, target);
   }
 
-  async releaseExport(claim: { namespace: string; name: string }, target: string): Promise<void> {
-    await this.exporting().releaseExport(claim, target);
+  async releaseExport(source: ExportSource, target: string): Promise<void> {
+    await this.exporting().releaseExport(source, target);
   }
 
   private exporting(): VolumeExporter {

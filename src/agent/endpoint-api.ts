@@ -8,7 +8,7 @@
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
  *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
- *   GET|DELETE /v1/namespaces/NS/persistentvolumeclaims/NAME/export?target=UID (a copy to another node: the volume
+ *   GET|DELETE /v1/namespaces/NS/{persistentvolumeclaims,volumesnapshots}/NAME/export?target=UID (a copy to another node: the data
  *       as a qcow2 image, byte ranges with If-Range; DELETE releases it)
  *
  * How to reach the endpoint is published on the agent's Node, as a kubelet
@@ -30,8 +30,11 @@ export type AgentOperation =
   | { kind: 'stream'; stream: 'console' | 'vnc' }
   | { kind: 'log' }
   | { kind: 'upload'; async: boolean }
-  /** The volume of a claim as a qcow2 image, for a copy to another node (GET; DELETE releases it). */
-  | { kind: 'export' };
+  /** The volume of a claim, or a VolumeSnapshot's data, as a qcow2 image for a copy to another node (GET; DELETE releases it). */
+  | { kind: 'export'; of: ExportedResource };
+
+/** What an export reads: a claim's volume, or a VolumeSnapshot's data. */
+export type ExportedResource = 'persistentvolumeclaims' | 'volumesnapshots';
 
 /** A parsed endpoint request: which VMI (or PVC, for an upload), and what of it. */
 export interface AgentRequest {
@@ -58,9 +61,10 @@ function isGuestAction(value: string): value is GuestAction {
 function operationOf(resource: string, segment: string): AgentOperation | undefined {
   if (resource === 'persistentvolumeclaims') {
     if (segment === 'upload' || segment === 'upload-async') return { kind: 'upload', async: segment === 'upload-async' };
-    if (segment === 'export') return { kind: 'export' };
+    if (segment === 'export') return { kind: 'export', of: 'persistentvolumeclaims' };
     return undefined;
   }
+  if (resource === 'volumesnapshots') return segment === 'export' ? { kind: 'export', of: 'volumesnapshots' } : undefined;
   if (resource !== 'virtualmachineinstances') return undefined;
   if (isGuestAction(segment)) return { kind: 'action', action: segment };
   if (segment === 'console' || segment === 'vnc') return { kind: 'stream', stream: segment };
@@ -86,7 +90,7 @@ function segmentOf(operation: AgentOperation): string {
 
 /** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
-  const resource = operation.kind === 'upload' || operation.kind === 'export' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
+  const resource = operation.kind === 'export' ? operation.of : operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
   return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}`;
 }
 
@@ -111,10 +115,10 @@ export function parseAgentRequest(pathname: string): AgentRequest | undefined {
 }
 
 /**
- * The path of the export of claim `namespace/name` of node `node` on the
- * API server's port, where the agent inside `vireo server` (which has no
- * endpoint of its own) serves its exports.
+ * The path of the export of claim (or VolumeSnapshot) `namespace/name` of
+ * node `node` on the API server's port, where the agent inside
+ * `vireo server` (which has no endpoint of its own) serves its exports.
  */
-export function serverExportPath(node: string, namespace: string, name: string): string {
-  return `/vireo/v1/nodes/${encodeURIComponent(node)}/namespaces/${encodeURIComponent(namespace)}/persistentvolumeclaims/${encodeURIComponent(name)}/export`;
+export function serverExportPath(node: string, of: ExportedResource, namespace: string, name: string): string {
+  return `/vireo/v1/nodes/${encodeURIComponent(node)}/namespaces/${encodeURIComponent(namespace)}/${of}/${encodeURIComponent(name)}/export`;
 }

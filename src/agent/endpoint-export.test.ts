@@ -16,9 +16,11 @@ test('an export resumes at a byte range only while If-Range names the same file'
   assert.equal(rangeOf(request({ range: 'bytes=0-99' }), exported), undefined, 'only open-ended ranges, as the importer asks');
 });
 
-test('the export path round-trips, and names only claims', () => {
-  const path = agentRequestPath('ns', 'disk', { kind: 'export' });
+test('the export path round-trips, and names only claims and VolumeSnapshots', () => {
+  const path = agentRequestPath('ns', 'disk', { kind: 'export', of: 'persistentvolumeclaims' });
   assert.equal(path, '/v1/namespaces/ns/persistentvolumeclaims/disk/export');
-  assert.deepEqual(parseAgentRequest(path), { namespace: 'ns', name: 'disk', operation: { kind: 'export' } });
+  assert.deepEqual(parseAgentRequest(path), { namespace: 'ns', name: 'disk', operation: { kind: 'export', of: 'persistentvolumeclaims' } });
+  assert.deepEqual(parseAgentRequest('/v1/namespaces/ns/volumesnapshots/monday/export'), { namespace: 'ns', name: 'monday', operation: { kind: 'export', of: 'volumesnapshots' } });
+  assert.equal(parseAgentRequest('/v1/namespaces/ns/volumesnapshots/monday/upload'), undefined);
   assert.equal(parseAgentRequest('/v1/namespaces/ns/virtualmachineinstances/vm/export'), undefined);
 });

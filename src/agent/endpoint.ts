@@ -19,7 +19,7 @@ import { ApiError, badRequest, toStatus } from '../api/errors.js';
 import type { Status } from '../api/object.js';
 import { StreamServer, rejectUpgrade } from '../console/index.js';
 import type { Logger } from '../log/logger.js';
-import type { VolumeExports } from '../storage/snapshots/export.js';
+import type { ExportSource, VolumeExports } from '../storage/snapshots/export.js';
 import { agentRequestMethod, parseAgentRequest } from './endpoint-api.js';
 import { sendExport } from './endpoint-export.js';
 import type { AgentRequest } from './endpoint-api.js';
@@ -72,7 +72,7 @@ function sendText(res: ServerResponse, text: string): void {
   res.end(text);
 }
 
-const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async,export}';
+const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async,export} and /v1/namespaces/NS/volumesnapshots/NAME/export';
 
 /** The agent's HTTPS server; see the module comment. */
 export class AgentEndpoint {
@@ -127,7 +127,7 @@ export class AgentEndpoint {
       // Only an upload has a body worth reading.
       if (operation.kind !== 'upload') req.resume();
       if (operation.kind === 'stream') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
-      if (operation.kind === 'export') { await this.export(req, res, { namespace, name }); return; }
+      if (operation.kind === 'export') { await this.export(req, res, { kind: operation.of === 'volumesnapshots' ? 'VolumeSnapshot' : 'PersistentVolumeClaim', namespace, name }); return; }
       const method = agentRequestMethod(operation);
       if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
       if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
@@ -176,8 +176,8 @@ export class AgentEndpoint {
     return request;
   }
 
-  /** GET: the export of claim `namespace/name` for copy `?target=UID`; DELETE: its release. */
-  private async export(req: IncomingMessage, res: ServerResponse, claim: { namespace: string; name: string }): Promise<void> {
+  /** GET: the export of a claim or VolumeSnapshot for copy `?target=UID`; DELETE: its release. */
+  private async export(req: IncomingMessage, res: ServerResponse, claim: ExportSource): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'DELETE') throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use GET to read the export, DELETE to release it`);
     const target = new URL(req.url ?? '/', 'https://agent.invalid').searchParams.get('target') ?? '';
     if (target === '') throw badRequest(`${pathOf(req)} needs ?target=UID: the uid of the claim the volume is copied into`);
@@ -189,7 +189,7 @@ export class AgentEndpoint {
       return;
     }
     const exported = await exports.prepareExport(claim, target);
-    this.logger.info('volume export', { namespace: claim.namespace, pvc: claim.name, target, range: req.headers.range });
+    this.logger.info('volume export', { kind: claim.kind, namespace: claim.namespace, name: claim.name, target, range: req.headers.range });
     await sendExport(req, res, exported, this.options.exportRateBytesPerSecond === undefined ? {} : { rateBytesPerSecond: this.options.exportRateBytesPerSecond });
   }
 

@@ -4,7 +4,7 @@
  * the agent inside `vireo server` has no endpoint, so the API server's
  * port serves its exports instead, for the same cluster token:
  *
- *   GET|DELETE /vireo/v1/nodes/NODE/namespaces/NS/persistentvolumeclaims/NAME/export?target=UID
+ *   GET|DELETE /vireo/v1/nodes/NODE/namespaces/NS/{persistentvolumeclaims,volumesnapshots}/NAME/export?target=UID
  *
  * (byte ranges with If-Range; DELETE releases the export). Only a node
  * whose agent runs in this process is served: another node's agent is
@@ -15,15 +15,15 @@ import type { AgentDirectory, AgentHandle } from '../agent/handle.js';
 import { sendExport } from '../agent/endpoint-export.js';
 export { serverExportPath } from '../agent/endpoint-api.js';
 import { ApiError, badRequest } from '../api/errors.js';
-import type { VolumeExports } from '../storage/snapshots/export.js';
+import type { ExportSource, VolumeExports } from '../storage/snapshots/export.js';
 
-const routePattern = /^\/vireo\/v1\/nodes\/([a-z0-9][-a-z0-9.]*)\/namespaces\/([a-z0-9][-a-z0-9]*)\/persistentvolumeclaims\/([a-z0-9][-a-z0-9.]*)\/export$/;
+const routePattern = /^\/vireo\/v1\/nodes\/([a-z0-9][-a-z0-9.]*)\/namespaces\/([a-z0-9][-a-z0-9]*)\/(persistentvolumeclaims|volumesnapshots)\/([a-z0-9][-a-z0-9.]*)\/export$/;
 
 /** The node and claim of an export path; undefined when `pathname` is not one. */
-export function exportRouteOf(pathname: string): { node: string; namespace: string; name: string } | undefined {
+export function exportRouteOf(pathname: string): { node: string; source: ExportSource } | undefined {
   const match = routePattern.exec(pathname);
-  if (match?.[1] === undefined || match[2] === undefined || match[3] === undefined) return undefined;
-  return { node: match[1], namespace: match[2], name: match[3] };
+  if (match?.[1] === undefined || match[2] === undefined || match[3] === undefined || match[4] === undefined) return undefined;
+  return { node: match[1], source: { kind: match[3] === 'volumesnapshots' ? 'VolumeSnapshot' : 'PersistentVolumeClaim', namespace: match[2], name: match[4] } };
 }
 
 function exportsOf(handle: AgentHandle | undefined): VolumeExports | undefined {
@@ -41,7 +41,7 @@ export async function serveVolumeExport(req: IncomingMessage, res: ServerRespons
   if (target === '') throw badRequest(`${url.pathname} needs ?target=UID: the uid of the claim the volume is copied into`);
   const exports = exportsOf(agents?.forNode(route.node));
   if (exports === undefined) throw badRequest(`the agent of node ${route.node} does not run in this server: ask it at the endpoint its Node publishes`);
-  const claim = { namespace: route.namespace, name: route.name };
+  const claim = route.source;
   if (req.method === 'DELETE') {
     await exports.releaseExport(claim, target);
     const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 200 });

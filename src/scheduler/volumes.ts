@@ -9,10 +9,9 @@
  * it binds the VMI. A claim cloned or restored from a local source waits
  * until the node holding the source is known (`storage.vireo.io/data-source-node`,
  * set by the snapshot controller); that node is preferred (an instant
- * copy-on-write clone), but a clone of a claim may go to any node with
+ * copy-on-write clone or restore), but the claim may go to any node with
  * room when the source's node serves exports (its agent publishes an
- * endpoint, or runs inside `vireo server`): a full copy; a restore from a VolumeSnapshot goes only to the
- * snapshot's node. A missing claim, one being deleted, or an unbound
+ * endpoint, or runs inside `vireo server`): a full copy. A missing claim, one being deleted, or an unbound
  * Immediate claim makes the VMI unschedulable on every node.
  */
 import type { KObject } from '../api/object.js';
@@ -41,7 +40,7 @@ export interface UnboundClaim {
   bytes: number;
   /** A clone or restore: the node holding its data source, where it goes by preference. */
   sourceNode: string | undefined;
-  /** A clone whose source's node serves exports (an agent endpoint, or the control plane's node): any node can copy it from there. */
+  /** A clone or restore whose source's node serves exports (an agent endpoint, or the control plane's node): any node can copy it from there. */
   copyable: boolean;
 }
 
@@ -57,19 +56,17 @@ export const volumeReasons = {
   conflict: 'node(s) had volume node affinity conflict',
   noSpace: 'node(s) did not have enough free storage',
   noVolume: "node(s) didn't find available persistent volumes to bind",
-  /** Vireo's: local volumes are restored (and, from a node whose agent cannot be reached to copy from, cloned) only where their source's data is. */
-  notSourceNode: 'node(s) did not hold the data source of a restored local volume, or of a cloned one whose node\'s agent cannot be copied from',
+  /** Vireo's: a local volume whose source's node has no agent to copy from is cloned or restored only there. */
+  notSourceNode: 'node(s) did not hold the data source of a cloned or restored local volume whose node\'s agent cannot be copied from',
 } as const;
 
 function hasDataSource(pvc: KObject): boolean {
   return recordAt(pvc, 'spec', 'dataSourceRef') !== undefined || recordAt(pvc, 'spec', 'dataSource') !== undefined || claimDataSource(pvc) !== undefined;
 }
 
-/** A claim cloned from another claim whose node's agent other nodes can copy from. */
-function isCopyable(pvc: KObject, sourceNode: string | undefined, lookup: VolumeLookup): boolean {
-  const source = claimDataSource(pvc);
-  if (sourceNode === undefined || source === undefined || !('kind' in source) || source.kind !== 'PersistentVolumeClaim') return false;
-  return servesExports(lookup.node?.(sourceNode));
+/** A clone or restore whose source's node has an agent other nodes can copy from. */
+function isCopyable(sourceNode: string | undefined, lookup: VolumeLookup): boolean {
+  return sourceNode !== undefined && servesExports(lookup.node?.(sourceNode));
 }
 
 /** What the VMI's claims ask of any node, or why no node can take it. */
@@ -98,7 +95,7 @@ export function volumeNeeds(vmi: KObject, lookup: VolumeLookup): VolumeNeeds | {
     if (isLocalClass(sc) && sourceNode === undefined && selectedNode === undefined && hasDataSource(pvc)) {
       return { unresolvable: `persistentvolumeclaim "${name}" waits for its data source (a VolumeSnapshot or PersistentVolumeClaim) to be ready` };
     }
-    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0), sourceNode, copyable: isCopyable(pvc, sourceNode, lookup) });
+    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0), sourceNode, copyable: isCopyable(sourceNode, lookup) });
   }
   return needs;
 }

@@ -26,7 +26,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
-import { numberAt, recordAt, stringAt } from '../../src/api/kinds/read.js';
+import { booleanAt, numberAt, recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { ImageStore, importTestGuest } from '../../src/agent/images/index.js';
 import { HttpClient, resources } from '../../src/client/index.js';
 import { localVolumeOf } from '../../src/storage/local/index.js';
@@ -337,4 +337,20 @@ test('the scheduler sends a clone\'s consumer to the source\'s node (instant), o
   assert.equal(farVolume.node, serverNode);
   assert.equal(farVolume.pvc.metadata.annotations?.['cdi.kubevirt.io/cloneType'], 'copy');
   assert.ok(sameData(image, farVolume.path).same);
+});
+
+test('a VolumeSnapshot on node-b is restored into a claim on the server\'s node: a full copy of the snapshot\'s data', { skip, timeout: 300_000 }, async () => {
+  await dvWhere('default', 'golden', 'the source of the first test', (dv) => phaseOf(dv) === 'Succeeded');
+  const snapshots = { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots', namespaced: true } as const;
+  await client.create(snapshots, { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name: 'golden-monday', namespace: 'default' }, spec: { source: { persistentVolumeClaimName: 'golden' } } });
+  await eventually(async () => booleanAt(await client.tryGet(snapshots, 'default', 'golden-monday'), 'status', 'readyToUse') === true, { what: 'the snapshot on node-b to be ready', timeoutMs: 60_000, intervalMs: 200 });
+  await client.create(resources.dataVolumes, dataVolume('default', 'restored', serverNode, { snapshot: { namespace: 'default', name: 'golden-monday' } }));
+  const done = await dvWhere('default', 'restored', 'restored', (dv) => phaseOf(dv) === 'Succeeded' || phaseOf(dv) === 'Failed');
+  assert.equal(phaseOf(done), 'Succeeded', JSON.stringify(done.status));
+  const copy = await volumeOf('default', 'restored');
+  assert.equal(copy.node, serverNode);
+  assert.equal(copy.pvc.metadata.annotations?.['cdi.kubevirt.io/cloneType'], 'copy');
+  const copied = sameData(image, copy.path);
+  assert.ok(copied.same, `the restore on ${serverNode} holds the snapshot's data: ${copied.said}`);
+  await eventually(() => readdirSync(join(agentDir, 'agent', 'exports')).length === 0, { what: 'node-b to drop its export', timeoutMs: 10_000 });
 });

@@ -248,15 +248,17 @@ export class LocalProvisioner {
   }
 
   /**
-   * Marks `pvc` as a copy from a claim on another node, before it is bound
+   * Marks `pvc` as a copy from a claim (or VolumeSnapshot) on another node, before it is bound
    * (so no guest opens the volume before the copy is in): CDI's
    * host-assisted clone annotations, and the import phase Pending.
    */
-  private async markCopy(pvc: KObject, source: { namespace: string; name: string; node: string }): Promise<void> {
-    const annotations: Record<string, string> = { [cloneRequestAnnotation]: `${source.namespace}/${source.name}`, [cloneTypeAnnotation]: 'copy' };
+  private async markCopy(pvc: KObject, source: { kind: 'PersistentVolumeClaim' | 'VolumeSnapshot'; namespace: string; name: string; node: string }): Promise<void> {
+    const annotations: Record<string, string> = { [cloneTypeAnnotation]: 'copy' };
+    if (source.kind === 'PersistentVolumeClaim') annotations[cloneRequestAnnotation] = `${source.namespace}/${source.name}`;
     if (pvc.metadata.annotations?.[cdiAnnotations.podPhase] === undefined) annotations[cdiAnnotations.podPhase] = importPhases.pending;
     await this.options.client.patch(resources.persistentVolumeClaims, pvc.metadata.namespace, pvc.metadata.name ?? '', 'merge', { metadata: { uid: pvc.metadata.uid, annotations } });
-    this.recorder.record(pvc, 'Normal', 'CloneScheduled', `the source claim ${source.namespace}/${source.name} is on node "${source.node}": its data is copied to this node "${this.options.nodeName}"`);
+    const what = source.kind === 'VolumeSnapshot' ? 'VolumeSnapshot' : 'claim';
+    this.recorder.record(pvc, 'Normal', 'CloneScheduled', `the source ${what} ${source.namespace}/${source.name} is on node "${source.node}": its data is copied to this node "${this.options.nodeName}"`);
   }
 
   /** Writes Bound (with the volume's size and modes) on both sides where it is not there yet. */

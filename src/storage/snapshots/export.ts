@@ -1,9 +1,10 @@
 /**
  * The source side of a volume copy to another node (CDI's host-assisted
- * clone, without its source pod): on the node holding a claim's volume it
- * makes, once per copy, a self-contained qcow2 image of the volume at one
- * instant (`exportVolume`: the same frozen layer a same-node clone takes,
- * flattened; only allocated clusters), kept in `<data>/exports/` so the
+ * clone, without its source pod): on the node holding a claim's volume (or
+ * a VolumeSnapshot's data) it makes, once per copy, a self-contained qcow2
+ * image of the volume at one instant (`exportVolume`: the same frozen
+ * layer a same-node clone takes, flattened; a snapshot's chain as it is;
+ * only allocated clusters), kept in `<data>/exports/` so the
  * copying node can fetch it in byte ranges and resume after a break; the
  * copying node releases it once its copy is complete; exports of copies
  * given up (the target claim deleted) are swept. The agent endpoint
@@ -12,13 +13,16 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError } from '../../api/errors.js';
-import { stringAt } from '../../api/kinds/read.js';
+import { booleanAt, stringAt } from '../../api/kinds/read.js';
 import type { Client } from '../../client/index.js';
 import { resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
-import { localVolumeOf, volumeEncryptionOf } from '../local/index.js';
+import { localProvisioner, localVolumeOf, volumeEncryptionOf } from '../local/index.js';
+import { readSnapshotMeta } from './chain.js';
+import { parseSnapshotHandle, snapshotDir } from './handle.js';
+import { volumeSnapshotContents, volumeSnapshots } from './resources.js';
 import type { LiveGuests } from './live.js';
-import { exportVolume } from './operations.js';
+import { exportSnapshot, exportVolume } from './operations.js';
 import type { ClaimKey } from './operations.js';
 
 /** A finished export, ready to be read. */
@@ -29,12 +33,19 @@ export interface ExportedVolume {
   etag: string;
 }
 
+/** What is exported: a claim's volume, or a VolumeSnapshot's data. */
+export interface ExportSource {
+  kind: 'PersistentVolumeClaim' | 'VolumeSnapshot';
+  namespace: string;
+  name: string;
+}
+
 /** What the agent endpoint asks of the node's exporter. */
 export interface VolumeExports {
-  /** The export of `claim` for copy `target` (the target claim's uid), made on the first ask. */
-  prepareExport(claim: ClaimKey, target: string): Promise<ExportedVolume>;
-  /** Drops the export of `claim` for copy `target` (done, or given up). */
-  releaseExport(claim: ClaimKey, target: string): Promise<void>;
+  /** The export of `source` for copy `target` (the target claim's uid), made on the first ask. */
+  prepareExport(source: ExportSource, target: string): Promise<ExportedVolume>;
+  /** Drops the export of `source` for copy `target` (done, or given up). */
+  releaseExport(source: ExportSource, target: string): Promise<void>;
 }
 
 /** What the exporter needs; see the fields. */
@@ -97,7 +108,7 @@ export class VolumeExporter implements VolumeExports {
     return removed;
   }
 
-  async prepareExport(claim: ClaimKey, target: string): Promise<ExportedVolume> {
+  async prepareExport(claim: ExportSource, target: string): Promise<ExportedVolume> {
     const file = this.fileOf(target);
     const done = await describe(file);
     if (done !== undefined) return done;
@@ -111,17 +122,17 @@ export class VolumeExporter implements VolumeExports {
     const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => { resolve('late'); }, within); });
     try {
       if ((await Promise.race([making, late])) === 'late') {
-        throw new ApiError('ServiceUnavailable', `the export of PersistentVolumeClaim ${claim.namespace}/${claim.name} for copy ${target} is still being made on node ${this.options.nodeName}: ask again in a moment`);
+        throw new ApiError('ServiceUnavailable', `the export of ${claim.kind} ${claim.namespace}/${claim.name} for copy ${target} is still being made on node ${this.options.nodeName}: ask again in a moment`);
       }
     } finally {
       clearTimeout(timer);
     }
     const made = await describe(file);
-    if (made === undefined) throw new ApiError('ServiceUnavailable', `the export of PersistentVolumeClaim ${claim.namespace}/${claim.name} vanished on node ${this.options.nodeName}: ask again`);
+    if (made === undefined) throw new ApiError('ServiceUnavailable', `the export of ${claim.kind} ${claim.namespace}/${claim.name} vanished on node ${this.options.nodeName}: ask again`);
     return made;
   }
 
-  async releaseExport(_claim: ClaimKey, target: string): Promise<void> {
+  async releaseExport(_source: ExportSource, target: string): Promise<void> {
     const file = this.fileOf(target);
     await this.making.get(target)?.catch(() => undefined);
     await rm(file, { force: true });
@@ -141,7 +152,34 @@ export class VolumeExporter implements VolumeExports {
   }
 
   /** Makes the export, or throws the ApiError that says why it cannot be made (now). */
-  private async make(claim: ClaimKey, target: string, file: string): Promise<void> {
+  private async make(source: ExportSource, target: string, file: string): Promise<void> {
+    await mkdir(exportsRoot(this.options.dataDir), { recursive: true, mode: 0o700 });
+    const started = Date.now();
+    if (source.kind === 'VolumeSnapshot') await this.makeOfSnapshot(source, file);
+    else await this.makeOfClaim(source, target, file);
+    this.logger.info('export made', { kind: source.kind, namespace: source.namespace, name: source.name, target, ms: Date.now() - started });
+  }
+
+  /** A VolumeSnapshot's data, flattened: its files never change, so no freeze and no lock. */
+  private async makeOfSnapshot(source: ExportSource, file: string): Promise<void> {
+    const { client, nodeName } = this.options;
+    const what = `VolumeSnapshot ${source.namespace}/${source.name}`;
+    const snapshot = await client.tryGet(volumeSnapshots, source.namespace, source.name);
+    if (snapshot === undefined) throw new ApiError('NotFound', `${what} does not exist, so it cannot be restored: restore from another snapshot`);
+    if (booleanAt(snapshot, 'status', 'readyToUse') !== true) throw new ApiError('ServiceUnavailable', `${what} is not ready to use yet: its copy starts once it is`);
+    const contentName = stringAt(snapshot, 'status', 'boundVolumeSnapshotContentName') ?? '';
+    const content = contentName === '' ? undefined : await client.tryGet(volumeSnapshotContents, undefined, contentName);
+    const handle = parseSnapshotHandle(stringAt(content, 'status', 'snapshotHandle'));
+    if (handle === undefined) throw new ApiError('BadRequest', `${what} has no ${localProvisioner} snapshot handle, so this node cannot export it`);
+    if (handle.node !== nodeName) throw new ApiError('ServiceUnavailable', `${what} is on node ${handle.node}, not on node ${nodeName}: ask that node's agent`);
+    const dir = snapshotDir(this.options.dataDir, handle.id);
+    const meta = await readSnapshotMeta(dir);
+    if (meta === undefined) throw new ApiError('NotFound', `the data of ${what} is missing on node ${nodeName} (${dir}): take the snapshot again`);
+    await exportSnapshot(dir, meta, { to: file, signal: this.abort.signal });
+  }
+
+  /** A claim's volume at one instant (its guest, if any, runs on). */
+  private async makeOfClaim(claim: ClaimKey, target: string, file: string): Promise<void> {
     const { client, nodeName } = this.options;
     const what = `PersistentVolumeClaim ${claim.namespace}/${claim.name}`;
     const pvc = await client.tryGet(resources.persistentVolumeClaims, claim.namespace, claim.name);
@@ -157,11 +195,8 @@ export class VolumeExporter implements VolumeExports {
     }
     if (volumeEncryptionOf(pv) !== undefined) throw new ApiError('BadRequest', `${what} is encrypted, and copies of encrypted volumes are not supported yet`);
     if (volume.node !== nodeName) throw new ApiError('ServiceUnavailable', `${what} is on node ${volume.node}, not on node ${nodeName}: ask that node's agent`);
-    await mkdir(exportsRoot(this.options.dataDir), { recursive: true, mode: 0o700 });
-    const started = Date.now();
     const waiting = await exportVolume(volume, claim, { id: target, to: file, live: this.options.live, signal: this.abort.signal });
     if (waiting !== undefined) throw new ApiError('ServiceUnavailable', `${what} cannot be exported yet: ${waiting.wait}`);
-    this.logger.info('export made', { namespace: claim.namespace, name: claim.name, target, ms: Date.now() - started });
   }
 }
 

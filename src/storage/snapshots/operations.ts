@@ -192,6 +192,14 @@ export async function exportVolume(source: LocalVolume, claim: ClaimKey, options
   });
 }
 
+/** Writes the complete snapshot in `snapshotDir` as a self-contained qcow2 image at `to`, for a restore on another node. */
+export async function exportSnapshot(snapshotDir: string, meta: SnapshotMeta, options: { to: string; signal: AbortSignal }): Promise<void> {
+  const temporary = `${options.to}.partial`;
+  // A snapshot's files never change: no lock, no guest to mind.
+  await runTool('qemu-img', ['convert', '-U', '-f', meta.format, '-O', 'qcow2', join(snapshotDir, meta.top), temporary], { signal: options.signal, timeoutMs: 6 * 60 * 60_000 });
+  await rename(temporary, options.to);
+}
+
 /** Removes snapshot directory `dir` (its layers live on where volumes still link them). */
 export async function removeSnapshot(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });

@@ -31,6 +31,8 @@ import { VmiRunner } from './vmi-runner.js';
 import { resizeLiveDisks } from './volume-resize.js';
 import { LocalProvisioner } from '../storage/local/provisioner.js';
 import { SnapshotSidecar } from '../storage/snapshots/sidecar.js';
+import { VolumeExporter } from '../storage/snapshots/export.js';
+import type { ExportSource, ExportedVolume, VolumeExports } from '../storage/snapshots/export.js';
 import { liveGuests } from './volume-snapshot.js';
 import type { Machine } from './machine.js';
 import { compressionAnnotation, localVolumeOf } from '../storage/local/index.js';
@@ -63,13 +65,21 @@ export interface NodeAgentOptions {
    * reached at (the Node's InternalIP; default the first non-loopback IPv4).
    */
   endpoint?: AgentEndpointInfo & { address?: string };
+  /**
+   * The cluster bearer token, which this agent presents to another node's
+   * agent endpoint to copy a volume from it. Without it, clones whose
+   * source is on another node wait.
+   */
+  clusterToken?: string;
+  /** The API server's URL and CA: the agent inside `vireo server` serves its volumes' exports there. */
+  apiServer?: { url: string; caCert: string };
 }
 
 /** Why the guests of a KubeVirt CR with `useEmulation` run under TCG. */
 const useEmulationReason = 'spec.configuration.developerConfiguration.useEmulation is set in the KubeVirt CR';
 
 /** The node agent of one node: Node + Lease, the VMIs bound to it, their QEMUs, and the {@link AgentHandle} the API server uses. */
-export class NodeAgent implements AgentHandle {
+export class NodeAgent implements AgentHandle, VolumeExports {
   readonly nodeName: string;
   private readonly abort = new AbortController();
   private readonly logger: Logger;
@@ -83,6 +93,7 @@ export class NodeAgent implements AgentHandle {
   private snapshots: SnapshotSidecar | undefined;
   private imports: ImportRunner | undefined;
   private uploads: UploadReceiver | undefined;
+  private exporter: VolumeExporter | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -148,7 +159,11 @@ export class NodeAgent implements AgentHandle {
     this.snapshots = new SnapshotSidecar({ client, nodeName, dataDir, logger: this.logger, live });
     await this.snapshots.start();
     // DataVolume imports into the volumes of this node (CDI's importer pods, without pods).
-    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc) });
+    // Copies of volumes of this node to other nodes (the source side of a clone across nodes).
+    this.exporter = new VolumeExporter({ client, nodeName, dataDir, live, logger: this.logger });
+    const apiServer = this.options.apiServer;
+    const copyAccess = { token: this.options.clusterToken, ...(apiServer === undefined ? {} : { apiServer }) };
+    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess });
     await this.imports.start();
     // CDI uploads into the volumes of this node (CDI's upload server pods, without pods).
     this.uploads = new UploadReceiver({ client, logger: this.logger, resolveTarget: (pvc) => this.importTarget(pvc) });
@@ -163,6 +178,7 @@ export class NodeAgent implements AgentHandle {
    */
   async stop(options: { stopGuests?: boolean } = {}): Promise<void> {
     this.abort.abort();
+    this.exporter?.stop();
     await this.queue?.stop();
     await this.informer?.stop();
     await this.imports?.stop();
@@ -195,6 +211,19 @@ export class NodeAgent implements AgentHandle {
   async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
     if (this.uploads === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
     return this.uploads.upload(namespace, pvc, body, options);
+  }
+
+  async prepareExport(source: ExportSource, target: string): Promise<ExportedVolume> {
+    return this.exporting().prepareExport(source, target);
+  }
+
+  async releaseExport(source: ExportSource, target: string): Promise<void> {
+    await this.exporting().releaseExport(source, target);
+  }
+
+  private exporting(): VolumeExporter {
+    if (this.exporter === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
+    return this.exporter;
   }
 
   private started(): VmiRunner {

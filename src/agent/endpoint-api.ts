@@ -10,6 +10,8 @@
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/portforward/PORT (WebSocket: a TCP connection to the guest)
  *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
+ *   GET|DELETE /v1/namespaces/NS/{persistentvolumeclaims,volumesnapshots}/NAME/export?target=UID (a copy to another node: the data
+ *       as a qcow2 image, byte ranges with If-Range; DELETE releases it)
  *
  * How to reach the endpoint is published on the agent's Node, as a kubelet
  * does: `status.addresses`, `status.daemonEndpoints.kubeletEndpoint.Port`,
@@ -30,7 +32,12 @@ export type AgentOperation =
   | { kind: 'stream'; stream: 'console' | 'vnc' }
   | { kind: 'portforward'; port: number }
   | { kind: 'log' }
-  | { kind: 'upload'; async: boolean };
+  | { kind: 'upload'; async: boolean }
+  /** The volume of a claim, or a VolumeSnapshot's data, as a qcow2 image for a copy to another node (GET; DELETE releases it). */
+  | { kind: 'export'; of: ExportedResource };
+
+/** What an export reads: a claim's volume, or a VolumeSnapshot's data. */
+export type ExportedResource = 'persistentvolumeclaims' | 'volumesnapshots';
 
 /** A parsed endpoint request: which VMI (or PVC, for an upload), and what of it. */
 export interface AgentRequest {
@@ -57,8 +64,10 @@ function isGuestAction(value: string): value is GuestAction {
 function operationOf(resource: string, segment: string): AgentOperation | undefined {
   if (resource === 'persistentvolumeclaims') {
     if (segment === 'upload' || segment === 'upload-async') return { kind: 'upload', async: segment === 'upload-async' };
+    if (segment === 'export') return { kind: 'export', of: 'persistentvolumeclaims' };
     return undefined;
   }
+  if (resource === 'volumesnapshots') return segment === 'export' ? { kind: 'export', of: 'volumesnapshots' } : undefined;
   if (resource !== 'virtualmachineinstances') return undefined;
   if (isGuestAction(segment)) return { kind: 'action', action: segment };
   if (segment === 'console' || segment === 'vnc') return { kind: 'stream', stream: segment };
@@ -79,17 +88,19 @@ function segmentOf(operation: AgentOperation): string {
       return 'consolelog';
     case 'upload':
       return operation.async ? 'upload-async' : 'upload';
+    case 'export':
+      return 'export';
   }
 }
 
 /** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
-  const resource = operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
+  const resource = operation.kind === 'export' ? operation.of : operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
   const query = operation.kind === 'action' && operation.unfreezeTimeoutSeconds !== undefined ? `?unfreezeTimeoutSeconds=${operation.unfreezeTimeoutSeconds}` : '';
   return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}${query}`;
 }
 
-/** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET). */
+/** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET; an export is also released with DELETE). */
 export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' | 'POST' {
   if (operation.kind === 'upload') return 'POST';
   return operation.kind === 'action' ? 'PUT' : 'GET';
@@ -120,4 +131,13 @@ export function parseAgentRequest(pathname: string): AgentRequest | undefined {
   if (rest.length > 0) return undefined;
   const operation = operationOf(resource, segment);
   return operation === undefined ? undefined : { namespace, name, operation };
+}
+
+/**
+ * The path of the export of claim (or VolumeSnapshot) `namespace/name` of
+ * node `node` on the API server's port, where the agent inside
+ * `vireo server` (which has no endpoint of its own) serves its exports.
+ */
+export function serverExportPath(node: string, of: ExportedResource, namespace: string, name: string): string {
+  return `/vireo/v1/nodes/${encodeURIComponent(node)}/namespaces/${encodeURIComponent(namespace)}/${of}/${encodeURIComponent(name)}/export`;
 }

@@ -2,8 +2,9 @@
  * The HTTPS endpoint of a node agent on another host (`vireo agent`), where
  * the API server reaches the running guests, as kube-apiserver reaches a
  * kubelet on port 10250: guest actions, the kept serial log, the
- * console and VNC as `plain.kubevirt.io` WebSockets, and the bytes of CDI
- * uploads into the node's volumes. It serves any
+ * console and VNC as `plain.kubevirt.io` WebSockets, the bytes of CDI
+ * uploads into the node's volumes, and exports of the node's volumes for
+ * copies to other nodes (`endpoint-export.ts`). It serves any
  * {@link AgentHandle}; the paths are in `endpoint-api.ts`. Every request
  * must carry the cluster's bearer token; refusals are Kubernetes `Status`
  * JSON, so the server turns them back into the same ApiError.
@@ -18,7 +19,9 @@ import { ApiError, badRequest, toStatus } from '../api/errors.js';
 import type { Status } from '../api/object.js';
 import { StreamServer, rejectUpgrade } from '../console/index.js';
 import type { Logger } from '../log/logger.js';
+import type { ExportSource, VolumeExports } from '../storage/snapshots/export.js';
 import { agentRequestMethod, parseAgentRequest, parseUnfreezeTimeout } from './endpoint-api.js';
+import { sendExport } from './endpoint-export.js';
 import type { AgentRequest } from './endpoint-api.js';
 import type { AgentHandle } from './handle.js';
 import { listenOn } from '../net/listen.js';
@@ -35,6 +38,8 @@ export interface AgentEndpointOptions {
   /** The endpoint's certificate and key (self-signed; the server pins the certificate from the Node). */
   tls: { cert: string; key: string };
   logger: Logger;
+  /** The most bytes a second one volume export is sent at; default: as fast as the link goes. */
+  exportRateBytesPerSecond?: number;
 }
 
 function digest(text: string): Buffer {
@@ -67,7 +72,7 @@ function sendText(res: ServerResponse, text: string): void {
   res.end(text);
 }
 
-const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc,portforward/PORT} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async}';
+const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,freeze,unfreeze,consolelog,console,vnc,portforward/PORT} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async,export} and /v1/namespaces/NS/volumesnapshots/NAME/export';
 
 /** The agent's HTTPS server; see the module comment. */
 export class AgentEndpoint {
@@ -75,6 +80,7 @@ export class AgentEndpoint {
   private readonly streams: StreamServer;
   private readonly logger: Logger;
   private served: AgentHandle | undefined;
+  private exports: VolumeExports | undefined;
 
   constructor(private readonly options: AgentEndpointOptions) {
     this.logger = options.logger.child({ component: 'agent-endpoint' });
@@ -97,9 +103,11 @@ export class AgentEndpoint {
   /**
    * Serves `handle`'s guests from now on. The endpoint listens first, so
    * the agent can publish the port it got; until then requests get a 503.
+   * `exports` serves the node's volumes to other nodes' copies.
    */
-  serve(handle: AgentHandle): void {
+  serve(handle: AgentHandle, exports?: VolumeExports): void {
     this.served = handle;
+    this.exports = exports;
   }
 
   /** Stops listening and ends every open request and stream. */
@@ -119,6 +127,7 @@ export class AgentEndpoint {
       // Only an upload has a body worth reading.
       if (operation.kind !== 'upload') req.resume();
       if (operation.kind === 'stream' || operation.kind === 'portforward') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
+      if (operation.kind === 'export') { await this.export(req, res, { kind: operation.of === 'volumesnapshots' ? 'VolumeSnapshot' : 'PersistentVolumeClaim', namespace, name }); return; }
       const method = agentRequestMethod(operation);
       if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
       if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
@@ -178,6 +187,23 @@ export class AgentEndpoint {
     const request = parseAgentRequest(pathOf(req));
     if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);
     return request;
+  }
+
+  /** GET: the export of a claim or VolumeSnapshot for copy `?target=UID`; DELETE: its release. */
+  private async export(req: IncomingMessage, res: ServerResponse, claim: ExportSource): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'DELETE') throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use GET to read the export, DELETE to release it`);
+    const target = new URL(req.url ?? '/', 'https://agent.invalid').searchParams.get('target') ?? '';
+    if (target === '') throw badRequest(`${pathOf(req)} needs ?target=UID: the uid of the claim the volume is copied into`);
+    const exports = this.exports;
+    if (exports === undefined) throw new ApiError('ServiceUnavailable', 'this node agent does not export volumes yet (it is still starting): try again in a moment');
+    if (req.method === 'DELETE') {
+      await exports.releaseExport(claim, target);
+      sendStatus(res, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 200 });
+      return;
+    }
+    const exported = await exports.prepareExport(claim, target);
+    this.logger.info('volume export', { kind: claim.kind, namespace: claim.namespace, name: claim.name, target, range: req.headers.range });
+    await sendExport(req, res, exported, this.options.exportRateBytesPerSecond === undefined ? {} : { rateBytesPerSecond: this.options.exportRateBytesPerSecond });
   }
 
   private agent(): AgentHandle {

@@ -7,4 +7,6 @@ export { agentFinalizer } from './vmi-status.js';
 export { AgentEndpoint, bearerMatches } from './endpoint.js';
 export type { AgentEndpointOptions } from './endpoint.js';
 export { agentCertificateAnnotation, agentRequestMethod, agentRequestPath, defaultAgentPort } from './endpoint-api.js';
-export type { AgentEndpointInfo, AgentOperation } from './endpoint-api.js';
+export type { AgentEndpointInfo, AgentOperation, ExportedResource } from './endpoint-api.js';
+export { endpointOfNode, publishesEndpoint, servesExports } from './endpoint-address.js';
+export type { RemoteEndpoint } from './endpoint-address.js';

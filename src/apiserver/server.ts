@@ -28,6 +28,7 @@ import { UploadProxy } from './upload-proxy.js';
 import { UploadTokens } from './upload-token.js';
 import { createUploadTokenRequest, isUploadTokenRequest, uploadTokenRequestDef } from './upload-token-request.js';
 import { version } from './version.js';
+import { exportRouteOf, serveVolumeExport } from './volume-export.js';
 import { listenOn } from '../net/listen.js';
 
 export interface TlsMaterial {
@@ -165,6 +166,8 @@ export class ApiServer {
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
     if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
+    // Exports of this server's own node's volumes, for copies to other nodes (their agents present the cluster token).
+    if (exportRouteOf(path) !== undefined) { await serveVolumeExport(req, res, this.options.agents); return; }
     if (info.isResource && isUploadTokenRequest(info)) { await createUploadTokenRequest(info, req, res, { objects: this.objects, registry: this.options.registry, tokens: this.uploadTokens }); return; }
     if (!info.isResource) {
       if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}: it is read-only`);

@@ -75,7 +75,8 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   const tls = await ensureSelfSigned(options.dataDir, 'agent', nodeName);
   const client = new HttpClient({ server: connection.server, token: connection.token, caCert: connection.caCert, userAgent: `vireo-agent/${nodeName}` });
   // The endpoint listens before the Node says where it is (the port may be picked at random); until the agent has started it answers 503.
-  const endpoint = new AgentEndpoint({ token: connection.token, tls, logger });
+  const rate = exportRate(process.env.VIREO_EXPORT_RATE_LIMIT);
+  const endpoint = new AgentEndpoint({ token: connection.token, tls, logger, ...(rate === undefined ? {} : { exportRateBytesPerSecond: rate }) });
   const listening = await listenOrExplain(endpoint, host, port);
   const agent = new NodeAgent({
     client,
@@ -84,8 +85,10 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
     logger,
     images: new ImageStore(join(options.dataDir, 'images')),
     endpoint: { port: listening, certificate: tls.cert, address },
+    clusterToken: connection.token,
+    apiServer: { url: connection.server, caCert: connection.caCert },
   });
-  endpoint.serve(agent);
+  endpoint.serve(agent, agent);
   await agent.start();
   process.stdout.write(`vireo agent ready: node ${nodeName}, endpoint ${httpsUrl(address, listening)}, server ${connection.server}\n`);
   await untilStopSignal(logger);
@@ -93,6 +96,14 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   await agent.stop();
   client.close();
   logger.info('stopped');
+}
+
+/** `VIREO_EXPORT_RATE_LIMIT`: bytes a second one volume copy to another node is sent at (unset: no limit). */
+export function exportRate(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const rate = Number(value);
+  if (!Number.isSafeInteger(rate) || rate <= 0) throw new CliError('usage', `VIREO_EXPORT_RATE_LIMIT=${value} is not a positive whole number of bytes a second: set e.g. 104857600 (100 MiB/s), or unset it`);
+  return rate;
 }
 
 async function listenOrExplain(endpoint: AgentEndpoint, host: string, port: number): Promise<number> {

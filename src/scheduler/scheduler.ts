@@ -34,7 +34,7 @@ import type { StorageView } from '../storage/local/index.js';
 import { place } from './placement.js';
 import type { RequestOptions, Resources } from './resources.js';
 import { add, vmiRequests, zero } from './resources.js';
-import { volumeFilter, volumeNeeds } from './volumes.js';
+import { holdsDataSource, volumeFilter, volumeNeeds } from './volumes.js';
 import type { VolumeNeeds } from './volumes.js';
 
 /** Tuning and seams of the scheduler; every field is optional. */
@@ -145,6 +145,7 @@ export class Scheduler {
       claim: (namespace, name) => this.claims.get(`${namespace}/${name}`),
       volume: (name) => this.volumes.get(name),
       storageClass: (name) => this.classes.get(name),
+      node: (name) => this.nodes.get(name),
     });
     if ('unresolvable' in needs) {
       // kube-scheduler's PreFilter rejection: no node is even tried.
@@ -152,7 +153,7 @@ export class Scheduler {
       return {};
     }
     const view = this.storageView();
-    const placement = place(vmi, request, this.nodes.list(), this.usage(), (node) => volumeFilter(needs, node, this.freeLocal(node, view)));
+    const placement = place(vmi, request, this.nodes.list(), this.usage(), (node) => volumeFilter(needs, node, this.freeLocal(node, view)), (node) => holdsDataSource(needs, node));
     if ('node' in placement) await this.bind(vmi, { node: placement.node, request, needs }, log);
     else await this.markUnschedulable(vmi, placement.unschedulable, log);
     return {};

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KObject } from '../api/object.js';
-import { volumeFilter, volumeNeeds, volumeReasons } from './volumes.js';
+import { holdsDataSource, volumeFilter, volumeNeeds, volumeReasons } from './volumes.js';
 
 const gi = 2 ** 30;
 const vmi = (...claims: string[]): KObject => ({
@@ -69,6 +69,27 @@ test('a clone or restore goes to the node holding its source, and waits until th
   assert.match(JSON.stringify(volumeNeeds(vmi('copy'), lookup([cloned({})]))), /waits for its data source/);
   const needs = volumeNeeds(vmi('copy'), lookup([cloned({ 'storage.vireo.io/data-source-node': 'n2' })]));
   assert.ok(!('unresolvable' in needs));
-  assert.deepEqual(volumeFilter(needs, node('n1'), 10 * gi), [volumeReasons.notSourceNode]);
+  assert.deepEqual(volumeFilter(needs, node('n1'), 10 * gi), [volumeReasons.notSourceNode], 'n2 publishes no agent endpoint and is not the control plane');
   assert.deepEqual(volumeFilter(needs, node('n2'), 10 * gi), []);
+  assert.equal(holdsDataSource(needs, node('n2')), true);
+  assert.equal(holdsDataSource(needs, node('n1')), false);
+});
+
+test('a clone or restore from a node with an agent endpoint may go anywhere with room, its source node first', () => {
+  const withEndpoint: KObject = { ...node('n2'), metadata: { name: 'n2', annotations: { 'vireo.io/agent-certificate': 'PEM' } }, status: { daemonEndpoints: { kubeletEndpoint: { Port: 10250 } } } };
+  const copy = (dataSource: Record<string, unknown>): KObject => {
+    const pvc = claim('copy');
+    pvc.metadata.annotations = { 'storage.vireo.io/data-source-node': 'n2' };
+    (pvc.spec as Record<string, unknown>).dataSource = dataSource;
+    return pvc;
+  };
+  const nodes = { node: (name: string) => (name === 'n2' ? withEndpoint : node(name)) };
+  const clone = volumeNeeds(vmi('copy'), { ...lookup([copy({ kind: 'PersistentVolumeClaim', name: 'origin' })]), ...nodes });
+  assert.ok(!('unresolvable' in clone));
+  assert.deepEqual(volumeFilter(clone, node('n1'), 10 * gi), [], 'n1 copies the data from n2');
+  assert.deepEqual(volumeFilter(clone, node('n1'), 0), [volumeReasons.noSpace], 'a full copy needs room');
+  assert.equal(holdsDataSource(clone, withEndpoint), true);
+  const restore = volumeNeeds(vmi('copy'), { ...lookup([copy({ apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 's' })]), ...nodes });
+  assert.ok(!('unresolvable' in restore));
+  assert.deepEqual(volumeFilter(restore, node('n1'), 10 * gi), [], 'n1 copies the snapshot\'s data from n2');
 });

@@ -6,15 +6,19 @@
  * claims of WaitForFirstConsumer classes not bound yet go to a node with
  * room for them (local volumes: the node's free local storage), and the
  * scheduler sends them there (`volume.kubernetes.io/selected-node`) when
- * it binds the VMI. A claim cloned or restored from a local source goes
- * to the node holding the source (`storage.vireo.io/data-source-node`,
- * set by the snapshot controller) and waits until that is known. A missing claim, one being deleted, or an unbound
+ * it binds the VMI. A claim cloned or restored from a local source waits
+ * until the node holding the source is known (`storage.vireo.io/data-source-node`,
+ * set by the snapshot controller); that node is preferred (an instant
+ * copy-on-write clone or restore), but the claim may go to any node with
+ * room when the source's node serves exports (its agent publishes an
+ * endpoint, or runs inside `vireo server`): a full copy. A missing claim, one being deleted, or an unbound
  * Immediate claim makes the VMI unschedulable on every node.
  */
 import type { KObject } from '../api/object.js';
 import { recordAt, stringAt } from '../api/kinds/read.js';
 import { bindingModeOf, claimNamesOf, isLocalClass, requestedBytes, selectedNodeAnnotation } from '../storage/local/index.js';
-import { dataSourceNodeAnnotation } from '../storage/snapshots/index.js';
+import { claimDataSource, dataSourceNodeAnnotation } from '../storage/snapshots/index.js';
+import { servesExports } from '../agent/index.js';
 import { matchesNodeSelector } from './filters.js';
 
 /** Where the scheduler reads claims, volumes and classes. */
@@ -22,6 +26,8 @@ export interface VolumeLookup {
   claim: (namespace: string, name: string) => KObject | undefined;
   volume: (name: string) => KObject | undefined;
   storageClass: (name: string) => KObject | undefined;
+  /** The Node of a name; without it, clones stay on their source's node. */
+  node?: (name: string) => KObject | undefined;
 }
 
 /** An unbound claim the VMI waits for, sent to a node by the scheduler. */
@@ -32,8 +38,10 @@ export interface UnboundClaim {
   /** Its class provisions local volumes: it needs room on the node. */
   local: boolean;
   bytes: number;
-  /** A clone or restore: the node holding its data source, where it must go. */
+  /** A clone or restore: the node holding its data source, where it goes by preference. */
   sourceNode: string | undefined;
+  /** A clone or restore whose source's node serves exports (an agent endpoint, or the control plane's node): any node can copy it from there. */
+  copyable: boolean;
 }
 
 /** What a VMI's volumes ask of a node. */
@@ -48,12 +56,17 @@ export const volumeReasons = {
   conflict: 'node(s) had volume node affinity conflict',
   noSpace: 'node(s) did not have enough free storage',
   noVolume: "node(s) didn't find available persistent volumes to bind",
-  /** Vireo's: local volumes are cloned and restored only where their source's data is. */
-  notSourceNode: 'node(s) did not hold the data source of a cloned or restored local volume (local volumes clone only on their own node)',
+  /** Vireo's: a local volume whose source's node has no agent to copy from is cloned or restored only there. */
+  notSourceNode: 'node(s) did not hold the data source of a cloned or restored local volume whose node\'s agent cannot be copied from',
 } as const;
 
 function hasDataSource(pvc: KObject): boolean {
-  return recordAt(pvc, 'spec', 'dataSourceRef') !== undefined || recordAt(pvc, 'spec', 'dataSource') !== undefined;
+  return recordAt(pvc, 'spec', 'dataSourceRef') !== undefined || recordAt(pvc, 'spec', 'dataSource') !== undefined || claimDataSource(pvc) !== undefined;
+}
+
+/** A clone or restore whose source's node has an agent other nodes can copy from. */
+function isCopyable(sourceNode: string | undefined, lookup: VolumeLookup): boolean {
+  return sourceNode !== undefined && servesExports(lookup.node?.(sourceNode));
 }
 
 /** What the VMI's claims ask of any node, or why no node can take it. */
@@ -82,7 +95,7 @@ export function volumeNeeds(vmi: KObject, lookup: VolumeLookup): VolumeNeeds | {
     if (isLocalClass(sc) && sourceNode === undefined && selectedNode === undefined && hasDataSource(pvc)) {
       return { unresolvable: `persistentvolumeclaim "${name}" waits for its data source (a VolumeSnapshot or PersistentVolumeClaim) to be ready` };
     }
-    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0), sourceNode });
+    needs.unbound.push({ pvc, selectedNode, local: isLocalClass(sc), bytes: sc === undefined ? 0 : (requestedBytes(pvc) ?? 0), sourceNode, copyable: isCopyable(sourceNode, lookup) });
   }
   return needs;
 }
@@ -96,10 +109,16 @@ export function volumeFilter(needs: VolumeNeeds, node: KObject, freeLocal: numbe
   const name = node.metadata.name ?? '';
   if (!needs.boundAffinities.every((required) => matchesNodeSelector(required, node))) return [volumeReasons.conflict];
   if (needs.unbound.some((c) => c.selectedNode !== undefined && c.selectedNode !== name)) return [volumeReasons.conflict];
-  if (needs.unbound.some((c) => c.local && c.sourceNode !== undefined && c.sourceNode !== name)) return [volumeReasons.notSourceNode];
+  if (needs.unbound.some((c) => c.local && c.sourceNode !== undefined && c.sourceNode !== name && !c.copyable)) return [volumeReasons.notSourceNode];
   // A claim without a class waits for a volume made by hand, which Vireo does not match to claims.
   if (needs.unbound.some((c) => (stringAt(c.pvc, 'spec', 'storageClassName') ?? '') === '')) return [volumeReasons.noVolume];
   const wanted = needs.unbound.filter((c) => c.local && c.selectedNode === undefined).reduce((sum, c) => sum + c.bytes, 0);
   if (needs.unbound.some((c) => c.local && c.selectedNode === undefined) && (freeLocal === undefined || wanted > freeLocal)) return [volumeReasons.noSpace];
   return [];
+}
+
+/** True when `node` holds the data source of one of the VMI's unbound clones: there the clone is instant. */
+export function holdsDataSource(needs: VolumeNeeds, node: KObject): boolean {
+  const name = node.metadata.name ?? '';
+  return needs.unbound.some((c) => c.local && c.selectedNode === undefined && c.sourceNode === name);
 }

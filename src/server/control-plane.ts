@@ -105,6 +105,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const workloads = await startWorkloads({
     server: httpsUrl(loopback, address.port),
     token: componentToken,
+    clusterToken: options.token,
     caCert: options.caCert,
     logger: options.logger,
     controllers: options.controllers ?? true,

@@ -8,63 +8,25 @@
  * (which only agents holding the cluster token can write), not from a CA or
  * a hostname.
  */
-import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { PeerCertificate } from 'node:tls';
 import { createWebSocketStream } from 'ws';
-import { ApiError, badRequest } from '../api/errors.js';
+import { ApiError } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
-import { numberAt, recordsAt, stringAt } from '../api/kinds/read.js';
-import { agentCertificateAnnotation, agentRequestMethod, agentRequestPath } from '../agent/index.js';
+import { agentRequestMethod, agentRequestPath, endpointOfNode } from '../agent/index.js';
+import type { RemoteEndpoint } from '../agent/index.js';
 import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, GuestActionParameters, LocalAgentDirectory, UploadOptions, UploadResult } from '../agent/index.js';
 import { isPlainObject } from '../api/object.js';
 import { errorFromResponse } from '../client/index.js';
 import { dialStream } from '../console/index.js';
 import { httpsUrl } from '../net/listen.js';
+import { pinnedTls } from '../net/pinned-tls.js';
+import type { PinnedTls } from '../net/pinned-tls.js';
 
-/** Where a remote agent listens, as its Node says. */
-export interface RemoteEndpoint {
-  address: string;
-  port: number;
-  /** PEM of the agent's self-signed certificate. */
-  certificate: string;
-}
-
-/** The Node address the server connects to, by preference. */
-const addressPreference = ['InternalIP', 'ExternalIP', 'Hostname'];
-
-const startAgentHint = 'start vireo agent --kubeconfig FILE --data-dir DIR on that host (it publishes its address, port and certificate on the Node), then try again';
-
-/**
- * The endpoint published on Node `nodeName`, or the ApiError that says why
- * there is none (400: a state of the cluster, not a server failure).
- */
-export function endpointOfNode(nodeName: string, node: KObject | undefined): RemoteEndpoint {
-  if (node === undefined) throw badRequest(`node ${nodeName} does not exist, so no agent can be reached there: ${startAgentHint}`);
-  const port = numberAt(node, 'status', 'daemonEndpoints', 'kubeletEndpoint', 'Port') ?? 0;
-  const certificate = node.metadata.annotations?.[agentCertificateAnnotation];
-  const addresses = recordsAt(node, 'status', 'addresses');
-  const address = addressPreference.map((type) => stringAt(addresses.find((a) => a.type === type), 'address')).find((a) => a !== undefined && a !== '');
-  if (!(port > 0 && port < 65536) || certificate === undefined || certificate === '' || address === undefined) {
-    throw badRequest(
-      `node ${nodeName} has no agent this server can reach: its agent publishes no endpoint (status.daemonEndpoints.kubeletEndpoint.Port, status.addresses and the ${agentCertificateAnnotation} annotation); ${startAgentHint}`,
-    );
-  }
-  return { address, port, certificate };
-}
-
-/** TLS options that trust exactly `certificate`, whatever name the peer is reached by. */
-function pinnedTls(certificate: string): { ca: string; checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
-  const expected = new X509Certificate(certificate).fingerprint256;
-  return {
-    ca: certificate,
-    checkServerIdentity: (_host, cert) =>
-      cert.fingerprint256 === expected ? undefined : new Error(`the agent presented certificate ${cert.fingerprint256}, not the pinned ${expected} from its Node`),
-  };
-}
+export { endpointOfNode };
+export type { RemoteEndpoint };
 
 function readBody(res: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -80,7 +42,7 @@ const requestTimeoutMs = 30_000;
 
 /** An {@link AgentHandle} over HTTPS and WebSocket to a `vireo agent` endpoint. */
 export class RemoteAgentHandle implements AgentHandle {
-  private readonly tls: ReturnType<typeof pinnedTls>;
+  private readonly tls: PinnedTls;
   private readonly agent: Agent;
   private readonly base: string;
 

@@ -27,6 +27,8 @@ export interface WorkloadOptions {
   /** `https://127.0.0.1:<port>` of this server. */
   server: string;
   token: string;
+  /** The token node agents accept on their endpoints (the users' cluster token): this host's agent copies volumes from them with it. */
+  clusterToken?: string;
   caCert: string;
   logger: Logger;
   /** Run the VM/replica-set controllers, scheduler and Event TTL. */
@@ -80,6 +82,8 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
       logger: options.logger,
       images,
       controlPlane: true,
+      ...(options.clusterToken === undefined ? {} : { clusterToken: options.clusterToken }),
+      apiServer: { url: options.server, caCert: options.caCert },
       ...(options.agent.facts === undefined ? {} : { facts: options.agent.facts }),
     });
     await agent.start();

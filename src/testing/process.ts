@@ -46,8 +46,8 @@ interface Spawned {
 }
 
 /** Runs `vireo ARGS` and resolves once it prints `ready`; rejects if it exits first or takes longer than `timeoutMs`. */
-async function spawnUntilReady(args: string[], what: string, timeoutMs: number): Promise<Spawned> {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function spawnUntilReady(args: string[], what: string, timeoutMs: number, env?: Record<string, string>): Promise<Spawned> {
+  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
   let output = '';
   let stdout = '';
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); }));
@@ -109,12 +109,13 @@ export interface AgentProcess {
   stop(): Promise<number | string>;
 }
 
-/** Starts `vireo agent` for the server of `kubeconfig` as node `nodeName`, its endpoint on loopback `port`; resolves once it says ready. */
-export async function startAgentProcess(options: { kubeconfig: string; dataDir: string; nodeName: string; port: number; timeoutMs?: number }): Promise<AgentProcess> {
+/** Starts `vireo agent` for the server of `kubeconfig` as node `nodeName`, its endpoint on loopback `port` (`env` added to its environment); resolves once it says ready. */
+export async function startAgentProcess(options: { kubeconfig: string; dataDir: string; nodeName: string; port: number; timeoutMs?: number; env?: Record<string, string> }): Promise<AgentProcess> {
   const { child, output, exited } = await spawnUntilReady(
     ['agent', '--kubeconfig', options.kubeconfig, '--data-dir', options.dataDir, '--node-name', options.nodeName, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
     `vireo agent ${options.nodeName}`,
     options.timeoutMs ?? 30_000,
+    options.env,
   );
   return {
     child,

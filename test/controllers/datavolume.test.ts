@@ -203,11 +203,15 @@ test('a DataSource is followed to its source; a pvc source becomes the claim\'s 
   assert.equal(stringAt(done, 'status', 'progress'), '100.0%');
 });
 
-test('a pvc or snapshot source in another namespace says Vireo copies only within a namespace', async () => {
+test('a snapshot source in another namespace is refused; a pvc source there becomes CDI\'s clone annotation without a dataSource', async () => {
   await env.client.create(resources.dataVolumes, dataVolume('far-dv', { source: { snapshot: { namespace: 'elsewhere', name: 'monday' } }, storage: storage() }));
   const far = await dvWhere('far-dv', (dv) => condition(dv, 'Ready')?.reason === 'UnsupportedSource', 'cross-namespace refused');
-  assert.match(String(condition(far, 'Ready')?.message), /copies volumes only within a namespace/);
+  assert.match(String(condition(far, 'Ready')?.message), /restores VolumeSnapshots only within a namespace/);
   assert.equal(await read(env.client, resources.persistentVolumeClaims, 'far-dv'), undefined);
+  await env.client.create(resources.dataVolumes, dataVolume('far-clone', { source: { pvc: { namespace: 'elsewhere', name: 'golden' } }, storage: storage() }));
+  const pvc = await eventually(() => read(env.client, resources.persistentVolumeClaims, 'far-clone'), { what: 'the cross-namespace clone\'s PVC' });
+  assert.equal(pvc.metadata.annotations?.['k8s.io/CloneRequest'], 'elsewhere/golden');
+  assert.equal(recordAt(pvc, 'spec', 'dataSource'), undefined, 'Kubernetes\' dataSource names only claims of the claim\'s namespace');
 });
 
 test('deleting the DataVolume deletes its PVC', async () => {

@@ -8,6 +8,7 @@
 import type { KObject } from '../../api/object.js';
 import { arrayAt, booleanAt, recordAt, stringAt, stringMapAt } from '../../api/kinds/read.js';
 import { cdiAnnotations, importPhases, importSources } from '../../storage/import/index.js';
+import { cloneRequestAnnotation } from '../../storage/snapshots/index.js';
 import { controllerRefTo } from '../vmi/index.js';
 
 /** A DataVolume's source, after `sourceRef` is followed. */
@@ -18,12 +19,14 @@ export type DataVolumeSource =
   /** An upload (`spec.source.upload: {}`): the node receives the image through the upload proxy. */
   | { kind: 'upload' }
   /**
-   * A copy of another claim (`spec.source.pvc`) or a VolumeSnapshot
-   * (`spec.source.snapshot`) of the DataVolume's namespace: the claim gets
-   * it as its `dataSource`, which the node makes in place (a qcow2 clone is
-   * instant), so no import runs.
+   * A copy of another claim (`spec.source.pvc`, of any namespace) or a
+   * VolumeSnapshot (`spec.source.snapshot`, of the DataVolume's namespace)
+   * in `namespace`: the claim names it in CDI's `k8s.io/CloneRequest`
+   * annotation (a claim) and, within one namespace, as its `dataSource`.
+   * The node makes it in place (a qcow2 clone is instant), or copies it from
+   * the node holding the source.
    */
-  | { kind: 'clone'; dataSource: { apiGroup?: string; kind: 'PersistentVolumeClaim' | 'VolumeSnapshot'; name: string } }
+  | { kind: 'clone'; dataSource: { apiGroup?: string; kind: 'PersistentVolumeClaim' | 'VolumeSnapshot'; name: string }; namespace: string }
   /** A source Vireo cannot fill yet; `message` says which and what to do instead. */
   | { kind: 'unsupported'; message: string };
 
@@ -53,10 +56,10 @@ function cloneOf(ref: Record<string, unknown>, field: 'pvc' | 'snapshot', where:
   if (name === '') return { kind: 'unsupported', message: `spec.source.${field}.name is empty: name the ${target.kind} to copy` };
   const { namespace } = where;
   const from = stringAt(ref, 'namespace') ?? where.refNamespace;
-  if (from !== namespace) {
-    return { kind: 'unsupported', message: `spec.source.${field} is in namespace ${from}, and Vireo copies volumes only within a namespace so far: copy from a ${target.kind} in ${namespace}` };
+  if (from !== namespace && target.kind !== 'PersistentVolumeClaim') {
+    return { kind: 'unsupported', message: `spec.source.${field} is in namespace ${from}, and Vireo restores VolumeSnapshots only within a namespace: restore from a ${target.kind} in ${namespace}, or clone a claim of ${from} with spec.source.pvc` };
   }
-  return { kind: 'clone', dataSource: { ...target, name } };
+  return { kind: 'clone', dataSource: { ...target, name }, namespace: from };
 }
 
 /** The annotations that tell the node's import runner what to do. */
@@ -127,7 +130,10 @@ export function claimFor(dv: KObject, claimSpec: Record<string, unknown>, source
     // A copy is made by the provisioner, not by an import run: nothing for the runner, nothing to wait on.
     ...(source.kind === 'clone' ? {} : { [cdiAnnotations.podPhase]: importPhases.pending }),
   };
-  if (source.kind === 'clone') {
+  const namespace = dv.metadata.namespace ?? 'default';
+  if (source.kind === 'clone' && source.dataSource.kind === 'PersistentVolumeClaim') annotations[cloneRequestAnnotation] = `${source.namespace}/${source.dataSource.name}`;
+  // Kubernetes' dataSource names only claims of the claim's own namespace: a clone from another one has the annotation alone, as CDI's.
+  if (source.kind === 'clone' && source.namespace === namespace) {
     spec = { ...spec, dataSource: source.dataSource, dataSourceRef: source.dataSource };
   }
   return {
@@ -135,7 +141,7 @@ export function claimFor(dv: KObject, claimSpec: Record<string, unknown>, source
     kind: 'PersistentVolumeClaim',
     metadata: {
       name: dv.metadata.name ?? '',
-      namespace: dv.metadata.namespace ?? 'default',
+      namespace,
       labels: { app: 'containerized-data-importer', ...stringMapAt(dv, 'metadata', 'labels') },
       annotations,
       ownerReferences: [controllerRefTo(dv)],

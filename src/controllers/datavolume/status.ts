@@ -2,6 +2,7 @@
  * A DataVolume's status as CDI's import and upload controllers derive it
  * from its PVC: the phase (Pending, WaitForFirstConsumer, PVCBound,
  * ImportScheduled, ImportInProgress, UploadScheduled, UploadReady,
+ * CloneScheduled, CloneInProgress,
  * Succeeded, Failed), the `Bound`, `Ready` and `Running`
  * conditions with CDI's reasons and messages, `progress` as "45.20%",
  * `restartCount` and `claimName`, and the Events CDI records on a change.
@@ -15,6 +16,7 @@
 import type { KObject } from '../../api/object.js';
 import { recordAt, stringAt } from '../../api/kinds/read.js';
 import { cdiAnnotations, importPhases } from '../../storage/import/index.js';
+import { cloneRequestAnnotation, cloneTypeAnnotation } from '../../storage/snapshots/index.js';
 
 /** A DataVolume condition (CDI's `DataVolumeCondition`). */
 export interface DataVolumeCondition {
@@ -94,23 +96,39 @@ export function computeStatus(input: StatusInput): { status: Record<string, unkn
 /** The phase the PVC's transfer (an import or an upload) gives the DataVolume. */
 function transferStep(pvc: KObject, phase: string): { phase: string; event: DataVolumeEvent | undefined } {
   if (pvc.metadata.annotations?.[cdiAnnotations.uploadTarget] !== undefined) return uploadStep(pvc);
-  if (pvc.metadata.annotations?.[cdiAnnotations.source] === undefined && recordAt(pvc, 'spec', 'dataSource') !== undefined) return cloneStep(pvc);
+  const annotations = pvc.metadata.annotations ?? {};
+  if (annotations[cdiAnnotations.source] === undefined && (recordAt(pvc, 'spec', 'dataSource') !== undefined || annotations[cloneRequestAnnotation] !== undefined)) return cloneStep(pvc);
   return importStep(pvc, phase);
 }
 
 /**
  * A copy of a claim or a VolumeSnapshot (CDI's CSI clone and restore): the
- * provisioner makes the volume from its `dataSource` before it binds the
- * claim, so a bound claim is a finished copy.
+ * provisioner makes the volume from its data source before it binds the
+ * claim, so a bound claim is a finished copy; unless the source is on
+ * another node (`cloneType: copy`, CDI's host-assisted clone), where the
+ * copy runs after binding and the import phase on the claim tells:
+ * CloneScheduled, CloneInProgress, Succeeded, or Failed.
  */
 function cloneStep(pvc: KObject): { phase: string; event: DataVolumeEvent } {
   const name = pvc.metadata.name ?? '';
   const namespace = pvc.metadata.namespace ?? '';
-  const source = `${namespace}/${stringAt(pvc, 'spec', 'dataSource', 'name') ?? ''}`;
-  if (stringAt(pvc, 'status', 'phase') === 'Bound') {
-    return { phase: 'Succeeded', event: { type: 'Normal', reason: 'CloneSucceeded', message: `Successfully cloned from ${source} into ${namespace}/${name}` } };
+  const annotations = pvc.metadata.annotations ?? {};
+  const source = annotations[cloneRequestAnnotation] ?? `${namespace}/${stringAt(pvc, 'spec', 'dataSource', 'name') ?? ''}`;
+  const target = `${namespace}/${name}`;
+  const succeeded = { phase: 'Succeeded', event: { type: 'Normal' as const, reason: 'CloneSucceeded', message: `Successfully cloned from ${source} into ${target}` } };
+  const scheduled = { phase: 'CloneScheduled', event: { type: 'Normal' as const, reason: 'CloneScheduled', message: `Cloning from ${source} into ${target} scheduled` } };
+  if (stringAt(pvc, 'status', 'phase') !== 'Bound') return scheduled;
+  if (annotations[cloneTypeAnnotation] !== 'copy') return succeeded;
+  switch (annotations[cdiAnnotations.podPhase]) {
+    case importPhases.succeeded:
+      return succeeded;
+    case importPhases.failed:
+      return { phase: 'Failed', event: { type: 'Warning', reason: 'CloneFailed', message: `Cloning from ${source} into ${target} failed` } };
+    case importPhases.running:
+      return { phase: 'CloneInProgress', event: { type: 'Normal', reason: 'CloneInProgress', message: `Cloning from ${source} into ${target} in progress` } };
+    default:
+      return scheduled;
   }
-  return { phase: 'CloneScheduled', event: { type: 'Normal', reason: 'CloneScheduled', message: `Cloning from ${source} into ${namespace}/${name} scheduled` } };
 }
 
 /**
@@ -158,7 +176,7 @@ function importStep(pvc: KObject, phase: string): { phase: string; event: DataVo
 function progressOf(phase: string, annotations: Record<string, string>, previous: string | undefined): string {
   if (phase === 'Succeeded') return '100.0%';
   const reported = Number.parseFloat(annotations[cdiAnnotations.progress] ?? '');
-  if ((phase === 'ImportInProgress' || phase === 'UploadReady') && Number.isFinite(reported)) return `${Math.min(100, Math.max(0, reported)).toFixed(2)}%`;
+  if ((phase === 'ImportInProgress' || phase === 'UploadReady' || phase === 'CloneInProgress') && Number.isFinite(reported)) return `${Math.min(100, Math.max(0, reported)).toFixed(2)}%`;
   return previous === undefined || previous === '' ? 'N/A' : previous;
 }
 

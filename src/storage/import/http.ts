@@ -15,6 +15,7 @@ import { request as httpsRequest } from 'node:https';
 import { byteCounter } from './counter.js';
 import { pipeline } from 'node:stream/promises';
 import { isPlainObject } from '../../api/object.js';
+import { pinnedTls } from '../../net/pinned-tls.js';
 import { hashFilePrefix, hasherFor, parseChecksum, verifyChecksum } from './checksum.js';
 import { ImportError, isAbort } from './errors.js';
 
@@ -31,6 +32,12 @@ export interface HttpSource {
   extraHeaders?: string[];
   /** `algorithm:hex` of the bytes as served. */
   checksum?: string;
+  /**
+   * Trust exactly this certificate (PEM), whatever the host's name: another
+   * node's agent, as its Node publishes it. A mismatch is retried, since
+   * the Node is read again for the next attempt.
+   */
+  pinnedCertificate?: string;
 }
 
 /** Options of {@link download}. */
@@ -164,8 +171,9 @@ async function get(source: HttpSource, extra: Record<string, string>, signal: Ab
 function send(url: URL, headers: Record<string, string>, source: HttpSource, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const common = { method: 'GET', headers, signal, timeout: 60_000 };
+    const trust = source.pinnedCertificate !== undefined ? pinnedTls(source.pinnedCertificate) : source.caBundle === undefined ? {} : { ca: source.caBundle };
     const req = url.protocol === 'https:'
-      ? httpsRequest(url, { ...common, ...(source.caBundle === undefined ? {} : { ca: source.caBundle }), rejectUnauthorized: source.insecureSkipVerify !== true })
+      ? httpsRequest(url, { ...common, ...trust, rejectUnauthorized: source.insecureSkipVerify !== true })
       : httpRequest(url, common);
     req.once('response', resolve);
     req.once('timeout', () => { req.destroy(new Error('no answer within 60 s')); });
@@ -176,6 +184,10 @@ function send(url: URL, headers: Record<string, string>, source: HttpSource, sig
       }
       const code = (err as { code?: unknown }).code;
       const tls = typeof code === 'string' && /CERT|VERIFY|SIGNATURE|SELF_SIGNED|^ERR_TLS/.test(code);
+      if (tls && source.pinnedCertificate !== undefined) {
+        reject(new ImportError('Unreachable', `${url.host} did not present the certificate its Node publishes (${describe(err)}); retrying with the Node's current one`, true, { cause: err }));
+        return;
+      }
       if (tls) {
         reject(new ImportError('Unreachable', `the TLS certificate of ${url.host} is not trusted (${describe(err)}): name a ConfigMap with its CA in spec.source.http.certConfigMap`, false, { cause: err }));
         return;

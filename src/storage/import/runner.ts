@@ -9,7 +9,9 @@
  * A failure a retry can help (network, 5xx, a download cut short) counts a
  * restart, shows `Error` with the cause, and runs again after a backoff,
  * resuming the download; one it cannot (404, checksum, a damaged image)
- * ends in Failed. An agent restart finds the PVC still Running and starts
+ * ends in Failed. A claim copied from a claim on another node
+ * (`clone-source.ts`) runs the same way, over HTTPS from that node's agent.
+ * An agent restart finds the PVC still Running and starts
  * it again, resuming from the scratch directory.
  */
 import type { KObject } from '../../api/object.js';
@@ -25,7 +27,9 @@ import { ImportError, isAbort } from './errors.js';
 import { importImage } from './importer.js';
 import { ProgressWriter } from './progress-writer.js';
 import { sourceOfPvc } from './pvc-source.js';
-import type { ImportTarget } from './types.js';
+import { copySource, copySourceOf, releaseCopy } from './clone-source.js';
+import type { CopyAccess } from './clone-source.js';
+import type { ImportSource, ImportTarget } from './types.js';
 
 /** The local file of a PVC bound on this node, or undefined when it is not (yet) here. */
 export type ResolveTarget = (pvc: KObject) => ImportTarget | undefined | Promise<ImportTarget | undefined>;
@@ -47,6 +51,8 @@ export interface ImportRunnerOptions {
   retryMaxMs?: number;
   /** Imports at once. Default 2. */
   concurrency?: number;
+  /** How this agent reaches another node's agent to copy a volume from it (clones across nodes). */
+  copyAccess?: CopyAccess;
   now?: () => number;
 }
 
@@ -127,6 +133,7 @@ export class ImportRunner {
   private async runImport(key: string, pvc: KObject, target: ImportTarget, signal: AbortSignal): Promise<void> {
     const log = this.options.logger.child({ namespace: pvc.metadata.namespace, name: pvc.metadata.name, uid: pvc.metadata.uid, kind: 'PersistentVolumeClaim' });
     const writer = new ProgressWriter((annotations) => this.annotate(pvc, annotations), this.progressMs, this.now);
+    let copying: ImportSource | undefined;
     try {
       await this.annotate(pvc, {
         [cdiAnnotations.podPhase]: importPhases.running,
@@ -134,8 +141,10 @@ export class ImportRunner {
         [cdiAnnotations.runningReason]: 'Pod is running',
         [cdiAnnotations.runningMessage]: '',
       });
-      const source = await sourceOfPvc(this.options.client, pvc, this.options.puller);
+      const copyFrom = copySourceOf(pvc);
+      const source = copyFrom === undefined ? await sourceOfPvc(this.options.client, pvc, this.options.puller) : await copySource(this.options.client, pvc, copyFrom, this.options.copyAccess ?? { token: undefined });
       if (source === undefined) return;
+      if (copyFrom !== undefined) copying = source;
       log.info('import started', { source: source.kind, target: target.path, format: target.format });
       const started = this.now();
       await importImage(source, target, { signal, onProgress: (p) => { writer.report(p.percent); } });
@@ -149,6 +158,7 @@ export class ImportRunner {
       });
       this.backoff.delete(key);
       log.info('import succeeded', { ms: this.now() - started });
+      await this.releaseCopy(copying, log);
     } catch (err) {
       await writer.flush().catch(() => undefined);
       if (signal.aborted || isAbort(err)) {
@@ -156,7 +166,16 @@ export class ImportRunner {
         return;
       }
       await this.fail(key, pvc, err, log);
+      // A copy that cannot succeed on a retry does not need the source's export any more.
+      if (err instanceof ImportError && !err.retryable) await this.releaseCopy(copying, log);
     }
+  }
+
+  /** Lets the source node drop the export a copy read from. */
+  private async releaseCopy(source: ImportSource | undefined, log: Logger): Promise<void> {
+    if (source?.kind !== 'http') return;
+    const kept = await releaseCopy(source);
+    if (kept !== undefined) log.warn('the source node keeps its export of the copied volume', { err: kept.message });
   }
 
   private async fail(key: string, pvc: KObject, err: unknown, log: Logger): Promise<void> {
@@ -199,6 +218,7 @@ export function wantsImport(pvc: KObject): boolean {
   if (stringAt(pvc, 'status', 'phase') !== 'Bound') return false;
   const annotations = pvc.metadata.annotations ?? {};
   const source = annotations[cdiAnnotations.source];
+  if (copySourceOf(pvc) !== undefined) return annotations[cdiAnnotations.podPhase] !== importPhases.succeeded && annotations[cdiAnnotations.podPhase] !== importPhases.failed;
   if (source !== importSources.http && source !== importSources.registry && source !== importSources.none) return false;
   const phase = annotations[cdiAnnotations.podPhase];
   return phase !== importPhases.succeeded && phase !== importPhases.failed;

@@ -33,6 +33,8 @@ import type { EncryptionSecretRef, LocalClassParameters } from './parameters.js'
 import { compressionAnnotation, encryptionAnnotations, encryptionSecretKey } from './encryption.js';
 import { classParameters, isLocalClass, reclaimPolicyOf } from './storage-class.js';
 import { claimDataSource } from '../snapshots/data-source.js';
+import { cloneRequestAnnotation, cloneTypeAnnotation } from '../snapshots/names.js';
+import { cdiAnnotations, importPhases } from '../import/annotations.js';
 import type { LiveGuests } from '../snapshots/live.js';
 import { populateVolume } from '../snapshots/populate.js';
 import { isLocalVolume, localVolumeOf, requestedBytes, volumeBytes, volumeDir, volumeFile, volumeModeOf, volumeNameFor, volumeNode, volumesRoot } from './volume.js';
@@ -215,7 +217,13 @@ export class LocalProvisioner {
           this.recorder.record(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${cls.className}": ${made.wait}`);
           return { requeueAfter: 3000 };
         }
-        format = made.format;
+        if ('remote' in made) {
+          // Another node holds the source: an empty volume here, which this node's import runner fills from that node's agent.
+          await this.markCopy(pvc, made.remote);
+          await createVolumeFile({ path: volumeFile(dir, mode), format, preallocation: 'off', bytes, signal });
+        } else {
+          format = made.format;
+        }
       }
       try {
         const manifest = volumeManifest(pvc, { name, node: nodeName, path: mode === 'Block' ? volumeFile(dir, mode) : dir, format, className: cls.className, reclaim: cls.reclaim });
@@ -237,6 +245,20 @@ export class LocalProvisioner {
     });
     await this.markBound(bound, pv);
     return {};
+  }
+
+  /**
+   * Marks `pvc` as a copy from a claim (or VolumeSnapshot) on another node, before it is bound
+   * (so no guest opens the volume before the copy is in): CDI's
+   * host-assisted clone annotations, and the import phase Pending.
+   */
+  private async markCopy(pvc: KObject, source: { kind: 'PersistentVolumeClaim' | 'VolumeSnapshot'; namespace: string; name: string; node: string }): Promise<void> {
+    const annotations: Record<string, string> = { [cloneTypeAnnotation]: 'copy' };
+    if (source.kind === 'PersistentVolumeClaim') annotations[cloneRequestAnnotation] = `${source.namespace}/${source.name}`;
+    if (pvc.metadata.annotations?.[cdiAnnotations.podPhase] === undefined) annotations[cdiAnnotations.podPhase] = importPhases.pending;
+    await this.options.client.patch(resources.persistentVolumeClaims, pvc.metadata.namespace, pvc.metadata.name ?? '', 'merge', { metadata: { uid: pvc.metadata.uid, annotations } });
+    const what = source.kind === 'VolumeSnapshot' ? 'VolumeSnapshot' : 'claim';
+    this.recorder.record(pvc, 'Normal', 'CloneScheduled', `the source ${what} ${source.namespace}/${source.name} is on node "${source.node}": its data is copied to this node "${this.options.nodeName}"`);
   }
 
   /** Writes Bound (with the volume's size and modes) on both sides where it is not there yet. */

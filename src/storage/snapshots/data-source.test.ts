@@ -6,11 +6,17 @@ import { pickSnapshotClass } from './snapshot-class.js';
 
 const pvc = (spec: Record<string, unknown>): KObject => ({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c', namespace: 'ns' }, spec });
 
-test('a claim\'s data source: a VolumeSnapshot or a claim of its namespace', () => {
+test('a claim\'s data source: a VolumeSnapshot of its namespace, or a claim of any namespace', () => {
   assert.equal(claimDataSource(pvc({})), undefined);
   assert.deepEqual(claimDataSource(pvc({ dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 's' } })), { kind: 'VolumeSnapshot', name: 's' });
   assert.deepEqual(claimDataSource(pvc({ dataSourceRef: { kind: 'PersistentVolumeClaim', name: 'p' } })), { kind: 'PersistentVolumeClaim', name: 'p' });
-  assert.match(JSON.stringify(claimDataSource(pvc({ dataSourceRef: { kind: 'PersistentVolumeClaim', name: 'p', namespace: 'other' } }))), /another namespace/);
+  assert.deepEqual(claimDataSource(pvc({ dataSourceRef: { kind: 'PersistentVolumeClaim', name: 'p', namespace: 'other' } })), { kind: 'PersistentVolumeClaim', name: 'p', namespace: 'other' });
+  assert.match(JSON.stringify(claimDataSource(pvc({ dataSourceRef: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 's', namespace: 'other' } }))), /another namespace/);
+  const requested = (value: string): KObject => ({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c', namespace: 'ns', annotations: { 'k8s.io/CloneRequest': value } }, spec: {} });
+  assert.deepEqual(claimDataSource(requested('golden/base')), { kind: 'PersistentVolumeClaim', name: 'base', namespace: 'golden' }, 'CDI\'s clone annotation names a claim of another namespace');
+  assert.deepEqual(claimDataSource(requested('ns/base')), { kind: 'PersistentVolumeClaim', name: 'base' });
+  const bad = claimDataSource(requested('base'));
+  assert.match(bad !== undefined && 'unsupported' in bad ? bad.unsupported : '', /is not "namespace\/name"/);
   assert.match(JSON.stringify(claimDataSource(pvc({ dataSource: { apiGroup: 'cdi.kubevirt.io', kind: 'VolumeImportSource', name: 'x' } }))), /VolumeImportSource.cdi.kubevirt.io is not one/);
   assert.match(JSON.stringify(claimDataSource(pvc({ dataSource: { kind: 'VolumeSnapshot', name: 's' } }))), /not one the vireo.io\/local provisioner/, 'a VolumeSnapshot needs its apiGroup');
 });

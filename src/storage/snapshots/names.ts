@@ -22,5 +22,14 @@ export const claimAsSourceFinalizer = 'snapshot.storage.kubernetes.io/pvc-as-sou
  * there.
  */
 export const dataSourceNodeAnnotation = 'storage.vireo.io/data-source-node';
+/**
+ * CDI's annotation on a clone's target claim naming its source claim,
+ * `namespace/name`. It is how a clone from another namespace is asked for
+ * (Kubernetes' `spec.dataSource` names only claims of the claim's own
+ * namespace), and what a copy across nodes reads its source from.
+ */
+export const cloneRequestAnnotation = 'k8s.io/CloneRequest';
+/** CDI's annotation saying how a clone is made; `copy` (a host-assisted copy) for a copy across nodes. */
+export const cloneTypeAnnotation = 'cdi.kubevirt.io/cloneType';
 /** The prefix of the contents the controller makes for VolumeSnapshots: `snapcontent-<snapshot uid>`. */
 export const contentPrefix = 'snapcontent-';

@@ -7,7 +7,7 @@
  * is crash-consistent. A guest that is starting or stopping makes the
  * operation wait, since QEMU might open the files while they change.
  */
-import { rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { runTool } from '../../host/run-tool.js';
 import type { LocalVolume, VolumeFormat, VolumeMode } from '../local/index.js';
@@ -150,6 +150,54 @@ async function cloneVolumeAlone(source: LocalVolume, claim: ClaimKey, target: Ta
   await copyRaw(source.path, file, { guest: use.guest, signal: target.signal });
   await growRaw(file, target.bytes, target.signal);
   return 'raw';
+}
+
+/** What exporting a volume for a copy to another node needs. */
+export interface ExportOptions {
+  /** The copy's id (the target claim's uid): it names the frozen layer, as a same-node clone's does. */
+  id: string;
+  /** The file the export is written to (a qcow2 image with no backing file), complete or absent. */
+  to: string;
+  live: LiveGuests | undefined;
+  signal: AbortSignal;
+}
+
+/**
+ * Writes a self-contained qcow2 image of `source` (claim `claim`'s volume,
+ * on this node) to `options.to`, for a copy to another node. A qcow2
+ * volume's top is frozen as a same-node clone's is (instant; a running
+ * guest moves onto the new top and runs on), and the frozen chain is
+ * flattened from there, so the export is the volume at one instant while
+ * the guest keeps writing above it. A raw volume is read with its guest
+ * paused. Only allocated clusters are written: holes stay holes.
+ */
+export async function exportVolume(source: LocalVolume, claim: ClaimKey, options: ExportOptions): Promise<Wait | undefined> {
+  return exclusive(dirname(source.path), async () => {
+    const use = await guestOf(claim, options.live);
+    if ('wait' in use) return use;
+    const temporary = `${options.to}.partial`;
+    const convert = async (from: string, format: VolumeFormat): Promise<void> => {
+      await runTool('qemu-img', ['convert', '-U', '-f', format, '-O', 'qcow2', from, temporary], { signal: options.signal, timeoutMs: 6 * 60 * 60_000 });
+    };
+    if (source.format === 'qcow2') {
+      const sourceDir = dirname(source.path);
+      await freezeTop(sourceDir, options.id, { guest: use.guest, signal: options.signal });
+      await convert(join(sourceDir, layerName(options.id)), 'qcow2');
+    } else {
+      const guest = use.guest;
+      await (guest === undefined ? convert(source.path, 'raw') : guest.whilePaused(() => convert(source.path, 'raw')));
+    }
+    await rename(temporary, options.to);
+    return undefined;
+  });
+}
+
+/** Writes the complete snapshot in `snapshotDir` as a self-contained qcow2 image at `to`, for a restore on another node. */
+export async function exportSnapshot(snapshotDir: string, meta: SnapshotMeta, options: { to: string; signal: AbortSignal }): Promise<void> {
+  const temporary = `${options.to}.partial`;
+  // A snapshot's files never change: no lock, no guest to mind.
+  await runTool('qemu-img', ['convert', '-U', '-f', meta.format, '-O', 'qcow2', join(snapshotDir, meta.top), temporary], { signal: options.signal, timeoutMs: 6 * 60 * 60_000 });
+  await rename(temporary, options.to);
 }
 
 /** Removes snapshot directory `dir` (its layers live on where volumes still link them). */

@@ -1,7 +1,10 @@
 /**
  * Volumes of claims with a data source, made by the node's provisioner in
  * place of an empty file: restored from a VolumeSnapshot of this node, or
- * cloned from a claim whose volume is on this node. The new volume must
+ * cloned from a claim whose volume is on this node. A claim whose volume
+ * (or a snapshot whose data) is on another node is copied from there instead (`remote`): the
+ * provisioner makes an empty volume and the node's import runner fills it
+ * from the source node's agent (`src/storage/import/clone-source.ts`). The new volume must
  * be at least as large as its source and of the same volumeMode; it keeps
  * the source's format (a qcow2 source gives an instant qcow2 volume
  * whatever the claim's class says, a raw one a sparse copy).
@@ -28,8 +31,13 @@ export interface PopulateOptions {
   live: LiveGuests | undefined;
 }
 
-/** Fills `target` (the volume of `pvc`) from `source`; resolves with its format, or why it must wait. */
-export async function populateVolume(pvc: KObject, source: DataSource, target: TargetVolume, options: PopulateOptions): Promise<{ format: VolumeFormat } | Wait> {
+/** A source claim or VolumeSnapshot on another node, to be copied from there. */
+export interface RemoteSource {
+  remote: { kind: 'PersistentVolumeClaim' | 'VolumeSnapshot'; namespace: string; name: string; node: string };
+}
+
+/** Fills `target` (the volume of `pvc`) from `source`; resolves with its format, why it must wait, or the claim on another node to copy. */
+export async function populateVolume(pvc: KObject, source: DataSource, target: TargetVolume, options: PopulateOptions): Promise<{ format: VolumeFormat } | Wait | RemoteSource> {
   const namespace = pvc.metadata.namespace ?? '';
   const { client, nodeName } = options;
   if (source.kind === 'VolumeSnapshot') {
@@ -41,7 +49,8 @@ export async function populateVolume(pvc: KObject, source: DataSource, target: T
     const content = contentName === '' ? undefined : await client.tryGet(volumeSnapshotContents, undefined, contentName);
     const handle = parseSnapshotHandle(stringAt(content, 'status', 'snapshotHandle'));
     if (handle === undefined || stringAt(content, 'spec', 'driver') !== localProvisioner) return { wait: `${what} is not a ${localProvisioner} snapshot, so this provisioner cannot restore it` };
-    if (handle.node !== nodeName) return { wait: `${what} is on node "${handle.node}", not on this node "${nodeName}": a local snapshot is restored only on its node` };
+    // The importer checks the size when the data arrives; the volume mode is the claim's.
+    if (handle.node !== nodeName) return { remote: { kind: 'VolumeSnapshot', namespace, name: source.name, node: handle.node } };
     const dir = snapshotDir(options.dataDir, handle.id);
     const meta = await readSnapshotMeta(dir);
     if (meta === undefined) return { wait: `the data of ${what} is missing on node "${nodeName}" (${dir}); take the snapshot again` };
@@ -49,9 +58,10 @@ export async function populateVolume(pvc: KObject, source: DataSource, target: T
     if (meta.volumeMode !== target.mode) return { wait: `${what} is of a ${meta.volumeMode} volume; a claim restored from it must have volumeMode ${meta.volumeMode}, not ${target.mode}` };
     return { format: await restoreSnapshot(dir, meta, target) };
   }
-  const what = `source claim "${source.name}"`;
-  const claim = await client.tryGet(resources.persistentVolumeClaims, namespace, source.name);
-  if (claim === undefined) return { wait: `${what} not found in namespace "${namespace}"` };
+  const sourceNamespace = source.namespace ?? namespace;
+  const what = `source claim "${sourceNamespace === namespace ? '' : `${sourceNamespace}/`}${source.name}"`;
+  const claim = await client.tryGet(resources.persistentVolumeClaims, sourceNamespace, source.name);
+  if (claim === undefined) return { wait: `${what} not found in namespace "${sourceNamespace}"` };
   const volumeName = stringAt(claim, 'spec', 'volumeName') ?? '';
   const pv = volumeName === '' ? undefined : await client.tryGet(resources.persistentVolumes, undefined, volumeName);
   if (pv === undefined) return { wait: `${what} is not bound to a volume yet` };
@@ -62,9 +72,9 @@ export async function populateVolume(pvc: KObject, source: DataSource, target: T
     return { wait: `${what} cannot be cloned: ${err instanceof Error ? err.message : String(err)}` };
   }
   if (volumeEncryptionOf(pv) !== undefined) return { wait: `${what} is encrypted, and clones of encrypted volumes are not supported yet` };
-  if (volume.node !== nodeName) return { wait: `${what} is on node "${volume.node}", not on this node "${nodeName}": a local volume is cloned only on its node (a copy across nodes is not supported yet)` };
   if (target.bytes < volume.bytes) return { wait: `requested volume size ${formatBytes(target.bytes)} is less than the size ${formatBytes(volume.bytes)} of the ${what}: ask for at least ${formatBytes(volume.bytes)}` };
   if (volume.volumeMode !== target.mode) return { wait: `${what} has volumeMode ${volume.volumeMode}; its clone must too, not ${target.mode}` };
-  const result = await cloneVolume(volume, { namespace, name: source.name }, { ...target, id: pvc.metadata.uid ?? '', live: options.live });
+  if (volume.node !== nodeName) return { remote: { kind: 'PersistentVolumeClaim', namespace: sourceNamespace, name: source.name, node: volume.node } };
+  const result = await cloneVolume(volume, { namespace: sourceNamespace, name: source.name }, { ...target, id: pvc.metadata.uid ?? '', live: options.live });
   return typeof result === 'string' ? { format: result } : result;
 }

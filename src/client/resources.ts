@@ -30,4 +30,6 @@ export const resources = {
   dataSources: { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'datasources', namespaced: true },
   volumeSnapshots: { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots', namespaced: true },
   volumeSnapshotClasses: { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses', namespaced: false },
+  networkPolicies: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', namespaced: true },
+  globalNetworkPolicies: { group: 'crd.projectcalico.org', version: 'v1', plural: 'globalnetworkpolicies', namespaced: false },
 } satisfies Record<string, ResourceRef>;

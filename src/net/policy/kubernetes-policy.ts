@@ -6,7 +6,7 @@
  * into address ranges.
  */
 import { labelSelectorFromObject } from '../../api/labels.js';
-import type { LabelSelector, MetaLabelSelector } from '../../api/labels.js';
+import type { LabelSelector } from '../../api/labels.js';
 import { asRecord, at, recordAt, recordsAt, stringAt } from '../../api/kinds/read.js';
 import type { KObject } from '../../api/object.js';
 import type { AddressRange } from './addresses.js';

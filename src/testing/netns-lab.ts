@@ -190,6 +190,35 @@ export class NetnsLab {
     return sandbox;
   }
 
+  /**
+   * Two namespaces joined directly by a veth pair, no bridge and no node
+   * (the baseline of the benchmark): 10.<subnet>.250.1 and .2.
+   */
+  async addDirectPair(): Promise<[Sandbox, Sandbox]> {
+    const names = [`${this.prefix}-p1`, `${this.prefix}-p2`] as const;
+    for (const netns of names) {
+      await ip('netns', 'add', netns);
+      this.namespaces.push(netns);
+      await ip('-n', netns, 'link', 'set', 'lo', 'up');
+    }
+    await ip('-n', names[0], 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names[1]);
+    const pair: Sandbox[] = [];
+    for (const [i, netns] of names.entries()) {
+      const ipv4 = `10.${this.subnet}.250.${i + 1}`;
+      const ipv6 = `fd00:${this.subnet}:250::${i + 1}`;
+      await ip('-n', netns, 'addr', 'add', `${ipv4}/24`, 'dev', 'eth0');
+      await ip('-n', netns, 'addr', 'add', `${ipv6}/64`, 'dev', 'eth0', 'nodad');
+      await ip('-n', netns, 'link', 'set', 'eth0', 'up');
+      const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', sandboxProgram], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const sandbox = new Sandbox(netns, '', ipv4, ipv6, child);
+      this.sandboxes.push(sandbox);
+      pair.push(sandbox);
+    }
+    const [first, second] = pair;
+    if (first === undefined || second === undefined) throw new Error('the pair was not made');
+    return [first, second];
+  }
+
   /** The tables in the node namespace (`nft list tables`). */
   async tables(): Promise<string> {
     return run('ip', ['netns', 'exec', this.node, 'nft', 'list', 'tables']);

@@ -161,8 +161,9 @@ export function compilePolicies(input: PolicyInput, options: CompileOptions): Co
     return [
       `  chain ${direction} {`,
       `    type filter hook forward priority ${priority}; policy accept;`,
-      '    ct state invalid counter drop',
+      // Established packets, nearly all of them, leave at the first rule.
       '    ct state established,related accept',
+      '    ct state invalid counter drop',
       `    ip ${field} vmap @${direction}_v4`,
       `    ip6 ${field} vmap @${direction}_v6`,
       '  }',

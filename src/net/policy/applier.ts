@@ -6,6 +6,7 @@
  */
 import type { CompiledRuleset, CompileOptions, PolicyInput } from './compile.js';
 import { compilePolicies } from './compile.js';
+import { ensureBridgeNetfilter } from './bridge-netfilter.js';
 import type { NftTarget } from './nft.js';
 import { applyRuleset, deleteTable } from './nft.js';
 
@@ -17,6 +18,7 @@ export interface PolicyApplierOptions extends CompileOptions {
 export class PolicyApplier {
   private readonly target: NftTarget;
   private lastText: string | undefined;
+  private readonly checkedInterfaces = new Set<string>();
 
   constructor(private readonly options: PolicyApplierOptions) {
     this.target = options.target ?? {};
@@ -25,6 +27,12 @@ export class PolicyApplier {
   /** Compiles and programs; skips nft when the ruleset has not changed since the last apply. */
   async apply(input: PolicyInput, signal?: AbortSignal): Promise<CompiledRuleset> {
     const compiled = compilePolicies(input, this.options);
+    // Only new veths are looked at: one `ip` call per sandbox, not per change.
+    const fresh = input.endpoints.filter((endpoint) => endpoint.local && !this.checkedInterfaces.has(endpoint.hostInterface)).map((endpoint) => endpoint.hostInterface);
+    if (fresh.length > 0) {
+      await ensureBridgeNetfilter(this.target, fresh);
+      for (const name of fresh) this.checkedInterfaces.add(name);
+    }
     if (compiled.text !== this.lastText) {
       await applyRuleset(this.target, compiled.text, signal);
       this.lastText = compiled.text;

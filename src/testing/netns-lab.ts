@@ -219,6 +219,11 @@ export class NetnsLab {
     return [first, second];
   }
 
+  /** Sets sysctls (`key=value`) in the node namespace only. */
+  async sysctl(...settings: string[]): Promise<void> {
+    await run('ip', ['netns', 'exec', this.node, 'sysctl', '-qw', ...settings]);
+  }
+
   /** The tables in the node namespace (`nft list tables`). */
   async tables(): Promise<string> {
     return run('ip', ['netns', 'exec', this.node, 'nft', 'list', 'tables']);

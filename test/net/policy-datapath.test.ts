@@ -3,7 +3,6 @@
  * sandboxes (network namespaces) on a bridge in a "node" namespace, the
  * compiled table applied there with nft, and real TCP connections across.
  */
-import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KObject } from '../../src/api/object.js';
@@ -61,18 +60,9 @@ before(async () => {
   for (const port of [8080, 8081, 8090, 9000]) await web.listen(port);
   await client.listen(7000);
   // Off for the whole node namespace: the applier must switch br_netfilter on for the sandboxes' bridge itself.
-  await runSysctlOff(lab.node);
+  await lab.sysctl('net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0');
   applier = new PolicyApplier({ tableName: table, target: { netns: lab.node } });
 });
-
-function runSysctlOff(netns: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0'], (err) => {
-      if (err === null) resolve();
-      else reject(err);
-    });
-  });
-}
 
 after(async () => {
   await lab?.destroy();

@@ -105,6 +105,24 @@ spec:
   assert.match(badSelector.stderr, /spec\.ingress\[1\]\.action: Unsupported value: "Maybe"/);
 });
 
+test('policies of the wrong shape are refused with a 4xx, never a 5xx', async () => {
+  const bodies: [string, Record<string, unknown>][] = [
+    ['/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies', { podSelector: 'app=web' }],
+    ['/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies', { podSelector: {}, ingress: 'all' }],
+    ['/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies', { podSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }] }, ingress: [{ ports: [{ port: -1 }, { port: 'a_b' }], from: [{}] }] }],
+    ['/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies', { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: 'fd00::/8', except: ['10.0.0.0/8', 'nonsense'] } }] }] }],
+    ['/apis/crd.projectcalico.org/v1/globalnetworkpolicies', { selector: 5 }],
+    ['/apis/crd.projectcalico.org/v1/globalnetworkpolicies', { ingress: [{ action: 'Allow', protocol: 'GRE', source: { nets: ['10.0.0.0/40'], notSelector: 'a in {' } }] }],
+    ['/apis/crd.projectcalico.org/v1/globalnetworkpolicies', { types: ['Inward'], doNotTrack: true, egress: [{ action: 'Deny', ipVersion: 5 }] }],
+  ];
+  for (const [i, [path, spec]] of bodies.entries()) {
+    const kind = path.includes('calico') ? 'GlobalNetworkPolicy' : 'NetworkPolicy';
+    const apiVersion = path.includes('calico') ? 'crd.projectcalico.org/v1' : 'networking.k8s.io/v1';
+    const response = await server.fetch('POST', path, { body: JSON.stringify({ apiVersion, kind, metadata: { name: `bad-${i}` }, spec }), headers: { 'content-type': 'application/json' } });
+    assert.ok(response.status >= 400 && response.status < 500, `${i}: ${response.status} ${response.body}`);
+  }
+});
+
 test('policies written with kubectl are enforced on the node within moments, and removed with the controller', async () => {
   assert.equal(await shopper.connect(web.ipv4, 8080), 'connected');
   const policy = await apply(`apiVersion: networking.k8s.io/v1

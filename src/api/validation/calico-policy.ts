@@ -5,9 +5,9 @@
  * ("80", 80, "8000:8080" or a port name, only with TCP, UDP or SCTP),
  * `nets`/`notNets` CIDRs and `ipVersion`.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { CalicoSelectorError, parseCalicoSelector } from '../calico-selector.js';
 import type { FieldError } from '../errors.js';
+import { parseAddressOrCidr } from '../ip-ranges.js';
 import { arrayAt, asRecord, at, recordsAt } from '../kinds/read.js';
 import type { KObject } from '../object.js';
 import { invalid, notSupported, required } from './field-error.js';
@@ -48,12 +48,7 @@ function portProblem(value: unknown): string | undefined {
 }
 
 function cidrValid(text: unknown): boolean {
-  if (typeof text !== 'string') return false;
-  const [address = '', prefix, extra] = text.split('/');
-  if (extra !== undefined) return false;
-  const width = isIPv4(address) ? 32 : isIPv6(address) ? 128 : 0;
-  if (width === 0) return false;
-  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= width);
+  return typeof text === 'string' && parseAddressOrCidr(text) !== undefined;
 }
 
 function validateEntity(value: unknown, path: string, protocol: unknown): FieldError[] {

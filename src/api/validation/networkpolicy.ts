@@ -6,8 +6,9 @@
  * with every `except` strictly inside, and `policyTypes`, with kube's
  * field paths and messages.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import type { FieldError } from '../errors.js';
+import type { AddressRange } from '../ip-ranges.js';
+import { parseAddressOrCidr, rangeContains } from '../ip-ranges.js';
 import { ApiError } from '../errors.js';
 import { labelSelectorFromObject } from '../labels.js';
 import { asRecord, at, recordsAt } from '../kinds/read.js';
@@ -63,32 +64,11 @@ function validatePort(port: Record<string, unknown>, path: string): FieldError[]
   return errors;
 }
 
-interface Cidr {
-  family: 4 | 6;
-  prefix: number;
-  bits: bigint;
-}
-
-function parseCidr(text: string): Cidr | undefined {
-  const [address = '', prefixText, extra] = text.split('/');
-  if (prefixText === undefined || extra !== undefined || !/^\d{1,3}$/.test(prefixText)) return undefined;
-  const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : undefined;
-  if (family === undefined) return undefined;
-  const prefix = Number(prefixText);
-  const width = family === 4 ? 32 : 128;
-  if (prefix > width) return undefined;
-  let bits = 0n;
-  if (family === 4) {
-    for (const part of address.split('.')) bits = (bits << 8n) | BigInt(Number(part));
-  } else {
-    const [head = '', tail] = address.split('::');
-    const h = head === '' ? [] : head.split(':');
-    const t = tail === undefined || tail === '' ? [] : tail.split(':');
-    const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-    for (const group of groups) bits = (bits << 16n) | BigInt(parseInt(group, 16) || 0);
-  }
-  const host = BigInt(width - prefix);
-  return { family, prefix, bits: (bits >> host) << host };
+/** A CIDR with its prefix length (kube requires one), or undefined. */
+function parseCidr(text: string): { range: AddressRange; prefix: number } | undefined {
+  const prefix = /\/(\d{1,3})$/.exec(text)?.[1];
+  const range = prefix === undefined ? undefined : parseAddressOrCidr(text);
+  return range === undefined || prefix === undefined ? undefined : { range, prefix: Number(prefix) };
 }
 
 function validateIpBlock(block: Record<string, unknown>, path: string): FieldError[] {
@@ -105,8 +85,7 @@ function validateIpBlock(block: Record<string, unknown>, path: string): FieldErr
       errors.push(invalid(field, `Invalid value: ${JSON.stringify(text)}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`));
       return;
     }
-    const width = cidr.family === 4 ? 32 : 128;
-    const inside = inner.family === cidr.family && inner.prefix > cidr.prefix && inner.bits >> BigInt(width - cidr.prefix) === cidr.bits >> BigInt(width - cidr.prefix);
+    const inside = inner.prefix > cidr.prefix && rangeContains(cidr.range, inner.range);
     if (!inside) errors.push(invalid(field, `Invalid value: ${JSON.stringify(text)}: must be a strict subset of \`cidr\``));
   });
   return errors;

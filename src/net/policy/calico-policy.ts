@@ -11,8 +11,8 @@ import type { CalicoSelector } from '../../api/calico-selector.js';
 import { parseCalicoSelector } from '../../api/calico-selector.js';
 import { arrayAt, asRecord, at, numberAt, recordsAt, stringAt } from '../../api/kinds/read.js';
 import type { KObject } from '../../api/object.js';
-import type { AddressRange } from './addresses.js';
-import { mergeRanges, parseAddressOrCidr } from './addresses.js';
+import type { AddressRange } from '../../api/ip-ranges.js';
+import { mergeRanges, parseAddressOrCidr } from '../../api/ip-ranges.js';
 import { endpointRanges } from './endpoint-addresses.js';
 import type { NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyRule, PortSpec, Protocol, RuleAction, Side } from './model.js';
 

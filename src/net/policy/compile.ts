@@ -22,8 +22,8 @@
  * and a final drop.
  */
 import type { KObject } from '../../api/object.js';
-import type { IpFamily } from './addresses.js';
-import { addressText, parseAddressOrCidr } from './addresses.js';
+import type { IpFamily } from '../../api/ip-ranges.js';
+import { addressText, parseAddressOrCidr } from '../../api/ip-ranges.js';
 import { normalizeCalicoPolicy } from './calico-policy.js';
 import { normalizeNetworkPolicy } from './kubernetes-policy.js';
 import type { NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyNamespace, PolicyRule } from './model.js';

@@ -2,8 +2,8 @@
  * An endpoint's addresses as single-address ranges (malformed entries in a
  * VMI's status are skipped: they cannot be matched anyway).
  */
-import type { AddressRange } from './addresses.js';
-import { parseAddressOrCidr } from './addresses.js';
+import type { AddressRange } from '../../api/ip-ranges.js';
+import { parseAddressOrCidr } from '../../api/ip-ranges.js';
 import type { PolicyEndpoint } from './model.js';
 
 export function endpointRanges(endpoint: PolicyEndpoint): AddressRange[] {

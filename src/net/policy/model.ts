@@ -4,7 +4,7 @@
  * GlobalNetworkPolicy/NetworkPolicy) normalised into one shape of ordered
  * rules whose selectors are already resolved into address ranges.
  */
-import type { AddressRange } from './addresses.js';
+import type { AddressRange } from '../../api/ip-ranges.js';
 
 export type TransportProtocol = 'TCP' | 'UDP' | 'SCTP';
 

@@ -5,8 +5,8 @@
  * `address . port` sets of the endpoints that declare them, and a rule
  * that needs both families is written once per family.
  */
-import type { AddressRange, IpFamily } from './addresses.js';
-import { addressText, parseAddressOrCidr, rangeElement } from './addresses.js';
+import type { AddressRange, IpFamily } from '../../api/ip-ranges.js';
+import { addressText, parseAddressOrCidr, rangeElement } from '../../api/ip-ranges.js';
 import type { PolicyEndpoint, PolicyRule, PortSpec, Protocol, Side } from './model.js';
 
 /** Named sets of the table, deduplicated by content. */

@@ -1,5 +1,5 @@
 /**
- * IP address arithmetic for the policy compiler: CIDRs and addresses as
+ * IP address arithmetic (NetworkPolicy validation, the policy compiler): CIDRs and addresses as
  * integer ranges per family, unions and differences (ipBlock `except`,
  * Calico `nets`), and the element text of an nftables interval set.
  */

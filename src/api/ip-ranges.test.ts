@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mergeRanges, parseAddressOrCidr, rangeElement, subtractRanges } from './addresses.js';
+import { mergeRanges, parseAddressOrCidr, rangeElement, subtractRanges } from './ip-ranges.js';
 
 function range(text: string): NonNullable<ReturnType<typeof parseAddressOrCidr>> {
   const parsed = parseAddressOrCidr(text);

@@ -16,7 +16,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { KObject } from '../src/api/object.js';
-import { PolicyApplier } from '../src/net/policy/index.js';
+import { compilePolicies, PolicyApplier } from '../src/net/policy/index.js';
 import type { PolicyEndpoint, PolicyInput } from '../src/net/policy/index.js';
 import { NetnsLab } from '../src/testing/netns-lab.js';
 
@@ -100,13 +100,19 @@ async function main(): Promise<void> {
       bridgeOnly.push(await client.send(server.ipv4, 5201, sendMs));
     }
 
+    const compileTimes: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const start = performance.now();
+      compilePolicies(loaded, { tableName: 'vireo_bench' });
+      compileTimes.push(performance.now() - start);
+    }
     const programMs = median(programTimes);
     const emptyMs = median(emptyTimes);
     const bridged = median(throughBridge);
     const plain = median(direct);
     const bare = median(bridgeOnly);
     console.log(`NetworkPolicy benchmark (${rounds} rounds, medians; ${policyCount} policies → ${rules} rules)`);
-    console.log(`compile + program ${policyCount} policies   ${programMs.toFixed(0).padStart(6)} ms   empty table ${emptyMs.toFixed(0).padStart(5)} ms   ${(programMs / emptyMs).toFixed(1)}x the empty table   target ≤ 1000 ms: ${programMs <= 1000 ? 'met' : 'MISSED'}`);
+    console.log(`compile + program ${policyCount} policies   ${programMs.toFixed(0).padStart(6)} ms   empty table ${emptyMs.toFixed(0).padStart(5)} ms   ${(programMs / emptyMs).toFixed(1)}x the empty table   target ≤ 1000 ms: ${programMs <= 1000 ? 'met' : 'MISSED'} (compile alone ${median(compileTimes).toFixed(0)} ms)`);
     console.log(
       `TCP through bridge + ${policyCount} policies  ${(bridged / 1e6).toFixed(0).padStart(6)} MB/s   plain veth pair ${(plain / 1e6).toFixed(0).padStart(5)} MB/s   ratio ${(bridged / plain).toFixed(2)}   target ≥ 0.8: ${bridged / plain >= 0.8 ? 'met' : 'MISSED'}`,
     );

@@ -36,7 +36,7 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
     server.on('error', (e) => reply(c.id, { result: e.code || e.message }));
     server.listen(c.port, c.host, () => reply(c.id, { result: 'listening' }));
   } else if (c.op === 'connect') {
-    const k = net.connect({ host: c.host, port: c.port });
+    const k = net.connect({ host: c.host, port: c.port, ...(c.localAddress ? { localAddress: c.localAddress } : {}) });
     let done = false;
     const finish = (result) => { if (done) return; done = true; clearTimeout(timer); if (!(c.hold && result === 'connected')) k.destroy(); reply(c.id, { result }); };
     const timer = setTimeout(() => finish('timeout'), c.timeoutMs);
@@ -105,8 +105,13 @@ export class Sandbox {
   }
 
   /** Connects and exchanges one message: 'connected', 'timeout' (dropped) or an error code such as ECONNREFUSED. */
-  async connect(host: string, port: number, timeoutMs = 1500): Promise<string> {
-    return String((await this.command({ op: 'connect', host, port, timeoutMs }, timeoutMs + 10_000)).result);
+  async connect(host: string, port: number, timeoutMs = 1500, localAddress?: string): Promise<string> {
+    return String((await this.command({ op: 'connect', host, port, timeoutMs, localAddress }, timeoutMs + 10_000)).result);
+  }
+
+  /** Adds an address to its eth0 (to send from an address that is not its own). */
+  async addAddress(cidr: string): Promise<void> {
+    await ip('-n', this.netns, 'addr', 'add', cidr, 'dev', 'eth0');
   }
 
   /** Opens a connection and keeps it; returns a handle for {@link echo}. */

@@ -157,6 +157,18 @@ test('Calico: a lower-order Deny beats a namespaced allow; Pass hands over to Ku
   assert.ok(counters.some((n) => n > 0), `the Log rule counted packets: ${counters.join(',')}`);
 });
 
+test('a sandbox cannot pass for another address: the bridge table drops sources that are not its own', async () => {
+  const [a, b] = web.ipv4.split('.');
+  const forged = `${a}.${b}.3.7`;
+  await program([networkPolicy('from-block', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ ipBlock: { cidr: `${a}.${b}.3.0/24` } }] }] })]);
+  await client.addAddress(`${forged}/16`);
+  assert.equal(await client.connect(web.ipv4, 9000, 1500, forged), 'timeout', 'the forged source is dropped at the bridge');
+  assert.equal(await client.connect(client.ipv4, 7000, 1500, forged), 'connected', 'inside the sandbox it is just an address');
+  // Without the bridge table the same forgery would get through: the check above is what stops it.
+  await runNft({ netns: lab.node }, ['delete', 'table', 'bridge', table]);
+  assert.equal(await client.connect(web.ipv4, 9000, 1500, forged), 'connected');
+});
+
 test('stop removes the table', async () => {
   await program([networkPolicy('deny-web', { podSelector: {}, policyTypes: ['Ingress'] })]);
   assert.match(await lab.tables(), new RegExp(table));

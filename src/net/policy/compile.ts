@@ -83,6 +83,43 @@ function byOrder(a: NormalizedPolicy, b: NormalizedPolicy): number {
   return orderA === orderB ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : orderA - orderB;
 }
 
+/**
+ * Policies match endpoints by address, so a sandbox must not send with
+ * another's: a `bridge` table (same name) drops IP packets entering the
+ * bridge from a local veth with a source that is not the endpoint's own
+ * (link-local, unspecified and DHCP sources stay allowed for NDP, DAD and
+ * address setup). No conntrack is needed there.
+ */
+function antiSpoofTable(tableName: string, locals: readonly PolicyEndpoint[]): string[] {
+  const elements: string[] = [];
+  const chains: string[] = [];
+  locals.forEach((endpoint, index) => {
+    if (endpoint.hostInterface === '') return;
+    const own = endpoint.ips.flatMap((ip) => {
+      const range = parseAddressOrCidr(ip);
+      return range === undefined || range.first !== range.last ? [] : [range];
+    });
+    const v4 = ['0.0.0.0', ...own.filter((r) => r.family === 4).map(addressText)];
+    const v6 = ['::', 'fe80::/10', ...own.filter((r) => r.family === 6).map(addressText)];
+    const comment = nftQuoted(`${endpoint.namespace}/${endpoint.name}: not its address`);
+    chains.push(`  chain source_${index} {\n    ip saddr != { ${v4.join(', ')} } counter drop comment ${comment}\n    ip6 saddr != { ${v6.join(', ')} } counter drop comment ${comment}\n  }`);
+    elements.push(`${nftQuoted(endpoint.hostInterface)} : jump source_${index}`);
+  });
+  const table = `bridge ${tableName}`;
+  return [
+    `table ${table} {}`,
+    `delete table ${table}`,
+    `table ${table} {`,
+    ...chains,
+    `  map sources { type ifname : verdict;${elements.length === 0 ? '' : ` elements = { ${elements.join(', ')} };`} }`,
+    '  chain prerouting {',
+    '    type filter hook prerouting priority -200; policy accept;',
+    '    iifname vmap @sources',
+    '  }',
+    '}',
+  ];
+}
+
 /** Compiles the cluster's policies into this node's table. Pure. */
 export function compilePolicies(input: PolicyInput, options: CompileOptions): CompiledRuleset {
   const warnings: string[] = [];
@@ -184,6 +221,7 @@ export function compilePolicies(input: PolicyInput, options: CompileOptions): Co
     base('egress', 0),
     base('ingress', 1),
     '}',
+    ...antiSpoofTable(options.tableName, locals),
     '',
   ].join('\n');
   return { text, warnings, rules, isolated };

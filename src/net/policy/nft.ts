@@ -51,7 +51,7 @@ export async function applyRuleset(target: NftTarget, text: string, signal?: Abo
   await runNft(target, ['-f', '-'], signal === undefined ? { input: text } : { input: text, signal });
 }
 
-/** Deletes `inet <table>`; no error when it is already gone. */
+/** Deletes `inet <table>` and `bridge <table>`; no error when they are already gone. */
 export async function deleteTable(target: NftTarget, table: string): Promise<void> {
-  await applyRuleset(target, `table inet ${table} {}\ndelete table inet ${table}\n`);
+  await applyRuleset(target, ['inet', 'bridge'].map((family) => `table ${family} ${table} {}\ndelete table ${family} ${table}\n`).join(''));
 }

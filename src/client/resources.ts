@@ -31,4 +31,6 @@ export const resources = {
   volumeSnapshots: { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots', namespaced: true },
   volumeSnapshotClasses: { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses', namespaced: false },
   networkAttachmentDefinitions: { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions', namespaced: true },
+  networkPolicies: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', namespaced: true },
+  globalNetworkPolicies: { group: 'crd.projectcalico.org', version: 'v1', plural: 'globalnetworkpolicies', namespaced: false },
 } satisfies Record<string, ResourceRef>;

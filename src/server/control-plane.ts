@@ -7,7 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import type { KObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
-import { builtinResources, csiSnapshotCustomResourceDefinitions, kubevirtCustomResourceDefinitions } from '../api/kinds/index.js';
+import { builtinResources, calicoCustomResourceDefinitions, csiSnapshotCustomResourceDefinitions, kubevirtCustomResourceDefinitions } from '../api/kinds/index.js';
 import { ApiServer } from '../apiserver/server.js';
 import { publishUploadProxyUrl } from '../apiserver/upload-proxy.js';
 import type { TlsMaterial } from '../apiserver/server.js';
@@ -88,7 +88,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await crds.start();
   // KubeVirt's, CDI's and Multus' CRDs, as their operators would install them.
   // And the CSI snapshot API's, as external-snapshotter installs them.
-  await crds.install([...kubevirtCustomResourceDefinitions(), ...csiSnapshotCustomResourceDefinitions()]);
+  await crds.install([...kubevirtCustomResourceDefinitions(), ...csiSnapshotCustomResourceDefinitions(), ...calicoCustomResourceDefinitions()]);
   await seedNamespaces(server, registry);
   await seedStorageClass(server, registry);
   await seedOnce(server, registry, { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses' }, defaultSnapshotClass());

@@ -5,8 +5,10 @@
  */
 import type { FieldError } from '../errors.js';
 import type { KObject } from '../object.js';
+import { validateCalicoPolicy } from './calico-policy.js';
 import { validateDataVolume } from './datavolume.js';
 import { validateMigration } from './migration.js';
+import { validateNetworkPolicy } from './networkpolicy.js';
 import { validatePersistentVolumeClaim } from './persistentvolumeclaim.js';
 import { validatePool, validateReplicaSet } from './replicas.js';
 import type { WriterOptions } from './virtualmachine.js';
@@ -28,6 +30,9 @@ const validators = new Map<string, KindValidator>([
   ['snapshot.kubevirt.io/VirtualMachineSnapshot', (obj, old) => validateVirtualMachineSnapshot(obj, old)],
   ['snapshot.kubevirt.io/VirtualMachineRestore', (obj, old) => validateVirtualMachineRestore(obj, old)],
   ['clone.kubevirt.io/VirtualMachineClone', (obj) => validateVirtualMachineClone(obj)],
+  ['networking.k8s.io/NetworkPolicy', (obj) => validateNetworkPolicy(obj)],
+  ['crd.projectcalico.org/GlobalNetworkPolicy', (obj) => validateCalicoPolicy(obj)],
+  ['crd.projectcalico.org/NetworkPolicy', (obj) => validateCalicoPolicy(obj)],
 ]);
 
 /**

@@ -1,0 +1,99 @@
+/**
+ * Calico's policy CRD as Calico installs it: `crd.projectcalico.org/v1`
+ * GlobalNetworkPolicy (cluster-scoped), with the fields Vireo enforces
+ * (order, selector, namespaceSelector, types, ingress/egress rules with
+ * action, protocol, ipVersion, source/destination nets, selectors and
+ * ports). Written here: the models package has no Calico kinds.
+ */
+import type { KObject } from '../object.js';
+import type { JSONSchemaProps } from '../resource.js';
+import type { CrdSpec } from './crd-builder.js';
+import { customResourceDefinition, printerColumn } from './crd-builder.js';
+
+const str: JSONSchemaProps = { type: 'string' };
+const strings: JSONSchemaProps = { type: 'array', items: str };
+const intOrString: JSONSchemaProps = { anyOf: [{ type: 'integer' }, { type: 'string' }], 'x-kubernetes-int-or-string': true };
+const ports: JSONSchemaProps = { type: 'array', items: intOrString, description: 'Ports: a number, a range "first:last", or a port name.' };
+
+const entity: JSONSchemaProps = {
+  type: 'object',
+  description: 'The source or destination of a rule; every field set must match.',
+  properties: {
+    nets: { ...strings, description: 'CIDRs the address must be in.' },
+    notNets: { ...strings, description: 'CIDRs the address must not be in.' },
+    selector: { type: 'string', description: "Endpoints whose labels match, e.g. \"app == 'web'\"." },
+    notSelector: str,
+    namespaceSelector: { type: 'string', description: 'Endpoints in namespaces whose labels match.' },
+    ports,
+    notPorts: ports,
+    serviceAccounts: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+    services: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+  },
+};
+
+const icmp: JSONSchemaProps = { type: 'object', properties: { type: { type: 'integer' }, code: { type: 'integer' } } };
+
+const rule: JSONSchemaProps = {
+  type: 'object',
+  required: ['action'],
+  properties: {
+    action: { type: 'string', description: 'Allow, Deny, Log (log and go on) or Pass (leave the Calico policies to the Kubernetes ones).' },
+    protocol: intOrString,
+    notProtocol: intOrString,
+    ipVersion: { type: 'integer' },
+    icmp,
+    notICMP: icmp,
+    source: entity,
+    destination: entity,
+    metadata: { type: 'object', properties: { annotations: { type: 'object', additionalProperties: str } } },
+  },
+};
+
+function policySchema(): JSONSchemaProps {
+  return {
+    type: 'object',
+    properties: {
+      apiVersion: str,
+      kind: str,
+      metadata: { type: 'object' },
+      spec: {
+        type: 'object',
+        properties: {
+          order: { type: 'number', description: 'Lower orders apply first; Kubernetes NetworkPolicies sit at 1000; unset is last.' },
+          tier: str,
+          selector: { type: 'string', description: 'The endpoints the policy applies to (Calico selector; all() when unset).' },
+          namespaceSelector: str,
+          serviceAccountSelector: str,
+          types: { type: 'array', items: { type: 'string' } },
+          ingress: { type: 'array', items: rule },
+          egress: { type: 'array', items: rule },
+          doNotTrack: { type: 'boolean' },
+          preDNAT: { type: 'boolean' },
+          applyOnForward: { type: 'boolean' },
+          performanceHints: strings,
+        },
+      },
+    },
+  };
+}
+
+function calicoCrdSpecs(): CrdSpec[] {
+  return [
+    {
+      group: 'crd.projectcalico.org',
+      kind: 'GlobalNetworkPolicy',
+      plural: 'globalnetworkpolicies',
+      singular: 'globalnetworkpolicy',
+      scope: 'Cluster',
+      shortNames: ['gnp'],
+      versions: [{ name: 'v1', storage: true }],
+      columns: [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
+      schema: policySchema,
+    },
+  ];
+}
+
+/** Calico's GlobalNetworkPolicy CRD, fresh on every call. */
+export function calicoCustomResourceDefinitions(): KObject[] {
+  return calicoCrdSpecs().map(customResourceDefinition);
+}

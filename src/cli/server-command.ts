@@ -17,6 +17,7 @@ import { CliError } from './errors.js';
 import { demoVmName, ensureDemo } from './demo.js';
 import type { ControlPlane } from '../server/control-plane.js';
 import { httpsUrl } from '../net/listen.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 import { untilStopSignal } from './signals.js';
 
 export interface ServerCommandOptions {
@@ -25,6 +26,9 @@ export interface ServerCommandOptions {
   logLevel: LogLevel;
   /** `vireo up`: print how to use kubectl. */
   newcomer: boolean;
+  serviceNetwork: ServiceNetwork;
+  /** Where the cluster DNS listens (UDP and TCP), or "off". */
+  clusterDnsListen: string;
 }
 
 export function parseListen(listen: string): { host: string; port: number } {
@@ -54,6 +58,8 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     port,
     agent: { dataDir: options.dataDir },
     uploadKey: loadUploadKey(options.dataDir),
+    serviceNetwork: options.serviceNetwork,
+    ...(options.clusterDnsListen === 'off' ? {} : { clusterDns: parseListen(options.clusterDnsListen) }),
   });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const server = httpsUrl(advertised, plane.address.port);

@@ -11,6 +11,7 @@ import { builtinResources, csiSnapshotCustomResourceDefinitions, kubevirtCustomR
 import { ApiServer } from '../apiserver/server.js';
 import { publishUploadProxyUrl } from '../apiserver/upload-proxy.js';
 import type { TlsMaterial } from '../apiserver/server.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 import { ResourceRegistry } from '../apiserver/resources.js';
 import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
@@ -49,6 +50,10 @@ export interface ControlPlaneOptions {
   controllers?: boolean;
   /** The key CDI upload tokens are signed with (`vireo server` keeps it in its data directory); random per start when absent. */
   uploadKey?: Buffer;
+  /** The Service cluster IP and node port ranges (default 10.96.0.0/12 and 30000-32767). */
+  serviceNetwork?: ServiceNetwork;
+  /** Serve the cluster DNS (UDP and TCP) here; port 0 picks a free one. None when absent. */
+  clusterDns?: { host: string; port: number };
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -80,6 +85,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger: options.logger.child({ component: 'apiserver' }),
     agents,
     ...(options.uploadKey === undefined ? {} : { uploadKey: options.uploadKey }),
+    ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
     afterWrite: (def: ResourceDef, obj: KObject, deleted: boolean) => {
       if (def.group === 'apiextensions.k8s.io' && def.plural === 'customresourcedefinitions') crds.sync(obj, deleted);
     },

@@ -16,6 +16,7 @@ import { ResourceRegistry } from '../apiserver/resources.js';
 import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
+import { EndpointsController } from '../controllers/endpoints/index.js';
 import { defaultStorageClass } from '../storage/local/index.js';
 import { defaultSnapshotClass } from '../storage/snapshots/index.js';
 import type { Logger } from '../log/logger.js';
@@ -116,12 +117,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     controllers: options.controllers ?? true,
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
+  // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
+  const endpoints = new EndpointsController(workloads.client, options.logger.child({ component: 'endpoints-controller' }));
+  await endpoints.start();
   return {
     server,
     registry,
     address,
     workloads,
     async stop() {
+      await endpoints.stop();
       await workloads.stop();
       await server.close();
       agents.close();

@@ -17,6 +17,7 @@ import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
 import { EndpointsController } from '../controllers/endpoints/index.js';
+import { ClusterDns } from '../net/dns/index.js';
 import { defaultStorageClass } from '../storage/local/index.js';
 import { defaultSnapshotClass } from '../storage/snapshots/index.js';
 import type { Logger } from '../log/logger.js';
@@ -64,6 +65,8 @@ export interface ControlPlane {
   registry: ResourceRegistry;
   address: AddressInfo;
   workloads: Workloads;
+  /** The cluster DNS, when `clusterDns` asked for one. */
+  dns: ClusterDns | undefined;
   stop(): Promise<void>;
 }
 
@@ -120,12 +123,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
   const endpoints = new EndpointsController(workloads.client, options.logger.child({ component: 'endpoints-controller' }));
   await endpoints.start();
+  let dns: ClusterDns | undefined;
+  if (options.clusterDns !== undefined) {
+    dns = new ClusterDns(workloads.client, options.logger.child({ component: 'cluster-dns' }), options.clusterDns);
+    await dns.start();
+  }
   return {
     server,
     registry,
     address,
     workloads,
+    dns,
     async stop() {
+      await dns?.stop();
       await endpoints.stop();
       await workloads.stop();
       await server.close();

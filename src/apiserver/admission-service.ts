@@ -14,6 +14,7 @@ import { randomInt } from 'node:crypto';
 import { invalid } from '../api/errors.js';
 import type { FieldError } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
+import { isPlainObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
 import type { Cidr, IpFamily } from '../api/ip.js';
 import { canonicalIp, cidrAddress, cidrContains, cidrSize, ipFamilyOf, parseCidr } from '../api/ip.js';
@@ -75,7 +76,9 @@ export class ServiceAllocator {
    * ApiError for a refused request. Returns the release of the allocation
    * lock, to call once the write is stored or refused.
    */
-  async admit(svc: KObject, old: KObject | undefined, store: Store): Promise<() => void> {
+  async admit(svc: KObject, old: KObject | undefined, store: Store): Promise<(() => void) | undefined> {
+    // A spec that is not an object is the schema's to refuse, with its own message.
+    if (svc.spec !== undefined && !isPlainObject(svc.spec)) return undefined;
     defaultService(svc);
     if (old !== undefined) keepAllocatedValues(svc, old);
     const spec = serviceSpec(svc);

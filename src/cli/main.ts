@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
         logLevel: logLevelOf(values['log-level']),
         newcomer: command === 'up',
         serviceNetwork: serviceNetworkOf(values['service-cluster-ip-range'], values['service-node-port-range']),
-        clusterDnsListen: values['cluster-dns-listen'] ?? '127.0.0.1:10053',
+        clusterDnsListen: values['cluster-dns-listen'],
       });
       return;
     }

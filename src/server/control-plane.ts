@@ -54,8 +54,12 @@ export interface ControlPlaneOptions {
   uploadKey?: Buffer;
   /** The Service cluster IP and node port ranges (default 10.96.0.0/12 and 30000-32767). */
   serviceNetwork?: ServiceNetwork;
-  /** Serve the cluster DNS (UDP and TCP) here; port 0 picks a free one. None when absent. */
-  clusterDns?: { host: string; port: number };
+  /**
+   * Serve the cluster DNS (UDP and TCP) here; port 0 picks a free one. None
+   * when absent. `optional`: an address that cannot be bound (another server
+   * has the default port) is logged and the server runs without DNS.
+   */
+  clusterDns?: { host: string; port: number; optional?: boolean };
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -123,10 +127,33 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
   const endpoints = new EndpointsController(workloads.client, options.logger.child({ component: 'endpoints-controller' }));
   await endpoints.start();
+  const stopParts = async (): Promise<void> => {
+    await endpoints.stop();
+    await workloads.stop();
+    await server.close();
+    agents.close();
+    await compactor.stop();
+    await gc.stop();
+    await namespaces.stop();
+    await crds.stop();
+  };
   let dns: ClusterDns | undefined;
   if (options.clusterDns !== undefined) {
-    dns = new ClusterDns(workloads.client, options.logger.child({ component: 'cluster-dns' }), options.clusterDns);
-    await dns.start();
+    const dnsLogger = options.logger.child({ component: 'cluster-dns' });
+    dns = new ClusterDns(workloads.client, dnsLogger, options.clusterDns);
+    try {
+      await dns.start();
+    } catch (err) {
+      await dns.stop();
+      dns = undefined;
+      const where = `${options.clusterDns.host}:${options.clusterDns.port}`;
+      const why = err instanceof Error ? err.message : String(err);
+      if (options.clusterDns.optional !== true) {
+        await stopParts();
+        throw new Error(`the cluster DNS cannot listen on ${where} (${why}): pick a free address with --cluster-dns-listen HOST:PORT, or "off"`, { cause: err });
+      }
+      dnsLogger.warn('the cluster DNS is off: its default address is taken; set --cluster-dns-listen to choose another', { address: where, error: why });
+    }
   }
   return {
     server,
@@ -136,14 +163,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     dns,
     async stop() {
       await dns?.stop();
-      await endpoints.stop();
-      await workloads.stop();
-      await server.close();
-      agents.close();
-      await compactor.stop();
-      await gc.stop();
-      await namespaces.stop();
-      await crds.stop();
+      await stopParts();
     },
   };
 }

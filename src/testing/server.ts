@@ -65,8 +65,8 @@ export interface TestServerOptions {
   controllers?: boolean;
   /** Run a node agent for this host (TCG, files in the test's temp dir). */
   agent?: boolean;
-  /** Serve the cluster DNS on 127.0.0.1 at a free port (`plane.dns.address`). */
-  clusterDns?: boolean;
+  /** Serve the cluster DNS on 127.0.0.1, at a free port (`true`, see `plane.dns.address`) or the one given. */
+  clusterDns?: true | { port: number; optional?: boolean };
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -85,7 +85,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     host: '127.0.0.1',
     port: 0,
     controllers: options.controllers ?? false,
-    ...(options.clusterDns === true ? { clusterDns: { host: '127.0.0.1', port: 0 } } : {}),
+    ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
     ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
   });
   const url = `https://127.0.0.1:${plane.address.port}`;

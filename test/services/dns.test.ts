@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { HttpClient, resources } from '../../src/client/index.js';
 import { startTestServer } from '../../src/testing/server.js';
@@ -118,5 +119,35 @@ describe('cluster DNS', () => {
       return d.answers.length > 0 ? d : undefined;
     }, { timeoutMs: 1000, intervalMs: 50, what: 'fresh to resolve within a second' });
     assert.deepEqual(r.answers, [`A ${ip}`]);
+  });
+});
+
+describe('cluster DNS address', () => {
+  test('an address that is taken stops the server with a clear error, unless the DNS is optional', async () => {
+    const first = await startTestServer({ clusterDns: true });
+    try {
+      const port = first.plane.dns?.address.port ?? 0;
+      await assert.rejects(startTestServer({ clusterDns: { port } }), /the cluster DNS cannot listen on 127\.0\.0\.1:\d+ \(.*EADDRINUSE.*\): pick a free address with --cluster-dns-listen HOST:PORT, or "off"/);
+      const second = await startTestServer({ clusterDns: { port, optional: true } });
+      try {
+        assert.equal(second.plane.dns, undefined);
+        assert.equal((await second.fetch('GET', '/api/v1/namespaces/default/services')).status, 200);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await first.stop();
+    }
+  });
+
+  test('vireo server refuses a service range that is not a CIDR', async () => {
+    const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [cli, 'server', '--data-dir', '/nonexistent/vireo-test', '--service-cluster-ip-range', '10.96.0.1/12'], (err, _stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stderr });
+      });
+    });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /service cluster IP range "10\.96\.0\.1\/12" is not a CIDR/);
   });
 });

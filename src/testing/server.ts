@@ -16,6 +16,7 @@ import type { ControlPlane } from '../server/control-plane.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { silentLogger } from '../log/logger.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 
 export interface TestServer {
   plane: ControlPlane;
@@ -67,6 +68,8 @@ export interface TestServerOptions {
   agent?: boolean;
   /** Serve the cluster DNS on 127.0.0.1, at a free port (`true`, see `plane.dns.address`) or the one given. */
   clusterDns?: true | { port: number; optional?: boolean };
+  /** The Service ranges (default 10.96.0.0/12 and 30000-32767). */
+  serviceNetwork?: ServiceNetwork;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -85,6 +88,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     host: '127.0.0.1',
     port: 0,
     controllers: options.controllers ?? false,
+    ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
     ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
     ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
   });

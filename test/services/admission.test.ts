@@ -11,6 +11,7 @@ import { openStore } from '../../src/store/index.js';
 import { startTestServer } from '../../src/testing/server.js';
 import type { TestServer } from '../../src/testing/server.js';
 import { kubectl } from '../../src/testing/kubectl.js';
+import { parseServiceNetwork } from '../../src/apiserver/index.js';
 
 interface ServiceJson {
   metadata: { name: string };
@@ -178,6 +179,58 @@ describe('Service allocations across a restart', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('dual-stack Services', () => {
+  let server: TestServer;
+  const base = '/api/v1/namespaces/default/services';
+  before(async () => { server = await startTestServer({ serviceNetwork: parseServiceNetwork('10.97.0.0/24,fd00:10:97::/120', '30000-30002') }); });
+  after(() => server.stop());
+
+  test('PreferDualStack gets one address of each family; IPv6 alone comes from the IPv6 range', async () => {
+    const dual = await server.fetch('POST', base, { body: service('dual', { ipFamilyPolicy: 'PreferDualStack', ports: [{ port: 80 }] }) });
+    assert.equal(dual.status, 201, dual.body);
+    const spec = (dual.json() as ServiceJson).spec;
+    assert.deepEqual(spec.ipFamilies, ['IPv4', 'IPv6']);
+    assert.match(spec.clusterIPs[0] ?? '', /^10\.97\.0\.\d+$/);
+    assert.match(spec.clusterIPs[1] ?? '', /^fd00:10:97::[0-9a-f]+$/);
+    const v6 = await server.fetch('POST', base, { body: service('v6', { ipFamilies: ['IPv6'], ports: [{ port: 80 }] }) });
+    assert.equal(v6.status, 201, v6.body);
+    assert.match((v6.json() as ServiceJson).spec.clusterIP, /^fd00:10:97::[0-9a-f]+$/);
+    const asked = await server.fetch('POST', base, { body: service('v6-fixed', { clusterIP: 'fd00:10:97:0::a', ports: [{ port: 80 }] }) });
+    assert.equal(asked.status, 201, asked.body);
+    assert.deepEqual((asked.json() as ServiceJson).spec.clusterIPs, ['fd00:10:97::a']);
+    const again = await server.fetch('POST', base, { body: service('v6-again', { clusterIP: 'fd00:10:97::A', ports: [{ port: 80 }] }) });
+    assert.equal(again.status, 422);
+    assert.match((again.json() as StatusJson).message, /provided IP is already allocated/);
+  });
+
+  test('a full node port range is refused with a message that says what to do', async () => {
+    for (const name of ['np1', 'np2', 'np3']) {
+      const res = await server.fetch('POST', base, { body: service(name, { type: 'NodePort', ports: [{ port: 80 }] }) });
+      assert.equal(res.status, 201, res.body);
+    }
+    const full = await server.fetch('POST', base, { body: service('np4', { type: 'NodePort', ports: [{ port: 80 }] }) });
+    assert.equal(full.status, 422);
+    assert.match((full.json() as StatusJson).message, /range 30000-30002 is full; delete unused NodePort Services/);
+  });
+});
+
+describe('single-stack cluster', () => {
+  test('RequireDualStack and an unconfigured family are refused', async () => {
+    const server = await startTestServer();
+    try {
+      const base = '/api/v1/namespaces/default/services';
+      const dual = await server.fetch('POST', base, { body: service('dual', { ipFamilyPolicy: 'RequireDualStack', ports: [{ port: 80 }] }) });
+      assert.equal(dual.status, 422);
+      assert.match((dual.json() as StatusJson).message, /spec\.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services/);
+      const v6 = await server.fetch('POST', base, { body: service('v6', { ipFamilies: ['IPv6'], ports: [{ port: 80 }] }) });
+      assert.equal(v6.status, 422);
+      assert.match((v6.json() as StatusJson).message, /spec\.ipFamilies\[0\]: Invalid value: "IPv6": not configured on this cluster/);
+    } finally {
+      await server.stop();
     }
   });
 });

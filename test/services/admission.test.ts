@@ -157,6 +157,13 @@ describe('Service admission', () => {
     const clash = await kubectl(['create', 'service', 'nodeport', 'kc2', '--tcp=8080:80', '--node-port=30777'], { kubeconfig: server.kubeconfig });
     assert.notEqual(clash.code, 0);
     assert.match(clash.stderr, /spec\.ports\[0\]\.nodePort: Invalid value: 30777: provided port is already allocated/);
+    // Turning it into a ClusterIP Service drops its node port and traffic policy (kube's dropTypeDependentFields), freeing the port.
+    const patched = await kubectl(['patch', 'svc', 'kc', '-p', '{"spec":{"type":"ClusterIP"}}'], { kubeconfig: server.kubeconfig });
+    assert.equal(patched.code, 0, patched.stderr);
+    const now = await kubectl(['get', 'svc', 'kc', '--no-headers'], { kubeconfig: server.kubeconfig });
+    assert.match(now.stdout, /^kc\s+ClusterIP\s+10\.\d+\.\d+\.\d+\s+<none>\s+8080\/TCP\s+\d+s$/m);
+    const reuse = await kubectl(['create', 'service', 'nodeport', 'kc2', '--tcp=8080:80', '--node-port=30777'], { kubeconfig: server.kubeconfig });
+    assert.equal(reuse.code, 0, reuse.stderr);
   });
 });
 

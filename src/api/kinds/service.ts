@@ -118,9 +118,9 @@ export function defaultService(svc: KObject): void {
  * What an update may leave out and keeps from the stored Service, as
  * kube-apiserver's `patchAllocatedValues`: the cluster IPs (unless the type
  * changes to or from ExternalName), the families, and the node port of each
- * port that still has the same number and protocol. A nodePort left over
- * from a type that had them is dropped when the new type has none
- * (`dropTypeDependentFields`).
+ * port that still has the same number and protocol. Node ports and traffic
+ * policies left over from a type that had them are dropped when the new
+ * type has none (`dropTypeDependentFields`).
  */
 export function keepAllocatedValues(svc: KObject, old: KObject): void {
   const spec = serviceSpec(svc);
@@ -151,5 +151,10 @@ export function keepAllocatedValues(svc: KObject, old: KObject): void {
     for (const port of recordsAt(spec, 'ports')) {
       if (oldPorts.some((p) => p.nodePort !== undefined && p.nodePort === port.nodePort)) delete port.nodePort;
     }
+  }
+  const external = (type: string): boolean => type === 'NodePort' || type === 'LoadBalancer';
+  if (external(serviceType(old)) && !external(serviceType(svc)) && spec.externalTrafficPolicy === oldSpec.externalTrafficPolicy) delete spec.externalTrafficPolicy;
+  if (serviceType(old) === 'LoadBalancer' && serviceType(svc) !== 'LoadBalancer' && spec.allocateLoadBalancerNodePorts === oldSpec.allocateLoadBalancerNodePorts) {
+    delete spec.allocateLoadBalancerNodePorts;
   }
 }

@@ -183,6 +183,10 @@ export class NodeAgent implements AgentHandle {
     return this.started().openStream(namespace, name, kind);
   }
 
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    return this.started().openPortForward(namespace, name, port);
+  }
+
   async serialLog(namespace: string, name: string): Promise<string> {
     // Inside an async method a throw (not running) becomes the rejection the AgentHandle contract asks for.
     return Promise.resolve(this.started().serialLog(namespace, name));

@@ -7,6 +7,7 @@
  *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset}
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
+ *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/portforward/PORT (WebSocket: a TCP connection to the guest)
  *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
  *
  * How to reach the endpoint is published on the agent's Node, as a kubelet
@@ -26,6 +27,7 @@ export const defaultAgentPort = 10250;
 export type AgentOperation =
   | { kind: 'action'; action: GuestAction }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
+  | { kind: 'portforward'; port: number }
   | { kind: 'log' }
   | { kind: 'upload'; async: boolean };
 
@@ -70,6 +72,8 @@ function segmentOf(operation: AgentOperation): string {
       return operation.action;
     case 'stream':
       return operation.stream;
+    case 'portforward':
+      return `portforward/${operation.port}`;
     case 'log':
       return 'consolelog';
     case 'upload':
@@ -96,9 +100,14 @@ const namePattern = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 export function parseAgentRequest(pathname: string): AgentRequest | undefined {
   const parts = pathname.split('/');
   const [empty, version, namespaces, namespace, resource, name, segment, ...rest] = parts;
-  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces' || rest.length > 0) return undefined;
+  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces') return undefined;
   if (namespace === undefined || resource === undefined || name === undefined || segment === undefined) return undefined;
   if (!namePattern.test(namespace) || !namePattern.test(name)) return undefined;
+  if (resource === 'virtualmachineinstances' && segment === 'portforward' && rest.length === 1) {
+    const port = Number(rest[0]);
+    return /^[0-9]{1,5}$/.test(rest[0] ?? '') && port >= 1 && port <= 65535 ? { namespace, name, operation: { kind: 'portforward', port } } : undefined;
+  }
+  if (rest.length > 0) return undefined;
   const operation = operationOf(resource, segment);
   return operation === undefined ? undefined : { namespace, name, operation };
 }

@@ -2,7 +2,7 @@
  * What the API server asks of a node's agent directly, for the KubeVirt
  * subresources that act on a running guest rather than on stored objects
  * (virt-api → virt-handler in KubeVirt): pause, unpause, soft reboot,
- * reset, and the serial console and VNC streams; and CDI uploads, whose
+ * reset, the serial console and VNC streams, port forwarding; and CDI uploads, whose
  * bytes go to the node holding the volume (cdi-uploadproxy → the upload
  * server pod in CDI).
  *
@@ -34,6 +34,13 @@ export interface AgentHandle {
    * the guest.
    */
   openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex>;
+  /**
+   * A TCP connection to `port` of the guest, through its pod network
+   * address (KubeVirt's `portforward` subresource). Rejects with an ApiError
+   * when the guest is not running here, has no pod network address, or
+   * refuses the connection.
+   */
+  openPortForward(namespace: string, name: string, port: number): Promise<Duplex>;
   /** The serial console output kept for the VMI (KubeVirt's `logSerialConsole`), oldest first. */
   serialLog(namespace: string, name: string): Promise<string>;
   /**

@@ -26,6 +26,7 @@ import { openVnc, performGuestAction } from './guest-access.js';
 import { ensureMasterKey, masterKeyPath } from './disk-secrets.js';
 import type { HotplugOptions } from './hotplug.js';
 import { syncHotplug } from './hotplug.js';
+import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
 import { removeVmiFiles, vmiLayout } from './layout.js';
 import type { Machine, MachineExit } from './machine.js';
@@ -112,6 +113,13 @@ export class VmiRunner {
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
     const machine = this.requireRunning(namespace, name);
     return kind === 'console' ? machine.console.subscribe() : openVnc(machine);
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    this.requireRunning(namespace, name);
+    const vmi = this.fresh(`${namespace}/${name}`);
+    if (vmi === undefined) throw new ApiError('Conflict', 'VMI is not running');
+    return dialGuestPort(vmi, port);
   }
 
   serialLog(namespace: string, name: string): string {

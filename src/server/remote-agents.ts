@@ -103,7 +103,14 @@ export class RemoteAgentHandle implements AgentHandle {
   }
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
-    const path = agentRequestPath(namespace, name, { kind: 'stream', stream: kind });
+    return this.dial(agentRequestPath(namespace, name, { kind: 'stream', stream: kind }));
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    return this.dial(agentRequestPath(namespace, name, { kind: 'portforward', port }));
+  }
+
+  private async dial(path: string): Promise<Duplex> {
     try {
       const ws = await dialStream({ server: this.base, token: this.token, caCert: this.tls.ca, checkServerIdentity: this.tls.checkServerIdentity, path, timeoutMs: requestTimeoutMs });
       return createWebSocketStream(ws);
@@ -250,6 +257,10 @@ class LazyRemoteHandle implements AgentHandle {
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
     return (await this.resolve()).openStream(namespace, name, kind);
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    return (await this.resolve()).openPortForward(namespace, name, port);
   }
 
   async serialLog(namespace: string, name: string): Promise<string> {

@@ -111,6 +111,29 @@ describe('cluster DNS', () => {
     assert.equal((await dig(['web.default.svc.cluster.local', 'A'])).status, 'NOERROR');
   });
 
+  test('an answer too big for UDP is truncated (TC) and dig gets it whole over TCP', async () => {
+    // A selectorless headless Service with a slice of its own, as a user may manage one.
+    await client.create(resources.services, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'many', namespace: 'default' }, spec: { clusterIP: 'None', ports: [{ port: 80 }] } });
+    const addresses = Array.from({ length: 60 }, (_, i) => `10.244.9.${i + 1}`);
+    await client.create(resources.endpointSlices, {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'many-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'many' } },
+      addressType: 'IPv4',
+      endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
+      ports: [{ port: 80, protocol: 'TCP' }],
+    });
+    const whole = await eventually(async () => {
+      const r = await dig(['+noedns', 'many.default.svc.cluster.local', 'A']);
+      return r.answers.length === 60 ? r : undefined;
+    }, { what: 'all 60 addresses of many' });
+    assert.deepEqual(whole.answers.map((a) => a.replace('A ', '')).sort(), [...addresses].sort());
+    const truncated = await new Promise<string>((resolve) => {
+      execFile('dig', ['@127.0.0.1', '-p', String(port), '+noedns', '+ignore', '+tries=1', 'many.default.svc.cluster.local', 'A'], (_err, stdout) => { resolve(stdout); });
+    });
+    assert.match(truncated, /flags: qr aa tc/);
+  });
+
   test('a new Service is answered within a second of its creation', async () => {
     const created = await client.create(resources.services, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'fresh', namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
     const ip = (created.spec as { clusterIP: string }).clusterIP;

@@ -78,20 +78,28 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const store = options.store ?? (await openStore({ backend: 'memory' }));
   const token = randomBytes(16).toString('hex');
   const componentToken = randomBytes(16).toString('hex');
-  const plane = await startControlPlane({
-    store,
-    tls: { cert: pki.serverCert, key: pki.serverKey },
-    caCert: pki.caCert,
-    token,
-    componentToken,
-    logger: silentLogger,
-    host: '127.0.0.1',
-    port: 0,
-    controllers: options.controllers ?? false,
-    ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
-    ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
-    ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
-  });
+  let plane: ControlPlane;
+  try {
+    plane = await startControlPlane({
+      store,
+      tls: { cert: pki.serverCert, key: pki.serverKey },
+      caCert: pki.caCert,
+      token,
+      componentToken,
+      logger: silentLogger,
+      host: '127.0.0.1',
+      port: 0,
+      controllers: options.controllers ?? false,
+      ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
+      ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
+      ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
+    });
+  } catch (err) {
+    // A server that did not start leaves nothing behind.
+    if (options.store === undefined) await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const url = `https://127.0.0.1:${plane.address.port}`;
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, renderKubeconfig({ server: url, caCert: pki.caCert, token }), { mode: 0o600 });

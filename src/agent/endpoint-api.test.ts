@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentRequestMethod, agentRequestPath, parseAgentRequest } from './endpoint-api.js';
+import { agentRequestMethod, agentRequestPath, parseAgentRequest, parseUnfreezeTimeout } from './endpoint-api.js';
 import type { AgentOperation } from './endpoint-api.js';
 
 const operations: AgentOperation[] = [
@@ -8,6 +8,8 @@ const operations: AgentOperation[] = [
   { kind: 'action', action: 'unpause' },
   { kind: 'action', action: 'softreboot' },
   { kind: 'action', action: 'reset' },
+  { kind: 'action', action: 'freeze' },
+  { kind: 'action', action: 'unfreeze' },
   { kind: 'stream', stream: 'console' },
   { kind: 'stream', stream: 'vnc' },
   { kind: 'portforward', port: 22 },
@@ -22,6 +24,16 @@ test('every operation survives a round trip through its path', () => {
     const path = agentRequestPath('default', 'vm-1.a', operation);
     assert.deepEqual(parseAgentRequest(path), { namespace: 'default', name: 'vm-1.a', operation }, path);
   }
+});
+
+test('a freeze carries its unfreeze timeout in the query', () => {
+  const path = agentRequestPath('ns', 'vm', { kind: 'action', action: 'freeze', unfreezeTimeoutSeconds: 90 });
+  const url = new URL(path, 'https://agent.invalid');
+  assert.equal(url.pathname, '/v1/namespaces/ns/virtualmachineinstances/vm/freeze');
+  assert.deepEqual(parseAgentRequest(url.pathname)?.operation, { kind: 'action', action: 'freeze' });
+  assert.equal(parseUnfreezeTimeout(url.searchParams), 90);
+  assert.equal(parseUnfreezeTimeout(new URLSearchParams('')), undefined);
+  assert.throws(() => parseUnfreezeTimeout(new URLSearchParams('unfreezeTimeoutSeconds=-1')), /whole number of seconds/);
 });
 
 test('actions are PUT, streams and the log GET', () => {

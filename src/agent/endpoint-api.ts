@@ -4,7 +4,8 @@
  * (`src/server/remote-agents.ts`). Paths follow virt-handler's console
  * server; every refusal is a Kubernetes `Status`:
  *
- *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset}
+ *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,freeze,unfreeze}
+ *       (freeze: `?unfreezeTimeoutSeconds=N`)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/portforward/PORT (WebSocket: a TCP connection to the guest)
@@ -25,7 +26,7 @@ export const defaultAgentPort = 10250;
 
 /** What a request to the endpoint asks for. */
 export type AgentOperation =
-  | { kind: 'action'; action: GuestAction }
+  | { kind: 'action'; action: GuestAction; unfreezeTimeoutSeconds?: number }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
   | { kind: 'portforward'; port: number }
   | { kind: 'log' }
@@ -46,7 +47,7 @@ export interface AgentEndpointInfo {
   certificate: string;
 }
 
-const actions: ReadonlySet<string> = new Set<GuestAction>(['pause', 'unpause', 'softreboot', 'reset']);
+const actions: ReadonlySet<string> = new Set<GuestAction>(['pause', 'unpause', 'softreboot', 'reset', 'freeze', 'unfreeze']);
 
 function isGuestAction(value: string): value is GuestAction {
   return actions.has(value);
@@ -84,7 +85,8 @@ function segmentOf(operation: AgentOperation): string {
 /** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
   const resource = operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
-  return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}`;
+  const query = operation.kind === 'action' && operation.unfreezeTimeoutSeconds !== undefined ? `?unfreezeTimeoutSeconds=${operation.unfreezeTimeoutSeconds}` : '';
+  return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}${query}`;
 }
 
 /** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET). */
@@ -95,6 +97,14 @@ export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' | '
 
 /** Kubernetes object names: DNS labels or subdomains, nothing a path could smuggle. */
 const namePattern = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** `freeze`'s `unfreezeTimeoutSeconds` query parameter: absent, or a whole number of seconds. */
+export function parseUnfreezeTimeout(search: URLSearchParams): number | undefined {
+  const value = search.get('unfreezeTimeoutSeconds');
+  if (value === null) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new Error(`unfreezeTimeoutSeconds must be a whole number of seconds, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
 
 /** Parses a request path (without its query); undefined when it is not one the endpoint serves. */
 export function parseAgentRequest(pathname: string): AgentRequest | undefined {

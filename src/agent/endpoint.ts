@@ -18,7 +18,7 @@ import { ApiError, badRequest, toStatus } from '../api/errors.js';
 import type { Status } from '../api/object.js';
 import { StreamServer, rejectUpgrade } from '../console/index.js';
 import type { Logger } from '../log/logger.js';
-import { agentRequestMethod, parseAgentRequest } from './endpoint-api.js';
+import { agentRequestMethod, parseAgentRequest, parseUnfreezeTimeout } from './endpoint-api.js';
 import type { AgentRequest } from './endpoint-api.js';
 import type { AgentHandle } from './handle.js';
 import { listenOn } from '../net/listen.js';
@@ -129,7 +129,13 @@ export class AgentEndpoint {
         sendJson(res, result);
         return;
       }
-      await this.agent().guestAction(namespace, name, operation.action);
+      let unfreezeTimeoutSeconds: number | undefined;
+      try {
+        unfreezeTimeoutSeconds = parseUnfreezeTimeout(new URL(req.url ?? '/', 'https://agent.invalid').searchParams);
+      } catch (err) {
+        throw badRequest(err instanceof Error ? err.message : String(err));
+      }
+      await this.agent().guestAction(namespace, name, operation.action, unfreezeTimeoutSeconds === undefined ? {} : { unfreezeTimeoutSeconds });
       this.logger.info('guest action', { action: operation.action, namespace, name });
       sendStatus(res, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 200 });
     } catch (err) {

@@ -16,7 +16,13 @@ import type { UploadOptions, UploadResult } from '../storage/import/index.js';
 
 export type { UploadOptions, UploadResult };
 
-export type GuestAction = 'pause' | 'unpause' | 'softreboot' | 'reset';
+export type GuestAction = 'pause' | 'unpause' | 'softreboot' | 'reset' | 'freeze' | 'unfreeze';
+
+/** What some guest actions take besides their name. */
+export interface GuestActionParameters {
+  /** `freeze`: thaw by itself after this many seconds unless unfrozen first; 0 never (KubeVirt's `unfreezeTimeout`). */
+  unfreezeTimeoutSeconds?: number;
+}
 
 export interface AgentHandle {
   /** The Node name this agent runs as. */
@@ -26,7 +32,7 @@ export interface AgentHandle {
    * ApiError (`NotFound`/`Conflict` with KubeVirt's messages, e.g.
    * "VMI is not running", "VMI is already paused") when it cannot.
    */
-  guestAction(namespace: string, name: string, action: GuestAction): Promise<void>;
+  guestAction(namespace: string, name: string, action: GuestAction, parameters?: GuestActionParameters): Promise<void>;
   /**
    * A byte stream to the guest's serial console (`console`) or VNC server
    * (`vnc`). Several console streams may be open at once; each sees all

@@ -17,7 +17,7 @@ import type { EventRecorder } from '../controllers/events/index.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
-import type { GuestAction } from './handle.js';
+import type { GuestAction, GuestActionParameters } from './handle.js';
 import type { ImageStore } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
 import type { Runtime, VmiAction } from './actions.js';
@@ -106,8 +106,8 @@ export class VmiRunner {
     return runtime?.kind === 'machine' && runtime.machine.exit === undefined ? runtime.machine : undefined;
   }
 
-  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
-    await performGuestAction(this.requireRunning(namespace, name), action);
+  async guestAction(namespace: string, name: string, action: GuestAction, parameters: GuestActionParameters = {}): Promise<void> {
+    await performGuestAction(this.requireRunning(namespace, name), action, parameters);
   }
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {

@@ -33,7 +33,7 @@ export interface SubresourceApiOptions {
 /** One request's operation, resolved from its path. */
 type Operation =
   | { kind: 'lifecycle'; action: 'start' | 'stop' | 'restart' | 'migrate' }
-  | { kind: 'guest'; action: 'pause' | 'unpause' | 'softreboot' | 'reset' }
+  | { kind: 'guest'; action: 'pause' | 'unpause' | 'softreboot' | 'reset' | 'freeze' | 'unfreeze' }
   | { kind: 'consolelog' }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
   | { kind: 'portforward'; port: number; on: 'vm' | 'vmi' }
@@ -46,7 +46,7 @@ interface Target {
   path: string;
 }
 
-const guestOptionKinds = { pause: 'PauseOptions', unpause: 'UnpauseOptions', softreboot: 'SoftRebootOptions', reset: 'ResetOptions' } as const;
+const guestOptionKinds = { pause: 'PauseOptions', unpause: 'UnpauseOptions', softreboot: 'SoftRebootOptions', reset: 'ResetOptions', freeze: 'FreezeUnfreezeTimeout', unfreeze: 'UnfreezeOptions' } as const;
 
 /**
  * `portforward/PORT[/PROTOCOL]` as KubeVirt routes it; undefined for any
@@ -71,7 +71,7 @@ function operationOf(parent: string, op: string): Operation | undefined {
     return undefined;
   }
   if (parent !== 'virtualmachineinstances') return undefined;
-  if (op === 'pause' || op === 'unpause' || op === 'softreboot' || op === 'reset') return { kind: 'guest', action: op };
+  if (op === 'pause' || op === 'unpause' || op === 'softreboot' || op === 'reset' || op === 'freeze' || op === 'unfreeze') return { kind: 'guest', action: op };
   if (op === 'console' || op === 'vnc') return { kind: 'stream', stream: op };
   if (op === 'consolelog') return { kind: 'consolelog' };
   if (op === 'addvolume' || op === 'removevolume') return { kind: 'volume', action: op, on: 'vmi' };
@@ -198,7 +198,7 @@ export class SubresourceApi {
   private resolve(info: ResourceRequestInfo): Target {
     const path = `${info.resource}/${info.name ?? ''}/${info.subresource ?? ''}`;
     const notServed = (): ApiError =>
-      new ApiError('NotFound', `the server could not find the requested resource: ${subresourceGroup}/${info.version} serves virtualmachines/{start,stop,restart,migrate,addvolume,removevolume,portforward/PORT} and virtualmachineinstances/{console,vnc,consolelog,pause,unpause,softreboot,reset,addvolume,removevolume,portforward/PORT}, not ${path}`, {
+      new ApiError('NotFound', `the server could not find the requested resource: ${subresourceGroup}/${info.version} serves virtualmachines/{start,stop,restart,migrate,addvolume,removevolume,portforward/PORT} and virtualmachineinstances/{console,vnc,consolelog,pause,unpause,softreboot,reset,freeze,unfreeze,addvolume,removevolume,portforward/PORT}, not ${path}`, {
         details: { group: subresourceGroup, kind: info.resource },
       });
     if (info.version !== subresourceVersion || info.namespace === undefined || info.name === undefined || info.subresource === undefined) throw notServed();

@@ -31,6 +31,8 @@ export const subresourceEntries: readonly SubresourceEntry[] = [
   { parent: 'virtualmachineinstances', name: 'unpause', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'softreboot', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'reset', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'freeze', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'unfreeze', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'addvolume', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'removevolume', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'portforward', verb: 'get' },

@@ -19,6 +19,8 @@ import { prepareNamespace } from '../controllers/namespace/prepare.js';
 import type { Store } from '../store/types.js';
 import type { ResourceRegistry } from './resources.js';
 import { admitClaim, isClaim } from './admission-storage.js';
+import { ServiceAllocator, defaultServiceClusterIpRange, defaultNodePortRange, isService, parseServiceNetwork } from './admission-service.js';
+import type { ServiceNetwork } from './admission-service.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -34,8 +36,10 @@ export interface Admission {
   /**
    * The mutations and checks that read other objects (the default
    * StorageClass of a new claim…), run before `admit`. Status writes skip it.
+   * What it returns, the caller calls once the write is stored or refused
+   * (a Service's allocations stay locked until then).
    */
-  prepare?(def: ResourceDef, obj: KObject, old: KObject | undefined, store: Store): Promise<void>;
+  prepare?(def: ResourceDef, obj: KObject, old: KObject | undefined, store: Store): Promise<(() => void) | undefined>;
   /** Mutates `obj` in place (prune, defaults) and throws ApiError when it is not acceptable. */
   admit(def: ResourceDef, obj: KObject, old: KObject | undefined, options: AdmitOptions): { warnings: string[] };
   /** Called once when an object first gets its deletionTimestamp (e.g. a Namespace turns Terminating). */
@@ -44,7 +48,13 @@ export interface Admission {
 
 const maxAnnotationBytes = 256 * 1024;
 
-export function createAdmission(_registry: ResourceRegistry): Admission {
+export interface AdmissionOptions {
+  /** The Service cluster IP range and node port range (default 10.96.0.0/12 and 30000-32767). */
+  serviceNetwork?: ServiceNetwork;
+}
+
+export function createAdmission(_registry: ResourceRegistry, options: AdmissionOptions = {}): Admission {
+  const services = new ServiceAllocator(options.serviceNetwork ?? parseServiceNetwork(defaultServiceClusterIpRange, defaultNodePortRange));
   const compiled = new WeakMap<object, CompiledSchema>();
   const schemaOf = (def: ResourceDef): CompiledSchema | undefined => {
     if (def.schema === undefined) return undefined;
@@ -55,6 +65,8 @@ export function createAdmission(_registry: ResourceRegistry): Admission {
   return {
     async prepare(def, obj, old, store) {
       if (isClaim(def)) await admitClaim(obj, old, store);
+      if (isService(def)) return services.admit(obj, old, store);
+      return undefined;
     },
     admit(def, obj, old, options) {
       mutate(def, obj, old);

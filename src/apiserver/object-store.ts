@@ -152,17 +152,21 @@ export class ObjectStore {
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
     delete meta.deletionGracePeriodSeconds;
-    await this.admission.prepare?.(def, obj, undefined, this.store);
-    const { warnings } = this.admission.admit(def, obj, undefined, options);
-    if (options.dryRun === true) return { object: obj, warnings, created: true };
-    const key = objectKey(def, namespace, meta.name);
+    const release = await this.admission.prepare?.(def, obj, undefined, this.store);
     try {
-      const kv = await this.store.create(key, encodeObject(obj));
-      meta.resourceVersion = String(kv.modRevision);
-      return { object: obj, warnings, created: true };
-    } catch (err) {
-      if (err instanceof StoreError && err.code === 'KeyExists') throw alreadyExists(def.plural, def.group, meta.name);
-      throw err;
+      const { warnings } = this.admission.admit(def, obj, undefined, options);
+      if (options.dryRun === true) return { object: obj, warnings, created: true };
+      const key = objectKey(def, namespace, meta.name);
+      try {
+        const kv = await this.store.create(key, encodeObject(obj));
+        meta.resourceVersion = String(kv.modRevision);
+        return { object: obj, warnings, created: true };
+      } catch (err) {
+        if (err instanceof StoreError && err.code === 'KeyExists') throw alreadyExists(def.plural, def.group, meta.name);
+        throw err;
+      }
+    } finally {
+      release?.();
     }
   }
 
@@ -253,27 +257,32 @@ export class ObjectStore {
     } else {
       delete meta.generation;
     }
-    if (options.subresource !== 'status') await this.admission.prepare?.(def, next, current, this.store);
-    const { warnings } = this.admission.admit(def, next, current, { ...options, statusOnly: options.subresource === 'status' });
-    meta.resourceVersion = old.resourceVersion ?? '';
-    if (isDeepStrictEqual(stripVolatile(next), stripVolatile(current))) {
-      return { object: current, warnings, created: false };
-    }
-    if (options.dryRun === true) return { object: next, warnings, created: false };
-    const key = objectKey(def, meta.namespace, meta.name);
-    const expected = Number(old.resourceVersion);
-    if (meta.deletionTimestamp !== undefined && isFinalized(next)) {
-      // The last finalizer is gone: the object goes now.
-      const kv = await this.casDelete(def, key, expected, name);
-      meta.resourceVersion = String(kv.modRevision);
-      return { object: next, warnings, created: false };
-    }
+    const release = options.subresource === 'status' ? undefined : await this.admission.prepare?.(def, next, current, this.store);
+    // A Service's allocations stay locked until its write is stored (or refused).
     try {
-      const kv = await this.store.update(key, encodeObject(next), expected);
-      meta.resourceVersion = String(kv.modRevision);
-      return { object: next, warnings, created: false };
-    } catch (err) {
-      throw this.mapWriteError(err, def, name);
+      const { warnings } = this.admission.admit(def, next, current, { ...options, statusOnly: options.subresource === 'status' });
+      meta.resourceVersion = old.resourceVersion ?? '';
+      if (isDeepStrictEqual(stripVolatile(next), stripVolatile(current))) {
+        return { object: current, warnings, created: false };
+      }
+      if (options.dryRun === true) return { object: next, warnings, created: false };
+      const key = objectKey(def, meta.namespace, meta.name);
+      const expected = Number(old.resourceVersion);
+      if (meta.deletionTimestamp !== undefined && isFinalized(next)) {
+        // The last finalizer is gone: the object goes now.
+        const kv = await this.casDelete(def, key, expected, name);
+        meta.resourceVersion = String(kv.modRevision);
+        return { object: next, warnings, created: false };
+      }
+      try {
+        const kv = await this.store.update(key, encodeObject(next), expected);
+        meta.resourceVersion = String(kv.modRevision);
+        return { object: next, warnings, created: false };
+      } catch (err) {
+        throw this.mapWriteError(err, def, name);
+      }
+    } finally {
+      release?.();
     }
   }
 

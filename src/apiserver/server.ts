@@ -23,6 +23,7 @@ import { OpenApiService } from './openapi.js';
 import { parseRequestPath } from './request-info.js';
 import type { ResourceRegistry } from './resources.js';
 import { createAdmission } from './admission.js';
+import type { ServiceNetwork } from './admission-service.js';
 import { SubresourceApi, rejectUpgrade } from './subresources/index.js';
 import { UploadProxy } from './upload-proxy.js';
 import { UploadTokens } from './upload-token.js';
@@ -54,6 +55,8 @@ export interface ApiServerOptions {
   agents?: AgentDirectory;
   /** The key CDI upload tokens are signed with (kept in the data directory); random per start when absent. */
   uploadKey?: Buffer;
+  /** The Service cluster IP and node port ranges (default 10.96.0.0/12 and 30000-32767). */
+  serviceNetwork?: ServiceNetwork;
 }
 
 export class ApiServer {
@@ -71,7 +74,7 @@ export class ApiServer {
   private address = '127.0.0.1:6443';
 
   constructor(private readonly options: ApiServerOptions) {
-    this.objects = new ObjectStore(options.store, createAdmission(options.registry));
+    this.objects = new ObjectStore(options.store, createAdmission(options.registry, options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }));
     this.openapi = new OpenApiService(options.registry);
     this.token = Buffer.from(options.token);
     this.componentToken = options.componentToken === undefined ? undefined : Buffer.from(options.componentToken);

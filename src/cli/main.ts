@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `vireo` command. Subcommands:
- *   vireo server --data-dir DIR [--listen HOST:PORT] [--log-level LEVEL]
+ *   vireo server --data-dir DIR [--listen HOST:PORT] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo kubeconfig [--data-dir DIR]
@@ -15,6 +15,8 @@ import { readFileSync } from 'node:fs';
 import { isLogLevel } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
 import { runServer } from './server-command.js';
+import { defaultNodePortRange, defaultServiceClusterIpRange, parseServiceNetwork } from '../apiserver/index.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 import { runAgent } from './agent-command.js';
 import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
@@ -28,6 +30,9 @@ Commands:
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
       --log-level LEVEL  debug, info, warn or error (default info).
+      --service-cluster-ip-range CIDR[,CIDR]  Where Services' cluster IPs come from (default 10.96.0.0/12).
+      --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
+      --cluster-dns-listen HOST:PORT          The cluster DNS (UDP and TCP; default 127.0.0.1:10053, "off" for none).
   agent                  Run the node agent of another host, for the server of a kubeconfig.
       --kubeconfig FILE  The kubeconfig vireo server wrote (default $KUBECONFIG, else ~/.vireo/kubeconfig).
       --data-dir DIR     Where its guests, images and endpoint certificate live (required).
@@ -52,12 +57,26 @@ async function main(argv: string[]): Promise<void> {
     case 'server': {
       const { values } = parseArgs({
         args: rest,
-        options: { 'data-dir': { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' } },
+        options: {
+          'data-dir': { type: 'string' },
+          listen: { type: 'string' },
+          'log-level': { type: 'string' },
+          'service-cluster-ip-range': { type: 'string' },
+          'service-node-port-range': { type: 'string' },
+          'cluster-dns-listen': { type: 'string' },
+        },
         strict: true,
       });
       const dataDir = values['data-dir'] ?? (command === 'up' ? defaultDataDir : undefined);
       if (dataDir === undefined) throw new CliError('usage', 'vireo server needs --data-dir DIR: the directory for its state, certificates and kubeconfig');
-      await runServer({ dataDir, listen: values.listen ?? '127.0.0.1:6443', logLevel: logLevelOf(values['log-level']), newcomer: command === 'up' });
+      await runServer({
+        dataDir,
+        listen: values.listen ?? '127.0.0.1:6443',
+        logLevel: logLevelOf(values['log-level']),
+        newcomer: command === 'up',
+        serviceNetwork: serviceNetworkOf(values['service-cluster-ip-range'], values['service-node-port-range']),
+        clusterDnsListen: values['cluster-dns-listen'],
+      });
       return;
     }
     case 'agent': {
@@ -100,6 +119,14 @@ async function main(argv: string[]): Promise<void> {
     default:
       if (isVmCommand(command)) { await runVmCommand(command, rest); return; }
       throw new CliError('usage', `unknown command "${command}": run "vireo help" for the list of commands`);
+  }
+}
+
+function serviceNetworkOf(ipRange: string | undefined, portRange: string | undefined): ServiceNetwork {
+  try {
+    return parseServiceNetwork(ipRange ?? defaultServiceClusterIpRange, portRange ?? defaultNodePortRange);
+  } catch (err) {
+    throw new CliError('usage', err instanceof Error ? err.message : String(err), err);
   }
 }
 

@@ -17,6 +17,7 @@ import { CliError } from './errors.js';
 import { demoVmName, ensureDemo } from './demo.js';
 import type { ControlPlane } from '../server/control-plane.js';
 import { httpsUrl } from '../net/listen.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 import { untilStopSignal } from './signals.js';
 
 export interface ServerCommandOptions {
@@ -25,12 +26,15 @@ export interface ServerCommandOptions {
   logLevel: LogLevel;
   /** `vireo up`: print how to use kubectl. */
   newcomer: boolean;
+  serviceNetwork: ServiceNetwork;
+  /** Where the cluster DNS listens (UDP and TCP), or "off"; undefined: the default address, if it is free. */
+  clusterDnsListen: string | undefined;
 }
 
-export function parseListen(listen: string): { host: string; port: number } {
+export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
   const port = Number(m?.[3]);
-  if (m === null || port > 65535) throw new CliError('usage', `--listen ${listen} is not valid: use HOST:PORT, e.g. 127.0.0.1:6443 or [::1]:6443`);
+  if (m === null || port > 65535) throw new CliError('usage', `${flag} ${listen} is not valid: use HOST:PORT, e.g. 127.0.0.1:6443 or [::1]:6443`);
   return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] ?? '127.0.0.1')), port };
 }
 
@@ -54,6 +58,8 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     port,
     agent: { dataDir: options.dataDir },
     uploadKey: loadUploadKey(options.dataDir),
+    serviceNetwork: options.serviceNetwork,
+    ...clusterDnsOption(options.clusterDnsListen),
   });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const server = httpsUrl(advertised, plane.address.port);
@@ -69,6 +75,15 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   await store.close();
   logger.info('stopped');
 }
+
+/** Where the cluster DNS listens, as `startControlPlane` takes it. */
+function clusterDnsOption(listen: string | undefined): { clusterDns?: { host: string; port: number; optional?: boolean } } {
+  if (listen === 'off') return {};
+  if (listen === undefined) return { clusterDns: { ...parseListen(defaultClusterDnsListen), optional: true } };
+  return { clusterDns: parseListen(listen, '--cluster-dns-listen') };
+}
+
+export const defaultClusterDnsListen = '127.0.0.1:10053';
 
 function loadOrCreateToken(path: string): string {
   if (existsSync(path)) {

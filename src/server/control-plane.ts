@@ -11,10 +11,13 @@ import { builtinResources, calicoCustomResourceDefinitions, csiSnapshotCustomRes
 import { ApiServer } from '../apiserver/server.js';
 import { publishUploadProxyUrl } from '../apiserver/upload-proxy.js';
 import type { TlsMaterial } from '../apiserver/server.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 import { ResourceRegistry } from '../apiserver/resources.js';
 import { CrdController } from '../controllers/crd/controller.js';
 import { NamespaceController } from '../controllers/namespace/controller.js';
 import { GarbageCollector } from '../controllers/gc/controller.js';
+import { EndpointsController } from '../controllers/endpoints/index.js';
+import { ClusterDns } from '../net/dns/index.js';
 import { defaultStorageClass } from '../storage/local/index.js';
 import { defaultSnapshotClass } from '../storage/snapshots/index.js';
 import type { Logger } from '../log/logger.js';
@@ -49,6 +52,14 @@ export interface ControlPlaneOptions {
   controllers?: boolean;
   /** The key CDI upload tokens are signed with (`vireo server` keeps it in its data directory); random per start when absent. */
   uploadKey?: Buffer;
+  /** The Service cluster IP and node port ranges (default 10.96.0.0/12 and 30000-32767). */
+  serviceNetwork?: ServiceNetwork;
+  /**
+   * Serve the cluster DNS (UDP and TCP) here; port 0 picks a free one. None
+   * when absent. `optional`: an address that cannot be bound (another server
+   * has the default port) is logged and the server runs without DNS.
+   */
+  clusterDns?: { host: string; port: number; optional?: boolean };
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -58,6 +69,8 @@ export interface ControlPlane {
   registry: ResourceRegistry;
   address: AddressInfo;
   workloads: Workloads;
+  /** The cluster DNS, when `clusterDns` asked for one. */
+  dns: ClusterDns | undefined;
   stop(): Promise<void>;
 }
 
@@ -80,6 +93,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger: options.logger.child({ component: 'apiserver' }),
     agents,
     ...(options.uploadKey === undefined ? {} : { uploadKey: options.uploadKey }),
+    ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
     afterWrite: (def: ResourceDef, obj: KObject, deleted: boolean) => {
       if (def.group === 'apiextensions.k8s.io' && def.plural === 'customresourcedefinitions') crds.sync(obj, deleted);
     },
@@ -111,19 +125,46 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     controllers: options.controllers ?? true,
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
+  // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
+  const endpoints = new EndpointsController(workloads.client, options.logger.child({ component: 'endpoints-controller' }));
+  await endpoints.start();
+  const stopParts = async (): Promise<void> => {
+    await endpoints.stop();
+    await workloads.stop();
+    await server.close();
+    agents.close();
+    await compactor.stop();
+    await gc.stop();
+    await namespaces.stop();
+    await crds.stop();
+  };
+  let dns: ClusterDns | undefined;
+  if (options.clusterDns !== undefined) {
+    const dnsLogger = options.logger.child({ component: 'cluster-dns' });
+    dns = new ClusterDns(workloads.client, dnsLogger, options.clusterDns);
+    try {
+      await dns.start();
+    } catch (err) {
+      await dns.stop();
+      dns = undefined;
+      const where = `${options.clusterDns.host}:${options.clusterDns.port}`;
+      const why = err instanceof Error ? err.message : String(err);
+      if (options.clusterDns.optional !== true) {
+        await stopParts();
+        throw new Error(`the cluster DNS cannot listen on ${where} (${why}): pick a free address with --cluster-dns-listen HOST:PORT, or "off"`, { cause: err });
+      }
+      dnsLogger.warn('the cluster DNS is off: its default address is taken; set --cluster-dns-listen to choose another', { address: where, error: why });
+    }
+  }
   return {
     server,
     registry,
     address,
     workloads,
+    dns,
     async stop() {
-      await workloads.stop();
-      await server.close();
-      agents.close();
-      await compactor.stop();
-      await gc.stop();
-      await namespaces.stop();
-      await crds.stop();
+      await dns?.stop();
+      await stopParts();
     },
   };
 }

@@ -16,6 +16,7 @@ import type { ControlPlane } from '../server/control-plane.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { silentLogger } from '../log/logger.js';
+import type { ServiceNetwork } from '../apiserver/index.js';
 
 export interface TestServer {
   plane: ControlPlane;
@@ -65,6 +66,10 @@ export interface TestServerOptions {
   controllers?: boolean;
   /** Run a node agent for this host (TCG, files in the test's temp dir). */
   agent?: boolean;
+  /** Serve the cluster DNS on 127.0.0.1, at a free port (`true`, see `plane.dns.address`) or the one given. */
+  clusterDns?: true | { port: number; optional?: boolean };
+  /** The Service ranges (default 10.96.0.0/12 and 30000-32767). */
+  serviceNetwork?: ServiceNetwork;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -73,18 +78,28 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const store = options.store ?? (await openStore({ backend: 'memory' }));
   const token = randomBytes(16).toString('hex');
   const componentToken = randomBytes(16).toString('hex');
-  const plane = await startControlPlane({
-    store,
-    tls: { cert: pki.serverCert, key: pki.serverKey },
-    caCert: pki.caCert,
-    token,
-    componentToken,
-    logger: silentLogger,
-    host: '127.0.0.1',
-    port: 0,
-    controllers: options.controllers ?? false,
-    ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
-  });
+  let plane: ControlPlane;
+  try {
+    plane = await startControlPlane({
+      store,
+      tls: { cert: pki.serverCert, key: pki.serverKey },
+      caCert: pki.caCert,
+      token,
+      componentToken,
+      logger: silentLogger,
+      host: '127.0.0.1',
+      port: 0,
+      controllers: options.controllers ?? false,
+      ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
+      ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
+      ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
+    });
+  } catch (err) {
+    // A server that did not start leaves nothing behind.
+    if (options.store === undefined) await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const url = `https://127.0.0.1:${plane.address.port}`;
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, renderKubeconfig({ server: url, caCert: pki.caCert, token }), { mode: 0o600 });

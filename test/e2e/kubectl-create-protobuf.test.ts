@@ -72,24 +72,25 @@ const generators: Generator[] = [
   // The server adds the namespace's `kubernetes` finalizer to spec; the JSON-twin comparison covers spec.
   { generator: 'namespace', resource: 'namespace', name: 'created-ns', namespaced: false, fields: ['metadata.labels'] },
   { generator: 'serviceaccount', resource: 'serviceaccount', name: 'robot', namespaced: true, fields: ['secrets', 'imagePullSecrets', 'metadata.labels'] },
-  { generator: 'service clusterip', flags: () => ['--tcp=80:8080'], resource: 'service', name: 'web', namespaced: true, fields: ['spec', 'metadata.labels'] },
-  { generator: 'service clusterip', flags: () => ['--clusterip=None'], resource: 'service', name: 'headless', namespaced: true, fields: ['spec', 'metadata.labels'] },
+  // The server adds a Service's defaults and allocations (cluster IP, node ports) to spec, as kube-apiserver does: compare what kubectl set.
+  { generator: 'service clusterip', flags: () => ['--tcp=80:8080'], resource: 'service', name: 'web', namespaced: true, fields: ['spec.ports', 'spec.selector', 'spec.type', 'metadata.labels'] },
+  { generator: 'service clusterip', flags: () => ['--clusterip=None'], resource: 'service', name: 'headless', namespaced: true, fields: ['spec.clusterIP', 'spec.ports', 'spec.selector', 'spec.type', 'metadata.labels'] },
   {
     generator: 'service nodeport',
     flags: () => ['--tcp=80:8080', '--node-port=30080'],
     resource: 'service',
     name: 'node',
     namespaced: true,
-    fields: ['spec', 'metadata.labels'],
+    fields: ['spec.ports', 'spec.selector', 'spec.type', 'metadata.labels'],
   },
-  { generator: 'service loadbalancer', flags: () => ['--tcp=80:8080'], resource: 'service', name: 'lb', namespaced: true, fields: ['spec', 'metadata.labels'] },
+  { generator: 'service loadbalancer', flags: () => ['--tcp=80:8080'], resource: 'service', name: 'lb', namespaced: true, fields: ['spec.selector', 'spec.type', 'metadata.labels'] },
   {
     generator: 'service externalname',
     flags: () => ['--external-name=example.com'],
     resource: 'service',
     name: 'ext',
     namespaced: true,
-    fields: ['spec', 'metadata.labels'],
+    fields: ['spec.externalName', 'spec.type', 'metadata.labels'],
   },
   {
     generator: 'priorityclass',
@@ -109,11 +110,19 @@ function at(object: Json, path: string): unknown {
   return value;
 }
 
-/** The object less what differs between any two creations: identity, timestamps, versions. */
+/** The object less what differs between any two creations: identity, timestamps, versions, a Service's allocations. */
 function content(object: Json): Json {
   const metadata = { ...(object.metadata as Json) };
   for (const key of ['name', 'uid', 'resourceVersion', 'creationTimestamp', 'managedFields']) delete metadata[key];
-  return { ...object, metadata };
+  return object.kind === 'Service' ? { ...withoutAllocations(object), metadata } : { ...object, metadata };
+}
+
+/** A Service without its cluster IPs and node ports: each Service gets its own. */
+function withoutAllocations(service: Json): Json {
+  const { clusterIP: _ip, clusterIPs: _ips, ...spec } = (service.spec ?? {}) as Json;
+  const keepNone = (service.spec as Json | undefined)?.clusterIP === 'None' ? { clusterIP: 'None' } : {};
+  const ports = Array.isArray(spec.ports) ? (spec.ports as Json[]).map(({ nodePort: _np, ...port }) => port) : undefined;
+  return { ...service, spec: { ...spec, ...keepNone, ...(ports === undefined ? {} : { ports }) } };
 }
 
 /** The request Content-Type of the POST in kubectl's `-v=8` log (1.28 and 1.33 formats alike list it after the POST line). */
@@ -152,7 +161,8 @@ kubectlSuites('kubectl create generators (protobuf bodies)', (k: Kubectl) => {
 
       // The same object sent as JSON (as `create -f` sends it) must be stored the same way.
       const twin = `${g.name}-json`;
-      const json = { ...expected, metadata: { ...(expected.metadata as Json), name: twin } };
+      // A node port belongs to one Service: the twin gets its own.
+      const json = { ...(expected.kind === 'Service' ? withoutAllocations(expected) : expected), metadata: { ...(expected.metadata as Json), name: twin } };
       await k.ok(['create', '-f', '-', ...scope], { stdin: JSON.stringify(json) });
       assert.deepEqual(content(stored), content(await k.json([g.resource, twin, ...scope])));
     });

@@ -14,6 +14,7 @@ import {
   serviceResource,
 } from './builtin-core.js';
 import { customResourceDefinitionResource, leaseResource, networkPolicyResource, priorityClassResource } from './builtin-cluster.js';
+import { endpointSliceResource, endpointsResource } from './builtin-endpoints.js';
 import { persistentVolumeClaimResource, persistentVolumeResource, storageClassResource } from './builtin-storage.js';
 
 /**
@@ -30,6 +31,8 @@ export function builtinResources(): BuiltinResourceDef[] {
     secretResource(),
     serviceAccountResource(),
     serviceResource(),
+    endpointsResource(),
+    endpointSliceResource(),
     persistentVolumeResource(),
     persistentVolumeClaimResource(),
     storageClassResource(),

@@ -15,6 +15,8 @@ import type { WriterOptions } from './virtualmachine.js';
 import { validateVirtualMachine } from './virtualmachine.js';
 import { validateVirtualMachineInstance } from './virtualmachineinstance.js';
 import { validateVirtualMachineClone } from './vmclone.js';
+import { validateService } from './service.js';
+import { validateNetworkAttachmentDefinition } from './network-attachment-definition.js';
 import { validateVirtualMachineRestore, validateVirtualMachineSnapshot } from './vmsnapshot.js';
 
 type KindValidator = (obj: KObject, old: KObject | undefined, options: WriterOptions) => FieldError[];
@@ -27,6 +29,8 @@ const validators = new Map<string, KindValidator>([
   ['pool.kubevirt.io/VirtualMachinePool', validatePool],
   ['cdi.kubevirt.io/DataVolume', (obj, old) => validateDataVolume(obj, old)],
   ['/PersistentVolumeClaim', (obj, old) => validatePersistentVolumeClaim(obj, old)],
+  ['/Service', (obj, old) => validateService(obj, old)],
+  ['k8s.cni.cncf.io/NetworkAttachmentDefinition', (obj) => validateNetworkAttachmentDefinition(obj)],
   ['snapshot.kubevirt.io/VirtualMachineSnapshot', (obj, old) => validateVirtualMachineSnapshot(obj, old)],
   ['snapshot.kubevirt.io/VirtualMachineRestore', (obj, old) => validateVirtualMachineRestore(obj, old)],
   ['clone.kubevirt.io/VirtualMachineClone', (obj) => validateVirtualMachineClone(obj)],

@@ -8,12 +8,15 @@ import type { FieldError } from '../errors.js';
 import { quote } from '../names.js';
 import { booleanAt, has, numberAt, recordsAt, stringAt } from '../kinds/read.js';
 import { duplicate, invalid, notSupported, required } from './field-error.js';
+import { isPortName } from './service.js';
 
 const bindings = ['bridge', 'masquerade', 'sriov', 'passtBinding', 'binding'] as const;
 const discontinued = { slirp: 'Slirp', passt: 'Passt', macvtap: 'Macvtap' } as const;
 const interfaceModels = ['e1000', 'e1000e', 'igb', 'ne2k_pci', 'pcnet', 'rtl8139', 'virtio'];
 const interfaceNameRe = /^[A-Za-z0-9_-]+$/;
 const macRe = /^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$/;
+/** The MAC of the bridge inside a masquerade sandbox: a guest must not take it. */
+const masqueradeBridgeMac = '02:00:00:00:00:00';
 const pciRe = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
 
 /** Checks `<path>.networks` and `<path>.domain.devices.interfaces`. */
@@ -99,6 +102,9 @@ function validateInterface(p: string, iface: Record<string, unknown>, network: R
   if (has(iface, 'masquerade') && network !== undefined && !has(network, 'pod')) {
     errors.push(invalid(`${p}.name`, 'Masquerade interface only implemented with pod network: use bridge or sriov for multus networks'));
   }
+  if (has(iface, 'masquerade') && (stringAt(iface, 'macAddress') ?? '').toLowerCase().replace(/-/g, ':') === masqueradeBridgeMac) {
+    errors.push(invalid(`${p}.macAddress`, `The requested MAC address is reserved for the in-pod bridge. Please choose another one (any but ${masqueradeBridgeMac}).`));
+  }
   if (!interfaceNameRe.test(name)) {
     errors.push(invalid(`${p}.name`, 'Network interface name can only contain alphabetical characters, numbers, dashes (-) or underscores (_)'));
   }
@@ -126,6 +132,7 @@ function validatePorts(p: string, iface: Record<string, unknown>): FieldError[] 
     const name = stringAt(port, 'name') ?? '';
     if (name !== '') {
       if (names.has(name)) errors.push(duplicate(`${field}.name`, `Duplicate name of the port: ${name}`));
+      if (isPortName(name).length > 0) errors.push(invalid(`${field}.name`, `Invalid name of the port: ${name} (${isPortName(name).join('; ')}): a Service's targetPort names it, so it must be an IANA service name such as http`));
       names.add(name);
     }
     const number = numberAt(port, 'port');

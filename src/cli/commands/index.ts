@@ -1,6 +1,7 @@
 /** The `vireo` commands that act on virtual machines, as `src/cli/main.ts` dispatches them. */
 import { runGuestAction, runVmAction } from './actions.js';
 import { runConsole } from './console.js';
+import { exposeUsage, runExpose } from './expose.js';
 import { runLogs } from './logs.js';
 import { runPortForward } from './port-forward.js';
 import { runSsh } from './ssh.js';
@@ -44,7 +45,7 @@ the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
                          guest as a SCSI disk; --persist also adds it to the VM's spec.
   removevolume VMI --volume-name=NAME [--persist] [--dry-run]
                          Unplug a hotplugged volume; --persist also removes it from the VM.
-`;
+${exposeUsage}`;
 
 const commands = {
   start: (args: string[]) => runVmAction('start', args),
@@ -61,6 +62,7 @@ const commands = {
   ssh: runSsh,
   addvolume: runAddVolume,
   removevolume: runRemoveVolume,
+  expose: runExpose,
 } satisfies Record<string, (args: string[]) => Promise<void>>;
 
 export type VmCommand = keyof typeof commands;

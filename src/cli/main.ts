@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `vireo` command. Subcommands:
- *   vireo server --data-dir DIR [--listen HOST:PORT] [--log-level LEVEL]
+ *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo kubeconfig [--data-dir DIR]
@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { isLogLevel } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
 import { runServer } from './server-command.js';
+import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
 import { runAgent } from './agent-command.js';
 import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
@@ -27,6 +28,9 @@ Commands:
   server                 Run the Vireo server.
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
+      --cluster-cidr CIDRS
+                         The pod network: one IPv4 and optionally one IPv6 range, comma-separated;
+                         each Node gets a /24 and a /64 of it (default 10.244.0.0/16,fd10:244::/56).
       --log-level LEVEL  debug, info, warn or error (default info).
   agent                  Run the node agent of another host, for the server of a kubeconfig.
       --kubeconfig FILE  The kubeconfig vireo server wrote (default $KUBECONFIG, else ~/.vireo/kubeconfig).
@@ -52,12 +56,18 @@ async function main(argv: string[]): Promise<void> {
     case 'server': {
       const { values } = parseArgs({
         args: rest,
-        options: { 'data-dir': { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' } },
+        options: { 'data-dir': { type: 'string' }, listen: { type: 'string' }, 'cluster-cidr': { type: 'string' }, 'log-level': { type: 'string' } },
         strict: true,
       });
       const dataDir = values['data-dir'] ?? (command === 'up' ? defaultDataDir : undefined);
       if (dataDir === undefined) throw new CliError('usage', 'vireo server needs --data-dir DIR: the directory for its state, certificates and kubeconfig');
-      await runServer({ dataDir, listen: values.listen ?? '127.0.0.1:6443', logLevel: logLevelOf(values['log-level']), newcomer: command === 'up' });
+      await runServer({
+        dataDir,
+        listen: values.listen ?? '127.0.0.1:6443',
+        clusterCidr: values['cluster-cidr'] ?? defaultClusterCidrs.join(','),
+        logLevel: logLevelOf(values['log-level']),
+        newcomer: command === 'up',
+      });
       return;
     }
     case 'agent': {

@@ -27,6 +27,9 @@ import { NodeAgentDirectory } from './remote-agents.js';
 import { startWorkloads } from './workloads.js';
 import type { Workloads } from './workloads.js';
 import { httpsUrl } from '../net/listen.js';
+import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
+import { parseCidr } from '../net/pod/cidr.js';
+import type { Cidr } from '../net/pod/cidr.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -49,6 +52,8 @@ export interface ControlPlaneOptions {
   controllers?: boolean;
   /** The key CDI upload tokens are signed with (`vireo server` keeps it in its data directory); random per start when absent. */
   uploadKey?: Buffer;
+  /** The pod network's ranges the node IPAM hands Nodes subnets of (default 10.244.0.0/16 and fd10:244::/56). */
+  clusterCidrs?: readonly Cidr[];
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -108,6 +113,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     caCert: options.caCert,
     logger: options.logger,
     controllers: options.controllers ?? true,
+    clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr),
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
   return {

@@ -16,6 +16,8 @@ import { Scheduler } from '../scheduler/index.js';
 import { VolumeController } from '../controllers/volumes/index.js';
 import { SnapshotController } from '../controllers/snapshots/index.js';
 import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vmsnapshot/index.js';
+import { NodeIpamController } from '../controllers/nodeipam/controller.js';
+import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
 import type { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
@@ -30,6 +32,8 @@ export interface WorkloadOptions {
   logger: Logger;
   /** Run the VM/replica-set controllers, scheduler and Event TTL. */
   controllers: boolean;
+  /** The ranges the node IPAM (one of the controllers) hands Nodes their pod subnets from. */
+  clusterCidrs: readonly Cidr[];
   /** Run a node agent for this host, with its files under `dataDir`. */
   agent?: {
     dataDir: string;
@@ -60,9 +64,10 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     const volumes = new VolumeController(client, options.logger.child({ component: 'volume-controller' }));
     const snapshots = new SnapshotController(client, options.logger.child({ component: 'snapshot-controller' }));
     const vmSnapshots = new VmSnapshotControllers(client, options.logger.child({ component: 'vmsnapshot-controllers' }));
-    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start()]);
+    const nodeIpam = new NodeIpamController(client, options.logger.child({ component: 'node-ipam-controller' }), { clusterCidrs: options.clusterCidrs });
+    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), nodeIpam.start()]);
     ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop());
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => nodeIpam.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

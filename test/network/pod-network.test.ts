@@ -125,3 +125,24 @@ test('a masquerade guest and a bridge guest reach each other on their pod addres
   assert.deepEqual(existsSync(sandboxes) ? readdirSync(sandboxes) : [], [], 'the leases are released');
   assert.deepEqual(leftoverQemus(env), []);
 });
+
+test('a start that fails after its sandbox was made (QEMU refuses the PCI slot) leaves no sandbox, veth or lease', { skip: skipWithoutQemu, timeout: 300_000 }, async () => {
+  const names = networkNames(env.agentDir);
+  const vmi = guest('taken-slot', 'masquerade');
+  // Slot 0x1f is q35's LPC bridge: QEMU exits at start, after the agent made the sandbox.
+  const interfaces = recordsAt(vmi, 'spec', 'domain', 'devices', 'interfaces');
+  if (interfaces[0] !== undefined) interfaces[0].pciAddress = '0000:00:1f.0';
+  await env.client.create(vmis, vmi);
+  const failed = await eventually(async () => {
+    const found = await env.client.tryGet(vmis, 'default', 'taken-slot');
+    return phaseOf(found) === 'Failed' ? found : undefined;
+  }, { what: 'the VMI to fail', timeoutMs: 120_000, intervalMs: 100 });
+  const ready = recordsAt(failed, 'status', 'conditions').find((c) => c.type === 'Ready');
+  assert.match(String(ready?.message), /PCI|slot|1f/i);
+  const left = hostNetworkState([names.netnsPrefix, names.bridge]);
+  assert.deepEqual(left.netns, []);
+  assert.deepEqual(left.links.filter((l) => l !== names.bridge), []);
+  const sandboxes = join(env.agentDir, 'network', 'sandboxes');
+  assert.deepEqual(existsSync(sandboxes) ? readdirSync(sandboxes) : [], []);
+  await env.client.delete(vmis, 'default', 'taken-slot');
+});

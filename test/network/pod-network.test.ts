@@ -1,6 +1,6 @@
 /**
- * The pod network end to end with real guests (TCG): a masquerade guest
- * and a bridge guest on one node fetch each other's HTTP page on the pod
+ * The pod network end to end with real guests (TCG): two masquerade and
+ * two bridge guests on one node fetch each other's HTTP pages on the pod
  * addresses, typed on their serial consoles; each guest holds the address
  * its binding gives it; status.interfaces reports the pod addresses and
  * MAC; deleting the VMIs leaves no namespace, link or lease behind.
@@ -75,49 +75,63 @@ async function run(console: ConsoleCapture, command: string, marker: string): Pr
   }, { what: `"${command}" to finish in the guest`, timeoutMs: 60_000, intervalMs: 200 });
 }
 
-test('a masquerade guest and a bridge guest reach each other on their pod addresses; status.interfaces reports them; deletion leaves nothing', { skip: skipWithoutQemu, timeout: 900_000 }, async () => {
+test('two masquerade guests and two bridge guests reach each other on their pod addresses; status.interfaces reports them; deletion leaves nothing', { skip: skipWithoutQemu, timeout: 900_000 }, async () => {
   const names = networkNames(env.agentDir);
-  await env.client.create(vmis, guest('masq', 'masquerade'));
-  await env.client.create(vmis, guest('bridged', 'bridge', '02:aa:bb:cc:dd:ee'));
-  const masq = await booted('masq');
-  const bridged = await booted('bridged');
+  const guests = ['masq-a', 'masq-b', 'br-a', 'br-b'] as const;
+  await env.client.create(vmis, guest('masq-a', 'masquerade'));
+  await env.client.create(vmis, guest('masq-b', 'masquerade'));
+  await env.client.create(vmis, guest('br-a', 'bridge', '02:aa:bb:cc:dd:ee'));
+  await env.client.create(vmis, guest('br-b', 'bridge'));
+  const up = new Map<string, { vmi: KObject; console: ConsoleCapture; ip: string }>();
+  for (const name of guests) {
+    const { vmi, console } = await booted(name);
+    up.set(name, { vmi, console, ip: stringAt(recordsAt(vmi, 'status', 'interfaces')[0], 'ipAddress') ?? '' });
+  }
+  const get = (name: string): { vmi: KObject; console: ConsoleCapture; ip: string } => {
+    const found = up.get(name);
+    if (found === undefined) throw new Error(`${name} did not boot`);
+    return found;
+  };
 
-  const masqStatus = recordsAt(masq.vmi, 'status', 'interfaces')[0];
-  const bridgedStatus = recordsAt(bridged.vmi, 'status', 'interfaces')[0];
-  const masqIp = stringAt(masqStatus, 'ipAddress') ?? '';
-  const bridgedIp = stringAt(bridgedStatus, 'ipAddress') ?? '';
-  assert.match(masqIp, /^10\.2[0-3]\d\.\d+\.\d+$/);
-  assert.match(bridgedIp, /^10\.2[0-3]\d\.\d+\.\d+$/);
-  assert.notEqual(masqIp, bridgedIp);
-  assert.equal(stringAt(masqStatus, 'name'), 'default');
-  assert.equal(stringAt(masqStatus, 'interfaceName'), 'eth0');
-  assert.equal(stringAt(bridgedStatus, 'mac'), '02:aa:bb:cc:dd:ee');
+  // status.interfaces: one entry, the pod address (distinct per guest), the MAC given or derived.
+  assert.equal(new Set(guests.map((n) => get(n).ip)).size, 4);
+  for (const name of guests) {
+    const statuses = recordsAt(get(name).vmi, 'status', 'interfaces');
+    assert.equal(statuses.length, 1);
+    assert.match(get(name).ip, /^10\.2[0-3]\d\.\d+\.\d+$/);
+    assert.equal(stringAt(statuses[0], 'name'), 'default');
+    assert.equal(stringAt(statuses[0], 'interfaceName'), 'eth0');
+  }
+  assert.equal(stringAt(recordsAt(get('br-a').vmi, 'status', 'interfaces')[0], 'mac'), '02:aa:bb:cc:dd:ee');
   // Derived from the VMI's uid: a locally administered unicast MAC.
-  const mac = stringAt(masqStatus, 'mac') ?? '';
+  const mac = stringAt(recordsAt(get('masq-a').vmi, 'status', 'interfaces')[0], 'mac') ?? '';
   assert.match(mac, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
   assert.equal(parseInt(mac.slice(0, 2), 16) & 3, 2);
-  assert.equal(recordsAt(masq.vmi, 'status', 'interfaces').length, 1);
 
-  // What DHCP gave each guest, as its own boot log says (guest/rootfs/usr/share/udhcpc/default.script).
-  await eventually(() => masq.console.text().includes('network: eth0 10.0.2.2/24 via 10.0.2.1'), { what: 'the masquerade guest to get 10.0.2.2', timeoutMs: 30_000 });
-  const gateway = bridgedIp.replace(/\.\d+$/, '.1');
-  await eventually(() => bridged.console.text().includes(`network: eth0 ${bridgedIp}/24 via ${gateway}`), { what: 'the bridge guest to get its pod address', timeoutMs: 30_000 });
-  assert.match(await run(masq.console, 'ip -4 -o addr show dev eth0', 'ADDR'), /inet 10\.0\.2\.2\/24/);
-  assert.match(await run(bridged.console, 'ip -4 -o addr show dev eth0', 'ADDR'), new RegExp(`inet ${bridgedIp.replaceAll('.', '\\.')}/24`));
+  // What DHCP gave each guest, as its own boot log says (guest/rootfs/usr/share/udhcpc/default.script), and what eth0 holds.
+  for (const name of ['masq-a', 'masq-b']) {
+    await eventually(() => get(name).console.text().includes('network: eth0 10.0.2.2/24 via 10.0.2.1'), { what: `${name} to get 10.0.2.2`, timeoutMs: 30_000 });
+    assert.match(await run(get(name).console, 'ip -4 -o addr show dev eth0', 'ADDR'), /inet 10\.0\.2\.2\/24/);
+  }
+  for (const name of ['br-a', 'br-b']) {
+    const { ip, console } = get(name);
+    await eventually(() => console.text().includes(`network: eth0 ${ip}/24 via ${ip.replace(/\.\d+$/, '.1')}`), { what: `${name} to get its pod address`, timeoutMs: 30_000 });
+    assert.match(await run(console, 'ip -4 -o addr show dev eth0', 'ADDR'), new RegExp(`inet ${ip.replaceAll('.', '\\.')}/24`));
+  }
 
-  // Each fetches the other's page: masquerade → bridge (routed out through NAT), bridge → masquerade (DNAT to 10.0.2.2).
-  const fromMasq = await run(masq.console, `wget -qO- http://${bridgedIp}/`, 'FETCH');
-  assert.match(fromMasq, /Vireo test guest/);
-  assert.match(fromMasq, /FETCH-0/);
-  const fromBridged = await run(bridged.console, `wget -qO- http://${masqIp}/`, 'FETCH');
-  assert.match(fromBridged, /Vireo test guest/);
-  assert.match(fromBridged, /FETCH-0/);
-  masq.console.close();
-  bridged.console.close();
+  // Each fetches the others' pages: masquerade pair, bridge pair, and across bindings (NAT out, DNAT in).
+  for (const [from, to] of [['masq-a', 'masq-b'], ['masq-b', 'masq-a'], ['br-a', 'br-b'], ['br-b', 'br-a'], ['masq-a', 'br-a'], ['br-b', 'masq-b']] as const) {
+    const out = await run(get(from).console, `wget -qO- http://${get(to).ip}/`, 'FETCH');
+    assert.match(out, /Vireo test guest/, `${from} fetches ${to}'s page`);
+    assert.match(out, /FETCH-0/);
+  }
+  for (const name of guests) get(name).console.close();
 
-  await env.client.delete(vmis, 'default', 'masq');
-  await env.client.delete(vmis, 'default', 'bridged');
-  await eventually(async () => (await env.client.tryGet(vmis, 'default', 'masq')) === undefined && (await env.client.tryGet(vmis, 'default', 'bridged')) === undefined, { what: 'both VMIs gone', timeoutMs: 60_000 });
+  for (const name of guests) await env.client.delete(vmis, 'default', name);
+  await eventually(async () => {
+    for (const name of guests) if ((await env.client.tryGet(vmis, 'default', name)) !== undefined) return false;
+    return true;
+  }, { what: 'the VMIs gone', timeoutMs: 60_000 });
   // The node bridge and table stay for the next guest; no sandbox namespace or veth does.
   const left = hostNetworkState([names.netnsPrefix, names.bridge]);
   assert.deepEqual({ netns: left.netns, links: left.links }, { netns: [], links: [names.bridge] });

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { KObject } from '../api/object.js';
-import { arrayAt, recordsAt, stringAt } from '../api/kinds/read.js';
+import { recordsAt, stringAt } from '../api/kinds/read.js';
 import type { ForwardedPort, PodBinding } from '../net/pod/index.js';
 import { invalidDomain } from './qemu/index.js';
 
@@ -105,11 +105,11 @@ function bindingOf(iface: Record<string, unknown>, path: string): PodBinding {
 }
 
 function portsOf(iface: Record<string, unknown>, path: string, binding: PodBinding): ForwardedPort[] {
-  const ports = arrayAt(iface, 'ports');
+  const ports = recordsAt(iface, 'ports');
   if (ports.length > 0 && binding !== 'masquerade') throw invalidDomain(`${path}.ports`, 'ports are forwarded only by the masquerade binding; the bridge binding gives the guest every port');
   return ports.map((entry, i) => {
-    const port = (entry as Record<string, unknown> | null)?.port;
-    const protocol = ((entry as Record<string, unknown> | null)?.protocol ?? 'TCP') as unknown;
+    const port = entry.port;
+    const protocol = entry.protocol ?? 'TCP';
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw invalidDomain(`${path}.ports[${i}].port`, 'a port is 1-65535');
     if (protocol !== 'TCP' && protocol !== 'UDP') throw invalidDomain(`${path}.ports[${i}].protocol`, 'the protocol is TCP or UDP');
     return { protocol: protocol === 'TCP' ? 'tcp' : 'udp', port };

@@ -21,6 +21,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isPlainObject } from '../../api/object.js';
 import { runTool } from '../../host/run-tool.js';
 import type { Cidr } from './cidr.js';
 import { addressAt } from './cidr.js';
@@ -183,11 +184,20 @@ export async function createSandbox(
 
 /** The state a sandbox was made with; undefined when there is none (or it is unreadable). */
 export async function readSandboxState(stateDir: string): Promise<SandboxState | undefined> {
+  let value: unknown;
   try {
-    return JSON.parse(await readFile(sandboxFiles(stateDir).state, 'utf8')) as SandboxState;
+    value = JSON.parse(await readFile(sandboxFiles(stateDir).state, 'utf8'));
   } catch {
     return undefined;
   }
+  if (!isPlainObject(value)) return undefined;
+  const { netns, hostVeth, tap, binding, mac, podIps, guestIps } = value;
+  const strings = (list: unknown): string[] | undefined => (Array.isArray(list) && list.every((s) => typeof s === 'string') ? list : undefined);
+  const pod = strings(podIps);
+  const guest = strings(guestIps);
+  if (typeof netns !== 'string' || typeof hostVeth !== 'string' || typeof tap !== 'string' || typeof mac !== 'string') return undefined;
+  if ((binding !== 'masquerade' && binding !== 'bridge') || pod === undefined || guest === undefined) return undefined;
+  return { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest };
 }
 
 /** The dnsmasq of a sandbox, if it runs: its pid file's pid, checked against its command line. */

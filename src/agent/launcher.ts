@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
 import { vmiCgroupSpec } from './cgroups.js';
 import type { ImageStore, PullEvent } from './images/index.js';
-import { buildQemuCommand, efiVarsTemplate } from './qemu/index.js';
+import { buildQemuCommand, efiVarsTemplate, invalidDomain } from './qemu/index.js';
 import type { NodeFacts, VmiPaths } from './qemu/index.js';
 import { ensureMasterKey, masterKeyPath, sealSecret } from './disk-secrets.js';
 import { createVmiDir, vmiLayout, writeRecord } from './layout.js';
@@ -25,13 +25,24 @@ import type { PodNetwork, SandboxSpec } from '../net/pod/index.js';
 import type { PodInterface } from './pod-interfaces.js';
 import { nicModels, podInterfaceOf } from './pod-interfaces.js';
 
-/** What the VMI's sandbox hands its guest: DHCP's host name (`spec.hostname`, else the VMI's name) and domain (with `spec.subdomain`). */
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * What the VMI's sandbox hands its guest: DHCP's host name (`spec.hostname`,
+ * else the VMI's name up to its first dot, at most 63 characters) and
+ * domain (with `spec.subdomain`). Both must be DNS labels: they end up in
+ * dnsmasq's arguments.
+ */
 function sandboxSpecOf(vmi: KObject, nic: PodInterface): SandboxSpec {
   const subdomain = stringAt(vmi, 'spec', 'subdomain');
+  const hostname = stringAt(vmi, 'spec', 'hostname');
+  for (const [field, value] of [['spec.hostname', hostname], ['spec.subdomain', subdomain]] as const) {
+    if (value !== undefined && !dnsLabel.test(value)) throw invalidDomain(field, `"${value}" is not a DNS label: use at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit`);
+  }
   const spec: SandboxSpec = {
     binding: nic.binding,
     mac: nic.mac,
-    hostname: stringAt(vmi, 'spec', 'hostname') ?? vmi.metadata.name ?? 'vmi',
+    hostname: hostname ?? (vmi.metadata.name ?? 'vmi').split('.')[0]?.slice(0, 63).replace(/-+$/, '') ?? 'vmi',
     dnsServers: [],
     ports: nic.ports,
   };
@@ -72,6 +83,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   const layout = vmiLayout(options.dataDir, uid);
   // Read first: a NIC that cannot be attached fails the VMI before anything is made for it.
   const nic = podInterfaceOf(vmi);
+  const sandboxSpec = nic === undefined ? undefined : sandboxSpecOf(vmi, nic);
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
@@ -108,9 +120,9 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     await copyFile(varsTemplate, paths.efiVars);
   }
   let exec: string[] = [];
-  if (nic !== undefined) {
+  if (nic !== undefined && sandboxSpec !== undefined) {
     const started = Date.now();
-    const sandbox = await options.podNetwork.setUp(uid, sandboxSpecOf(vmi, nic), options.signal);
+    const sandbox = await options.podNetwork.setUp(uid, sandboxSpec, options.signal);
     options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: nic.binding, ms: Date.now() - started });
     paths.nics = [{ name: nic.name, tap: sandbox.tap, mac: nic.mac, device: nicModels[nic.model], ...(nic.pciAddress === undefined ? {} : { pciAddress: nic.pciAddress }), ...(nic.bootOrder === undefined ? {} : { bootOrder: nic.bootOrder }) }];
     // QEMU opens its tap inside the sandbox; `ip netns exec` execs it, so the pid (and the cgroup attach below) stays QEMU's.

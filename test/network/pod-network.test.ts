@@ -160,3 +160,9 @@ test('a start that fails after its sandbox was made (QEMU refuses the PCI slot) 
   assert.deepEqual(existsSync(sandboxes) ? readdirSync(sandboxes) : [], []);
   await env.client.delete(vmis, 'default', 'taken-slot');
 });
+
+test('a host name that could smuggle dnsmasq options is refused at admission (the agent checks again before dnsmasq)', { skip: skipWithoutQemu }, async () => {
+  const vmi = guest('bad-host', 'masquerade');
+  (vmi.spec as Record<string, unknown>).hostname = 'web,dhcp-range=1';
+  await assert.rejects(env.client.create(vmis, vmi), /spec\.hostname does not conform to the kubernetes DNS_LABEL rules/);
+});

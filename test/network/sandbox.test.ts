@@ -56,8 +56,8 @@ test('a masquerade sandbox: eth0 with the first free pod addresses, default rout
   assert.ok(bridge.includes(network.names.bridge));
 });
 
-test('a sandbox reaches the node through its gateway (TCP from inside the namespace)', async () => {
-  const gateway = addressAt(parseCidr(v4), 1n);
+for (const family of [4, 6] as const) test(`a sandbox reaches the node through its IPv${family} gateway (TCP from inside the namespace)`, async () => {
+  const gateway = addressAt(parseCidr(family === 4 ? v4 : v6), 1n);
   const server: Server = createServer((socket) => { socket.end('hello from the node\n'); });
   await new Promise<void>((resolve) => server.listen(0, gateway, resolve));
   try {

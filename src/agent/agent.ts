@@ -18,7 +18,7 @@ import { EventRecorder } from '../controllers/events/index.js';
 import { WorkQueue } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
 import type { AgentEndpointInfo } from './endpoint-api.js';
-import type { AgentHandle, GuestAction, UploadOptions, UploadResult } from './handle.js';
+import type { AgentHandle, GuestAction, GuestActionParameters, UploadOptions, UploadResult } from './handle.js';
 import type { ImageStore } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
 import { checkSocketPaths, vmisRoot } from './layout.js';
@@ -186,12 +186,16 @@ export class NodeAgent implements AgentHandle {
     this.logger.info('node agent stopped', { stopGuests: options.stopGuests ?? false });
   }
 
-  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
-    await this.started().guestAction(namespace, name, action);
+  async guestAction(namespace: string, name: string, action: GuestAction, parameters?: GuestActionParameters): Promise<void> {
+    await this.started().guestAction(namespace, name, action, parameters);
   }
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
     return this.started().openStream(namespace, name, kind);
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    return this.started().openPortForward(namespace, name, port);
   }
 
   async serialLog(namespace: string, name: string): Promise<string> {

@@ -4,9 +4,11 @@
  * (`src/server/remote-agents.ts`). Paths follow virt-handler's console
  * server; every refusal is a Kubernetes `Status`:
  *
- *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset}
+ *   PUT /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,freeze,unfreeze}
+ *       (freeze: `?unfreezeTimeoutSeconds=N`)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
+ *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/portforward/PORT (WebSocket: a TCP connection to the guest)
  *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
  *
  * How to reach the endpoint is published on the agent's Node, as a kubelet
@@ -24,8 +26,9 @@ export const defaultAgentPort = 10250;
 
 /** What a request to the endpoint asks for. */
 export type AgentOperation =
-  | { kind: 'action'; action: GuestAction }
+  | { kind: 'action'; action: GuestAction; unfreezeTimeoutSeconds?: number }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
+  | { kind: 'portforward'; port: number }
   | { kind: 'log' }
   | { kind: 'upload'; async: boolean };
 
@@ -44,7 +47,7 @@ export interface AgentEndpointInfo {
   certificate: string;
 }
 
-const actions: ReadonlySet<string> = new Set<GuestAction>(['pause', 'unpause', 'softreboot', 'reset']);
+const actions: ReadonlySet<string> = new Set<GuestAction>(['pause', 'unpause', 'softreboot', 'reset', 'freeze', 'unfreeze']);
 
 function isGuestAction(value: string): value is GuestAction {
   return actions.has(value);
@@ -70,6 +73,8 @@ function segmentOf(operation: AgentOperation): string {
       return operation.action;
     case 'stream':
       return operation.stream;
+    case 'portforward':
+      return `portforward/${operation.port}`;
     case 'log':
       return 'consolelog';
     case 'upload':
@@ -80,7 +85,8 @@ function segmentOf(operation: AgentOperation): string {
 /** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
   const resource = operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
-  return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}`;
+  const query = operation.kind === 'action' && operation.unfreezeTimeoutSeconds !== undefined ? `?unfreezeTimeoutSeconds=${operation.unfreezeTimeoutSeconds}` : '';
+  return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}${query}`;
 }
 
 /** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET). */
@@ -92,13 +98,26 @@ export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' | '
 /** Kubernetes object names: DNS labels or subdomains, nothing a path could smuggle. */
 const namePattern = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
+/** `freeze`'s `unfreezeTimeoutSeconds` query parameter: absent, or a whole number of seconds. */
+export function parseUnfreezeTimeout(search: URLSearchParams): number | undefined {
+  const value = search.get('unfreezeTimeoutSeconds');
+  if (value === null) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new Error(`unfreezeTimeoutSeconds must be a whole number of seconds, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
 /** Parses a request path (without its query); undefined when it is not one the endpoint serves. */
 export function parseAgentRequest(pathname: string): AgentRequest | undefined {
   const parts = pathname.split('/');
   const [empty, version, namespaces, namespace, resource, name, segment, ...rest] = parts;
-  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces' || rest.length > 0) return undefined;
+  if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces') return undefined;
   if (namespace === undefined || resource === undefined || name === undefined || segment === undefined) return undefined;
   if (!namePattern.test(namespace) || !namePattern.test(name)) return undefined;
+  if (resource === 'virtualmachineinstances' && segment === 'portforward' && rest.length === 1) {
+    const port = Number(rest[0]);
+    return /^[0-9]{1,5}$/.test(rest[0] ?? '') && port >= 1 && port <= 65535 ? { namespace, name, operation: { kind: 'portforward', port } } : undefined;
+  }
+  if (rest.length > 0) return undefined;
   const operation = operationOf(resource, segment);
   return operation === undefined ? undefined : { namespace, name, operation };
 }

@@ -18,7 +18,7 @@ import { ApiError, badRequest, toStatus } from '../api/errors.js';
 import type { Status } from '../api/object.js';
 import { StreamServer, rejectUpgrade } from '../console/index.js';
 import type { Logger } from '../log/logger.js';
-import { agentRequestMethod, parseAgentRequest } from './endpoint-api.js';
+import { agentRequestMethod, parseAgentRequest, parseUnfreezeTimeout } from './endpoint-api.js';
 import type { AgentRequest } from './endpoint-api.js';
 import type { AgentHandle } from './handle.js';
 import { listenOn } from '../net/listen.js';
@@ -67,7 +67,7 @@ function sendText(res: ServerResponse, text: string): void {
   res.end(text);
 }
 
-const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async}';
+const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,consolelog,console,vnc,portforward/PORT} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async}';
 
 /** The agent's HTTPS server; see the module comment. */
 export class AgentEndpoint {
@@ -118,7 +118,7 @@ export class AgentEndpoint {
       const { operation, namespace, name } = request;
       // Only an upload has a body worth reading.
       if (operation.kind !== 'upload') req.resume();
-      if (operation.kind === 'stream') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
+      if (operation.kind === 'stream' || operation.kind === 'portforward') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
       const method = agentRequestMethod(operation);
       if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
       if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
@@ -129,7 +129,13 @@ export class AgentEndpoint {
         sendJson(res, result);
         return;
       }
-      await this.agent().guestAction(namespace, name, operation.action);
+      let unfreezeTimeoutSeconds: number | undefined;
+      try {
+        unfreezeTimeoutSeconds = parseUnfreezeTimeout(new URL(req.url ?? '/', 'https://agent.invalid').searchParams);
+      } catch (err) {
+        throw badRequest(err instanceof Error ? err.message : String(err));
+      }
+      await this.agent().guestAction(namespace, name, operation.action, unfreezeTimeoutSeconds === undefined ? {} : { unfreezeTimeoutSeconds });
       this.logger.info('guest action', { action: operation.action, namespace, name });
       sendStatus(res, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 200 });
     } catch (err) {
@@ -146,7 +152,14 @@ export class AgentEndpoint {
     socket.on('error', () => { socket.destroy(); });
     try {
       const { operation, namespace, name } = this.authorize(req);
-      if (operation.kind !== 'stream') throw badRequest(`${pathOf(req)} does not accept a protocol upgrade: only console and vnc are WebSockets`);
+      if (operation.kind === 'portforward') {
+        await this.streams.upgrade(req, socket, head, {
+          path: pathOf(req),
+          open: async () => ({ stream: await this.agent().openPortForward(namespace, name, operation.port), log: { namespace, name, kind: 'portforward', port: operation.port } }),
+        });
+        return;
+      }
+      if (operation.kind !== 'stream') throw badRequest(`${pathOf(req)} does not accept a protocol upgrade: only console, vnc and portforward are WebSockets`);
       await this.streams.upgrade(req, socket, head, {
         path: pathOf(req),
         open: async () => ({ stream: await this.agent().openStream(namespace, name, operation.stream), log: { namespace, name, kind: operation.stream } }),

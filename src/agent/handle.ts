@@ -2,7 +2,7 @@
  * What the API server asks of a node's agent directly, for the KubeVirt
  * subresources that act on a running guest rather than on stored objects
  * (virt-api → virt-handler in KubeVirt): pause, unpause, soft reboot,
- * reset, and the serial console and VNC streams; and CDI uploads, whose
+ * reset, the serial console and VNC streams, port forwarding; and CDI uploads, whose
  * bytes go to the node holding the volume (cdi-uploadproxy → the upload
  * server pod in CDI).
  *
@@ -16,7 +16,13 @@ import type { UploadOptions, UploadResult } from '../storage/import/index.js';
 
 export type { UploadOptions, UploadResult };
 
-export type GuestAction = 'pause' | 'unpause' | 'softreboot' | 'reset';
+export type GuestAction = 'pause' | 'unpause' | 'softreboot' | 'reset' | 'freeze' | 'unfreeze';
+
+/** What some guest actions take besides their name. */
+export interface GuestActionParameters {
+  /** `freeze`: thaw by itself after this many seconds unless unfrozen first; 0 never (KubeVirt's `unfreezeTimeout`). */
+  unfreezeTimeoutSeconds?: number;
+}
 
 export interface AgentHandle {
   /** The Node name this agent runs as. */
@@ -26,7 +32,7 @@ export interface AgentHandle {
    * ApiError (`NotFound`/`Conflict` with KubeVirt's messages, e.g.
    * "VMI is not running", "VMI is already paused") when it cannot.
    */
-  guestAction(namespace: string, name: string, action: GuestAction): Promise<void>;
+  guestAction(namespace: string, name: string, action: GuestAction, parameters?: GuestActionParameters): Promise<void>;
   /**
    * A byte stream to the guest's serial console (`console`) or VNC server
    * (`vnc`). Several console streams may be open at once; each sees all
@@ -34,6 +40,13 @@ export interface AgentHandle {
    * the guest.
    */
   openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex>;
+  /**
+   * A TCP connection to `port` of the guest, through its pod network
+   * address (KubeVirt's `portforward` subresource). Rejects with an ApiError
+   * when the guest is not running here, has no pod network address, or
+   * refuses the connection.
+   */
+  openPortForward(namespace: string, name: string, port: number): Promise<Duplex>;
   /** The serial console output kept for the VMI (KubeVirt's `logSerialConsole`), oldest first. */
   serialLog(namespace: string, name: string): Promise<string>;
   /**

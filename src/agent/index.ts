@@ -2,7 +2,7 @@
 export { NodeAgent } from './agent.js';
 export type { NodeAgentOptions } from './agent.js';
 export { LocalAgentDirectory } from './handle.js';
-export type { AgentDirectory, AgentHandle, GuestAction, UploadOptions, UploadResult } from './handle.js';
+export type { AgentDirectory, AgentHandle, GuestAction, GuestActionParameters, UploadOptions, UploadResult } from './handle.js';
 export { agentFinalizer } from './vmi-status.js';
 export { AgentEndpoint, bearerMatches } from './endpoint.js';
 export type { AgentEndpointOptions } from './endpoint.js';

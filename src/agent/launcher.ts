@@ -100,6 +100,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     qmpSocket: layout.qmpSocket,
     serialSocket: layout.serialSocket,
     vncSocket: layout.vncSocket,
+    guestAgentSocket: layout.guestAgentSocket,
     pidFile: layout.pidFile,
     disks: volumes.disks,
   };

@@ -17,6 +17,8 @@ export interface VmiLayout {
   qmpSocket: string;
   serialSocket: string;
   vncSocket: string;
+  /** The guest agent's channel; QEMU listens, the agent connects (see guest-agent.ts). */
+  guestAgentSocket: string;
   pidFile: string;
   /** QEMU's stdout and stderr. */
   qemuLog: string;
@@ -59,6 +61,7 @@ export function vmiLayout(dataDir: string, uid: string): VmiLayout {
     qmpSocket: join(dir, 'qmp.sock'),
     serialSocket: join(dir, 'serial.sock'),
     vncSocket: join(dir, 'vnc.sock'),
+    guestAgentSocket: join(dir, 'qga.sock'),
     pidFile: join(dir, 'qemu.pid'),
     qemuLog: join(dir, 'qemu.log'),
     serialLog: join(dir, 'serial.log'),
@@ -73,7 +76,7 @@ export function vmiLayout(dataDir: string, uid: string): VmiLayout {
  */
 export function checkSocketPaths(dataDir: string): void {
   const sample = vmiLayout(dataDir, '00000000-0000-0000-0000-000000000000');
-  for (const path of [sample.qmpSocket, sample.serialSocket, sample.vncSocket]) {
+  for (const path of [sample.qmpSocket, sample.serialSocket, sample.vncSocket, sample.guestAgentSocket]) {
     if (Buffer.byteLength(path) > maxSocketPathBytes) {
       throw new Error(`the agent data directory ${dataDir} is too deep for unix sockets (${path} is longer than ${maxSocketPathBytes} bytes): use a shorter --data-dir`);
     }

@@ -3,10 +3,12 @@
  * guest's run state as QMP reports it, its serial console, and how it
  * ended. A machine is either launched by this agent or attached to after a
  * restart; both are watched the same way (QMP events, socket close, the
- * process), and every change calls `onChange` so the VMI is reconciled.
+ * process, the guest agent), and every change calls `onChange` so the VMI
+ * is reconciled.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
+import { GuestAgentMonitor } from './guest-agent/index.js';
 import type { VmiLayout, VmiRecord } from './layout.js';
 import { QmpClient } from './qmp/index.js';
 import type { QmpArgsParam, QmpCommandName, QmpEvent, QmpReturn, RunState } from './qmp/index.js';
@@ -40,6 +42,8 @@ export class Machine {
   readonly layout: VmiLayout;
   readonly record: VmiRecord & { pid: number };
   readonly console: SerialConsole;
+  /** The guest agent on the VMI's channel: whether it answers, what it says, freeze and thaw. */
+  readonly guestAgent: GuestAgentMonitor;
   /** QEMU's run state from the last `query-status`. */
   runState: QemuRunState = 'unknown';
   /** When the agent asked the guest to power off (ms since epoch). */
@@ -60,6 +64,7 @@ export class Machine {
     this.logger = options.logger;
     this.onChange = options.onChange;
     this.console = new SerialConsole({ socketPath: this.layout.serialSocket, logFile: this.layout.serialLog, logger: this.logger });
+    this.guestAgent = new GuestAgentMonitor({ socketPath: this.layout.guestAgentSocket, logger: this.logger.child({ part: 'guest-agent' }), onChange: () => { this.onChange(); } });
     qmp.on('event', (e) => { this.onEvent(e); });
     qmp.on('close', () => { void this.onQmpClosed(processExit); });
   }
@@ -75,6 +80,7 @@ export class Machine {
     try {
       await machine.refreshRunState();
       await machine.console.open(signal);
+      machine.guestAgent.start();
     } catch (err) {
       machine.detach();
       throw err;
@@ -142,6 +148,7 @@ export class Machine {
   /** Lets go of QEMU without touching it (agent stop): QMP and console connections close, the guest runs on. */
   detach(): void {
     this.detached = true;
+    this.guestAgent.stop();
     this.console.close();
     this.qmp.close();
   }
@@ -178,6 +185,7 @@ export class Machine {
   private async onQmpClosed(processExit: Promise<ProcessExit> | undefined): Promise<void> {
     if (this.detached) return;
     this.console.close();
+    this.guestAgent.stop();
     const gone = await waitGone(this.pid, this.layout.qmpSocket, { timeoutMs: 10_000 });
     if (!gone) {
       // Without QMP the agent cannot drive or observe the guest: a QEMU in that state is ended.

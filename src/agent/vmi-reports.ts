@@ -5,6 +5,8 @@
  */
 import { PodNetworkNotReady } from '../net/pod/index.js';
 import type { KObject } from '../api/object.js';
+import { recordAt } from '../api/kinds/read.js';
+import type { GuestAgentState, GuestOsInfo } from './guest-agent/index.js';
 import { DomainConfigError } from './qemu/index.js';
 import type { MachineExit, QemuRunState } from './machine.js';
 import { QemuStartError } from './machine.js';
@@ -65,8 +67,12 @@ export function startProblemEvent(problem: StartProblem): AgentEvent {
   return { type: 'Warning', reason: problem.kind === 'retry' ? problem.reason : problem.kind === 'fail' ? 'FailedCreate' : 'SyncFailed', message: problem.message };
 }
 
-/** What a running guest's status says: Running, Ready, Paused from QMP's run state, SoftwareEmulation under TCG. */
-export function runningUpdate(vmi: KObject, machine: { runState: QemuRunState; record: VmiRecord }, nodeName: string): StatusUpdate {
+/**
+ * What a running guest's status says: Running, Ready, Paused from QMP's run
+ * state, SoftwareEmulation under TCG, AgentConnected with `guestOSInfo`
+ * while the guest agent answers, `fsFreezeStatus` while it is frozen.
+ */
+export function runningUpdate(vmi: KObject, machine: { runState: QemuRunState; record: VmiRecord; guestAgent: { state: GuestAgentState } }, nodeName: string): StatusUpdate {
   const set: DesiredCondition[] = [{ type: 'Ready', status: 'True' }];
   const remove = ['Synchronized'];
   const paused = pausedCondition(machine.runState);
@@ -82,7 +88,33 @@ export function runningUpdate(vmi: KObject, machine: { runState: QemuRunState; r
   } else {
     remove.push('SoftwareEmulation');
   }
-  return { phase: 'Running', set, remove, fields: runtimeFields(vmi, nodeName) };
+  const agent = machine.guestAgent.state;
+  const fields = runtimeFields(vmi, nodeName);
+  if (agent.connected) {
+    // KubeVirt sets the condition with no reason while the agent answers, and removes it when it stops.
+    set.push({ type: 'AgentConnected', status: 'True' });
+    if (agent.osInfo !== undefined) fields.guestOSInfo = guestOsInfoStatus(agent.osInfo);
+  } else {
+    remove.push('AgentConnected');
+  }
+  if (agent.frozen) fields.fsFreezeStatus = 'frozen';
+  else if (recordAt(vmi, 'status')?.fsFreezeStatus !== undefined) fields.fsFreezeStatus = null;
+  return { phase: 'Running', set, remove, fields };
+}
+
+/** KubeVirt's `status.guestOSInfo` from qemu-ga's `guest-get-osinfo` (fields the guest does not report are left out). */
+export function guestOsInfoStatus(info: GuestOsInfo): Record<string, string> {
+  const out: Record<string, string> = {};
+  const put = (key: string, value: string | undefined): void => { if (value !== undefined && value !== '') out[key] = value; };
+  put('id', info.id);
+  put('kernelRelease', info['kernel-release']);
+  put('kernelVersion', info['kernel-version']);
+  put('machine', info.machine);
+  put('name', info.name);
+  put('prettyName', info['pretty-name']);
+  put('version', info.version);
+  put('versionId', info['version-id']);
+  return out;
 }
 
 /** KubeVirt's Paused condition for QEMU's run state; undefined when the guest is not paused. */
@@ -102,7 +134,7 @@ export function pausedCondition(runState: QemuRunState): DesiredCondition | unde
 /** The final status of a VMI whose QEMU ended. */
 export function endedUpdate(exit: MachineExit): StatusUpdate {
   const reason = exit.phase === 'Succeeded' ? 'GuestShutdown' : 'GuestFailed';
-  return { phase: exit.phase, set: [{ type: 'Ready', status: 'False', reason, message: exit.message }], remove: ['Paused'] };
+  return { phase: exit.phase, set: [{ type: 'Ready', status: 'False', reason, message: exit.message }], remove: ['Paused', 'AgentConnected'] };
 }
 
 /** The Event for a guest that ended (KubeVirt's `Stopped`). */

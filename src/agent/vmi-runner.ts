@@ -17,7 +17,7 @@ import type { EventRecorder } from '../controllers/events/index.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
-import type { GuestAction } from './handle.js';
+import type { GuestAction, GuestActionParameters } from './handle.js';
 import type { ImageStore } from './images/index.js';
 import type { NodeFacts } from './qemu/index.js';
 import type { Runtime, VmiAction } from './actions.js';
@@ -26,6 +26,7 @@ import { openVnc, performGuestAction } from './guest-access.js';
 import { ensureMasterKey, masterKeyPath } from './disk-secrets.js';
 import type { HotplugOptions } from './hotplug.js';
 import { syncHotplug } from './hotplug.js';
+import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
 import type { PodNetwork, SandboxState } from '../net/pod/index.js';
 import { podInterfaceOf } from './pod-interfaces.js';
@@ -109,13 +110,20 @@ export class VmiRunner {
     return runtime?.kind === 'machine' && runtime.machine.exit === undefined ? runtime.machine : undefined;
   }
 
-  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
-    await performGuestAction(this.requireRunning(namespace, name), action);
+  async guestAction(namespace: string, name: string, action: GuestAction, parameters: GuestActionParameters = {}): Promise<void> {
+    await performGuestAction(this.requireRunning(namespace, name), action, parameters);
   }
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
     const machine = this.requireRunning(namespace, name);
     return kind === 'console' ? machine.console.subscribe() : openVnc(machine);
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    this.requireRunning(namespace, name);
+    const vmi = this.fresh(`${namespace}/${name}`);
+    if (vmi === undefined) throw new ApiError('Conflict', 'VMI is not running');
+    return dialGuestPort(vmi, port);
   }
 
   serialLog(namespace: string, name: string): string {

@@ -8,6 +8,12 @@
  * with the guest paused (`stop`, whose drain flushes its I/O, then `cont`).
  * A VMI of this node using the claim whose QEMU is not up (starting,
  * stopping, or the agent just restarted) makes the operation wait.
+ *
+ * While the guest agent answers, the guest's filesystems are frozen
+ * (`guest-fsfreeze-freeze`) for the moment the overlay is put on top and
+ * thawed right after, also when that fails, so the frozen layer is
+ * application-consistent; without an agent the layer is crash-consistent.
+ * Filesystems a user froze (the `freeze` subresource) stay as they are.
  */
 import type { KObject } from '../api/object.js';
 import { recordsAt, stringAt } from '../api/kinds/read.js';
@@ -62,18 +68,24 @@ function machineGuest(vmi: KObject, machine: Machine, claimName: string): LiveGu
       const top = block?.inserted?.['node-name'];
       if (block?.inserted === undefined || top === undefined) throw new Error(`the running guest of VMI ${who} has no block node for disk "${disks[0] ?? ''}"`);
       if (top === overlay.nodeName) return;
-      // A node left by an interrupted attempt would make the name a duplicate; none is the usual case.
-      await machine.execute('blockdev-del', { 'node-name': overlay.nodeName }).catch(() => undefined);
       const cache = { direct: block.inserted.cache.direct, 'no-flush': block.inserted.cache['no-flush'] };
       const file = `${overlay.nodeName}-file`;
-      await machine.execute('blockdev-del', { 'node-name': file }).catch(() => undefined);
-      await machine.execute('blockdev-add', { driver: 'file', 'node-name': file, filename: overlay.path, cache, discard: 'unmap' });
-      await machine.execute('blockdev-add', { driver: 'qcow2', 'node-name': overlay.nodeName, file, backing: null, cache, discard: 'unmap' });
-      await machine.execute('blockdev-snapshot', { node: top, overlay: overlay.nodeName });
-      // The overlay was added with `backing: null`. When a later snapshot makes it a backing, QEMU
-      // reopens it read-only with its options (so other guests may open the frozen layer), and that
-      // reopen fails silently unless the options name the backing node it has by then.
-      await machine.execute('blockdev-reopen', { options: [{ driver: 'qcow2', 'node-name': overlay.nodeName, file, backing: top, cache, discard: 'unmap' }] });
+      const cut = async (): Promise<void> => {
+        // A node left by an interrupted attempt would make the name a duplicate; none is the usual case.
+        await machine.execute('blockdev-del', { 'node-name': overlay.nodeName }).catch(() => undefined);
+        await machine.execute('blockdev-del', { 'node-name': file }).catch(() => undefined);
+        await machine.execute('blockdev-add', { driver: 'file', 'node-name': file, filename: overlay.path, cache, discard: 'unmap' });
+        await machine.execute('blockdev-add', { driver: 'qcow2', 'node-name': overlay.nodeName, file, backing: null, cache, discard: 'unmap' });
+        await machine.execute('blockdev-snapshot', { node: top, overlay: overlay.nodeName });
+        // The overlay was added with `backing: null`. When a later snapshot makes it a backing, QEMU
+        // reopens it read-only with its options (so other guests may open the frozen layer), and that
+        // reopen fails silently unless the options name the backing node it has by then.
+        await machine.execute('blockdev-reopen', { options: [{ driver: 'qcow2', 'node-name': overlay.nodeName, file, backing: top, cache, discard: 'unmap' }] });
+      };
+      const agent = machine.guestAgent;
+      // A paused guest's agent cannot answer; its snapshot is crash-consistent (indication Paused).
+      if (!agent.state.connected || agent.state.frozen || (await machine.refreshRunState()) !== 'running') return cut();
+      return agent.whileFrozen(cut);
     },
     async whilePaused(work) {
       const wasRunning = (await machine.refreshRunState()) === 'running';

@@ -19,7 +19,7 @@ import { ApiError, badRequest } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
 import { numberAt, recordsAt, stringAt } from '../api/kinds/read.js';
 import { agentCertificateAnnotation, agentRequestMethod, agentRequestPath } from '../agent/index.js';
-import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, LocalAgentDirectory, UploadOptions, UploadResult } from '../agent/index.js';
+import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, GuestActionParameters, LocalAgentDirectory, UploadOptions, UploadResult } from '../agent/index.js';
 import { isPlainObject } from '../api/object.js';
 import { errorFromResponse } from '../client/index.js';
 import { dialStream } from '../console/index.js';
@@ -94,8 +94,8 @@ export class RemoteAgentHandle implements AgentHandle {
     this.base = httpsUrl(endpoint.address, endpoint.port);
   }
 
-  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
-    await this.call(namespace, name, { kind: 'action', action });
+  async guestAction(namespace: string, name: string, action: GuestAction, parameters: GuestActionParameters = {}): Promise<void> {
+    await this.call(namespace, name, { kind: 'action', action, ...(parameters.unfreezeTimeoutSeconds === undefined ? {} : { unfreezeTimeoutSeconds: parameters.unfreezeTimeoutSeconds }) });
   }
 
   async serialLog(namespace: string, name: string): Promise<string> {
@@ -103,7 +103,14 @@ export class RemoteAgentHandle implements AgentHandle {
   }
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
-    const path = agentRequestPath(namespace, name, { kind: 'stream', stream: kind });
+    return this.dial(agentRequestPath(namespace, name, { kind: 'stream', stream: kind }));
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    return this.dial(agentRequestPath(namespace, name, { kind: 'portforward', port }));
+  }
+
+  private async dial(path: string): Promise<Duplex> {
     try {
       const ws = await dialStream({ server: this.base, token: this.token, caCert: this.tls.ca, checkServerIdentity: this.tls.checkServerIdentity, path, timeoutMs: requestTimeoutMs });
       return createWebSocketStream(ws);
@@ -244,12 +251,16 @@ class LazyRemoteHandle implements AgentHandle {
     private readonly resolve: () => Promise<AgentHandle>,
   ) {}
 
-  async guestAction(namespace: string, name: string, action: GuestAction): Promise<void> {
-    await (await this.resolve()).guestAction(namespace, name, action);
+  async guestAction(namespace: string, name: string, action: GuestAction, parameters?: GuestActionParameters): Promise<void> {
+    await (await this.resolve()).guestAction(namespace, name, action, parameters);
   }
 
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
     return (await this.resolve()).openStream(namespace, name, kind);
+  }
+
+  async openPortForward(namespace: string, name: string, port: number): Promise<Duplex> {
+    return (await this.resolve()).openPortForward(namespace, name, port);
   }
 
   async serialLog(namespace: string, name: string): Promise<string> {

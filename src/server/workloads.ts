@@ -11,6 +11,7 @@ import { HttpClient } from '../client/index.js';
 import { VirtualMachineController } from '../controllers/vm/index.js';
 import { ReplicaSetController } from '../controllers/replicaset/index.js';
 import { DataVolumeController } from '../controllers/datavolume/index.js';
+import { CdiConfigController } from '../controllers/cdiconfig/index.js';
 import { EventTtlCleaner } from '../controllers/events/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { VolumeController } from '../controllers/volumes/index.js';
@@ -64,10 +65,12 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     const volumes = new VolumeController(client, options.logger.child({ component: 'volume-controller' }));
     const snapshots = new SnapshotController(client, options.logger.child({ component: 'snapshot-controller' }));
     const vmSnapshots = new VmSnapshotControllers(client, options.logger.child({ component: 'vmsnapshot-controllers' }));
+    // The upload proxy is served on this server's own port.
+    const cdiConfig = new CdiConfigController(client, options.server, options.logger.child({ component: 'cdi-config-controller' }));
     const nodeIpam = new NodeIpamController(client, options.logger.child({ component: 'node-ipam-controller' }), { clusterCidrs: options.clusterCidrs });
-    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), nodeIpam.start()]);
+    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), cdiConfig.start(), nodeIpam.start()]);
     ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => nodeIpam.stop());
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => cdiConfig.stop(), () => nodeIpam.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

@@ -4,7 +4,8 @@
  * a serial line (every byte written by any session is echoed to all
  * sessions, over a real unix socket), pause and unpause are SIGSTOP and
  * SIGCONT of that process, and the kept serial output is what a permanent
- * reader saw, as the real agent keeps it. What is under test is the
+ * reader saw, as the real agent keeps it; a guest's ports are the same
+ * ports on loopback. What is under test is the
  * subresource and WebSocket code, not this handle.
  */
 import { spawn } from 'node:child_process';
@@ -130,6 +131,19 @@ export class EchoAgent implements AgentHandle {
 
   async openStream(namespace: string, name: string, _kind: 'console' | 'vnc'): Promise<Socket> {
     return connectUnix(this.guest(namespace, name).socketPath);
+  }
+
+  /** The guest's "pod address" is loopback: a port of a known guest is that port on 127.0.0.1. */
+  async openPortForward(namespace: string, name: string, port: number): Promise<Socket> {
+    this.guest(namespace, name);
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
   }
 
   serialLog(namespace: string, name: string): Promise<string> {

@@ -183,4 +183,15 @@ test('CDI uploads: image-upload, proxy endpoints, tokens, interruption, and a VM
     const config = await env.client.get({ group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'cdiconfigs', namespaced: false }, undefined, 'config');
     assert.equal(stringAt(config, 'status', 'uploadProxyURL'), env.server.url, 'CDIConfig publishes the upload proxy');
   });
+
+  await t.test('CDIConfig uploadProxyURLOverride is published as soon as it is set, and cleared the same way', { skip: kubectlBinary() === undefined ? 'kubectl is not installed' : false }, async () => {
+    const cdiConfigs = { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'cdiconfigs', namespaced: false };
+    const proxyUrl = async (): Promise<string | undefined> => stringAt(await env.client.get(cdiConfigs, undefined, 'config'), 'status', 'uploadProxyURL');
+    const set = await kubectl(['patch', 'cdiconfig', 'config', '--type=merge', '-p', '{"spec":{"uploadProxyURLOverride":"https://uploads.example.test:31001"}}'], { kubeconfig: env.server.kubeconfig });
+    assert.equal(set.code, 0, set.stderr);
+    await eventually(async () => (await proxyUrl()) === 'https://uploads.example.test:31001', { what: 'the override in status.uploadProxyURL' });
+    const cleared = await kubectl(['patch', 'cdiconfig', 'config', '--type=merge', '-p', '{"spec":{"uploadProxyURLOverride":null}}'], { kubeconfig: env.server.kubeconfig });
+    assert.equal(cleared.code, 0, cleared.stderr);
+    await eventually(async () => (await proxyUrl()) === env.server.url, { what: 'the proxy URL back in status.uploadProxyURL' });
+  });
 });

@@ -197,3 +197,49 @@ test('vireo vnc serves a local port whose bytes reach the guest\'s VNC stream', 
   assert.equal(missing.code, 3);
   assert.equal(missing.stderr, 'vireo: VMI cli-vnc-missing not found in namespace default\n');
 });
+
+test('vireo port-forward forwards local ports to the guest\'s ports (vm/NAME and vmi/NAME.NS), and --stdio bridges one to stdin/stdout', async () => {
+  // The test agent's guests have their ports on loopback: a TCP server here stands for a server in the guest.
+  const { createServer } = await import('node:net');
+  const server = createServer((socket) => {
+    socket.on('data', (d: Buffer) => {
+      const text = d.toString('utf8');
+      // "bye" closes the connection, as a server ending its session does.
+      if (text === 'bye') socket.end('guest says bye');
+      else socket.write(`guest got ${text}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const guestPort = typeof address === 'object' && address !== null ? address.port : 0;
+  try {
+    await createVm(fx.test, 'cli-pf', { runStrategy: 'Always' });
+    await runningVmi(fx, 'cli-pf');
+    const forward = background(['port-forward', 'vm/cli-pf.default', `0:${guestPort}`]);
+    const found = await eventually(() => /Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/.exec(forward.output()), { what: 'the forwarded port' });
+    assert.equal(Number(found[2]), guestPort);
+    const client = connect(Number(found[1]), '127.0.0.1');
+    let got = '';
+    client.on('data', (c: Buffer) => (got += c.toString('utf8')));
+    client.write('hello');
+    await eventually(() => got === 'guest got hello', { what: 'the guest port to answer through the forward' });
+    client.destroy();
+    assert.equal(await forward.stop(), 0);
+
+    const piped = await run(['port-forward', '--stdio', 'vmi/cli-pf', String(guestPort)], 'bye');
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(piped.stdout, 'guest says bye');
+
+    const stopped = await run(['port-forward', 'vm/cli-pf-missing', '80']);
+    assert.equal(stopped.code, 3);
+    assert.equal(stopped.stderr, 'vireo: VMI cli-pf-missing not found in namespace default\n');
+    const udp = await run(['port-forward', 'vmi/cli-pf', '53/udp']);
+    assert.equal(udp.code, 2);
+    assert.match(udp.stderr, /UDP ports cannot be forwarded/);
+    const badTarget = await run(['port-forward', 'cli-pf', '80']);
+    assert.equal(badTarget.code, 2);
+    assert.match(badTarget.stderr, /write vm\/NAME or vmi\/NAME/);
+  } finally {
+    server.close();
+  }
+});

@@ -164,3 +164,18 @@ test('stopping the server ends open console sessions instead of waiting for them
   await door.stop();
   assert.equal(await gone, 1006);
 });
+
+test('portforward refusals: a bad port or UDP is a 400, a missing VM a 404, a plain GET says how to connect', async () => {
+  await runningVmi(fx, 'pf-guest');
+  const badPort = await refusedUpgrade(path('pf-guest', 'portforward/70000'));
+  assert.equal(badPort.status, 400);
+  assert.match(badPort.body.message, /portforward needs a port from 1 to 65535, not "70000"/);
+  const udp = await refusedUpgrade(path('pf-guest', 'portforward/53/udp'));
+  assert.equal(udp.status, 400);
+  assert.match(udp.body.message, /UDP port forwarding is not supported/);
+  const plain = await fx.client.raw('GET', path('pf-guest', 'portforward/22'));
+  assert.equal(plain.status, 400);
+  assert.match(plain.body, /vireo port-forward vmi\/pf-guest 22/);
+  const missing = await refusedUpgrade(`${subresources}/default/virtualmachines/no-vm/portforward/22`);
+  assert.equal(missing.status, 404);
+});

@@ -37,7 +37,7 @@ test('/apis/subresources.kubevirt.io/v1 lists the VM and VMI subresources, names
   assert.equal(list.groupVersion, 'subresources.kubevirt.io/v1');
   const verbs = Object.fromEntries(list.resources.map((r) => [r.name, r.verbs.join(',')]));
   for (const name of ['start', 'stop', 'restart', 'migrate']) assert.equal(verbs[`virtualmachines/${name}`], 'update', name);
-  for (const name of ['pause', 'unpause', 'softreboot', 'reset']) assert.equal(verbs[`virtualmachineinstances/${name}`], 'update', name);
+  for (const name of ['pause', 'unpause', 'softreboot', 'reset', 'freeze', 'unfreeze']) assert.equal(verbs[`virtualmachineinstances/${name}`], 'update', name);
   for (const name of ['console', 'vnc', 'consolelog']) assert.equal(verbs[`virtualmachineinstances/${name}`], 'get', name);
   assert.ok(list.resources.every((r) => r.namespaced));
   assert.equal((await server.fetch('GET', '/apis/subresources.kubevirt.io/v2')).status, 404);

@@ -33,6 +33,8 @@ export interface TestGuest {
   initrd: string;
   /** The kernel command line the disk boots with; pass it with `-append` for a kernel boot. */
   kernelArgs: string;
+  /** The guest's QEMU guest agent binary (Debian's qemu-ga), which also runs on a Debian host, for tests of the agent's client. */
+  guestAgent: string;
   /** The cache directory holding all of the above. */
   dir: string;
 }
@@ -128,6 +130,7 @@ async function runBuild(dir: string, options: EnsureTestGuestOptions): Promise<T
     vmlinuz: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initrd.img'),
     kernelArgs,
+    guestAgent: join(dir, 'qemu-ga'),
     dir,
   };
 }

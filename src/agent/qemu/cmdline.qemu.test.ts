@@ -91,7 +91,8 @@ describe('generated command lines start the real QEMU', () => {
         const smp = command.args[command.args.indexOf('-smp') + 1] ?? '';
         assert.equal(`cpus=${cpuCount}`, smp.split(',')[0]);
         if (command.args.includes('-vnc')) assert.ok(existsSync(paths.vncSocket), 'no VNC socket');
-        if (command.args.includes('-chardev')) assert.ok(existsSync(paths.serialSocket), 'no serial socket');
+        if (command.args.some((arg) => arg.includes('id=charserial0'))) assert.ok(existsSync(paths.serialSocket), 'no serial socket');
+        assert.ok(existsSync(paths.guestAgentSocket), 'no guest agent socket');
         await qmp.execute('quit');
         const exit = await qemu.exited;
         assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, qemu.stderr());

@@ -37,7 +37,7 @@ const maxSocketPathBytes = 107;
 const sandbox = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 function checkPaths(paths: VmiPaths): void {
-  for (const key of ['qmpSocket', 'serialSocket', 'vncSocket'] as const) {
+  for (const key of ['qmpSocket', 'serialSocket', 'vncSocket', 'guestAgentSocket'] as const) {
     const bytes = Buffer.byteLength(paths[key]);
     if (bytes > maxSocketPathBytes) throw unpreparedInput(`paths.${key}`, `${paths[key]} is ${bytes} bytes long; a unix socket path must fit in ${maxSocketPathBytes}: use a shorter VMI directory`);
   }

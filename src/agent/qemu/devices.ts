@@ -1,5 +1,6 @@
 /**
- * The devices around the disks: serial console, graphics and VNC, memory
+ * The devices around the disks: serial console, guest agent channel,
+ * graphics and VNC, memory
  * balloon, RNG, input devices, watchdog and panic devices, and warnings
  * for the devices Vireo does not attach yet.
  */
@@ -45,6 +46,20 @@ function serialArgs(ctx: BuildContext): string[] {
     logappend: ctx.paths.serialLog === undefined ? undefined : true,
   });
   return ['-chardev', chardev, '-device', options('isa-serial', { chardev: 'charserial0', id: 'serial0' })];
+}
+
+/**
+ * The guest agent's channel, which KubeVirt gives every VMI: a virtio-serial
+ * port named `org.qemu.guest_agent.0` on a unix socket QEMU serves. A guest
+ * without an agent simply never answers on it.
+ */
+function guestAgentArgs(ctx: BuildContext): string[] {
+  const chardev = options('socket', { id: 'charchannel0', path: ctx.paths.guestAgentSocket, server: true, wait: false });
+  return [
+    '-chardev', chardev,
+    '-device', options('virtio-serial-pci', { id: 'virtio-serial0' }),
+    '-device', options('virtserialport', { bus: 'virtio-serial0.0', nr: 1, chardev: 'charchannel0', id: 'channel0', name: 'org.qemu.guest_agent.0' }),
+  ];
 }
 
 function graphicsArgs(ctx: BuildContext): string[] {
@@ -145,6 +160,7 @@ export function deviceArgs(ctx: BuildContext): string[] {
   return [
     ...serialArgs(ctx),
     ...nicArgs(ctx),
+    ...guestAgentArgs(ctx),
     ...graphicsArgs(ctx),
     ...inputArgs(ctx),
     ...balloonArgs(ctx),

@@ -84,7 +84,7 @@ export function hotplugCommands(vmi: KObject, name: string, source: DiskSource):
   if (disk === undefined) throw invalidDomain('spec.domain.devices.disks', `no disk is named "${name}": a hotplugged volume needs a disk of the same name`);
   const warnings: string[] = [];
   const node = hotplugNodeName(name);
-  const plan = planDisk({ spec, paths: { dir: '', qmpSocket: '', serialSocket: '', vncSocket: '', pidFile: '', disks: { [name]: source } }, warnings }, disk, index, node);
+  const plan = planDisk({ spec, paths: { dir: '', qmpSocket: '', serialSocket: '', vncSocket: '', guestAgentSocket: '', pidFile: '', disks: { [name]: source } }, warnings }, disk, index, node);
   if (plan.bus !== 'scsi' || plan.target === 'cdrom') throw invalidDomain(disk.path, `hotplugged Disk ${name} does not use a scsi bus`);
   const nodes = blockNodes(plan);
   if (nodes === undefined) throw invalidDomain(disk.path, `volume "${name}" has no file to attach`);

@@ -101,6 +101,7 @@ export function vmiPaths(vmi: KObject, dir: string, options: { efi: boolean; ker
     qmpSocket: join(dir, 'qmp.sock'),
     serialSocket: join(dir, 'serial.sock'),
     vncSocket: join(dir, 'vnc.sock'),
+    guestAgentSocket: join(dir, 'qga.sock'),
     pidFile: join(dir, 'qemu.pid'),
     serialLog: join(dir, 'serial.log'),
     disks: preparedDisks(vmi, dir),

@@ -75,6 +75,8 @@ export interface VmiPaths {
   qmpSocket: string;
   serialSocket: string;
   vncSocket: string;
+  /** The guest agent's channel (virtio-serial port `org.qemu.guest_agent.0`), served by QEMU. */
+  guestAgentSocket: string;
   pidFile: string;
   /**
    * The serial output kept for `vireo logs` (KubeVirt's `logSerialConsole`);

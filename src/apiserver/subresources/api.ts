@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ApiError } from '../../api/errors.js';
+import { ApiError, badRequest } from '../../api/errors.js';
 import type { AgentDirectory } from '../../agent/handle.js';
 import type { Logger } from '../../log/logger.js';
 import { decodeBody, readBody } from '../body.js';
@@ -33,9 +33,10 @@ export interface SubresourceApiOptions {
 /** One request's operation, resolved from its path. */
 type Operation =
   | { kind: 'lifecycle'; action: 'start' | 'stop' | 'restart' | 'migrate' }
-  | { kind: 'guest'; action: 'pause' | 'unpause' | 'softreboot' | 'reset' }
+  | { kind: 'guest'; action: 'pause' | 'unpause' | 'softreboot' | 'reset' | 'freeze' | 'unfreeze' }
   | { kind: 'consolelog' }
   | { kind: 'stream'; stream: 'console' | 'vnc' }
+  | { kind: 'portforward'; port: number; on: 'vm' | 'vmi' }
   | { kind: 'volume'; action: 'addvolume' | 'removevolume'; on: 'vm' | 'vmi' };
 
 interface Target {
@@ -45,16 +46,32 @@ interface Target {
   path: string;
 }
 
-const guestOptionKinds = { pause: 'PauseOptions', unpause: 'UnpauseOptions', softreboot: 'SoftRebootOptions', reset: 'ResetOptions' } as const;
+const guestOptionKinds = { pause: 'PauseOptions', unpause: 'UnpauseOptions', softreboot: 'SoftRebootOptions', reset: 'ResetOptions', freeze: 'FreezeUnfreezeTimeout', unfreeze: 'UnfreezeOptions' } as const;
+
+/**
+ * `portforward/PORT[/PROTOCOL]` as KubeVirt routes it; undefined for any
+ * other subresource. Throws a 400 for a bad port or an unsupported protocol.
+ */
+function portForwardOf(op: string, on: 'vm' | 'vmi'): Operation | undefined {
+  const [name, port, protocol, ...rest] = op.split('/');
+  if (name !== 'portforward' || port === undefined || rest.length > 0) return undefined;
+  const number = Number(port);
+  if (!/^[0-9]{1,5}$/.test(port) || number < 1 || number > 65535) throw badRequest(`portforward needs a port from 1 to 65535, not "${port}"`);
+  if (protocol !== undefined && protocol !== 'tcp') {
+    throw badRequest(protocol === 'udp' ? 'UDP port forwarding is not supported: forward a TCP port' : `unknown portforward protocol "${protocol}": use tcp`);
+  }
+  return { kind: 'portforward', port: number, on };
+}
 
 function operationOf(parent: string, op: string): Operation | undefined {
+  if (op.startsWith('portforward/') && (parent === 'virtualmachines' || parent === 'virtualmachineinstances')) return portForwardOf(op, parent === 'virtualmachines' ? 'vm' : 'vmi');
   if (parent === 'virtualmachines') {
     if (op === 'start' || op === 'stop' || op === 'restart' || op === 'migrate') return { kind: 'lifecycle', action: op };
     if (op === 'addvolume' || op === 'removevolume') return { kind: 'volume', action: op, on: 'vm' };
     return undefined;
   }
   if (parent !== 'virtualmachineinstances') return undefined;
-  if (op === 'pause' || op === 'unpause' || op === 'softreboot' || op === 'reset') return { kind: 'guest', action: op };
+  if (op === 'pause' || op === 'unpause' || op === 'softreboot' || op === 'reset' || op === 'freeze' || op === 'unfreeze') return { kind: 'guest', action: op };
   if (op === 'console' || op === 'vnc') return { kind: 'stream', stream: op };
   if (op === 'consolelog') return { kind: 'consolelog' };
   if (op === 'addvolume' || op === 'removevolume') return { kind: 'volume', action: op, on: 'vmi' };
@@ -102,6 +119,9 @@ export class SubresourceApi {
     if (op.kind === 'stream') {
       throw new ApiError('BadRequest', `${target.path} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io (e.g. vireo ${op.stream} ${target.name})`);
     }
+    if (op.kind === 'portforward') {
+      throw new ApiError('BadRequest', `${target.path} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io (e.g. vireo port-forward ${op.on}/${target.name} ${op.port})`);
+    }
     if (method !== methodFor(op)) {
       throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${target.path}: use ${methodFor(op)}`);
     }
@@ -135,10 +155,16 @@ export class SubresourceApi {
   /** Serves a WebSocket upgrade; throws an ApiError (answered before the upgrade) when it cannot. */
   async upgrade(info: ResourceRequestInfo, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const target = this.resolve(info);
-    if (target.operation.kind !== 'stream') {
-      throw new ApiError('BadRequest', `${target.path} does not accept a protocol upgrade: only the console and vnc subresources are WebSockets`);
+    const op = target.operation;
+    if (op.kind === 'portforward') {
+      // A VM's port is its VMI's (same name).
+      await this.streams.upgrade({ namespace: target.namespace, name: target.name, kind: 'portforward', port: op.port, path: target.path }, req, socket, head);
+      return;
     }
-    await this.streams.upgrade({ namespace: target.namespace, name: target.name, kind: target.operation.stream, path: target.path }, req, socket, head);
+    if (op.kind !== 'stream') {
+      throw new ApiError('BadRequest', `${target.path} does not accept a protocol upgrade: only the console, vnc and portforward subresources are WebSockets`);
+    }
+    await this.streams.upgrade({ namespace: target.namespace, name: target.name, kind: op.stream, path: target.path }, req, socket, head);
   }
 
   /** Ends the open console and VNC sessions (server shutdown). */
@@ -172,7 +198,7 @@ export class SubresourceApi {
   private resolve(info: ResourceRequestInfo): Target {
     const path = `${info.resource}/${info.name ?? ''}/${info.subresource ?? ''}`;
     const notServed = (): ApiError =>
-      new ApiError('NotFound', `the server could not find the requested resource: ${subresourceGroup}/${info.version} serves virtualmachines/{start,stop,restart,migrate,addvolume,removevolume} and virtualmachineinstances/{console,vnc,consolelog,pause,unpause,softreboot,reset,addvolume,removevolume}, not ${path}`, {
+      new ApiError('NotFound', `the server could not find the requested resource: ${subresourceGroup}/${info.version} serves virtualmachines/{start,stop,restart,migrate,addvolume,removevolume,portforward/PORT} and virtualmachineinstances/{console,vnc,consolelog,pause,unpause,softreboot,reset,freeze,unfreeze,addvolume,removevolume,portforward/PORT}, not ${path}`, {
         details: { group: subresourceGroup, kind: info.resource },
       });
     if (info.version !== subresourceVersion || info.namespace === undefined || info.name === undefined || info.subresource === undefined) throw notServed();

@@ -23,6 +23,7 @@ export const subresourceEntries: readonly SubresourceEntry[] = [
   { parent: 'virtualmachines', name: 'migrate', verb: 'update' },
   { parent: 'virtualmachines', name: 'addvolume', verb: 'update' },
   { parent: 'virtualmachines', name: 'removevolume', verb: 'update' },
+  { parent: 'virtualmachines', name: 'portforward', verb: 'get' },
   { parent: 'virtualmachineinstances', name: 'console', verb: 'get' },
   { parent: 'virtualmachineinstances', name: 'vnc', verb: 'get' },
   { parent: 'virtualmachineinstances', name: 'consolelog', verb: 'get' },
@@ -30,8 +31,11 @@ export const subresourceEntries: readonly SubresourceEntry[] = [
   { parent: 'virtualmachineinstances', name: 'unpause', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'softreboot', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'reset', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'freeze', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'unfreeze', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'addvolume', verb: 'update' },
   { parent: 'virtualmachineinstances', name: 'removevolume', verb: 'update' },
+  { parent: 'virtualmachineinstances', name: 'portforward', verb: 'get' },
 ];
 
 /** The `APIResourceList` of `/apis/subresources.kubevirt.io/v1`. */

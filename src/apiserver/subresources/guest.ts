@@ -1,7 +1,7 @@
 /**
  * The subresources that act on a running guest through its node's agent
- * (virt-api → virt-handler in KubeVirt): pause, unpause, softreboot and
- * reset, and the kept serial output (`consolelog`). KubeVirt's checks come
+ * (virt-api → virt-handler in KubeVirt): pause, unpause, softreboot,
+ * reset, freeze and unfreeze (the guest agent), and the kept serial output (`consolelog`). KubeVirt's checks come
  * first, so a refusal names the VMI's state rather than the agent's.
  */
 import { ApiError, conflict } from '../../api/errors.js';
@@ -45,6 +45,13 @@ export function refusal(vmi: KObject, action: GuestAction): ApiError | undefined
       return undefined;
     case 'reset':
       return undefined;
+    case 'freeze':
+    case 'unfreeze':
+      if (paused) return vmiConflict(vmi, `VMI is paused: unpause it before ${action === 'freeze' ? 'freezing' : 'unfreezing'} its filesystems`);
+      if (!hasTrueCondition(vmi, 'AgentConnected')) {
+        return vmiConflict(vmi, 'the guest agent is not connected (no AgentConnected condition): freezing filesystems needs qemu-ga running in the guest');
+      }
+      return undefined;
   }
 }
 
@@ -62,7 +69,7 @@ export async function runGuestAction(
   if (node === undefined) throw vmiNotRunning(vmi);
   const agent = agentOn(context, node);
   if (options.dryRun) return;
-  await agent.guestAction(target.namespace, target.name, action);
+  await agent.guestAction(target.namespace, target.name, action, options.unfreezeTimeoutSeconds === undefined ? {} : { unfreezeTimeoutSeconds: options.unfreezeTimeoutSeconds });
   context.logger.info('guest action', { action, namespace: target.namespace, name: target.name, uid: vmi.metadata.uid, node });
 }
 

@@ -8,6 +8,7 @@
 import { badRequest } from '../../api/errors.js';
 import { isPlainObject } from '../../api/object.js';
 import { describeJson } from '../metadata-shape.js';
+import { parseGoDuration } from '../../api/duration.js';
 
 export interface StartOptions {
   paused: boolean;
@@ -31,9 +32,11 @@ export interface MigrateOptions {
   dryRun: boolean;
 }
 
-/** `PauseOptions`, `UnpauseOptions`, and the (empty) bodies of softreboot and reset. */
+/** `PauseOptions`, `UnpauseOptions`, `FreezeUnfreezeTimeout`, and the (empty) bodies of softreboot, reset and unfreeze. */
 export interface GuestActionOptions {
   dryRun: boolean;
+  /** `FreezeUnfreezeTimeout.unfreezeTimeout` in whole seconds (0: never thaw by itself); freeze only. */
+  unfreezeTimeoutSeconds?: number;
 }
 
 /** Checks the body is a `kind` object with only `allowed` fields (plus kind and apiVersion). */
@@ -115,6 +118,19 @@ export function parseMigrateOptions(input: unknown): MigrateOptions {
 
 /** `kind` is `PauseOptions`, `UnpauseOptions`, … as KubeVirt names the action's body. */
 export function parseGuestActionOptions(kind: string, input: unknown): GuestActionOptions {
+  if (kind === 'FreezeUnfreezeTimeout') return parseFreezeOptions(input);
   const body = fieldsOf(kind, input, ['dryRun']);
   return { dryRun: dryRunField(kind, body) };
+}
+
+/** KubeVirt's `FreezeUnfreezeTimeout`: `unfreezeTimeout`, a duration (`"5m"`, `"30s"`); 5 minutes when left out. */
+function parseFreezeOptions(input: unknown): GuestActionOptions {
+  const body = fieldsOf('FreezeUnfreezeTimeout', input, ['unfreezeTimeout']);
+  const value = body.unfreezeTimeout;
+  if (value === undefined || value === null) return { dryRun: false };
+  const ms = typeof value === 'string' ? parseGoDuration(value) : undefined;
+  if (ms === undefined || ms < 0) {
+    throw badRequest(`FreezeUnfreezeTimeout.unfreezeTimeout must be a duration such as "5m" or "30s" (0 for no automatic unfreeze), got ${describeJson(value)}`);
+  }
+  return { dryRun: false, unfreezeTimeoutSeconds: Math.ceil(ms / 1000) };
 }

@@ -1,7 +1,7 @@
 /**
- * `console` and `vnc`: a WebSocket upgrade with KubeVirt's
- * `plain.kubevirt.io` subprotocol, then the bytes of the guest's serial
- * console or VNC server, raw, in binary frames (`StreamServer` in
+ * `console`, `vnc` and `portforward/PORT`: a WebSocket upgrade with
+ * KubeVirt's `plain.kubevirt.io` subprotocol, then the bytes of the
+ * guest's serial console, VNC server or TCP port, raw, in binary frames (`StreamServer` in
  * `src/console`). Every refusal happens before the upgrade, as a plain HTTP
  * `Status` (404 no such VMI, 400 not running, 503 no agent). Each session
  * gets its own agent stream, so several users can share a console (KubeVirt
@@ -33,7 +33,7 @@ export class StreamSessions {
    * answers with `rejectUpgrade`.
    */
   async upgrade(
-    target: { namespace: string; name: string; kind: 'console' | 'vnc'; path: string },
+    target: { namespace: string; name: string; kind: 'console' | 'vnc'; path: string } | { namespace: string; name: string; kind: 'portforward'; port: number; path: string },
     req: IncomingMessage,
     socket: Duplex,
     head: Buffer,
@@ -44,7 +44,8 @@ export class StreamSessions {
         const vmi = await this.context.objects.get(kubevirtDefs(this.context.registry).vmi, target.namespace, target.name);
         const node = nodeNameOf(vmi);
         if (vmiPhase(vmi) !== 'Running' || node === undefined) throw badRequest(notRunningMessage(vmi));
-        const stream = await agentOn(this.context, node).openStream(target.namespace, target.name, target.kind);
+        const agent = agentOn(this.context, node);
+        const stream = target.kind === 'portforward' ? await agent.openPortForward(target.namespace, target.name, target.port) : await agent.openStream(target.namespace, target.name, target.kind);
         return { stream, log: { ...target, uid: vmi.metadata.uid, node } };
       },
     });

@@ -2,6 +2,8 @@
 import { runGuestAction, runVmAction } from './actions.js';
 import { runConsole } from './console.js';
 import { runLogs } from './logs.js';
+import { runPortForward } from './port-forward.js';
+import { runSsh } from './ssh.js';
 import { runVnc } from './vnc.js';
 import { runAddVolume, runRemoveVolume } from './volumes.js';
 
@@ -30,6 +32,13 @@ the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
                          port) for a local VNC viewer, until Ctrl+C.
   logs NAME [-f]         Print the guest's kept serial output; -f keeps printing it live
                          (through the console stream) until the guest stops.
+  port-forward [--address A] [--stdio] vm|vmi/NAME[.NS] [LOCAL:]REMOTE...
+                         Forward local TCP ports (on A, default 127.0.0.1; LOCAL 0 picks a
+                         free one) to ports of the guest until Ctrl+C; --stdio bridges one
+                         port to stdin/stdout (an ssh ProxyCommand).
+  ssh [-i KEY] [-l USER] [-p PORT] [-c COMMAND] [USER@]vm|vmi/NAME[.NS]
+                         The local ssh client to the guest's SSH server through
+                         port-forward; host keys kept in ~/.ssh/kube_known_hosts.
   addvolume VMI --volume-name=NAME [--persist] [--serial=S] [--cache=C] [--dry-run]
                          Hotplug the DataVolume or PersistentVolumeClaim NAME into the running
                          guest as a SCSI disk; --persist also adds it to the VM's spec.
@@ -48,6 +57,8 @@ const commands = {
   console: runConsole,
   vnc: runVnc,
   logs: runLogs,
+  'port-forward': runPortForward,
+  ssh: runSsh,
   addvolume: runAddVolume,
   removevolume: runRemoveVolume,
 } satisfies Record<string, (args: string[]) => Promise<void>>;

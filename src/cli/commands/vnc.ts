@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ApiError } from '../../api/errors.js';
 import { stringAt } from '../../api/kinds/read.js';
 import { resources } from '../../client/index.js';
-import { startVncProxy } from '../../console/index.js';
+import { startStreamProxy } from '../../console/index.js';
 import { CliError } from '../errors.js';
 import { clientFor, connectionFlags, connectionFor } from './connection.js';
 import { openStream } from './console.js';
@@ -37,7 +37,7 @@ export async function runVnc(args: string[]): Promise<void> {
   } finally {
     client.close();
   }
-  const proxy = await startVncProxy({
+  const proxy = await startStreamProxy({
     host,
     port,
     dial: () => openStream(connection, name, 'vnc'),

@@ -7,9 +7,11 @@
  * content's finalizer is dropped when its snapshot goes or fails.
  *
  * KubeVirt freezes the guest's filesystems through the guest agent before
- * the first VolumeSnapshot and thaws them once all exist. Vireo's agent has
- * no freeze action yet: a snapshot of a running VM is crash-consistent and
- * says so (indication NoGuestAgent, or GuestAgent without a freeze).
+ * the first VolumeSnapshot and thaws them once all exist. Vireo's node
+ * agent freezes and thaws around the cut of each volume instead
+ * (`src/agent/volume-snapshot.ts`), while the guest agent answers
+ * (indication GuestAgent); without one the snapshot is crash-consistent
+ * (NoGuestAgent).
  */
 import type { KObject } from '../../api/object.js';
 import { ApiError } from '../../api/errors.js';

@@ -1,41 +1,42 @@
 /**
- * A local TCP endpoint for a VNC viewer (virtctl's `vnc --proxy-only`): each
- * viewer connection opens its own `vnc` WebSocket to the API server and the
- * RFB bytes are pumped through unchanged.
+ * A local TCP endpoint in front of a `plain.kubevirt.io` stream: each
+ * connection opens its own WebSocket to the API server and the bytes are
+ * pumped through unchanged. A VNC viewer's (virtctl's `vnc --proxy-only`)
+ * and each local port of `vireo port-forward`.
  */
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { bridge, closeSocket, normalClosure } from './bridge.js';
 
-export interface VncProxyOptions {
+export interface StreamProxyOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  /** Opens one VNC stream to the guest. */
+  /** Opens one stream to the guest. */
   dial: () => Promise<WebSocket>;
-  /** Called when a viewer could not be connected (the viewer's socket is closed). */
+  /** Called when a client could not be connected (its socket is closed). */
   onError: (err: unknown) => void;
 }
 
-export interface VncProxy {
+export interface StreamProxy {
   address: AddressInfo;
-  /** Stops listening and ends every open viewer session. */
+  /** Stops listening and ends every open session. */
   close(): Promise<void>;
 }
 
-export async function startVncProxy(options: VncProxyOptions): Promise<VncProxy> {
+export async function startStreamProxy(options: StreamProxyOptions): Promise<StreamProxy> {
   const sockets = new Set<Socket>();
   const streams = new Set<WebSocket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => { socket.destroy(); });
-    // Nothing the viewer sends can be delivered until the stream is open.
+    // Nothing the client sends can be delivered until the stream is open.
     socket.pause();
     options.dial().then(
       async (ws) => {
-        if (socket.destroyed) { closeSocket(ws, normalClosure, 'viewer left'); return; }
+        if (socket.destroyed) { closeSocket(ws, normalClosure, 'client left'); return; }
         streams.add(ws);
         socket.resume();
         await bridge(ws, { input: socket, output: socket }, { endOutput: true });
@@ -55,7 +56,7 @@ export async function startVncProxy(options: VncProxyOptions): Promise<VncProxy>
     });
   });
   const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error(`the VNC proxy listens on ${String(address)}, not on a TCP port`);
+  if (address === null || typeof address === 'string') throw new Error(`the proxy listens on ${String(address)}, not on a TCP port`);
   return {
     address,
     close: () =>

@@ -1,0 +1,155 @@
+/**
+ * The guest agent client against a real qemu-ga (Debian's, from the test
+ * guest's build) running on the host and listening on a unix socket:
+ * sync, the commands Vireo reads, refusals, stale bytes in the channel,
+ * timeouts, and the monitor's connect/lose cycle. Commands that would act
+ * on the host (freezing its filesystems, shutting it down, running
+ * programs) are blocked on the command line of this qemu-ga; freezing is
+ * tested in a guest (test/storage/guest-agent.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ensureTestGuest } from '../images/index.js';
+import { silentLogger } from '../../log/logger.js';
+import { eventually } from '../../testing/wait.js';
+import { GuestAgentClient } from './client.js';
+import { GuestAgentError } from './errors.js';
+import { GuestAgentMonitor } from './monitor.js';
+
+const blocked = [
+  'guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fsfreeze-thaw', 'guest-fstrim',
+  'guest-shutdown', 'guest-suspend-disk', 'guest-suspend-ram', 'guest-suspend-hybrid',
+  'guest-exec', 'guest-exec-status', 'guest-file-open', 'guest-file-write', 'guest-set-time',
+  'guest-set-user-password', 'guest-set-vcpus', 'guest-set-memory-blocks', 'guest-ssh-add-authorized-keys',
+  'guest-ssh-remove-authorized-keys',
+];
+
+const dir = mkdtempSync(join(tmpdir(), 'vqga-'));
+const socket = join(dir, 'qga.sock');
+let agent: ChildProcess | undefined;
+let binary = '';
+
+/** Starts qemu-ga listening on `socket`; resolves once the socket exists. */
+async function startAgent(): Promise<ChildProcess> {
+  rmSync(socket, { force: true });
+  const child = spawn(binary, ['-m', 'unix-listen', '-p', socket, '-t', dir, '-f', join(dir, 'qemu-ga.pid'), '-l', join(dir, 'qemu-ga.log'), '-b', blocked.join(',')], { stdio: 'ignore' });
+  await eventually(() => existsSync(socket), { what: 'qemu-ga to listen', timeoutMs: 10_000, intervalMs: 20 });
+  return child;
+}
+
+async function stopAgent(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await gone;
+}
+
+before(async () => {
+  binary = (await ensureTestGuest()).guestAgent;
+  agent = await startAgent();
+});
+after(async () => {
+  if (agent !== undefined) await stopAgent(agent);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('GuestAgentClient against a real qemu-ga', () => {
+  it('syncs and reads the agent info, OS info, host name and freeze state', async () => {
+    const client = await GuestAgentClient.connect(socket);
+    try {
+      await client.ping();
+      const info = await client.info();
+      assert.match(info.version, /^\d+\.\d+/);
+      assert.ok(info.supported_commands.some((c) => c.name === 'guest-ping' && c.enabled));
+      assert.ok(info.supported_commands.some((c) => c.name === 'guest-fsfreeze-freeze' && !c.enabled), 'the freeze is blocked on this host agent');
+      const os = await client.osInfo();
+      assert.equal(typeof os['kernel-release'], 'string');
+      assert.equal(os.machine, 'x86_64');
+      assert.ok((await client.hostName()).length > 0);
+      assert.equal(await client.fsFreezeStatus(), 'thawed');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('reports a refused command with the agent class and keeps the session', async () => {
+    const client = await GuestAgentClient.connect(socket);
+    try {
+      await assert.rejects(client.fsFreeze(), (err: unknown) => err instanceof GuestAgentError && err.code === 'GuestAgentCommandFailed' && /disabled/i.test(err.message));
+      await assert.rejects(client.execute('guest-no-such-command', undefined, (v) => v), (err: unknown) => err instanceof GuestAgentError && err.errorClass === 'CommandNotFound');
+      await client.ping();
+    } finally {
+      client.close();
+    }
+  });
+
+  it('runs commands one at a time when they are issued together', async () => {
+    const client = await GuestAgentClient.connect(socket);
+    try {
+      const [a, b, c] = await Promise.all([client.hostName(), client.fsFreezeStatus(), client.info()]);
+      assert.ok(a.length > 0);
+      assert.equal(b, 'thawed');
+      assert.match(c.version, /^\d/);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('drops what an earlier client left unanswered in the channel', async () => {
+    // A raw client sends commands and leaves without reading their replies.
+    const raw = connect(socket);
+    await new Promise((resolve) => raw.once('connect', resolve));
+    raw.write('{"execute":"guest-info"}\n{"execute":"guest-sync-delimited","arguments":{"id":7}}\n{"execute":"guest-get-osinfo"}\n{"execute":');
+    raw.end();
+    const client = await GuestAgentClient.connect(socket);
+    try {
+      assert.ok((await client.hostName()).length > 0);
+      assert.equal(await client.fsFreezeStatus(), 'thawed');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('times out on a channel nobody answers, and closes the session', async () => {
+    // A socket that accepts and never answers stands for a guest without an agent.
+    const silent = join(dir, 'silent.sock');
+    const server = createServer(() => undefined).listen(silent);
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const started = Date.now();
+      await assert.rejects(GuestAgentClient.connect(silent, { timeoutMs: 300 }), (err: unknown) => err instanceof GuestAgentError && err.code === 'GuestAgentTimeout');
+      assert.ok(Date.now() - started < 5_000);
+      await assert.rejects(GuestAgentClient.connect(join(dir, 'missing.sock')), (err: unknown) => err instanceof GuestAgentError && err.code === 'GuestAgentConnectFailed');
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('GuestAgentMonitor against a real qemu-ga', () => {
+  it('is connected while the agent answers, loses it when the agent stops, and reconnects', async () => {
+    let changes = 0;
+    const monitor = new GuestAgentMonitor({ socketPath: socket, logger: silentLogger, onChange: () => { changes++; }, pollMs: 100, retryMs: 100 });
+    monitor.start();
+    try {
+      await eventually(() => monitor.state.connected, { what: 'the monitor to connect', timeoutMs: 10_000, intervalMs: 20 });
+      assert.equal(monitor.state.osInfo?.machine, 'x86_64');
+      assert.equal(monitor.state.frozen, false);
+      assert.ok(changes >= 1);
+      assert.ok(agent !== undefined);
+      await stopAgent(agent);
+      await eventually(() => !monitor.state.connected, { what: 'the monitor to notice the agent is gone', timeoutMs: 10_000, intervalMs: 20 });
+      await assert.rejects(monitor.freeze(), (err: unknown) => err instanceof GuestAgentError && err.code === 'GuestAgentClosed');
+      agent = await startAgent();
+      await eventually(() => monitor.state.connected, { what: 'the monitor to reconnect', timeoutMs: 10_000, intervalMs: 20 });
+    } finally {
+      monitor.stop();
+    }
+  });
+});

@@ -1,0 +1,8 @@
+/** The QEMU guest agent: the client of its channel and the per-VMI monitor. */
+export { GuestAgentClient } from './client.js';
+export type { GuestAgentConnectOptions } from './client.js';
+export { GuestAgentError } from './errors.js';
+export type { GuestAgentErrorCode } from './errors.js';
+export { GuestAgentMonitor, defaultUnfreezeTimeoutMs } from './monitor.js';
+export type { GuestAgentMonitorOptions, GuestAgentState } from './monitor.js';
+export type { FsFreezeStatus, GuestInfo, GuestOsInfo } from './schema.js';

@@ -1,0 +1,1 @@
+export { CdiConfigController, cdiConfigName, cdiConfigs, wantedUploadProxyUrl } from './controller.js';

@@ -4,7 +4,9 @@
  * node, and runs one QEMU per VMI directly. QEMU outlives the agent; a new
  * agent re-derives what runs from the VMI directories and carries on.
  */
-import { mkdir } from 'node:fs/promises';
+import { PodNetwork } from '../net/pod/index.js';
+import { podCidrsOf } from '../controllers/nodeipam/controller.js';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { ApiError } from '../api/errors.js';
@@ -128,12 +130,18 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const events = new EventRecorder(client, 'virt-handler', this.logger, { instance: nodeName });
     this.events = events;
     const informer = new Informer(client, resources.virtualMachineInstances, this.logger, { fieldSelector: `status.nodeName=${nodeName}` });
+    const podNetwork = new PodNetwork({
+      dataDir,
+      podCidrs: async () => podCidrsOf(await client.get(resources.nodes, undefined, nodeName)),
+      logger: this.logger,
+    });
     const runner = new VmiRunner({
       client,
       nodeName,
       dataDir,
       images: this.options.images,
       cgroups,
+      podNetwork,
       logger: this.logger,
       lookup: (key) => informer.get(key),
       enqueue: (key) => { queue.add(key); },
@@ -145,6 +153,9 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     this.runner = runner;
     this.queue = queue;
     for (const runtime of await recoverRuntimes({ dataDir, cgroups, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
+    // Sandboxes no VMI directory accounts for (a start interrupted before its record): removed. The others go with their VMI's cleanup.
+    const swept = await podNetwork.sweep(new Set(await readdir(vmisRoot(dataDir))), signal);
+    if (swept.length > 0) this.logger.info('removed network sandboxes left by an interrupted start', { uids: swept });
     informer.onChange((key) => { queue.add(key); });
     await informer.start();
     // Runtimes whose VMI is gone get no informer event: queue them too.

@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
 import { vmiCgroupSpec } from './cgroups.js';
 import type { ImageStore, PullEvent } from './images/index.js';
-import { buildQemuCommand, efiVarsTemplate } from './qemu/index.js';
+import { buildQemuCommand, efiVarsTemplate, invalidDomain } from './qemu/index.js';
 import type { NodeFacts, VmiPaths } from './qemu/index.js';
 import { ensureMasterKey, masterKeyPath, sealSecret } from './disk-secrets.js';
 import { createVmiDir, vmiLayout, writeRecord } from './layout.js';
@@ -21,6 +21,34 @@ import type { VmiRecord } from './layout.js';
 import { Machine } from './machine.js';
 import { signalQemu, spawnQemu } from './qemu-process.js';
 import { prepareVolumes } from './volumes.js';
+import type { PodNetwork, SandboxSpec } from '../net/pod/index.js';
+import type { PodInterface } from './pod-interfaces.js';
+import { nicModels, podInterfaceOf } from './pod-interfaces.js';
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * What the VMI's sandbox hands its guest: DHCP's host name (`spec.hostname`,
+ * else the VMI's name up to its first dot, at most 63 characters) and
+ * domain (with `spec.subdomain`). Both must be DNS labels: they end up in
+ * dnsmasq's arguments.
+ */
+function sandboxSpecOf(vmi: KObject, nic: PodInterface): SandboxSpec {
+  const subdomain = stringAt(vmi, 'spec', 'subdomain');
+  const hostname = stringAt(vmi, 'spec', 'hostname');
+  for (const [field, value] of [['spec.hostname', hostname], ['spec.subdomain', subdomain]] as const) {
+    if (value !== undefined && !dnsLabel.test(value)) throw invalidDomain(field, `"${value}" is not a DNS label: use at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit`);
+  }
+  const spec: SandboxSpec = {
+    binding: nic.binding,
+    mac: nic.mac,
+    hostname: hostname ?? (vmi.metadata.name ?? 'vmi').split('.')[0]?.slice(0, 63).replace(/-+$/, '') ?? 'vmi',
+    dnsServers: [],
+    ports: nic.ports,
+  };
+  if (subdomain !== undefined) spec.domain = `${subdomain}.${vmi.metadata.namespace ?? 'default'}.svc.cluster.local`;
+  return spec;
+}
 
 /** What starting a guest needs besides the VMI. */
 export interface LaunchOptions {
@@ -37,6 +65,8 @@ export interface LaunchOptions {
   onChange: () => void;
   /** Called with the `Pulling`/`Pulled` Events of the images the guest needs. */
   onPullEvent: (event: PullEvent) => void;
+  /** The node's pod network, where the VMI's sandbox is made when it has a pod NIC (the caller removes it when the launch fails). */
+  podNetwork: PodNetwork;
   /** This node: the volumes of the VMI's claims must be pinned to it. */
   nodeName?: string;
   signal: AbortSignal;
@@ -51,6 +81,9 @@ export interface LaunchOptions {
 export async function launchMachine(vmi: KObject, options: LaunchOptions): Promise<Machine> {
   const uid = vmi.metadata.uid ?? '';
   const layout = vmiLayout(options.dataDir, uid);
+  // Read first: a NIC that cannot be attached fails the VMI before anything is made for it.
+  const nic = podInterfaceOf(vmi);
+  const sandboxSpec = nic === undefined ? undefined : sandboxSpecOf(vmi, nic);
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
@@ -87,6 +120,15 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     paths.efiVars = join(layout.dir, 'efivars.fd');
     await copyFile(varsTemplate, paths.efiVars);
   }
+  let exec: string[] = [];
+  if (nic !== undefined && sandboxSpec !== undefined) {
+    const started = Date.now();
+    const sandbox = await options.podNetwork.setUp(uid, sandboxSpec, options.signal);
+    options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: nic.binding, ms: Date.now() - started });
+    paths.nics = [{ name: nic.name, tap: sandbox.tap, mac: nic.mac, device: nicModels[nic.model], ...(nic.pciAddress === undefined ? {} : { pciAddress: nic.pciAddress }), ...(nic.bootOrder === undefined ? {} : { bootOrder: nic.bootOrder }) }];
+    // QEMU opens its tap inside the sandbox; `ip netns exec` execs it, so the pid (and the cgroup attach below) stays QEMU's.
+    exec = options.podNetwork.execPrefix(uid);
+  }
   const command = buildQemuCommand(vmi, { ...options.facts, now: new Date() }, paths);
   for (const warning of command.warnings) options.logger.warn('VMI field not applied', { warning });
   // Held at the first instruction until the console is attached, so the log has the whole boot.
@@ -102,7 +144,8 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   await writeRecord(layout, record);
   const cgroup = vmiCgroupSpec(vmi);
   await options.cgroups.create(uid, cgroup);
-  const spawned = await spawnQemu(command.binary, args, { logFile: layout.qemuLog, env: command.env });
+  const [program, ...prefix] = [...exec, command.binary];
+  const spawned = await spawnQemu(program ?? command.binary, [...prefix, ...args], { logFile: layout.qemuLog, env: command.env });
   const withPid = { ...record, pid: spawned.pid };
   let machine: Machine | undefined;
   try {

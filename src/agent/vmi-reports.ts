@@ -3,6 +3,7 @@
  * update (phase, conditions and their reasons) and the Event virt-handler
  * would record. Pure functions of the outcome.
  */
+import { PodNetworkNotReady } from '../net/pod/index.js';
 import type { KObject } from '../api/object.js';
 import { recordAt } from '../api/kinds/read.js';
 import type { GuestAgentState, GuestOsInfo } from './guest-agent/index.js';
@@ -24,7 +25,7 @@ export interface AgentEvent {
 /** What a failed start means for the VMI. */
 export type StartProblem =
   /** Worth retrying after `delayMs` (an image or a Secret may appear); the VMI stays Scheduled. */
-  | { kind: 'retry'; reason: 'ErrImagePull' | 'ImagePullBackOff' | 'VolumeNotReady'; message: string; delayMs: number }
+  | { kind: 'retry'; reason: 'ErrImagePull' | 'ImagePullBackOff' | 'VolumeNotReady' | 'PodNetworkNotReady'; message: string; delayMs: number }
   /** The VMI cannot run as specified, or QEMU refused it: Failed. */
   | { kind: 'fail'; message: string }
   /** Something on the node went wrong (a tool, the disk): retried with the queue's backoff. */
@@ -38,6 +39,7 @@ export function startProblem(err: unknown, failures: number): StartProblem {
     const reason = err.problem === 'NotReady' ? 'VolumeNotReady' : failures === 0 ? 'ErrImagePull' : 'ImagePullBackOff';
     return { kind: 'retry', reason, message, delayMs: Math.min(60_000, 1000 * 2 ** Math.min(failures, 6)) };
   }
+  if (err instanceof PodNetworkNotReady) return { kind: 'retry', reason: 'PodNetworkNotReady', message, delayMs: Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)) };
   if (err instanceof VolumeError || err instanceof DomainConfigError || err instanceof QemuStartError) return { kind: 'fail', message };
   return { kind: 'error', message };
 }

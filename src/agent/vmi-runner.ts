@@ -28,6 +28,8 @@ import type { HotplugOptions } from './hotplug.js';
 import { syncHotplug } from './hotplug.js';
 import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
+import type { PodNetwork, SandboxState } from '../net/pod/index.js';
+import { podInterfaceOf } from './pod-interfaces.js';
 import { removeVmiFiles, vmiLayout } from './layout.js';
 import type { Machine, MachineExit } from './machine.js';
 import { readSerialLog } from './serial-console.js';
@@ -50,6 +52,8 @@ export interface VmiRunnerOptions {
   images: ImageStore;
   /** Where each QEMU is put. */
   cgroups: Cgroups;
+  /** The node's pod network: each VMI's sandbox, removed with its cgroup. */
+  podNetwork: PodNetwork;
   logger: Logger;
   /** The VMI bound to this node under `key`, from the informer cache. */
   lookup: (key: string) => KObject | undefined;
@@ -153,6 +157,16 @@ export class VmiRunner {
       machine.detach();
     }
     this.runtimes.clear();
+    if (options.stopGuests) {
+      // Nothing runs any more: the sandboxes and the node bridge go too (the next agent makes them again).
+      try {
+        const signal = AbortSignal.timeout(30_000);
+        await this.options.podNetwork.sweep(new Set(), signal);
+        await this.options.podNetwork.removeNode(signal);
+      } catch (err) {
+        this.options.logger.error('cannot remove the pod network', { err });
+      }
+    }
   }
 
   private requireRunning(namespace: string, name: string): Machine {
@@ -195,6 +209,7 @@ export class VmiRunner {
         images: this.options.images,
         dataDir: this.options.dataDir,
         cgroups: this.options.cgroups,
+        podNetwork: this.options.podNetwork,
         facts,
         accelReason,
         logger,
@@ -219,6 +234,11 @@ export class VmiRunner {
       await this.options.cgroups.remove(uid);
     } catch (cgroupErr) {
       this.objectLogger(vmi).warn('the cgroup of a failed start stays behind', { err: cgroupErr });
+    }
+    try {
+      await this.options.podNetwork.tearDown(uid, AbortSignal.timeout(30_000));
+    } catch (networkErr) {
+      this.objectLogger(vmi).warn('the network sandbox of a failed start stays behind', { err: networkErr });
     }
     if (signal.aborted) throw err;
     const failures = this.retries.get(uid)?.failures ?? 0;
@@ -246,6 +266,8 @@ export class VmiRunner {
   private async observe(vmi: KObject, machine: Machine, signal: AbortSignal): Promise<ReconcileResult | undefined> {
     const before = vmiPhase(vmi);
     const update = runningUpdate(vmi, machine, this.options.nodeName);
+    const sandbox = await this.options.podNetwork.state(machine.record.uid);
+    if (sandbox !== undefined) update.fields = { ...update.fields, interfaces: interfaceStatuses(vmi, sandbox) };
     const hotplug = await syncHotplug(vmi, machine, this.hotplugOptions(machine, signal));
     await this.writeStatus(hotplug.vmi, { ...update, fields: { ...update.fields, volumeStatus: hotplug.volumeStatus } });
     if (before !== 'Running') {
@@ -303,6 +325,7 @@ export class VmiRunner {
     const logKept = await removeVmiFiles(vmiLayout(this.options.dataDir, uid), { keepSerialLog: ended });
     // Throws while a process still holds the cgroup: the cleanup is retried.
     await this.options.cgroups.remove(uid);
+    await this.options.podNetwork.tearDown(uid, AbortSignal.timeout(30_000));
     this.runtimes.delete(uid);
     this.retries.delete(uid);
     if (current === undefined) return undefined;
@@ -355,6 +378,30 @@ export class VmiRunner {
   private objectLogger(vmi: KObject): Logger {
     return this.options.logger.child({ namespace: vmi.metadata.namespace, name: vmi.metadata.name, uid: vmi.metadata.uid });
   }
+}
+
+/**
+ * `status.interfaces` as KubeVirt reports the pod NIC: its name, MAC, the
+ * pod addresses (for masquerade too: what others reach the VMI on), the
+ * guest's interface name, and where the facts come from.
+ */
+function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, unknown>[] {
+  let name = 'default';
+  try {
+    name = podInterfaceOf(vmi)?.name ?? name;
+  } catch {
+    // the spec was read when the sandbox was made
+  }
+  return [{
+    name,
+    mac: sandbox.mac,
+    ipAddress: sandbox.podIps[0],
+    ipAddresses: sandbox.podIps,
+    interfaceName: 'eth0',
+    infoSource: 'domain',
+    linkState: 'up',
+    queueCount: 1,
+  }];
 }
 
 function runtimeKey(runtime: Runtime): string {

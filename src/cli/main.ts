@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `vireo` command. Subcommands:
- *   vireo server --data-dir DIR [--listen HOST:PORT] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT]
+ *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo kubeconfig [--data-dir DIR]
@@ -17,6 +17,7 @@ import type { LogLevel } from '../log/logger.js';
 import { runServer } from './server-command.js';
 import { defaultNodePortRange, defaultServiceClusterIpRange, parseServiceNetwork } from '../apiserver/index.js';
 import type { ServiceNetwork } from '../apiserver/index.js';
+import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
 import { runAgent } from './agent-command.js';
 import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
@@ -29,6 +30,9 @@ Commands:
   server                 Run the Vireo server.
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
+      --cluster-cidr CIDRS
+                         The pod network: one IPv4 and optionally one IPv6 range, comma-separated;
+                         each Node gets a /24 and a /64 of it (default 10.244.0.0/16,fd10:244::/56).
       --log-level LEVEL  debug, info, warn or error (default info).
       --service-cluster-ip-range CIDR[,CIDR]  Where Services' cluster IPs come from (default 10.96.0.0/12).
       --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
@@ -60,6 +64,7 @@ async function main(argv: string[]): Promise<void> {
         options: {
           'data-dir': { type: 'string' },
           listen: { type: 'string' },
+          'cluster-cidr': { type: 'string' },
           'log-level': { type: 'string' },
           'service-cluster-ip-range': { type: 'string' },
           'service-node-port-range': { type: 'string' },
@@ -72,6 +77,7 @@ async function main(argv: string[]): Promise<void> {
       await runServer({
         dataDir,
         listen: values.listen ?? '127.0.0.1:6443',
+        clusterCidr: values['cluster-cidr'] ?? defaultClusterCidrs.join(','),
         logLevel: logLevelOf(values['log-level']),
         newcomer: command === 'up',
         serviceNetwork: serviceNetworkOf(values['service-cluster-ip-range'], values['service-node-port-range']),

@@ -14,6 +14,8 @@ import { loadUploadKey } from '../apiserver/upload-token.js';
 import { ensurePki } from './pki.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { CliError } from './errors.js';
+import { parseClusterCidrs } from '../controllers/nodeipam/controller.js';
+import type { Cidr } from '../net/pod/cidr.js';
 import { demoVmName, ensureDemo } from './demo.js';
 import type { ControlPlane } from '../server/control-plane.js';
 import { httpsUrl } from '../net/listen.js';
@@ -23,6 +25,8 @@ import { untilStopSignal } from './signals.js';
 export interface ServerCommandOptions {
   dataDir: string;
   listen: string;
+  /** `--cluster-cidr`: the pod network's ranges, comma-separated. */
+  clusterCidr: string;
   logLevel: LogLevel;
   /** `vireo up`: print how to use kubectl. */
   newcomer: boolean;
@@ -40,6 +44,12 @@ export function parseListen(listen: string, flag = '--listen'): { host: string; 
 
 export async function runServer(options: ServerCommandOptions): Promise<void> {
   const { host, port } = parseListen(options.listen);
+  let clusterCidrs: Cidr[];
+  try {
+    clusterCidrs = parseClusterCidrs(options.clusterCidr);
+  } catch (err) {
+    throw new CliError('usage', `--cluster-cidr: ${(err as Error).message}`);
+  }
   const logger = createLogger({ level: options.logLevel }, { component: 'server' });
   // Everything the server writes (keys, token, database, kubeconfig) is for root only.
   process.umask(0o077);
@@ -57,6 +67,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     host,
     port,
     agent: { dataDir: options.dataDir },
+    clusterCidrs,
     uploadKey: loadUploadKey(options.dataDir),
     serviceNetwork: options.serviceNetwork,
     ...clusterDnsOption(options.clusterDnsListen),

@@ -30,6 +30,9 @@ import { NodeAgentDirectory } from './remote-agents.js';
 import { startWorkloads } from './workloads.js';
 import type { Workloads } from './workloads.js';
 import { httpsUrl } from '../net/listen.js';
+import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
+import { parseCidr } from '../net/pod/cidr.js';
+import type { Cidr } from '../net/pod/cidr.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -60,6 +63,8 @@ export interface ControlPlaneOptions {
    * has the default port) is logged and the server runs without DNS.
    */
   clusterDns?: { host: string; port: number; optional?: boolean };
+  /** The pod network's ranges the node IPAM hands Nodes subnets of (default 10.244.0.0/16 and fd10:244::/56). */
+  clusterCidrs?: readonly Cidr[];
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -123,6 +128,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     caCert: options.caCert,
     logger: options.logger,
     controllers: options.controllers ?? true,
+    clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr),
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.

@@ -17,6 +17,8 @@ import { Scheduler } from '../scheduler/index.js';
 import { VolumeController } from '../controllers/volumes/index.js';
 import { SnapshotController } from '../controllers/snapshots/index.js';
 import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vmsnapshot/index.js';
+import { NodeIpamController } from '../controllers/nodeipam/controller.js';
+import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
 import type { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
@@ -33,6 +35,8 @@ export interface WorkloadOptions {
   logger: Logger;
   /** Run the VM/replica-set controllers, scheduler and Event TTL. */
   controllers: boolean;
+  /** The ranges the node IPAM (one of the controllers) hands Nodes their pod subnets from. */
+  clusterCidrs: readonly Cidr[];
   /** Run a node agent for this host, with its files under `dataDir`. */
   agent?: {
     dataDir: string;
@@ -65,9 +69,10 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     const vmSnapshots = new VmSnapshotControllers(client, options.logger.child({ component: 'vmsnapshot-controllers' }));
     // The upload proxy is served on this server's own port.
     const cdiConfig = new CdiConfigController(client, options.server, options.logger.child({ component: 'cdi-config-controller' }));
-    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), cdiConfig.start()]);
+    const nodeIpam = new NodeIpamController(client, options.logger.child({ component: 'node-ipam-controller' }), { clusterCidrs: options.clusterCidrs });
+    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), cdiConfig.start(), nodeIpam.start()]);
     ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => cdiConfig.stop());
+    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => cdiConfig.stop(), () => nodeIpam.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

@@ -3,6 +3,8 @@
  * the test's choice (memory by default), HTTPS with a real CA from openssl,
  * and a kubeconfig on disk for kubectl and client-node.
  */
+import { randomInt } from 'node:crypto';
+import { parseCidr } from '../net/pod/cidr.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +92,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       host: '127.0.0.1',
       port: 0,
       controllers: options.controllers ?? false,
+      // Test servers run side by side on one host: each gets its own pod ranges, so their node bridges never share a subnet.
+      clusterCidrs: [parseCidr(`10.${200 + randomInt(40)}.${randomInt(256)}.0/24`), parseCidr(`fd00:${randomInt(65_536).toString(16)}:${randomInt(65_536).toString(16)}::/64`)],
       ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
       ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
       ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),

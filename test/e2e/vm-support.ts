@@ -212,6 +212,11 @@ export class ConsoleCapture {
     return this.kept + this.streamed;
   }
 
+  /** Types `line` and Enter on the guest's console. */
+  type(line: string): void {
+    this.ws.send(Buffer.from(`${line}\r`), { binary: true });
+  }
+
   /** True once the server closed the stream (the guest ended). */
   get closed(): boolean {
     return this.ended;

@@ -162,3 +162,19 @@ describe('buildQemuCommand details', () => {
     assert.equal(accel(1, 2), 'tcg,thread=single');
   });
 });
+
+describe('buildQemuCommand NICs', () => {
+  const object = vmi({ memory: { guest: '64Mi' }, devices: { disks: [{ name: 'root', disk: {} }], interfaces: [{ name: 'default', masquerade: {} }] } }, [{ name: 'root', containerDisk: { image: 'x' } }]);
+  it('a tap netdev and the device with its MAC, PCI slot and boot index; no warning', () => {
+    const command = build(object, { disks: { root: { name: 'root', file: '/d/root.qcow2', format: 'qcow2' } }, nics: [{ name: 'default', tap: 'tap0', mac: '02:00:00:00:00:01', device: 'e1000e', pciAddress: '0000:00:0a.0', bootOrder: 2 }] });
+    const netdev = command.args.indexOf('-netdev');
+    assert.equal(command.args[netdev + 1], 'tap,id=hostua-default,ifname=tap0,script=no,downscript=no');
+    assert.equal(command.args[netdev + 3], 'e1000e,netdev=hostua-default,id=ua-default,mac=02:00:00:00:00:01,bus=pcie.0,addr=0x0a.0,bootindex=2');
+    assert.deepEqual(command.warnings.filter((w) => w.includes('interfaces')), []);
+  });
+  it('without a prepared NIC the interfaces are named in a warning', () => {
+    const command = build(object, { disks: { root: { name: 'root', file: '/d/root.qcow2', format: 'qcow2' } } });
+    assert.ok(!command.args.includes('-netdev'));
+    assert.ok(command.warnings.some((w) => w.includes('spec.domain.devices.interfaces')));
+  });
+});

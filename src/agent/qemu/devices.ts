@@ -9,6 +9,28 @@ import { warn } from './context.js';
 import { invalidDomain } from './errors.js';
 import { options } from './keyval.js';
 
+/** The NICs on the taps the agent made (`-netdev tap` opens them by name in QEMU's own network namespace). */
+function nicArgs(ctx: BuildContext): string[] {
+  const args: string[] = [];
+  for (const nic of ctx.paths.nics ?? []) {
+    const slot = nic.pciAddress === undefined ? undefined : /^0000:00:([0-9a-fA-F]{2})\.([0-7])$/.exec(nic.pciAddress);
+    args.push(
+      '-netdev', options('tap', { id: `hostua-${nic.name}`, ifname: nic.tap, script: 'no', downscript: 'no' }),
+      '-device', options(nic.device, {
+        netdev: `hostua-${nic.name}`,
+        id: `ua-${nic.name}`,
+        mac: nic.mac,
+        bus: slot === null || slot === undefined ? undefined : 'pcie.0',
+        addr: slot === null || slot === undefined ? undefined : `0x${slot[1] ?? '0'}.${slot[2] ?? '0'}`,
+        bootindex: nic.bootOrder,
+        // KubeVirt boots from disks unless an interface asks: no iPXE ROM otherwise (and none exists for every model here).
+        romfile: nic.bootOrder === undefined ? '' : undefined,
+      }),
+    );
+  }
+  return args;
+}
+
 const videoDrivers = { vga: 'VGA', bochs: 'bochs-display', virtio: 'virtio-vga', cirrus: 'cirrus-vga', ramfb: 'ramfb' } as const;
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -127,7 +149,7 @@ function unsupportedWarnings(ctx: BuildContext): void {
     const node = devices.get(field);
     if (node.present && !(Array.isArray(node.value) && node.value.length === 0)) warn(ctx, node, why);
   }
-  if (devices.get('interfaces').items().length > 0) warn(ctx, devices.get('interfaces'), 'networking is not attached yet (it lands with the network issue); the guest has no NIC');
+  if (devices.get('interfaces').items().length > 0 && (ctx.paths.nics ?? []).length === 0) warn(ctx, devices.get('interfaces'), 'the agent prepared no NIC for these interfaces; the guest has none');
   if (devices.get('autoattachVSOCK').boolean() === true) warn(ctx, devices.get('autoattachVSOCK'), 'VSOCK is not supported yet');
   if (ctx.domain.get('launchSecurity').present) warn(ctx, ctx.domain.get('launchSecurity'), 'confidential computing (SEV, TDX) is not supported');
 }
@@ -137,6 +159,7 @@ export function deviceArgs(ctx: BuildContext): string[] {
   unsupportedWarnings(ctx);
   return [
     ...serialArgs(ctx),
+    ...nicArgs(ctx),
     ...guestAgentArgs(ctx),
     ...graphicsArgs(ctx),
     ...inputArgs(ctx),

@@ -47,6 +47,20 @@ export interface DiskSource {
   encryption?: { format: 'luks'; key: SealedSecret };
 }
 
+/** One NIC: a tap the agent made, and the guest device on it. */
+export interface NicSource {
+  /** `interfaces[].name`. */
+  name: string;
+  /** The tap's name in QEMU's network namespace. */
+  tap: string;
+  mac: string;
+  /** QEMU's device driver, e.g. `virtio-net-pci`. */
+  device: string;
+  /** `0000:00:SS.F` on the root bus. */
+  pciAddress?: string;
+  bootOrder?: number;
+}
+
 /** A secret encrypted with AES-256-CBC under the VMI's master key, as QEMU's `secret` object takes it (`keyid`, `iv`). */
 export interface SealedSecret {
   /** Base64 ciphertext. */
@@ -75,6 +89,8 @@ export interface VmiPaths {
   disks: Record<string, DiskSource>;
   /** The VMI's 32-byte master key (raw), which unseals the disks' keys; needed when a disk is encrypted. */
   masterKey?: string;
+  /** The NICs, each on a tap the agent made in the VMI's sandbox (QEMU runs inside that network namespace). */
+  nics?: NicSource[];
   /** `firmware.kernelBoot` files, extracted by the agent. */
   kernel?: string;
   initrd?: string;

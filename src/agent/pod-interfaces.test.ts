@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { KObject } from '../api/object.js';
+import { derivedMac, podInterfaceOf } from './pod-interfaces.js';
+
+function vmi(spec: Record<string, unknown>, owner?: string): KObject {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name: 'v', namespace: 'default', uid: 'vmi-uid', ...(owner === undefined ? {} : { ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: 'v', uid: owner, controller: true }] }) },
+    spec,
+  };
+}
+const pod = (iface: Record<string, unknown>): Record<string, unknown> => ({ domain: { devices: { interfaces: [{ name: 'default', ...iface }] } }, networks: [{ name: 'default', pod: {} }] });
+
+test('no networks and no interfaces: no pod NIC', () => {
+  assert.equal(podInterfaceOf(vmi({ domain: { devices: {} } })), undefined);
+});
+
+test('masquerade with ports, model, MAC from the owning VM (stable across its VMIs)', () => {
+  const nic = podInterfaceOf(vmi(pod({ masquerade: {}, model: 'e1000e', ports: [{ port: 80 }, { port: 53, protocol: 'UDP' }] }), 'vm-uid'));
+  assert.deepEqual(nic, { name: 'default', binding: 'masquerade', model: 'e1000e', mac: derivedMac('vm-uid', 'default'), ports: [{ protocol: 'tcp', port: 80 }, { protocol: 'udp', port: 53 }] });
+  assert.equal(podInterfaceOf(vmi(pod({ masquerade: {} }), 'vm-uid'))?.mac, nic?.mac);
+  assert.notEqual(podInterfaceOf(vmi(pod({ masquerade: {} }), 'other-vm'))?.mac, nic?.mac);
+});
+
+test('bridge with a given MAC, PCI address and boot order', () => {
+  const nic = podInterfaceOf(vmi(pod({ bridge: {}, macAddress: '02-AA-bb-cc-dd-ee', pciAddress: '0000:00:0a.0', bootOrder: 3 })));
+  assert.equal(nic?.mac, '02:aa:bb:cc:dd:ee');
+  assert.equal(nic?.pciAddress, '0000:00:0a.0');
+  assert.equal(nic?.bootOrder, 3);
+});
+
+test('what cannot be attached is refused with its field', () => {
+  assert.throws(() => podInterfaceOf(vmi(pod({ sriov: {} }))), /interfaces\[0\]\.sriov: the sriov binding is not supported/);
+  assert.throws(() => podInterfaceOf(vmi(pod({ bridge: {}, ports: [{ port: 80 }] }))), /ports are forwarded only by the masquerade binding/);
+  assert.throws(() => podInterfaceOf(vmi(pod({ masquerade: {}, macAddress: 'nope' }))), /macAddress: "nope" is not a MAC address/);
+  assert.throws(() => podInterfaceOf(vmi(pod({ masquerade: {}, model: 'virtio-net' }))), /model: "virtio-net" is not a NIC model/);
+  assert.throws(() => podInterfaceOf(vmi(pod({ masquerade: {}, ports: [{ port: 70000 }] }))), /a port is 1-65535/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: {} }, networks: [{ name: 'n', multus: { networkName: 'x' } }] })), /only the pod network is supported yet/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'other', masquerade: {} }] } }, networks: [{ name: 'default', pod: {} }] })), /no interface is named "default"/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'x', masquerade: {} }] } } })), /every interface needs a network/);
+});

@@ -1,0 +1,72 @@
+/**
+ * The host side of one node's pod network: the node bridge holding the
+ * gateway address (the first address) of each of the node's pod subnets,
+ * and an nftables table that lets traffic be forwarded to and from the
+ * bridge and masquerades what leaves the node's pod subnets through any
+ * other interface. Made once per agent (idempotent: `addr replace`, the
+ * table replaced whole in one `nft -f` transaction); removed when the
+ * agent stops its guests.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runTool } from '../../host/run-tool.js';
+import type { Cidr } from './cidr.js';
+import { addressAt, formatCidr } from './cidr.js';
+import type { NetworkNames } from './names.js';
+
+/** The gateway of `subnet` with its prefix, e.g. 10.244.0.1/24. */
+export function gatewayOf(subnet: Cidr): string {
+  return `${addressAt(subnet, 1n)}/${subnet.prefix}`;
+}
+
+/** The nftables program of the node's table: replaces it whole. */
+export function nodeRuleset(names: NetworkNames, subnets: readonly Cidr[]): string {
+  const masquerade = subnets.map((s) => `    ${s.family === 4 ? 'ip' : 'ip6'} saddr ${formatCidr(s)} oifname != "${names.bridge}" masquerade`);
+  return [
+    `table inet ${names.table} {}`,
+    `delete table inet ${names.table}`,
+    `table inet ${names.table} {`,
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    `    iifname "${names.bridge}" accept`,
+    `    oifname "${names.bridge}" accept`,
+    '  }',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    ...masquerade,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Makes (or refreshes) the bridge and the table; `workDir` receives the batch files. */
+export async function ensureNodeNetwork(names: NetworkNames, subnets: readonly Cidr[], options: { workDir: string; signal: AbortSignal }): Promise<void> {
+  const lines: string[] = [];
+  if (!existsSync(`/sys/class/net/${names.bridge}`)) lines.push(`link add ${names.bridge} type bridge`);
+  for (const subnet of subnets) lines.push(`addr replace ${gatewayOf(subnet)} dev ${names.bridge}${subnet.family === 6 ? ' nodad' : ''}`);
+  lines.push(`link set ${names.bridge} up`);
+  const batch = join(options.workDir, 'node.ip');
+  await writeFile(batch, `${lines.join('\n')}\n`);
+  await runTool('ip', ['-batch', batch], { signal: options.signal });
+  const rules = join(options.workDir, 'node.nft');
+  await writeFile(rules, nodeRuleset(names, subnets));
+  await runTool('nft', ['-f', rules], { signal: options.signal });
+}
+
+/** Removes the bridge and the table, whichever exists. */
+export async function removeNodeNetwork(names: NetworkNames, signal: AbortSignal): Promise<void> {
+  if (existsSync(`/sys/class/net/${names.bridge}`)) await runTool('ip', ['link', 'del', names.bridge], { signal });
+  const tables = await runTool('nft', ['list', 'tables', 'inet'], { signal });
+  if (tables.split('\n').some((l) => l.trim() === `table inet ${names.table}`)) await runTool('nft', ['delete', 'table', 'inet', names.table], { signal });
+}
+
+/** True when the host forwards IPv4 (without it, guests reach the node and each other, not beyond). */
+export function hostForwardsIpv4(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}

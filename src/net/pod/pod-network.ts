@@ -1,0 +1,127 @@
+/**
+ * One node's pod network as the agent uses it: made on the first sandbox
+ * (the node bridge and table, from the Node's `spec.podCIDRs`), then a
+ * sandbox per VMI with its lease, removed with the VMI. Its state lives
+ * under `<agent data>/network/sandboxes/<uid>/` (lease, sandbox record,
+ * dnsmasq pid file), so a restarted agent finds what it made; `sweep` removes what no
+ * VMI directory accounts for.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../log/logger.js';
+import type { Cidr } from './cidr.js';
+import { parseCidr } from './cidr.js';
+import { NodeIpam } from './ipam.js';
+import type { NetworkNames, SandboxNames } from './names.js';
+import { networkNames, sandboxNames } from './names.js';
+import { ensureNodeNetwork, hostForwardsIpv4, removeNodeNetwork } from './node-network.js';
+import type { SandboxSpec, SandboxState } from './sandbox.js';
+import { createSandbox, readSandboxState, removeSandbox } from './sandbox.js';
+
+/** A pod network that cannot be made yet (the Node has no pod subnet): worth retrying later. */
+export class PodNetworkNotReady extends Error {
+  override readonly name = 'PodNetworkNotReady';
+}
+
+export interface PodNetworkOptions {
+  /** The agent's data directory; names and state derive from it. */
+  dataDir: string;
+  /** The node's `spec.podCIDRs`, read when the first sandbox is made. */
+  podCidrs: (signal: AbortSignal) => Promise<string[]>;
+  logger: Logger;
+}
+
+export class PodNetwork {
+  readonly names: NetworkNames;
+  /** The node-level batch files. */
+  private readonly nodeDir: string;
+  /** One directory per sandbox. */
+  private readonly root: string;
+  private readonly ipam: NodeIpam;
+  private subnets: Cidr[] | undefined;
+  private making: Promise<Cidr[]> | undefined;
+
+  constructor(private readonly options: PodNetworkOptions) {
+    this.names = networkNames(options.dataDir);
+    this.nodeDir = join(options.dataDir, 'network');
+    this.root = join(this.nodeDir, 'sandboxes');
+    this.ipam = new NodeIpam(this.root);
+  }
+
+  sandboxNames(uid: string): SandboxNames {
+    return sandboxNames(this.names, uid);
+  }
+
+  /** The command prefix that runs a program inside VMI `uid`'s sandbox (`ip netns exec` execs, so the pid stays the program's). */
+  execPrefix(uid: string): string[] {
+    return ['ip', 'netns', 'exec', this.sandboxNames(uid).netns];
+  }
+
+  /** Makes VMI `uid`'s sandbox, after removing whatever an earlier attempt left. */
+  async setUp(uid: string, spec: SandboxSpec, signal: AbortSignal): Promise<SandboxState> {
+    const subnets = await this.nodeSubnets(signal);
+    const names = this.sandboxNames(uid);
+    const stateDir = join(this.root, uid);
+    // A lease from an earlier attempt is kept (same addresses after an agent restart); the rest is made anew.
+    await removeSandbox(names, stateDir, { keepLease: true, signal });
+    const lease = await this.ipam.acquire(uid, subnets);
+    return createSandbox(this.names, names, { spec, lease, subnets, stateDir, signal });
+  }
+
+  /** What VMI `uid`'s sandbox is, if it has one. */
+  state(uid: string): Promise<SandboxState | undefined> {
+    return readSandboxState(join(this.root, uid));
+  }
+
+  /** Removes VMI `uid`'s sandbox and releases its lease; nothing to do when it has none. */
+  async tearDown(uid: string, signal: AbortSignal): Promise<void> {
+    await removeSandbox(this.sandboxNames(uid), join(this.root, uid), { keepLease: false, signal });
+  }
+
+  /** Removes the sandbox of every uid not in `keep`, and sandbox namespaces of this agent with no state at all. */
+  async sweep(keep: ReadonlySet<string>, signal: AbortSignal): Promise<string[]> {
+    const removed: string[] = [];
+    let entries: string[] = [];
+    try {
+      entries = await readdir(this.root);
+    } catch {
+      // no sandbox was ever made
+    }
+    let namespaces: string[] = [];
+    try {
+      namespaces = (await readdir('/run/netns')).filter((n) => n.startsWith(this.names.netnsPrefix)).map((n) => n.slice(this.names.netnsPrefix.length));
+    } catch {
+      // no namespaces on the host
+    }
+    for (const uid of new Set([...entries, ...namespaces])) {
+      if (keep.has(uid)) continue;
+      await this.tearDown(uid, signal);
+      removed.push(uid);
+    }
+    return removed;
+  }
+
+  /** Removes the node bridge and table (when the agent stops its guests). */
+  async removeNode(signal: AbortSignal): Promise<void> {
+    this.subnets = undefined;
+    await removeNodeNetwork(this.names, signal);
+  }
+
+  private nodeSubnets(signal: AbortSignal): Promise<Cidr[]> {
+    if (this.subnets !== undefined) return Promise.resolve(this.subnets);
+    this.making ??= this.makeNode(signal).finally(() => { this.making = undefined; });
+    return this.making;
+  }
+
+  private async makeNode(signal: AbortSignal): Promise<Cidr[]> {
+    const cidrs = await this.options.podCidrs(signal);
+    if (cidrs.length === 0) throw new PodNetworkNotReady('this Node has no spec.podCIDRs yet: the node IPAM controller of vireo server assigns them from --cluster-cidr');
+    const subnets = cidrs.map(parseCidr);
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await ensureNodeNetwork(this.names, subnets, { workDir: this.nodeDir, signal });
+    if (!hostForwardsIpv4()) this.options.logger.warn('net.ipv4.ip_forward is 0 on this host: guests reach each other and the node, but nothing beyond it; set it to 1 for egress');
+    this.options.logger.info('pod network ready', { bridge: this.names.bridge, podCIDRs: cidrs });
+    this.subnets = subnets;
+    return subnets;
+  }
+}

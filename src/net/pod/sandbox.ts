@@ -1,0 +1,259 @@
+/**
+ * One VMI's sandbox (what a virt-launcher pod's network namespace is in
+ * KubeVirt): a network namespace joined to the node bridge by a veth
+ * (`eth0` inside, with the VMI's leased pod addresses and default routes
+ * via the node's gateways), a tap for QEMU on an in-sandbox bridge
+ * (`k6t-eth0`), and the binding:
+ *
+ * - `masquerade`: the bridge holds 10.0.2.1/24, the guest gets 10.0.2.2 by
+ *   DHCP; nftables in the sandbox SNATs the guest's traffic to the pod
+ *   address and DNATs inbound traffic on the pod address (the listed
+ *   ports, or every TCP/UDP port) to the guest.
+ * - `bridge`: `eth0` joins the bridge without an address and the guest
+ *   takes the pod address itself by DHCP, with the node gateway as router
+ *   (dnsmasq answers from a link-local address, as KubeVirt's DHCP does).
+ *
+ * DHCP is Debian's dnsmasq run inside the sandbox (`ip netns exec`),
+ * daemonised with a pid file in the sandbox's state directory: it outlives
+ * an agent restart like QEMU and is killed with the sandbox. Every step is
+ * batched (`ip -batch`, `nft -f`), so a sandbox costs five process spawns.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isPlainObject } from '../../api/object.js';
+import { runTool } from '../../host/run-tool.js';
+import type { Cidr } from './cidr.js';
+import { addressAt } from './cidr.js';
+import type { Lease } from './ipam.js';
+import type { NetworkNames, SandboxNames } from './names.js';
+import { sandboxBridge, sandboxTable, sandboxTap } from './names.js';
+
+/** KubeVirt's masquerade addresses. */
+export const masqueradeGateway = '10.0.2.1';
+export const masqueradeGuest = '10.0.2.2';
+/** The link-local address the DHCP server of a bridge binding answers from (KubeVirt's choice). */
+const bridgeDhcpAddress = '169.254.75.10';
+
+export type PodBinding = 'masquerade' | 'bridge';
+
+/** A port the masquerade binding forwards to the guest. */
+export interface ForwardedPort {
+  protocol: 'tcp' | 'udp';
+  port: number;
+}
+
+/** What the sandbox is made for. */
+export interface SandboxSpec {
+  binding: PodBinding;
+  /** The guest NIC's MAC, the only one DHCP answers. */
+  mac: string;
+  /** DHCP's host name option. */
+  hostname: string;
+  /** DHCP's domain option, when set. */
+  domain?: string;
+  /** DNS servers handed out by DHCP (none: the guest gets no resolver). */
+  dnsServers: readonly string[];
+  /** Masquerade only: the forwarded ports; empty forwards every TCP and UDP port. */
+  ports: readonly ForwardedPort[];
+}
+
+/** What a made sandbox is, kept in its state directory for status and cleanup. */
+export interface SandboxState {
+  netns: string;
+  hostVeth: string;
+  tap: string;
+  binding: PodBinding;
+  mac: string;
+  /** The pod addresses (without prefix), IPv4 first. */
+  podIps: string[];
+  /** The addresses the guest is given (masquerade: 10.0.2.2; bridge: the pod's). */
+  guestIps: string[];
+}
+
+/** Where one sandbox's files are. */
+export function sandboxFiles(stateDir: string): { state: string; dnsmasqPid: string; hostBatch: string; sandboxBatch: string; rules: string } {
+  return {
+    state: join(stateDir, 'sandbox.json'),
+    dnsmasqPid: join(stateDir, 'dnsmasq.pid'),
+    hostBatch: join(stateDir, 'host.ip'),
+    sandboxBatch: join(stateDir, 'sandbox.ip'),
+    rules: join(stateDir, 'sandbox.nft'),
+  };
+}
+
+function withoutPrefix(address: string): string {
+  const slash = address.indexOf('/');
+  return slash < 0 ? address : address.slice(0, slash);
+}
+
+/** The `ip -n NS -batch` lines that configure the inside of a sandbox. */
+export function sandboxBatch(spec: SandboxSpec, lease: Lease, subnets: readonly Cidr[]): string[] {
+  const lines = ['link set lo up', `link add ${sandboxBridge} type bridge`, `tuntap add dev ${sandboxTap} mode tap`, `link set ${sandboxTap} master ${sandboxBridge}`, `link set ${sandboxTap} up`];
+  if (spec.binding === 'masquerade') {
+    lines.push('link set eth0 up');
+    for (const address of lease.addresses) lines.push(`addr add ${address} dev eth0${address.includes(':') ? ' nodad' : ''}`);
+    for (const subnet of subnets) lines.push(`route add ${subnet.family === 4 ? 'default' : '::/0'} via ${addressAt(subnet, 1n)} dev eth0`);
+    lines.push(`addr add ${masqueradeGateway}/24 dev ${sandboxBridge}`);
+  } else {
+    lines.push(`link set eth0 master ${sandboxBridge}`, 'link set eth0 up', `addr add ${bridgeDhcpAddress}/32 dev ${sandboxBridge}`);
+  }
+  lines.push(`link set ${sandboxBridge} up`);
+  return lines;
+}
+
+/** The sandbox's nftables program (masquerade only): SNAT out, DNAT in. */
+export function sandboxRuleset(spec: SandboxSpec): string {
+  const byProtocol = (protocol: 'tcp' | 'udp'): number[] => spec.ports.filter((p) => p.protocol === protocol).map((p) => p.port);
+  const dnat = spec.ports.length === 0
+    ? [`    iifname "eth0" meta l4proto { tcp, udp } dnat ip to ${masqueradeGuest}`]
+    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" ${p} dport { ${byProtocol(p).join(', ')} } dnat ip to ${masqueradeGuest}`);
+  return [
+    `table inet ${sandboxTable} {`,
+    '  chain prerouting {',
+    '    type nat hook prerouting priority dstnat; policy accept;',
+    ...dnat,
+    '  }',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    `    oifname "eth0" ip saddr ${masqueradeGuest} masquerade`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** dnsmasq's arguments: DHCP only (no DNS: port 0), a static lease for the guest's MAC alone. */
+export function dnsmasqArgs(spec: SandboxSpec, lease: Lease, subnets: readonly Cidr[], pidFile: string): string[] {
+  const args = ['--conf-file=/dev/null', '--port=0', '--no-resolv', '--no-hosts', '--bind-interfaces', `--interface=${sandboxBridge}`, '--leasefile-ro', '--dhcp-authoritative', `--pid-file=${pidFile}`];
+  if (spec.binding === 'masquerade') {
+    args.push(`--dhcp-range=${masqueradeGuest},static,255.255.255.0`, `--dhcp-host=${spec.mac},${masqueradeGuest},${spec.hostname},infinite`, `--dhcp-option=option:router,${masqueradeGateway}`);
+  } else {
+    const v4 = subnets.find((s) => s.family === 4);
+    const address = lease.addresses.find((a) => !a.includes(':'));
+    if (v4 === undefined || address === undefined) throw new Error('the bridge binding needs an IPv4 pod subnet on the node');
+    const network = addressAt(v4, 0n);
+    args.push(`--dhcp-range=${network},static,${prefixToMask(v4.prefix)}`, `--shared-network=${sandboxBridge},${network}`, `--dhcp-host=${spec.mac},${withoutPrefix(address)},${spec.hostname},infinite`, `--dhcp-option=option:router,${addressAt(v4, 1n)}`);
+  }
+  if (spec.dnsServers.length > 0) args.push(`--dhcp-option=option:dns-server,${spec.dnsServers.join(',')}`);
+  if (spec.domain !== undefined) args.push(`--domain=${spec.domain}`, `--dhcp-option=option:domain-name,${spec.domain}`);
+  return args;
+}
+
+function prefixToMask(prefix: number): string {
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return [24, 16, 8, 0].map((s) => String((mask >>> s) & 255)).join('.');
+}
+
+/**
+ * Makes the sandbox of `lease` (leftovers of an earlier attempt must have
+ * been removed first) and returns its state, written to `stateDir`.
+ */
+export async function createSandbox(
+  names: NetworkNames,
+  sandbox: SandboxNames,
+  options: { spec: SandboxSpec; lease: Lease; subnets: readonly Cidr[]; stateDir: string; signal: AbortSignal },
+): Promise<SandboxState> {
+  const { spec, lease, subnets, signal } = options;
+  const files = sandboxFiles(options.stateDir);
+  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, `link set ${sandbox.hostVeth} up`];
+  await writeFile(files.hostBatch, `${host.join('\n')}\n`);
+  await runTool('ip', ['-batch', files.hostBatch], { signal });
+  await writeFile(files.sandboxBatch, `${sandboxBatch(spec, lease, subnets).join('\n')}\n`);
+  await runTool('ip', ['-n', sandbox.netns, '-batch', files.sandboxBatch], { signal });
+  if (spec.binding === 'masquerade') {
+    // The sandbox routes between the guest's bridge and eth0; a new namespace starts with forwarding off.
+    await runTool('ip', ['netns', 'exec', sandbox.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { signal });
+    await writeFile(files.rules, sandboxRuleset(spec));
+    await runTool('ip', ['netns', 'exec', sandbox.netns, 'nft', '-f', files.rules], { signal });
+  }
+  await runTool('ip', ['netns', 'exec', sandbox.netns, 'dnsmasq', ...dnsmasqArgs(spec, lease, subnets, files.dnsmasqPid)], { signal });
+  const podIps = lease.addresses.map(withoutPrefix);
+  const state: SandboxState = {
+    netns: sandbox.netns,
+    hostVeth: sandbox.hostVeth,
+    tap: sandboxTap,
+    binding: spec.binding,
+    mac: spec.mac,
+    podIps,
+    guestIps: spec.binding === 'masquerade' ? [masqueradeGuest] : podIps.filter((ip) => !ip.includes(':')),
+  };
+  await writeFile(files.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  return state;
+}
+
+/** The state a sandbox was made with; undefined when there is none (or it is unreadable). */
+export async function readSandboxState(stateDir: string): Promise<SandboxState | undefined> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(sandboxFiles(stateDir).state, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(value)) return undefined;
+  const { netns, hostVeth, tap, binding, mac, podIps, guestIps } = value;
+  const strings = (list: unknown): string[] | undefined => (Array.isArray(list) && list.every((s) => typeof s === 'string') ? list : undefined);
+  const pod = strings(podIps);
+  const guest = strings(guestIps);
+  if (typeof netns !== 'string' || typeof hostVeth !== 'string' || typeof tap !== 'string' || typeof mac !== 'string') return undefined;
+  if ((binding !== 'masquerade' && binding !== 'bridge') || pod === undefined || guest === undefined) return undefined;
+  return { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest };
+}
+
+/** The dnsmasq of a sandbox, if it runs: its pid file's pid, checked against its command line. */
+export function dnsmasqPid(stateDir: string): number | undefined {
+  const pidFile = sandboxFiles(stateDir).dnsmasqPid;
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`--pid-file=${pidFile}`) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes whatever exists of a sandbox: its dnsmasq (waited for, so the
+ * namespace really goes), the namespace (with `eth0`, the tap and the
+ * in-sandbox bridge and rules), the host veth, and `stateDir` with the
+ * lease (unless `keepLease`: a retried start keeps its addresses).
+ */
+export async function removeSandbox(sandbox: SandboxNames, stateDir: string, options: { keepLease: boolean; signal: AbortSignal }): Promise<void> {
+  const { signal } = options;
+  const pid = dnsmasqPid(stateDir);
+  if (pid !== undefined) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    const deadline = Date.now() + 3_000;
+    while (dnsmasqPid(stateDir) !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  if (existsSync(`/run/netns/${sandbox.netns}`)) await runTool('ip', ['netns', 'del', sandbox.netns], { signal });
+  // The veth goes with the namespace once nothing holds it; one whose namespace never came is removed here.
+  if (existsSync(`/sys/class/net/${sandbox.hostVeth}`)) {
+    try {
+      await runTool('ip', ['link', 'del', sandbox.hostVeth], { signal });
+    } catch (err) {
+      if (existsSync(`/sys/class/net/${sandbox.hostVeth}`)) throw err;
+    }
+  }
+  if (!options.keepLease) {
+    await rm(stateDir, { recursive: true, force: true });
+    return;
+  }
+  let entries: string[] = [];
+  try {
+    entries = await readdir(stateDir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) if (entry !== 'lease.json') await rm(join(stateDir, entry), { recursive: true, force: true });
+}
+

@@ -38,7 +38,7 @@ after(async () => {
 /** The agent's policy table as nft lists it ('' while it does not exist). */
 function policyTable(): string {
   try {
-    return execFileSync('nft', ['list', 'table', 'inet', networkNames(env.agentDir).policyTable], { encoding: 'utf8' });
+    return execFileSync('nft', ['list', 'table', 'inet', networkNames(env.agentDir).policyTable], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return '';
   }

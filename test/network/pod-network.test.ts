@@ -31,7 +31,7 @@ after(async () => {
   if (skipWithoutQemu !== false) return;
   await closeVmEnv(env);
   const names = networkNames(env.agentDir);
-  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
+  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
 });
 
 const guest = (name: string, binding: 'masquerade' | 'bridge', mac?: string): KObject => podGuest(name, binding, mac === undefined ? {} : { mac });

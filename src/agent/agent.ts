@@ -42,6 +42,7 @@ import type { LocalVolume } from '../storage/local/index.js';
 import { ImportRunner, UploadReceiver } from '../storage/import/index.js';
 import type { ImportTarget } from '../storage/import/index.js';
 import { pullerFor } from './images/index.js';
+import { NodeNetworkPolicy } from './network-policy.js';
 
 /** What a node agent needs; see the fields. */
 export interface NodeAgentOptions {
@@ -96,6 +97,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private imports: ImportRunner | undefined;
   private uploads: UploadReceiver | undefined;
   private exporter: VolumeExporter | undefined;
+  private networkPolicy: NodeNetworkPolicy | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -156,6 +158,10 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     // Sandboxes no VMI directory accounts for (a start interrupted before its record): removed. The others go with their VMI's cleanup.
     const swept = await podNetwork.sweep(new Set(await readdir(vmisRoot(dataDir))), signal);
     if (swept.length > 0) this.logger.info('removed network sandboxes left by an interrupted start', { uids: swept });
+    // NetworkPolicies on this node's sandboxes, from when the pod network is up (a restarted agent's at once).
+    await podNetwork.load();
+    this.networkPolicy = new NodeNetworkPolicy({ client, podNetwork, vmis: informer, logger: this.logger });
+    this.networkPolicy.start();
     informer.onChange((key) => { queue.add(key); });
     await informer.start();
     // Runtimes whose VMI is gone get no informer event: queue them too.
@@ -198,6 +204,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     await this.provisioner?.stop();
     await this.registrar?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
+    await this.networkPolicy?.stop({ removeTables: options.stopGuests ?? false });
     await this.events?.flush();
     this.logger.info('node agent stopped', { stopGuests: options.stopGuests ?? false });
   }

@@ -11,14 +11,15 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { importTestGuest } from '../../src/agent/images/index.js';
 import { networkNames } from '../../src/net/pod/names.js';
 import { eventually } from '../../src/testing/wait.js';
-import { ConsoleCapture, closeVmEnv, leftoverQemus, openVmEnv, phaseOf, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
+import type { ConsoleCapture } from '../e2e/vm-support.js';
+import { closeVmEnv, leftoverQemus, openVmEnv, phaseOf, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { hostNetworkState } from './support.js';
+import { bootedGuest, podGuest, runOnConsole } from './guests.js';
 
-const bootMs = 240_000;
 let env: VmEnv;
 
 before(async () => {
@@ -30,50 +31,12 @@ after(async () => {
   if (skipWithoutQemu !== false) return;
   await closeVmEnv(env);
   const names = networkNames(env.agentDir);
-  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
+  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
 });
 
-function guest(name: string, binding: 'masquerade' | 'bridge', mac?: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      terminationGracePeriodSeconds: 0,
-      domain: {
-        devices: {
-          autoattachGraphicsDevice: false,
-          disks: [{ name: 'root', disk: { bus: 'virtio' } }],
-          interfaces: [{ name: 'default', [binding]: {}, ...(mac === undefined ? {} : { macAddress: mac }) }],
-        },
-        memory: { guest: '128Mi' },
-      },
-      networks: [{ name: 'default', pod: {} }],
-      volumes: [{ name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } }],
-    },
-  };
-}
-
-async function booted(name: string): Promise<{ vmi: KObject; console: ConsoleCapture }> {
-  const vmi = await eventually(async () => {
-    const found = await env.client.tryGet(vmis, 'default', name);
-    if (phaseOf(found) === 'Failed') throw new Error(`VMI ${name} failed: ${JSON.stringify(found?.status)}`);
-    return phaseOf(found) === 'Running' && recordsAt(found, 'status', 'interfaces').length > 0 ? found : undefined;
-  }, { what: `VMI ${name} running with interfaces`, timeoutMs: bootMs, intervalMs: 100 });
-  const console = await ConsoleCapture.open(env, name);
-  await eventually(() => console.text().includes(TEST_GUEST_READY_MARKER), { what: `the guest of ${name} to be ready`, timeoutMs: bootMs, intervalMs: 200 });
-  return { vmi, console };
-}
-
-/** Types `command` on the console and waits for `marker` after it; the console text from the command on. */
-async function run(console: ConsoleCapture, command: string, marker: string): Promise<string> {
-  const from = console.text().length;
-  console.type(`${command}; echo ${marker}-$?`);
-  return eventually(() => {
-    const text = console.text().slice(from);
-    return new RegExp(`${marker}-\\d`).test(text.replace(`echo ${marker}-$?`, '')) ? text : undefined;
-  }, { what: `"${command}" to finish in the guest`, timeoutMs: 60_000, intervalMs: 200 });
-}
+const guest = (name: string, binding: 'masquerade' | 'bridge', mac?: string): KObject => podGuest(name, binding, mac === undefined ? {} : { mac });
+const booted = (name: string): ReturnType<typeof bootedGuest> => bootedGuest(env, name);
+const run = runOnConsole;
 
 test('two masquerade guests and two bridge guests reach each other on their pod addresses; status.interfaces reports them; deletion leaves nothing', { skip: skipWithoutQemu, timeout: 900_000 }, async () => {
   const names = networkNames(env.agentDir);

@@ -41,7 +41,7 @@ test('a guest keeps its sandbox, dnsmasq and addresses over an agent restart; on
   const names = networkNames(fixture.dataDir);
   t.after(async () => {
     await fixture.close();
-    assert.deepEqual(hostNetworkState([names.bridge, names.table, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the fixture left pod network state behind');
+    assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the fixture left pod network state behind');
   });
   await fixture.client.patch(resources.nodes, undefined, fixture.nodeName, 'merge', { spec: { podCIDR: testClusterCidr() } });
   await importBlankImage(fixture.images);

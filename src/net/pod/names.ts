@@ -1,6 +1,6 @@
 /**
  * The kernel names of one agent's pod network: its node bridge, its
- * nftables table, and per VMI the sandbox network namespace and the host
+ * nftables tables (the datapath's and the network policy's), and per VMI the sandbox network namespace and the host
  * end of its veth. Derived from the agent's data directory, so two agents
  * on one host (the tests run several at once) never share a name, and
  * short enough for Linux's 15-byte interface names.
@@ -14,6 +14,8 @@ export interface NetworkNames {
   bridge: string;
   /** The host namespace's nftables table (family `inet`). */
   table: string;
+  /** The network policy's tables in the host namespace (families `inet` and `bridge`, one name). */
+  policyTable: string;
   /** Every sandbox namespace of this agent starts with it. */
   netnsPrefix: string;
 }
@@ -38,7 +40,7 @@ function digest(text: string, length: number): string {
 
 export function networkNames(dataDir: string): NetworkNames {
   const id = digest(resolve(dataDir), 6);
-  return { bridge: `vpod${id}`, table: `vireo_${id}`, netnsPrefix: `vireo-${id}-` };
+  return { bridge: `vpod${id}`, table: `vireo_${id}`, policyTable: `vireo_policy_${id}`, netnsPrefix: `vireo-${id}-` };
 }
 
 export function sandboxNames(names: NetworkNames, uid: string): SandboxNames {

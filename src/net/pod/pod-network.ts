@@ -4,8 +4,11 @@
  * sandbox per VMI with its lease, removed with the VMI. Its state lives
  * under `<agent data>/network/sandboxes/<uid>/` (lease, sandbox record,
  * dnsmasq pid file), so a restarted agent finds what it made; `sweep` removes what no
- * VMI directory accounts for.
+ * VMI directory accounts for. It also keeps the sandboxes that exist in
+ * memory and says when they change: the node's network policy filters by
+ * them.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log/logger.js';
@@ -40,6 +43,9 @@ export class PodNetwork {
   private readonly ipam: NodeIpam;
   private subnets: Cidr[] | undefined;
   private making: Promise<Cidr[]> | undefined;
+  /** The sandboxes that exist, by VMI uid. */
+  private readonly sandboxes = new Map<string, SandboxState>();
+  private readonly listeners: (() => void)[] = [];
 
   constructor(private readonly options: PodNetworkOptions) {
     this.names = networkNames(options.dataDir);
@@ -64,8 +70,42 @@ export class PodNetwork {
     const stateDir = join(this.root, uid);
     // A lease from an earlier attempt is kept (same addresses after an agent restart); the rest is made anew.
     await removeSandbox(names, stateDir, { keepLease: true, signal });
+    this.forget(uid);
     const lease = await this.ipam.acquire(uid, subnets);
-    return createSandbox(this.names, names, { spec, lease, subnets, stateDir, signal });
+    const state = await createSandbox(this.names, names, { spec, lease, subnets, stateDir, signal });
+    this.sandboxes.set(uid, state);
+    this.changed();
+    return state;
+  }
+
+  /** Calls `handler` whenever a sandbox is made or removed, or the node's bridge comes up. */
+  onChange(handler: () => void): void {
+    this.listeners.push(handler);
+  }
+
+  /** The sandboxes that exist, by VMI uid (those made by this agent and those {@link load} found). */
+  sandboxStates(): ReadonlyMap<string, SandboxState> {
+    return this.sandboxes;
+  }
+
+  /** True once the node bridge exists, made by this agent or by an earlier one on the same data directory. */
+  isUp(): boolean {
+    return this.subnets !== undefined || existsSync(`/sys/class/net/${this.names.bridge}`);
+  }
+
+  /** Reads the sandboxes an earlier agent made (call after {@link sweep}), so a restarted agent knows them. */
+  async load(): Promise<void> {
+    let entries: string[] = [];
+    try {
+      entries = await readdir(this.root);
+    } catch {
+      return;
+    }
+    for (const uid of entries) {
+      const state = await readSandboxState(join(this.root, uid));
+      if (state !== undefined) this.sandboxes.set(uid, state);
+    }
+    if (this.sandboxes.size > 0) this.changed();
   }
 
   /** What VMI `uid`'s sandbox is, if it has one. */
@@ -75,6 +115,7 @@ export class PodNetwork {
 
   /** Removes VMI `uid`'s sandbox and releases its lease; nothing to do when it has none. */
   async tearDown(uid: string, signal: AbortSignal): Promise<void> {
+    this.forget(uid);
     await removeSandbox(this.sandboxNames(uid), join(this.root, uid), { keepLease: false, signal });
   }
 
@@ -122,6 +163,21 @@ export class PodNetwork {
     if (!hostForwardsIpv4()) this.options.logger.warn('net.ipv4.ip_forward is 0 on this host: guests reach each other and the node, but nothing beyond it; set it to 1 for egress');
     this.options.logger.info('pod network ready', { bridge: this.names.bridge, podCIDRs: cidrs });
     this.subnets = subnets;
+    this.changed();
     return subnets;
+  }
+
+  private forget(uid: string): void {
+    if (this.sandboxes.delete(uid)) this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.options.logger.error('a pod network change handler failed', { err });
+      }
+    }
   }
 }

@@ -5,7 +5,10 @@
  * table through the {@link PolicyApplier}. The VMIs of this node and their
  * host-side veths come from an injected {@link LocalEndpointSource} (the
  * pod network datapath); peers' addresses come from every VMI's
- * `status.interfaces[].ipAddresses`. Stopping removes the table.
+ * `status.interfaces[].ipAddresses`. Nothing is programmed before every
+ * informer has listed (a restarted agent's table keeps enforcing until
+ * then). Stopping removes the table, unless asked to keep it for the next
+ * agent.
  */
 import { arrayAt, recordsAt, stringAt, stringMapAt } from '../../api/kinds/read.js';
 import type { KObject } from '../../api/object.js';
@@ -21,6 +24,8 @@ import type { NamedPort, PolicyEndpoint, TransportProtocol } from './model.js';
 export interface LocalEndpoint {
   namespace: string;
   name: string;
+  /** The VMI's uid, when known: a VMI of the same name made anew is not this endpoint. */
+  uid?: string;
   /** The host side of the sandbox's veth. */
   hostInterface: string;
   /** The sandbox's addresses, when the datapath knows them before the VMI's status does. */
@@ -66,6 +71,7 @@ export class PolicyController {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private started = false;
   private stopped = false;
   /** The last ruleset programmed, for tests and status. */
   lastApplied: CompiledRuleset | undefined;
@@ -91,20 +97,23 @@ export class PolicyController {
   /** Starts the informers and programs the table once they are synced. */
   async start(): Promise<void> {
     await Promise.all(Object.values(this.informers).map((informer) => informer.start()));
+    if (this.stopped) return;
+    this.started = true;
     await this.sync();
   }
 
-  /** Stops watching and removes the table. */
-  async stop(): Promise<void> {
+  /** Stops watching and removes the table; with `keepTable` the table stays and keeps enforcing (for the next agent). */
+  async stop(options: { keepTable?: boolean } = {}): Promise<void> {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     await Promise.all(Object.values(this.informers).map((informer) => informer.stop()));
     await this.running;
-    await this.applier.remove();
+    if (options.keepTable !== true) await this.applier.remove();
   }
 
   private schedule(): void {
-    if (this.stopped || this.timer !== undefined) return;
+    // Before every informer has listed, a compile would see part of the cluster: a table allowing what it should not.
+    if (!this.started || this.stopped || this.timer !== undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.sync();
@@ -142,7 +151,8 @@ export class PolicyController {
     const endpoints: PolicyEndpoint[] = this.informers.vmis.list().flatMap((vmi): PolicyEndpoint[] => {
       const namespace = vmi.metadata.namespace ?? 'default';
       const name = vmi.metadata.name ?? '';
-      const local = locals.get(`${namespace}/${name}`);
+      const found = locals.get(`${namespace}/${name}`);
+      const local = found?.uid === undefined || found.uid === vmi.metadata.uid ? found : undefined;
       const { ips, ports } = podInterface(vmi);
       const addresses = local?.ips !== undefined && local.ips.length > 0 ? local.ips : ips;
       if (addresses.length === 0) return [];

@@ -9,5 +9,5 @@ export type { CompiledRuleset, CompileOptions, PolicyInput } from './compile.js'
 export { PolicyController } from './controller.js';
 export type { LocalEndpoint, LocalEndpointSource, PolicyControllerOptions } from './controller.js';
 export type { NamedPort, PolicyEndpoint, PolicyNamespace } from './model.js';
-export { NftError, runNft } from './nft.js';
+export { NftError, deleteTable, runNft } from './nft.js';
 export type { NftTarget } from './nft.js';

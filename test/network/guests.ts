@@ -1,0 +1,57 @@
+/**
+ * Real guests on the pod network for the network tests: a VMI of the test
+ * guest with one pod NIC, waiting for it to run and be ready on its
+ * console, and commands typed on that console with their exit status.
+ */
+import type { KObject } from '../../src/api/object.js';
+import { recordsAt } from '../../src/api/kinds/read.js';
+import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER } from '../../src/agent/images/index.js';
+import { eventually } from '../../src/testing/wait.js';
+import { ConsoleCapture, phaseOf, vmis } from '../e2e/vm-support.js';
+import type { VmEnv } from '../e2e/vm-support.js';
+
+const bootMs = 240_000;
+
+/** A VMI of the test guest in `default` with its pod NIC bound by `binding`. */
+export function podGuest(name: string, binding: 'masquerade' | 'bridge', options: { mac?: string; labels?: Record<string, string> } = {}): KObject {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name, namespace: 'default', ...(options.labels === undefined ? {} : { labels: options.labels }) },
+    spec: {
+      terminationGracePeriodSeconds: 0,
+      domain: {
+        devices: {
+          autoattachGraphicsDevice: false,
+          disks: [{ name: 'root', disk: { bus: 'virtio' } }],
+          interfaces: [{ name: 'default', [binding]: {}, ...(options.mac === undefined ? {} : { macAddress: options.mac }) }],
+        },
+        memory: { guest: '128Mi' },
+      },
+      networks: [{ name: 'default', pod: {} }],
+      volumes: [{ name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } }],
+    },
+  };
+}
+
+/** Waits for VMI `name` to run with its interfaces reported and its guest to be ready; its console. */
+export async function bootedGuest(env: VmEnv, name: string): Promise<{ vmi: KObject; console: ConsoleCapture }> {
+  const vmi = await eventually(async () => {
+    const found = await env.client.tryGet(vmis, 'default', name);
+    if (phaseOf(found) === 'Failed') throw new Error(`VMI ${name} failed: ${JSON.stringify(found?.status)}`);
+    return phaseOf(found) === 'Running' && recordsAt(found, 'status', 'interfaces').length > 0 ? found : undefined;
+  }, { what: `VMI ${name} running with interfaces`, timeoutMs: bootMs, intervalMs: 100 });
+  const console = await ConsoleCapture.open(env, name);
+  await eventually(() => console.text().includes(TEST_GUEST_READY_MARKER), { what: `the guest of ${name} to be ready`, timeoutMs: bootMs, intervalMs: 200 });
+  return { vmi, console };
+}
+
+/** Types `command` on the console and waits for `marker-<exit status>` after it; the console text from the command on. */
+export async function runOnConsole(console: ConsoleCapture, command: string, marker: string): Promise<string> {
+  const from = console.text().length;
+  console.type(`${command}; echo ${marker}-$?`);
+  return eventually(() => {
+    const text = console.text().slice(from);
+    return new RegExp(`${marker}-\\d`).test(text.replace(`echo ${marker}-$?`, '')) ? text : undefined;
+  }, { what: `"${command}" to finish in the guest`, timeoutMs: 60_000, intervalMs: 200 });
+}

@@ -220,8 +220,20 @@ export async function readSandboxState(stateDir: string): Promise<SandboxState |
   if (typeof netns !== 'string' || typeof hostVeth !== 'string' || typeof tap !== 'string' || typeof mac !== 'string') return undefined;
   if ((binding !== 'masquerade' && binding !== 'bridge') || pod === undefined || guest === undefined) return undefined;
   // Written by this agent with the state (a sandbox from before Multus NICs has none).
-  const links = Array.isArray(secondaries) ? (secondaries.filter(isPlainObject) as unknown as SecondaryLink[]) : [];
+  const links = Array.isArray(secondaries) ? secondaries.map(readSecondaryLink).filter((l) => l !== undefined) : [];
   return { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest, secondaries: links };
+}
+
+/** One Multus NIC of a sandbox record; undefined when it is not one. */
+function readSecondaryLink(value: unknown): SecondaryLink | undefined {
+  if (!isPlainObject(value)) return undefined;
+  const { name, network, interfaceName, bridge, tap, mac, interfaceMac, addresses, router, dns } = value;
+  if (typeof name !== 'string' || typeof network !== 'string' || typeof interfaceName !== 'string' || typeof bridge !== 'string' || typeof tap !== 'string' || typeof mac !== 'string') return undefined;
+  if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === 'string')) return undefined;
+  const link: SecondaryLink = { name, network, interfaceName, bridge, tap, mac, addresses, dns: isPlainObject(dns) ? dns : {} };
+  if (typeof interfaceMac === 'string') link.interfaceMac = interfaceMac;
+  if (typeof router === 'string') link.router = router;
+  return link;
 }
 
 /** The dnsmasq of a sandbox, if it runs: its pid file's pid, checked against its command line. */

@@ -4,11 +4,15 @@
  * sandbox per VMI with its lease, removed with the VMI. Its state lives
  * under `<agent data>/network/sandboxes/<uid>/` (lease, sandbox record,
  * dnsmasq pid file), so a restarted agent finds what it made; `sweep` removes what no
- * VMI directory accounts for.
+ * VMI directory accounts for. A VMI's Multus NICs are attached by CNI plugins
+ * when its sandbox is made and deleted (from the CNI cache) before it goes.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runTool } from '../../host/run-tool.js';
 import type { Logger } from '../../log/logger.js';
+import type { SecondaryNetworks } from '../cni/index.js';
 import type { Cidr } from './cidr.js';
 import { parseCidr } from './cidr.js';
 import { NodeIpam } from './ipam.js';
@@ -17,11 +21,8 @@ import { networkNames, sandboxNames } from './names.js';
 import { ensureNodeNetwork, hostForwardsIpv4, removeNodeNetwork } from './node-network.js';
 import type { SandboxSpec, SandboxState } from './sandbox.js';
 import { createSandbox, readSandboxState, removeSandbox } from './sandbox.js';
-import type { SecondaryNetworks } from '../cni/index.js';
-import { runTool } from '../../host/run-tool.js';
 import type { SecondaryLink } from './secondary.js';
 import { secondaryBatch, secondaryLinkOf } from './secondary.js';
-import { createHash } from 'node:crypto';
 
 /** A pod network that cannot be made yet (the Node has no pod subnet): worth retrying later. */
 export class PodNetworkNotReady extends Error {

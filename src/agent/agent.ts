@@ -5,6 +5,7 @@
  * agent re-derives what runs from the VMI directories and carries on.
  */
 import { PodNetwork } from '../net/pod/index.js';
+import { CniRuntime, SecondaryNetworks } from '../net/cni/index.js';
 import { podCidrsOf } from '../controllers/nodeipam/controller.js';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -136,6 +137,8 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       dataDir,
       podCidrs: async () => podCidrsOf(await client.get(resources.nodes, undefined, nodeName)),
       logger: this.logger,
+      // Multus NICs: Debian's CNI plugins, their results cached in the data directory so DEL works after a restart.
+      secondaryNetworks: new SecondaryNetworks({ client, runtime: new CniRuntime({ cacheDir: join(dataDir, 'cni', 'results') }), logger: this.logger }),
     });
     const runner = new VmiRunner({
       client,

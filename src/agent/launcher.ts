@@ -22,8 +22,8 @@ import { Machine } from './machine.js';
 import { signalQemu, spawnQemu } from './qemu-process.js';
 import { prepareVolumes } from './volumes.js';
 import type { PodNetwork, SandboxSpec } from '../net/pod/index.js';
-import type { PodInterface } from './pod-interfaces.js';
-import { nicModels, podInterfaceOf } from './pod-interfaces.js';
+import type { NicDevice, VmiInterfaces } from './pod-interfaces.js';
+import { interfacesOf, nicModels } from './pod-interfaces.js';
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -33,7 +33,8 @@ const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  * domain (with `spec.subdomain`). Both must be DNS labels: they end up in
  * dnsmasq's arguments.
  */
-function sandboxSpecOf(vmi: KObject, nic: PodInterface): SandboxSpec {
+function sandboxSpecOf(vmi: KObject, nics: VmiInterfaces & { pod: NonNullable<VmiInterfaces['pod']> }): SandboxSpec {
+  const nic = nics.pod;
   const subdomain = stringAt(vmi, 'spec', 'subdomain');
   const hostname = stringAt(vmi, 'spec', 'hostname');
   for (const [field, value] of [['spec.hostname', hostname], ['spec.subdomain', subdomain]] as const) {
@@ -47,7 +48,16 @@ function sandboxSpecOf(vmi: KObject, nic: PodInterface): SandboxSpec {
     ports: nic.ports,
   };
   if (subdomain !== undefined) spec.domain = `${subdomain}.${vmi.metadata.namespace ?? 'default'}.svc.cluster.local`;
+  if (nics.multus.length > 0) {
+    spec.owner = { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
+    spec.secondaries = nics.multus.map((m) => ({ name: m.name, networkName: m.networkName, interfaceName: m.interfaceName, mac: m.mac, ...(m.requestedMac === undefined ? {} : { requestedMac: m.requestedMac }) }));
+  }
   return spec;
+}
+
+/** QEMU's side of a NIC: its device on the tap the sandbox made. */
+function nicPaths(nic: NicDevice, tap: string): NonNullable<VmiPaths['nics']>[number] {
+  return { name: nic.name, tap, mac: nic.mac, device: nicModels[nic.model], ...(nic.pciAddress === undefined ? {} : { pciAddress: nic.pciAddress }), ...(nic.bootOrder === undefined ? {} : { bootOrder: nic.bootOrder }) };
 }
 
 /** What starting a guest needs besides the VMI. */
@@ -82,8 +92,9 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   const uid = vmi.metadata.uid ?? '';
   const layout = vmiLayout(options.dataDir, uid);
   // Read first: a NIC that cannot be attached fails the VMI before anything is made for it.
-  const nic = podInterfaceOf(vmi);
-  const sandboxSpec = nic === undefined ? undefined : sandboxSpecOf(vmi, nic);
+  const nics = interfacesOf(vmi);
+  const nic = nics.pod;
+  const sandboxSpec = nic === undefined ? undefined : sandboxSpecOf(vmi, { ...nics, pod: nic });
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
@@ -124,8 +135,13 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   if (nic !== undefined && sandboxSpec !== undefined) {
     const started = Date.now();
     const sandbox = await options.podNetwork.setUp(uid, sandboxSpec, options.signal);
-    options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: nic.binding, ms: Date.now() - started });
-    paths.nics = [{ name: nic.name, tap: sandbox.tap, mac: nic.mac, device: nicModels[nic.model], ...(nic.pciAddress === undefined ? {} : { pciAddress: nic.pciAddress }), ...(nic.bootOrder === undefined ? {} : { bootOrder: nic.bootOrder }) }];
+    options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: nic.binding, secondaryNetworks: sandbox.secondaries.map((l) => l.network), ms: Date.now() - started });
+    paths.nics = [nicPaths(nic, sandbox.tap)];
+    for (const multus of nics.multus) {
+      const link = sandbox.secondaries.find((l) => l.interfaceName === multus.interfaceName);
+      if (link === undefined) throw new Error(`the sandbox has no ${multus.interfaceName} for network ${multus.name}`);
+      paths.nics.push(nicPaths(multus, link.tap));
+    }
     // QEMU opens its tap inside the sandbox; `ip netns exec` execs it, so the pid (and the cgroup attach below) stays QEMU's.
     exec = options.podNetwork.execPrefix(uid);
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KObject } from '../api/object.js';
-import { derivedMac, podInterfaceOf } from './pod-interfaces.js';
+import { derivedMac, interfacesOf, podInterfaceOf } from './pod-interfaces.js';
 
 function vmi(spec: Record<string, unknown>, owner?: string): KObject {
   return {
@@ -37,7 +37,32 @@ test('what cannot be attached is refused with its field', () => {
   assert.throws(() => podInterfaceOf(vmi(pod({ masquerade: {}, macAddress: 'nope' }))), /macAddress: "nope" is not a MAC address/);
   assert.throws(() => podInterfaceOf(vmi(pod({ masquerade: {}, model: 'virtio-net' }))), /model: "virtio-net" is not a NIC model/);
   assert.throws(() => podInterfaceOf(vmi(pod({ masquerade: {}, ports: [{ port: 70000 }] }))), /a port is 1-65535/);
-  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: {} }, networks: [{ name: 'n', multus: { networkName: 'x' } }] })), /only the pod network is supported yet/);
-  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'other', masquerade: {} }] } }, networks: [{ name: 'default', pod: {} }] })), /no interface is named "default"/);
-  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'x', masquerade: {} }] } } })), /every interface needs a network/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'n', bridge: {} }] } }, networks: [{ name: 'n', multus: { networkName: 'x' } }] })), /spec\.networks: Multus networks are attached beside the pod network/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: {} }, networks: [{ name: 'default', pod: {} }] })), /no interface is named "default"/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'other', masquerade: {} }] } }, networks: [{ name: 'default', pod: {} }] })), /interfaces\[0\]: no network is named "other"/);
+  assert.throws(() => podInterfaceOf(vmi({ domain: { devices: { interfaces: [{ name: 'x', masquerade: {} }] } } })), /no network is named "x"/);
+});
+
+const withMultus = (extra: Record<string, unknown>[], networks: Record<string, unknown>[]): Record<string, unknown> => ({
+  domain: { devices: { interfaces: [{ name: 'default', masquerade: {} }, ...extra] } },
+  networks: [{ name: 'default', pod: {} }, ...networks],
+});
+
+test('Multus networks become net1, net2… in network order, bridge binding, MAC given (passed to plugins) or derived', () => {
+  const nics = interfacesOf(vmi(withMultus(
+    [{ name: 'blue', bridge: {}, macAddress: '02:00:00:00:00:b1' }, { name: 'red' }],
+    [{ name: 'red', multus: { networkName: 'vms/red' } }, { name: 'blue', multus: { networkName: 'blue' } }],
+  ), 'vm-uid'));
+  assert.equal(nics.pod?.name, 'default');
+  assert.deepEqual(nics.multus, [
+    { name: 'red', model: 'virtio', mac: derivedMac('vm-uid', 'red'), networkName: 'vms/red', interfaceName: 'net1' },
+    { name: 'blue', model: 'virtio', mac: '02:00:00:00:00:b1', networkName: 'blue', interfaceName: 'net2', requestedMac: '02:00:00:00:00:b1' },
+  ]);
+});
+
+test('Multus networks that cannot be attached are refused with their field', () => {
+  assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', masquerade: {} }], [{ name: 'b', multus: { networkName: 'x' } }]))), /interfaces\[1\]\.masquerade: the masquerade binding is for the pod network only/);
+  assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', bridge: {} }], [{ name: 'b', multus: { networkName: 'x', default: true } }]))), /networks\[1\]\.multus\.default: a Multus network as the default network .* is not supported yet/);
+  assert.throws(() => interfacesOf(vmi(withMultus([], [{ name: 'b', multus: { networkName: 'x' } }]))), /no interface is named "b" for the Multus network "b"/);
+  assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', bridge: {} }], [{ name: 'b', multus: {} }]))), /networks\[1\]: a network is either/);
 });

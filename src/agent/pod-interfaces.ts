@@ -18,16 +18,9 @@ export const nicModels = { virtio: 'virtio-net-pci', e1000: 'e1000', e1000e: 'e1
 export type NicModel = keyof typeof nicModels;
 
 /** The VMI's pod NIC. */
-export interface PodInterface {
-  /** `interfaces[].name` (= `networks[].name`). */
-  name: string;
+export interface PodInterface extends NicDevice {
   binding: PodBinding;
-  model: NicModel;
-  mac: string;
   ports: ForwardedPort[];
-  /** `0000:00:SS.F` style, when given. */
-  pciAddress?: string;
-  bootOrder?: number;
 }
 
 const macPattern = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
@@ -46,42 +39,92 @@ function macOwnerUid(vmi: KObject): string {
   return owner?.uid ?? vmi.metadata.uid ?? '';
 }
 
+/** A Multus NIC of the VMI: KubeVirt's bridge binding on a secondary network. */
+export interface MultusInterface extends NicDevice {
+  /** `networks[].multus.networkName`. */
+  networkName: string;
+  /** net1, net2…, in the order of `spec.networks`. */
+  interfaceName: string;
+  /** `interfaces[].macAddress` as given, which KubeVirt passes on to the CNI plugins. */
+  requestedMac?: string;
+}
+
+/** What every NIC has on QEMU's side. */
+export interface NicDevice {
+  /** `interfaces[].name` (= `networks[].name`). */
+  name: string;
+  model: NicModel;
+  mac: string;
+  /** `0000:00:SS.F` style, when given. */
+  pciAddress?: string;
+  bootOrder?: number;
+}
+
+/** The VMI's NICs: the pod network's, if any, and the Multus ones. */
+export interface VmiInterfaces {
+  pod?: PodInterface;
+  multus: MultusInterface[];
+}
+
 /**
- * The VMI's pod NIC; undefined when it has none. Throws an `InvalidDomain`
- * error for what cannot be attached: a second pod network, Multus
- * networks, bindings other than masquerade and bridge, bad MACs or ports.
+ * The VMI's NICs. Throws an `InvalidDomain` error for what cannot be
+ * attached: a second pod network, Multus networks without the pod network
+ * or as the default network, bindings other than masquerade and bridge
+ * (bridge only on Multus), bad MACs or ports.
  */
-export function podInterfaceOf(vmi: KObject): PodInterface | undefined {
+export function interfacesOf(vmi: KObject): VmiInterfaces {
   const networks = recordsAt(vmi, 'spec', 'networks');
   const interfaces = recordsAt(vmi, 'spec', 'domain', 'devices', 'interfaces');
+  const result: VmiInterfaces = { multus: [] };
+  for (const [i, iface] of interfaces.entries()) {
+    if (!networks.some((n) => n.name === iface.name)) throw invalidDomain(`spec.domain.devices.interfaces[${i}]`, `no network is named "${String(iface.name)}" in spec.networks (e.g. {name: default, pod: {}})`);
+  }
   for (const [i, network] of networks.entries()) {
-    if (network.pod === undefined) throw invalidDomain(`spec.networks[${i}]`, 'only the pod network is supported yet (Multus networks land with the secondary-network work); remove this network');
+    const name = typeof network.name === 'string' ? network.name : '';
+    const index = interfaces.findIndex((iface) => iface.name === name);
+    const iface = interfaces[index];
+    const path = `spec.domain.devices.interfaces[${index}]`;
+    if (network.pod !== undefined) {
+      if (result.pod !== undefined) throw invalidDomain('spec.networks', 'a VMI has at most one pod network');
+      if (iface === undefined) throw invalidDomain('spec.domain.devices.interfaces', `no interface is named "${name}" for the pod network "${name}": add one with a binding, e.g. {name: ${name}, masquerade: {}}`);
+      const binding = bindingOf(iface, path);
+      result.pod = { ...deviceOf(vmi, iface, path, name), binding, ports: portsOf(iface, path, binding) };
+      continue;
+    }
+    const networkName = stringAt(network, 'multus', 'networkName');
+    if (networkName === undefined || networkName === '') throw invalidDomain(`spec.networks[${i}]`, 'a network is either {pod: {}} or {multus: {networkName: NAD}}; Vireo attaches no other kind');
+    if (network.multus !== undefined && (network.multus as Record<string, unknown>).default === true) {
+      throw invalidDomain(`spec.networks[${i}].multus.default`, 'a Multus network as the default network (replacing the pod network as eth0) is not supported yet: keep the pod network and attach this one as a secondary network');
+    }
+    if (iface === undefined) throw invalidDomain('spec.domain.devices.interfaces', `no interface is named "${name}" for the Multus network "${name}": add one, e.g. {name: ${name}, bridge: {}}`);
+    if (bindingOf(iface, path, 'bridge') !== 'bridge') throw invalidDomain(`${path}.masquerade`, 'the masquerade binding is for the pod network only: use bridge: {} on a Multus network');
+    const nic: MultusInterface = { ...deviceOf(vmi, iface, path, name), networkName, interfaceName: `net${result.multus.length + 1}` };
+    const requested = stringAt(iface, 'macAddress');
+    if (requested !== undefined) nic.requestedMac = nic.mac;
+    result.multus.push(nic);
   }
-  if (networks.length > 1) throw invalidDomain('spec.networks', 'a VMI has at most one pod network');
-  const network = networks[0];
-  if (network === undefined) {
-    if (interfaces.length > 0) throw invalidDomain('spec.domain.devices.interfaces', 'every interface needs a network of the same name in spec.networks (e.g. {name: default, pod: {}})');
-    return undefined;
+  if (result.multus.length > 0 && result.pod === undefined) {
+    throw invalidDomain('spec.networks', 'Multus networks are attached beside the pod network: add {name: default, pod: {}} to spec.networks and an interface for it (a VMI on Multus networks alone is not supported yet)');
   }
-  const name = typeof network.name === 'string' ? network.name : '';
-  const index = interfaces.findIndex((iface) => iface.name === name);
-  const iface = interfaces[index];
-  if (iface === undefined) throw invalidDomain('spec.domain.devices.interfaces', `no interface is named "${name}" for the pod network "${name}": add one with a binding, e.g. {name: ${name}, masquerade: {}}`);
-  for (const [i, other] of interfaces.entries()) {
-    if (other.name !== name) throw invalidDomain(`spec.domain.devices.interfaces[${i}]`, `no network is named "${String(other.name)}" in spec.networks`);
-  }
-  const path = `spec.domain.devices.interfaces[${index}]`;
-  const binding = bindingOf(iface, path);
+  return result;
+}
+
+/**
+ * The VMI's pod NIC; undefined when it has none. Throws as {@link interfacesOf}.
+ */
+export function podInterfaceOf(vmi: KObject): PodInterface | undefined {
+  return interfacesOf(vmi).pod;
+}
+
+function deviceOf(vmi: KObject, iface: Record<string, unknown>, path: string, name: string): NicDevice {
   const model = stringAt(iface, 'model') ?? 'virtio';
   if (!(model in nicModels)) throw invalidDomain(`${path}.model`, `"${model}" is not a NIC model: use one of ${Object.keys(nicModels).join(', ')}`);
   const mac = stringAt(iface, 'macAddress');
   if (mac !== undefined && !macPattern.test(mac)) throw invalidDomain(`${path}.macAddress`, `"${mac}" is not a MAC address: write six hex pairs, e.g. 02:00:00:00:00:01`);
-  const result: PodInterface = {
+  const result: NicDevice = {
     name,
-    binding,
     model: model as NicModel,
     mac: (mac ?? derivedMac(macOwnerUid(vmi), name)).toLowerCase().replaceAll('-', ':'),
-    ports: portsOf(iface, path, binding),
   };
   const pci = stringAt(iface, 'pciAddress');
   if (pci !== undefined) {
@@ -96,10 +139,10 @@ export function podInterfaceOf(vmi: KObject): PodInterface | undefined {
   return result;
 }
 
-function bindingOf(iface: Record<string, unknown>, path: string): PodBinding {
+function bindingOf(iface: Record<string, unknown>, path: string, fallback: PodBinding = 'masquerade'): PodBinding {
   const bindings = ['masquerade', 'bridge', 'slirp', 'sriov', 'passt', 'macvtap', 'binding'].filter((b) => iface[b] !== undefined);
   if (bindings.length > 1) throw invalidDomain(path, `an interface has one binding, not ${bindings.join(' and ')}`);
-  const binding = bindings[0] ?? 'masquerade';
+  const binding = bindings[0] ?? fallback;
   if (binding === 'masquerade' || binding === 'bridge') return binding;
   throw invalidDomain(`${path}.${binding}`, `the ${binding} binding is not supported: use masquerade (NAT, the default) or bridge`);
 }

@@ -3,6 +3,7 @@
  * update (phase, conditions and their reasons) and the Event virt-handler
  * would record. Pure functions of the outcome.
  */
+import { CniError } from '../net/cni/index.js';
 import { PodNetworkNotReady } from '../net/pod/index.js';
 import type { KObject } from '../api/object.js';
 import { recordAt } from '../api/kinds/read.js';
@@ -41,6 +42,8 @@ export function startProblem(err: unknown, failures: number): StartProblem {
   }
   if (err instanceof PodNetworkNotReady) return { kind: 'retry', reason: 'PodNetworkNotReady', message, delayMs: Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)) };
   if (err instanceof VolumeError || err instanceof DomainConfigError || err instanceof QemuStartError) return { kind: 'fail', message };
+  // A Multus network that cannot be attached (no NAD, the plugin refused): the user's to fix, in the plugin's words.
+  if (err instanceof CniError && err.failure !== 'PluginTimeout') return { kind: 'fail', message };
   return { kind: 'error', message };
 }
 

@@ -29,6 +29,7 @@ import { syncHotplug } from './hotplug.js';
 import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
 import type { PodNetwork, SandboxState } from '../net/pod/index.js';
+import { networkStatusAnnotation, networkStatusValue } from '../net/cni/index.js';
 import { podInterfaceOf } from './pod-interfaces.js';
 import { removeVmiFiles, vmiLayout } from './layout.js';
 import type { Machine, MachineExit } from './machine.js';
@@ -267,8 +268,12 @@ export class VmiRunner {
     const before = vmiPhase(vmi);
     const update = runningUpdate(vmi, machine, this.options.nodeName);
     const sandbox = await this.options.podNetwork.state(machine.record.uid);
-    if (sandbox !== undefined) update.fields = { ...update.fields, interfaces: interfaceStatuses(vmi, sandbox) };
-    const hotplug = await syncHotplug(vmi, machine, this.hotplugOptions(machine, signal));
+    let current = vmi;
+    if (sandbox !== undefined) {
+      update.fields = { ...update.fields, interfaces: interfaceStatuses(vmi, sandbox) };
+      current = await this.writeNetworkStatus(vmi, sandbox);
+    }
+    const hotplug = await syncHotplug(current, machine, this.hotplugOptions(machine, signal));
     await this.writeStatus(hotplug.vmi, { ...update, fields: { ...update.fields, volumeStatus: hotplug.volumeStatus } });
     if (before !== 'Running') {
       this.objectLogger(vmi).info('VMI running', { pid: machine.pid, accel: machine.record.accel });
@@ -340,6 +345,14 @@ export class VmiRunner {
     return { requeueAfter: 0 };
   }
 
+  /** Multus' `network-status` annotation on a VMI with Multus NICs (the pod network first), written when it differs. */
+  private async writeNetworkStatus(vmi: KObject, sandbox: SandboxState): Promise<KObject> {
+    if (sandbox.secondaries.length === 0) return vmi;
+    const value = networkStatusOf(sandbox);
+    if (vmi.metadata.annotations?.[networkStatusAnnotation] === value) return vmi;
+    return this.patchVmi(vmi, { metadata: { annotations: { [networkStatusAnnotation]: value } } });
+  }
+
   private async writeStatus(vmi: KObject, update: StatusUpdate): Promise<KObject> {
     const patch = statusPatch(vmi, update);
     // KubeVirt gives VMIs no status subresource: virt-handler writes the status on the object itself.
@@ -392,6 +405,10 @@ function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, 
   } catch {
     // the spec was read when the sandbox was made
   }
+  const secondaries = sandbox.secondaries.map((link) => {
+    const ips = link.addresses.map(withoutPrefix);
+    return { name: link.name, mac: link.mac, ...(ips.length === 0 ? {} : { ipAddress: ips[0], ipAddresses: ips }), interfaceName: link.interfaceName, infoSource: 'domain', linkState: 'up', queueCount: 1 };
+  });
   return [{
     name,
     mac: sandbox.mac,
@@ -401,7 +418,34 @@ function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, 
     infoSource: 'domain',
     linkState: 'up',
     queueCount: 1,
-  }];
+  }, ...secondaries];
+}
+
+/** The cluster network's name in the network-status annotation (Multus writes its default delegate's CNI name there). */
+const podNetworkName = 'vireo-pod-network';
+
+/** Multus' annotation value: the pod network, then each NAD with the addresses the guest holds. */
+function networkStatusOf(sandbox: SandboxState): string {
+  return networkStatusValue({
+    podNetwork: { name: podNetworkName, interface: 'eth0', ips: sandbox.podIps, mac: sandbox.mac },
+    attachments: sandbox.secondaries.map((link) => ({
+      network: link.network,
+      interfaceName: link.interfaceName,
+      result: {
+        cniVersion: '1.0.0',
+        interfaces: [{ name: link.interfaceName, sandbox: sandbox.netns, ...(link.interfaceMac === undefined ? {} : { mac: link.interfaceMac }) }],
+        ips: link.addresses.map((address) => ({ address, interface: 0 })),
+        routes: [],
+        dns: link.dns,
+        raw: {},
+      },
+    })),
+  });
+}
+
+function withoutPrefix(address: string): string {
+  const slash = address.indexOf('/');
+  return slash < 0 ? address : address.slice(0, slash);
 }
 
 function runtimeKey(runtime: Runtime): string {

@@ -4,14 +4,18 @@
  * sandbox per VMI with its lease, removed with the VMI. Its state lives
  * under `<agent data>/network/sandboxes/<uid>/` (lease, sandbox record,
  * dnsmasq pid file), so a restarted agent finds what it made; `sweep` removes what no
- * VMI directory accounts for. It also keeps the sandboxes that exist in
- * memory and says when they change: the node's network policy filters by
- * them.
+ * VMI directory accounts for. A VMI's Multus NICs are attached by CNI plugins
+ * when its sandbox is made and deleted (from the CNI cache) before it goes.
+ * It also keeps the sandboxes that exist in memory and says when they
+ * change: the node's network policy filters by them.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runTool } from '../../host/run-tool.js';
 import type { Logger } from '../../log/logger.js';
+import type { SecondaryNetworks } from '../cni/index.js';
 import type { Cidr } from './cidr.js';
 import { parseCidr } from './cidr.js';
 import { NodeIpam } from './ipam.js';
@@ -20,6 +24,8 @@ import { networkNames, sandboxNames } from './names.js';
 import { ensureNodeNetwork, hostForwardsIpv4, removeNodeNetwork } from './node-network.js';
 import type { SandboxSpec, SandboxState } from './sandbox.js';
 import { createSandbox, readSandboxState, removeSandbox } from './sandbox.js';
+import type { SecondaryLink } from './secondary.js';
+import { secondaryBatch, secondaryLinkOf } from './secondary.js';
 
 /** A pod network that cannot be made yet (the Node has no pod subnet): worth retrying later. */
 export class PodNetworkNotReady extends Error {
@@ -32,6 +38,8 @@ export interface PodNetworkOptions {
   /** The node's `spec.podCIDRs`, read when the first sandbox is made. */
   podCidrs: (signal: AbortSignal) => Promise<string[]>;
   logger: Logger;
+  /** Runs the CNI plugins of the VMIs' Multus networks; without it, a sandbox with Multus NICs is refused. */
+  secondaryNetworks?: SecondaryNetworks;
 }
 
 export class PodNetwork {
@@ -69,10 +77,13 @@ export class PodNetwork {
     const names = this.sandboxNames(uid);
     const stateDir = join(this.root, uid);
     // A lease from an earlier attempt is kept (same addresses after an agent restart); the rest is made anew.
+    await this.detachSecondaries(uid, signal);
     await removeSandbox(names, stateDir, { keepLease: true, signal });
     this.forget(uid);
     const lease = await this.ipam.acquire(uid, subnets);
-    const state = await createSandbox(this.names, names, { spec, lease, subnets, stateDir, signal });
+    const secondaries = spec.secondaries ?? [];
+    const attachSecondaries = secondaries.length === 0 ? undefined : (netns: string): Promise<SecondaryLink[]> => this.attachSecondaries(uid, spec, { netns, stateDir, signal });
+    const state = await createSandbox(this.names, names, { spec, lease, subnets, stateDir, signal, ...(attachSecondaries === undefined ? {} : { attachSecondaries }) });
     this.sandboxes.set(uid, state);
     this.changed();
     return state;
@@ -108,6 +119,42 @@ export class PodNetwork {
     if (this.sandboxes.size > 0) this.changed();
   }
 
+  /**
+   * Runs ADD for each Multus NIC into the sandbox (all or nothing: a failure
+   * is the plugin's own error, with nothing of it left), then puts each
+   * behind its in-sandbox bridge with a tap. A failure after the ADDs is
+   * undone by the caller's tear-down, which DELs from the cache.
+   */
+  private async attachSecondaries(uid: string, spec: SandboxSpec, options: { netns: string; stateDir: string; signal: AbortSignal }): Promise<SecondaryLink[]> {
+    const networks = this.options.secondaryNetworks;
+    const nics = spec.secondaries ?? [];
+    if (networks === undefined) throw new Error('this agent runs no CNI plugins, so it cannot attach Multus networks');
+    const owner = spec.owner ?? { namespace: '', name: '' };
+    const requests = nics.map((nic) => ({ networkName: nic.networkName, interfaceName: nic.interfaceName, ...(nic.requestedMac === undefined ? {} : { mac: nic.requestedMac }) }));
+    const attached = await networks.attach({ netns: options.netns, vmi: { ...owner, uid } }, requests, { signal: options.signal });
+    const links: SecondaryLink[] = [];
+    const lines: string[] = [];
+    for (const [index, nic] of nics.entries()) {
+      const done = attached[index];
+      if (done === undefined) continue;
+      const link = secondaryLinkOf(nic, done.network, done.result);
+      links.push(link);
+      lines.push(...secondaryBatch(link, index, spareMac(uid, nic.interfaceName)));
+    }
+    const batch = join(options.stateDir, 'secondary.ip');
+    await writeFile(batch, `${lines.join('\n')}\n`);
+    await runTool('ip', ['-n', options.netns, '-batch', batch], { signal: options.signal });
+    return links;
+  }
+
+  /** DELs every Multus NIC the CNI cache remembers for VMI `uid` (after an agent restart too); nothing when there is none. */
+  private async detachSecondaries(uid: string, signal: AbortSignal): Promise<void> {
+    const networks = this.options.secondaryNetworks;
+    if (networks === undefined) return;
+    const names = this.sandboxNames(uid);
+    await networks.detach({ netns: names.netns, vmi: { namespace: '', name: '', uid } }, [], { signal });
+  }
+
   /** What VMI `uid`'s sandbox is, if it has one. */
   state(uid: string): Promise<SandboxState | undefined> {
     return readSandboxState(join(this.root, uid));
@@ -115,6 +162,8 @@ export class PodNetwork {
 
   /** Removes VMI `uid`'s sandbox and releases its lease; nothing to do when it has none. */
   async tearDown(uid: string, signal: AbortSignal): Promise<void> {
+    // Before the namespace goes: plugins release their IPAM leases and host-side ends with the netns still there.
+    await this.detachSecondaries(uid, signal);
     this.forget(uid);
     await removeSandbox(this.sandboxNames(uid), join(this.root, uid), { keepLease: false, signal });
   }
@@ -180,4 +229,11 @@ export class PodNetwork {
       }
     }
   }
+}
+
+/** A locally administered MAC for a sandbox interface whose own MAC is the guest's. */
+function spareMac(uid: string, interfaceName: string): string {
+  const bytes = createHash('sha256').update(`${uid}/sandbox/${interfaceName}`).digest().subarray(0, 6);
+  bytes[0] = ((bytes[0] ?? 0) & 0xfc) | 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }

@@ -28,6 +28,8 @@ import { addressAt } from './cidr.js';
 import type { Lease } from './ipam.js';
 import type { NetworkNames, SandboxNames } from './names.js';
 import { sandboxBridge, sandboxTable, sandboxTap } from './names.js';
+import type { SecondaryLink, SecondaryNic } from './secondary.js';
+import { secondaryDhcpArgs } from './secondary.js';
 
 /** KubeVirt's masquerade addresses. */
 export const masqueradeGateway = '10.0.2.1';
@@ -56,6 +58,10 @@ export interface SandboxSpec {
   dnsServers: readonly string[];
   /** Masquerade only: the forwarded ports; empty forwards every TCP and UDP port. */
   ports: readonly ForwardedPort[];
+  /** The VMI's Multus NICs (bridge binding), attached by CNI plugins into the sandbox before DHCP starts. */
+  secondaries?: readonly SecondaryNic[];
+  /** The VMI the sandbox is for, as CNI plugins are told (`K8S_POD_NAMESPACE`/`K8S_POD_NAME`); needed with `secondaries`. */
+  owner?: { namespace: string; name: string };
 }
 
 /** What a made sandbox is, kept in its state directory for status and cleanup. */
@@ -69,6 +75,8 @@ export interface SandboxState {
   podIps: string[];
   /** The addresses the guest is given (masquerade: 10.0.2.2; bridge: the pod's). */
   guestIps: string[];
+  /** The Multus NICs, net1, net2… in order. */
+  secondaries: SecondaryLink[];
 }
 
 /** Where one sandbox's files are. */
@@ -123,20 +131,23 @@ export function sandboxRuleset(spec: SandboxSpec): string {
   ].join('\n');
 }
 
+/** The dnsmasq tag of the pod network's range: its options stay off the Multus NICs' leases. */
+const podTag = 'pod';
+
 /** dnsmasq's arguments: DHCP only (no DNS: port 0), a static lease for the guest's MAC alone. */
 export function dnsmasqArgs(spec: SandboxSpec, lease: Lease, subnets: readonly Cidr[], pidFile: string): string[] {
   const args = ['--conf-file=/dev/null', '--port=0', '--no-resolv', '--no-hosts', '--bind-interfaces', `--interface=${sandboxBridge}`, '--leasefile-ro', '--dhcp-authoritative', `--pid-file=${pidFile}`];
   if (spec.binding === 'masquerade') {
-    args.push(`--dhcp-range=${masqueradeGuest},static,255.255.255.0`, `--dhcp-host=${spec.mac},${masqueradeGuest},${spec.hostname},infinite`, `--dhcp-option=option:router,${masqueradeGateway}`);
+    args.push(`--dhcp-range=set:${podTag},${masqueradeGuest},static,255.255.255.0`, `--dhcp-host=${spec.mac},${masqueradeGuest},${spec.hostname},infinite`, `--dhcp-option=tag:${podTag},option:router,${masqueradeGateway}`);
   } else {
     const v4 = subnets.find((s) => s.family === 4);
     const address = lease.addresses.find((a) => !a.includes(':'));
     if (v4 === undefined || address === undefined) throw new Error('the bridge binding needs an IPv4 pod subnet on the node');
     const network = addressAt(v4, 0n);
-    args.push(`--dhcp-range=${network},static,${prefixToMask(v4.prefix)}`, `--shared-network=${sandboxBridge},${network}`, `--dhcp-host=${spec.mac},${withoutPrefix(address)},${spec.hostname},infinite`, `--dhcp-option=option:router,${addressAt(v4, 1n)}`);
+    args.push(`--dhcp-range=set:${podTag},${network},static,${prefixToMask(v4.prefix)}`, `--shared-network=${sandboxBridge},${network}`, `--dhcp-host=${spec.mac},${withoutPrefix(address)},${spec.hostname},infinite`, `--dhcp-option=tag:${podTag},option:router,${addressAt(v4, 1n)}`);
   }
-  if (spec.dnsServers.length > 0) args.push(`--dhcp-option=option:dns-server,${spec.dnsServers.join(',')}`);
-  if (spec.domain !== undefined) args.push(`--domain=${spec.domain}`, `--dhcp-option=option:domain-name,${spec.domain}`);
+  if (spec.dnsServers.length > 0) args.push(`--dhcp-option=tag:${podTag},option:dns-server,${spec.dnsServers.join(',')}`);
+  if (spec.domain !== undefined) args.push(`--domain=${spec.domain}`, `--dhcp-option=tag:${podTag},option:domain-name,${spec.domain}`);
   return args;
 }
 
@@ -152,7 +163,15 @@ function prefixToMask(prefix: number): string {
 export async function createSandbox(
   names: NetworkNames,
   sandbox: SandboxNames,
-  options: { spec: SandboxSpec; lease: Lease; subnets: readonly Cidr[]; stateDir: string; signal: AbortSignal },
+  options: {
+    spec: SandboxSpec;
+    lease: Lease;
+    subnets: readonly Cidr[];
+    stateDir: string;
+    signal: AbortSignal;
+    /** Attaches the spec's Multus NICs inside the made namespace (before DHCP starts, which serves them too). */
+    attachSecondaries?: (netns: string) => Promise<SecondaryLink[]>;
+  },
 ): Promise<SandboxState> {
   const { spec, lease, subnets, signal } = options;
   const files = sandboxFiles(options.stateDir);
@@ -167,7 +186,9 @@ export async function createSandbox(
     await writeFile(files.rules, sandboxRuleset(spec));
     await runTool('ip', ['netns', 'exec', sandbox.netns, 'nft', '-f', files.rules], { signal });
   }
-  await runTool('ip', ['netns', 'exec', sandbox.netns, 'dnsmasq', ...dnsmasqArgs(spec, lease, subnets, files.dnsmasqPid)], { signal });
+  const secondaries = options.attachSecondaries === undefined ? [] : await options.attachSecondaries(sandbox.netns);
+  const dhcp = [...dnsmasqArgs(spec, lease, subnets, files.dnsmasqPid), ...secondaryDhcpArgs(secondaries, spec.hostname)];
+  await runTool('ip', ['netns', 'exec', sandbox.netns, 'dnsmasq', ...dhcp], { signal });
   const podIps = lease.addresses.map(withoutPrefix);
   const state: SandboxState = {
     netns: sandbox.netns,
@@ -177,6 +198,7 @@ export async function createSandbox(
     mac: spec.mac,
     podIps,
     guestIps: spec.binding === 'masquerade' ? [masqueradeGuest] : podIps.filter((ip) => !ip.includes(':')),
+    secondaries,
   };
   await writeFile(files.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   return state;
@@ -191,13 +213,27 @@ export async function readSandboxState(stateDir: string): Promise<SandboxState |
     return undefined;
   }
   if (!isPlainObject(value)) return undefined;
-  const { netns, hostVeth, tap, binding, mac, podIps, guestIps } = value;
+  const { netns, hostVeth, tap, binding, mac, podIps, guestIps, secondaries } = value;
   const strings = (list: unknown): string[] | undefined => (Array.isArray(list) && list.every((s) => typeof s === 'string') ? list : undefined);
   const pod = strings(podIps);
   const guest = strings(guestIps);
   if (typeof netns !== 'string' || typeof hostVeth !== 'string' || typeof tap !== 'string' || typeof mac !== 'string') return undefined;
   if ((binding !== 'masquerade' && binding !== 'bridge') || pod === undefined || guest === undefined) return undefined;
-  return { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest };
+  // Written by this agent with the state (a sandbox from before Multus NICs has none).
+  const links = Array.isArray(secondaries) ? secondaries.map(readSecondaryLink).filter((l) => l !== undefined) : [];
+  return { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest, secondaries: links };
+}
+
+/** One Multus NIC of a sandbox record; undefined when it is not one. */
+function readSecondaryLink(value: unknown): SecondaryLink | undefined {
+  if (!isPlainObject(value)) return undefined;
+  const { name, network, interfaceName, bridge, tap, mac, interfaceMac, addresses, router, dns } = value;
+  if (typeof name !== 'string' || typeof network !== 'string' || typeof interfaceName !== 'string' || typeof bridge !== 'string' || typeof tap !== 'string' || typeof mac !== 'string') return undefined;
+  if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === 'string')) return undefined;
+  const link: SecondaryLink = { name, network, interfaceName, bridge, tap, mac, addresses, dns: isPlainObject(dns) ? dns : {} };
+  if (typeof interfaceMac === 'string') link.interfaceMac = interfaceMac;
+  if (typeof router === 'string') link.router = router;
+  return link;
 }
 
 /** The dnsmasq of a sandbox, if it runs: its pid file's pid, checked against its command line. */

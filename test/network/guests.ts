@@ -10,7 +10,7 @@ import { eventually } from '../../src/testing/wait.js';
 import { ConsoleCapture, phaseOf, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 
-const bootMs = 240_000;
+const bootMs = 360_000;
 
 /** A VMI of the test guest in `default` with its pod NIC bound by `binding`. */
 export function podGuest(name: string, binding: 'masquerade' | 'bridge', options: { mac?: string; labels?: Record<string, string> } = {}): KObject {

@@ -10,27 +10,14 @@ import { createConnection, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { ApiError } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
-import { recordsAt, stringAt } from '../api/kinds/read.js';
+import { podAddresses } from '../api/kinds/vmi-addresses.js';
 
 /** How long a connection to the guest may take to open. */
 const connectTimeoutMs = 10_000;
 
-/**
- * The pod network address of `vmi` (IPv4 when it has one), or undefined:
- * the `status.interfaces` entry named like the `networks[]` entry with
- * `pod: {}`, or the first entry when the VMI lists no networks.
- */
+/** The pod network address of `vmi` to dial (IPv4 when it has one), or undefined. */
 export function podAddressOf(vmi: KObject): string | undefined {
-  const networks = recordsAt(vmi, 'spec', 'networks');
-  const podNetwork = networks.find((n) => n.pod !== undefined && n.pod !== null);
-  const interfaces = recordsAt(vmi, 'status', 'interfaces');
-  const entry = networks.length === 0 ? interfaces[0] : interfaces.find((i) => i.name === podNetwork?.name);
-  if (entry === undefined) return undefined;
-  const listed = Array.isArray(entry.ipAddresses) ? entry.ipAddresses.filter((a): a is string => typeof a === 'string') : [];
-  // KubeVirt reports plain addresses; a CIDR is accepted too.
-  const addresses = [stringAt(entry, 'ipAddress'), ...listed]
-    .map((a) => a?.split('/')[0])
-    .filter((a): a is string => a !== undefined && isIP(a) !== 0);
+  const addresses = podAddresses(vmi);
   return addresses.find((a) => isIP(a) === 4) ?? addresses[0];
 }
 

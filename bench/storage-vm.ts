@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { KObject } from '../src/api/object.js';
-import { booleanAt, stringAt } from '../src/api/kinds/read.js';
+import { arrayAt, booleanAt, recordsAt, stringAt } from '../src/api/kinds/read.js';
 import { TEST_GUEST_IMAGE, importTestGuest } from '../src/agent/images/index.js';
 import { HttpClient, resources } from '../src/client/index.js';
 import type { ResourceRef } from '../src/client/index.js';
@@ -24,6 +24,8 @@ const namespace = 'default';
 export interface VmSnapshotTimes {
   /** CSI VolumeSnapshot of the running VM's claim, create → readyToUse (ms). */
   volumeSnapshots: number[];
+  /** The last VirtualMachineSnapshot's `status.indications` (GuestAgent: the guest was frozen around the cut). */
+  indications?: string[];
   /** VirtualMachineSnapshot of the running VM, create → readyToUse (ms). */
   vmSnapshots: number[];
 }
@@ -62,6 +64,8 @@ export async function timeVmSnapshots(options: VmSnapshotOptions): Promise<VmSna
 
     await client.create(resources.virtualMachines, benchVm());
     await waitUntil(async () => stringAt(await client.tryGet(resources.virtualMachineInstances, namespace, 'bench-vm'), 'status', 'phase') === 'Running', { what: 'the VM to run', timeoutMs: 120_000, intervalMs: 100 });
+    // Timed as KubeVirt users take them: with the guest agent answering, so the guest's filesystems are frozen around each cut.
+    await waitUntil(async () => recordsAt(await client.tryGet(resources.virtualMachineInstances, namespace, 'bench-vm'), 'status', 'conditions').some((c) => c.type === 'AgentConnected' && c.status === 'True'), { what: 'the guest agent to connect', timeoutMs: 180_000, intervalMs: 200 });
 
     const times: VmSnapshotTimes = { volumeSnapshots: [], vmSnapshots: [] };
     for (let round = 0; round < options.rounds; round++) {
@@ -73,6 +77,8 @@ export async function timeVmSnapshots(options: VmSnapshotOptions): Promise<VmSna
       }));
     }
     if (stringAt(await client.get(resources.virtualMachineInstances, namespace, 'bench-vm'), 'status', 'phase') !== 'Running') throw new Error('the VM stopped during the snapshots');
+    const last = await client.get(resources.virtualMachineSnapshots, namespace, `vm-${options.rounds - 1}`);
+    times.indications = arrayAt(last, 'status', 'indications').filter((i): i is string => typeof i === 'string');
     return times;
   } finally {
     client.close();

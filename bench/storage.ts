@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const api = await timeVmSnapshots({ rounds, volumeBytes, writtenBytes });
   row('CSI VolumeSnapshot of the claim', median(api.volumeSnapshots), 'cp --sparse=always of the volume', copy, '');
   row('VirtualMachineSnapshot of the VM', median(api.vmSnapshots), 'cp --sparse=always of the volume', copy, '');
+  console.log(`VirtualMachineSnapshot indications: ${(api.indications ?? []).join(', ')} (GuestAgent: the guest's filesystems were frozen around each cut)`);
   console.log(`\nVolumeSnapshot rounds (ms): ${api.volumeSnapshots.map((ms) => ms.toFixed(1)).join(', ')}`);
   console.log(`VirtualMachineSnapshot rounds (ms): ${api.vmSnapshots.map((ms) => ms.toFixed(1)).join(', ')}`);
 }

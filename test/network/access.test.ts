@@ -14,14 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KObject } from '../../src/api/object.js';
-import { recordsAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { importTestGuest } from '../../src/agent/images/index.js';
 import { eventually } from '../../src/testing/wait.js';
-import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
+import { closeVmEnv, openVmEnv, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { vireo } from '../subresources/support.js';
+import { bootedGuest, podGuest } from './guests.js';
 
-const bootMs = 240_000;
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 let env: VmEnv;
 let keys: string;
@@ -39,28 +38,13 @@ after(async () => {
   rmSync(keys, { recursive: true, force: true });
 });
 
+/** The pod network's masquerade guest, with a NoCloud disk that installs `publicKey` for root. */
 function guest(name: string, publicKey: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      terminationGracePeriodSeconds: 0,
-      domain: {
-        devices: {
-          autoattachGraphicsDevice: false,
-          disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }],
-          interfaces: [{ name: 'default', masquerade: {} }],
-        },
-        memory: { guest: '128Mi' },
-      },
-      networks: [{ name: 'default', pod: {} }],
-      volumes: [
-        { name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } },
-        { name: 'cloudinit', cloudInitNoCloud: { userData: `#cloud-config\nssh_authorized_keys:\n  - ${publicKey}\n` } },
-      ],
-    },
-  };
+  const vmi = podGuest(name, 'masquerade');
+  const spec = vmi.spec as { domain: { devices: { disks: unknown[] } }; volumes: unknown[] };
+  spec.domain.devices.disks.push({ name: 'cloudinit', disk: { bus: 'virtio' } });
+  spec.volumes.push({ name: 'cloudinit', cloudInitNoCloud: { userData: `#cloud-config\nssh_authorized_keys:\n  - ${publicKey}\n` } });
+  return vmi;
 }
 
 function httpGet(port: number): Promise<string> {
@@ -76,15 +60,8 @@ function httpGet(port: number): Promise<string> {
 test('vireo port-forward reaches the guest\'s HTTP server; vireo ssh runs a command in the guest with a cloud-init key', { skip: skipWithoutQemu, timeout: 600_000 }, async () => {
   const publicKey = readFileSync(join(keys, 'id.pub'), 'utf8').trim();
   await env.client.create(vmis, guest('reach', publicKey));
-  await eventually(async () => {
-    const found = await env.client.tryGet(vmis, 'default', 'reach');
-    if (phaseOf(found) === 'Failed') throw new Error(`VMI reach failed: ${JSON.stringify(found?.status)}`);
-    return phaseOf(found) === 'Running' && recordsAt(found, 'status', 'interfaces').length > 0;
-  }, { what: 'VMI reach running with interfaces', timeoutMs: bootMs, intervalMs: 100 });
-  const console = await ConsoleCapture.open(env, 'reach');
+  const { console } = await bootedGuest(env, 'reach');
   try {
-    await eventually(() => console.text().includes(TEST_GUEST_READY_MARKER), { what: 'the guest to be ready', timeoutMs: bootMs, intervalMs: 200 });
-
     const forward = spawn(process.execPath, [cli, 'port-forward', 'vmi/reach', '0:80'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', KUBECONFIG: env.server.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     forward.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));

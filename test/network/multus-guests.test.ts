@@ -24,6 +24,7 @@ import { kubectl } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
 import { ConsoleCapture, closeVmEnv, leftoverQemus, openVmEnv, phaseOf, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
+import { runOnConsole } from './guests.js';
 import { hostNetworkState } from './support.js';
 
 const bootMs = 240_000;
@@ -89,16 +90,6 @@ function leaseFiles(): string[] {
   return readdirSync(ipamDir).flatMap((network) => readdirSync(join(ipamDir, network)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)));
 }
 
-/** Types `command` on the console and waits for `marker` after it; the console text from the command on. */
-async function run(console: ConsoleCapture, command: string, marker: string): Promise<string> {
-  const from = console.text().length;
-  console.type(`${command}; echo ${marker}-$?`);
-  return eventually(() => {
-    const text = console.text().slice(from);
-    return new RegExp(`${marker}-\\d`).test(text.replace(`echo ${marker}-$?`, '')) ? text : undefined;
-  }, { what: `"${command}" to finish in the guest`, timeoutMs: 60_000, intervalMs: 200 });
-}
-
 function leftInSandboxes(): string[] {
   const sandboxes = join(env.agentDir, 'network', 'sandboxes');
   return existsSync(sandboxes) ? readdirSync(sandboxes) : [];
@@ -156,15 +147,15 @@ test('a guest on the pod network and two NADs takes both IPAM addresses by DHCP,
   try {
     await eventually(() => console.text().includes(TEST_GUEST_READY_MARKER), { what: 'the guest to be ready', timeoutMs: bootMs, intervalMs: 200 });
     await eventually(() => console.text().includes(`network: eth1 ${ipA}/24`) && console.text().includes(`network: eth2 ${ipB}/24`), { what: 'the guest to take both addresses by DHCP', timeoutMs: 60_000, intervalMs: 200 });
-    const addr = await run(console, 'ip -4 -o addr show', 'ADDR');
+    const addr = await runOnConsole(console, 'ip -4 -o addr show', 'ADDR');
     assert.match(addr, new RegExp(`eth1\\s+inet ${ipA.replaceAll('.', '\\.')}/24`));
     assert.match(addr, new RegExp(`eth2\\s+inet ${ipB.replaceAll('.', '\\.')}/24`));
     assert.match(addr, /eth0\s+inet 10\.0\.2\.2\/24/);
-    const links = await run(console, 'ip -o link show', 'LINK');
+    const links = await runOnConsole(console, 'ip -o link show', 'LINK');
     assert.match(links, new RegExp(`eth1:.*link/ether ${macA}`));
     assert.match(links, new RegExp(`eth2:.*link/ether ${givenMac}`));
     // No default route through a secondary network (its IPAM named no gateway): DHCP gave no router there.
-    const routes = await run(console, 'ip route', 'ROUTE');
+    const routes = await runOnConsole(console, 'ip route', 'ROUTE');
     assert.doesNotMatch(routes, /default via \S+ dev eth[12]/);
     assert.match(routes, /default via 10\.0\.2\.1 dev eth0/);
   } finally {

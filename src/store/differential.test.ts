@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { range, testBackends } from './test-support.js';
 import { StoreError } from './types.js';
 import type { TestStore } from './test-support.js';
-import type { KeyValue, StoreEvent } from './types.js';
+import type { KeyValue, ListResult, StoreEvent } from './types.js';
 
 /** A small deterministic PRNG (mulberry32), so a failure replays. */
 function random(seed: number): () => number {
@@ -39,10 +39,10 @@ async function replay(store: TestStore, prefix: string, after: number): Promise<
   return events;
 }
 
-describe('memory and SQLite agree', () => {
+describe('the backends agree', () => {
   it('on a random workload with compactions, in writes, lists at every revision, and watches', async () => {
     const backends = testBackends();
-    const stores = backends.map((b) => b.open());
+    const stores: TestStore[] = await Promise.all(backends.map((b) => b.open()));
     const next = random(42);
     const pick = <T>(items: readonly T[]): T => {
       const item = items[Math.floor(next() * items.length)];
@@ -67,33 +67,38 @@ describe('memory and SQLite agree', () => {
             : store.delete(key);
         });
         const answers = await Promise.all(stores.map((store) => Promise.all(ops.map((op) => outcome(op(store))))));
-        assert.deepEqual(answers[1], answers[0], `step ${step}`);
+        for (const [i, answer] of answers.entries()) assert.deepEqual(answer, answers[0], `${backends[i]?.name} at step ${step}`);
         if (step % 25 === 24) {
           const target = Math.floor((stores[0]?.currentRevision() ?? 0) * 0.7);
           await Promise.all(stores.map((store) => store.compact(target)));
         }
       }
-      const [memory, sqlite] = stores;
-      assert.ok(memory !== undefined && sqlite !== undefined);
-      assert.equal(sqlite.currentRevision(), memory.currentRevision());
-      assert.equal(sqlite.compactRevision(), memory.compactRevision());
-      for (const revision of range(memory.compactRevision() - 1, memory.currentRevision())) {
-        for (const prefix of ['/a/', '/b/', '']) {
-          const [m, s] = await Promise.all(stores.map((store) => store.list(prefix, { revision })));
-          assert.deepEqual(render(s?.items ?? []), render(m?.items ?? []), `list ${prefix} at ${revision}`);
-          const [pm, ps] = await Promise.all(stores.map((store) => store.list(prefix, { revision, limit: 3, startKey: `${prefix}3` })));
-          assert.deepEqual([render(ps?.items ?? []), ps?.more], [render(pm?.items ?? []), pm?.more], `page ${prefix} at ${revision}`);
+      const [memory, ...others] = stores;
+      assert.ok(memory !== undefined && others.length === backends.length - 1);
+      for (const [i, other] of others.entries()) {
+        const name: string = backends[i + 1]?.name ?? '?';
+        const pair: TestStore[] = [memory, other];
+        assert.equal(other.currentRevision(), memory.currentRevision(), name);
+        assert.equal(other.compactRevision(), memory.compactRevision(), name);
+        const revisions: number[] = range(memory.compactRevision() - 1, memory.currentRevision());
+        for (const revision of revisions) {
+          for (const prefix of ['/a/', '/b/', '']) {
+            const [m, s]: ListResult[] = await Promise.all(pair.map((store) => store.list(prefix, { revision })));
+            assert.deepEqual(render(s?.items ?? []), render(m?.items ?? []), `${name}: list ${prefix} at ${revision}`);
+            const [pm, ps]: ListResult[] = await Promise.all(pair.map((store) => store.list(prefix, { revision, limit: 3, startKey: `${prefix}3` })));
+            assert.deepEqual([render(ps?.items ?? []), ps?.more], [render(pm?.items ?? []), pm?.more], `${name}: page ${prefix} at ${revision}`);
+          }
         }
-      }
-      for (const prefix of ['/a/', '']) {
-        assert.deepEqual(await replay(sqlite, prefix, sqlite.compactRevision()), await replay(memory, prefix, memory.compactRevision()));
+        for (const prefix of ['/a/', '']) {
+          assert.deepEqual(await replay(other, prefix, other.compactRevision()), await replay(memory, prefix, memory.compactRevision()), name);
+        }
       }
       // The workload must have done what it is meant to test.
       assert.ok(memory.currentRevision() > 150, `only ${memory.currentRevision()} writes succeeded`);
       assert.ok(memory.compactRevision() > 100 && (await memory.count('')) > 5, 'the workload compacted and left keys');
     } finally {
       for (const store of stores) await store.close();
-      for (const backend of backends) backend.cleanup();
+      for (const backend of backends) await backend.cleanup();
     }
   });
 });

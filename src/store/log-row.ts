@@ -38,10 +38,7 @@ export function planWrite(op: WriteOp, current: KeyValue | undefined, revision: 
   switch (op.kind) {
     case 'create':
       if (current !== undefined) {
-        return new StoreError(
-          'KeyExists',
-          `cannot create ${op.key}: it already exists (modified at revision ${current.modRevision}); update it instead`,
-        );
+        return keyExists(op.key, current);
       }
       return {
         revision,
@@ -112,11 +109,21 @@ export function valueBefore(row: LogRow): KeyValue | undefined {
   return { key: row.key, value: row.prevValue, createRevision: row.createRevision, modRevision: row.prevRevision };
 }
 
-function notFound(verb: string, key: string): StoreError {
+/** The error for creating a key that exists; every backend words it the same. */
+export function keyExists(key: string, current: KeyValue): StoreError {
+  return new StoreError(
+    'KeyExists',
+    `cannot create ${key}: it already exists (modified at revision ${current.modRevision}); update it instead`,
+  );
+}
+
+/** The error for writing a key that does not exist. */
+export function notFound(verb: string, key: string): StoreError {
   return new StoreError('KeyNotFound', `cannot ${verb} ${key}: it does not exist; create it first`);
 }
 
-function conflict(verb: string, key: string, expected: number, current: KeyValue): StoreError {
+/** The error for a compare-and-swap whose expected revision is not the key's. */
+export function conflict(verb: string, key: string, expected: number, current: KeyValue): StoreError {
   return new StoreError(
     'Conflict',
     `cannot ${verb} ${key}: it is at revision ${current.modRevision}, not ${expected}; read it again and retry`,

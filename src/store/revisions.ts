@@ -54,7 +54,8 @@ export function closedError(): StoreError {
   return new StoreError('Unavailable', 'the store is closed; open it again to use it');
 }
 
-function compactedError(verb: string, revision: number, compacted: number): StoreError {
+/** The error for reading or watching below the compacted revision. */
+export function compactedError(verb: string, revision: number, compacted: number): StoreError {
   return new StoreError(
     'Compacted',
     `cannot ${verb} revision ${revision}: history up to revision ${compacted} was compacted; start again from the latest revision`,
@@ -62,6 +63,7 @@ function compactedError(verb: string, revision: number, compacted: number): Stor
   );
 }
 
-function isRevision(value: number): boolean {
+/** A revision, limit or count: a non-negative safe integer. */
+export function isRevision(value: number): boolean {
   return Number.isSafeInteger(value) && value >= 0;
 }

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { EtcdProcess } from './etcd-process.js';
+import { EtcdStore } from './etcd.js';
 import { MemoryStore } from './memory.js';
 import { SqliteStore } from './sqlite.js';
 import type { LogStoreOptions } from './log-store.js';
@@ -19,9 +21,10 @@ export type TestStore = Store & { readonly watcherCount: number };
 /** A backend the shared tests run against. */
 export interface TestBackend {
   readonly name: string;
-  open(options?: LogStoreOptions): TestStore;
-  /** Removes what `open` left on disk; the stores must be closed first. */
-  cleanup(): void;
+  /** A fresh, empty store (for etcd: on an etcd of its own, so revisions start at 0). */
+  open(options?: LogStoreOptions): Promise<TestStore>;
+  /** Removes what `open` left behind (files, etcd processes); the stores must be closed first. */
+  cleanup(): Promise<void>;
 }
 
 /** A new temp dir for one test; the caller removes it. */
@@ -32,17 +35,30 @@ export function makeTempDir(): string {
 /** Every backend, each with its own cleanup. */
 export function testBackends(): TestBackend[] {
   const dirs: string[] = [];
+  const etcds: EtcdProcess[] = [];
   return [
-    { name: 'memory', open: (options) => new MemoryStore(options), cleanup: () => undefined },
+    { name: 'memory', open: (options) => Promise.resolve(new MemoryStore(options)), cleanup: () => Promise.resolve() },
     {
       name: 'sqlite',
       open: (options) => {
         const dir = makeTempDir();
         dirs.push(dir);
-        return new SqliteStore({ ...options, path: join(dir, 'store.db') });
+        return Promise.resolve(new SqliteStore({ ...options, path: join(dir, 'store.db') }));
       },
       cleanup: () => {
         for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+        return Promise.resolve();
+      },
+    },
+    {
+      name: 'etcd',
+      open: async (options) => {
+        const etcd = await EtcdProcess.start();
+        etcds.push(etcd);
+        return EtcdStore.open({ ...options, endpoints: [etcd.endpoint], connectTimeoutMs: 10_000 });
+      },
+      cleanup: async () => {
+        await Promise.all(etcds.splice(0).map((etcd) => etcd.stop()));
       },
     },
   ];
@@ -51,13 +67,13 @@ export function testBackends(): TestBackend[] {
 /** Opens a fresh store from `backend` before each test of the enclosing suite, and closes it after. */
 export function storePerTest(backend: TestBackend, use: (store: TestStore) => void): void {
   let store: TestStore | undefined;
-  beforeEach(() => {
-    store = backend.open();
+  beforeEach(async () => {
+    store = await backend.open();
     use(store);
   });
   afterEach(async () => {
     await store?.close();
-    backend.cleanup();
+    await backend.cleanup();
   });
 }
 

@@ -109,7 +109,7 @@ for (const backend of testBackends()) {
 
     it('drops a watcher whose callback throws, and keeps the write and the other watchers', async () => {
       const reported: unknown[] = [];
-      const own = backend.open({ onWatchError: (error) => reported.push(error) });
+      const own = await backend.open({ onWatchError: (error) => reported.push(error) });
       try {
         const good = new WatchRecorder();
         await own.watch({ prefix: '/', afterRevision: 0, signal: good.signal }, good.onEvent);

@@ -29,6 +29,8 @@ Commands:
   up                     Run Vireo on this machine with its data in ~/.vireo (the quick start).
   server                 Run the Vireo server.
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
+      --store URL        Where the cluster's state lives: sqlite (default, in --data-dir) or
+                         etcd://host:port[,host:port…][/prefix] (etcd v3; keys under /vireo/ by default).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
       --cluster-cidr CIDRS
                          The pod network: one IPv4 and optionally one IPv6 range, comma-separated;
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<void> {
           'service-cluster-ip-range': { type: 'string' },
           'service-node-port-range': { type: 'string' },
           'cluster-dns-listen': { type: 'string' },
+          store: { type: 'string' },
         },
         strict: true,
       });
@@ -82,6 +85,7 @@ async function main(argv: string[]): Promise<void> {
         newcomer: command === 'up',
         serviceNetwork: serviceNetworkOf(values['service-cluster-ip-range'], values['service-node-port-range']),
         clusterDnsListen: values['cluster-dns-listen'],
+        store: values.store,
       });
       return;
     }

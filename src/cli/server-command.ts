@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createLogger } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
-import { openStore } from '../store/index.js';
+import { openStore, parseEtcdUrl, StoreError } from '../store/index.js';
 import { startControlPlane } from '../server/control-plane.js';
 import { loadUploadKey } from '../apiserver/upload-token.js';
 import { ensurePki } from './pki.js';
@@ -33,6 +33,8 @@ export interface ServerCommandOptions {
   serviceNetwork: ServiceNetwork;
   /** Where the cluster DNS listens (UDP and TCP), or "off"; undefined: the default address, if it is free. */
   clusterDnsListen: string | undefined;
+  /** `--store`: "sqlite" (in the data dir) or `etcd://host:port[,host:port…][/prefix]`; undefined: sqlite. */
+  store: string | undefined;
 }
 
 export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
@@ -44,6 +46,7 @@ export function parseListen(listen: string, flag = '--listen'): { host: string; 
 
 export async function runServer(options: ServerCommandOptions): Promise<void> {
   const { host, port } = parseListen(options.listen);
+  const storeOptions = parseStoreFlag(options.store, options.dataDir);
   let clusterCidrs: Cidr[];
   try {
     clusterCidrs = parseClusterCidrs(options.clusterCidr);
@@ -57,7 +60,15 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   chmodSync(options.dataDir, 0o700);
   const pki = await ensurePki(options.dataDir, [host]);
   const token = loadOrCreateToken(join(options.dataDir, 'token'));
-  const store = await openStore({ backend: 'sqlite', path: join(options.dataDir, 'state.db') });
+  const store = await openStore(
+    storeOptions.backend === 'etcd'
+      ? { ...storeOptions, onWaiting: (message) => { logger.warn(message); } }
+      : storeOptions,
+  ).catch((err: unknown) => {
+    if (err instanceof StoreError && err.code === 'Unavailable') throw new CliError('unavailable', err.message);
+    throw err;
+  });
+  logger.info('store opened', { store: storeOptions.backend === 'etcd' ? `etcd ${storeOptions.endpoints.join(',')} under ${storeOptions.prefix}` : storeOptions.path });
   const plane = await startControlPlane({
     store,
     tls: { cert: pki.serverCert, key: pki.serverKey },
@@ -92,6 +103,22 @@ function clusterDnsOption(listen: string | undefined): { clusterDns?: { host: st
   if (listen === 'off') return {};
   if (listen === undefined) return { clusterDns: { ...parseListen(defaultClusterDnsListen), optional: true } };
   return { clusterDns: parseListen(listen, '--cluster-dns-listen') };
+}
+
+/** The store `--store` names: SQLite in the data dir unless it is an etcd URL. */
+export function parseStoreFlag(
+  flag: string | undefined,
+  dataDir: string,
+): { backend: 'sqlite'; path: string } | { backend: 'etcd'; endpoints: string[]; prefix: string } {
+  if (flag === undefined || flag === 'sqlite') return { backend: 'sqlite', path: join(dataDir, 'state.db') };
+  if (!flag.startsWith('etcd://')) {
+    throw new CliError('usage', `--store ${flag} is not valid: use "sqlite" (the default, in --data-dir) or etcd://host:port[,host:port…][/prefix]`);
+  }
+  try {
+    return { backend: 'etcd', ...parseEtcdUrl(flag) };
+  } catch (err) {
+    throw new CliError('usage', `--store: ${(err as Error).message}`);
+  }
 }
 
 export const defaultClusterDnsListen = '127.0.0.1:10053';

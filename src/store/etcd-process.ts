@@ -38,10 +38,15 @@ export class EtcdProcess {
     return `etcd://127.0.0.1:${this.clientPort}`;
   }
 
+  /** A fresh etcd, its ports and data dir chosen but not started yet (`restart()` starts it). */
+  static async prepare(options: EtcdProcessOptions = {}): Promise<EtcdProcess> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'vireo-etcd-'));
+    return new EtcdProcess(dataDir, await freePort(), await freePort(), options.readyTimeoutMs ?? 30_000);
+  }
+
   /** Starts a fresh etcd; resolves once it serves clients. */
   static async start(options: EtcdProcessOptions = {}): Promise<EtcdProcess> {
-    const dataDir = mkdtempSync(join(tmpdir(), 'vireo-etcd-'));
-    const etcd = new EtcdProcess(dataDir, await freePort(), await freePort(), options.readyTimeoutMs ?? 30_000);
+    const etcd = await EtcdProcess.prepare(options);
     try {
       await etcd.restart();
     } catch (error) {
@@ -80,6 +85,9 @@ export class EtcdProcess {
       const fail = (error: Error): void => {
         clearTimeout(timer);
         child.stderr?.removeAllListeners('data');
+        // An etcd that never got ready must not outlive the caller.
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        this.child = undefined;
         reject(error);
       };
       child.once('error', (error) => { fail(new Error(`cannot start etcd (is Debian's etcd-server installed? scripts/setup installs it): ${error.message}`)); });

@@ -78,9 +78,10 @@ async function spawnUntilReady(args: string[], what: string, timeoutMs: number, 
   return { child, output: () => output, exited };
 }
 
-export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number }): Promise<ServerProcess> {
+/** Starts `vireo server` on loopback `port`; `store` is its `--store` (default: SQLite in the data dir). */
+export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string }): Promise<ServerProcess> {
   const { child, output, exited } = await spawnUntilReady(
-    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
+    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn', ...(options.store === undefined ? [] : ['--store', options.store])],
     'vireo server',
     options.timeoutMs ?? 30_000,
   );

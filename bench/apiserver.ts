@@ -16,14 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { freePort, startServerProcess } from '../src/testing/process.js';
+import { configMap, createsPerSecond, latencies, watchLagP99 } from './api-load.js';
 import { benchClient, percentile } from './http.js';
-import type { BenchClient } from './http.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-'));
-
-function configMap(name: string): string {
-  return JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { bench: 'yes' } }, data: { key: 'value'.repeat(20) } });
-}
 
 function rawSqliteInsertsPerSecond(durationMs: number): number {
   const db = new Database(join(dir, 'raw.db'));
@@ -41,68 +37,6 @@ function rawSqliteInsertsPerSecond(durationMs: number): number {
   const rate = n / ((performance.now() - start) / 1000);
   db.close();
   return rate;
-}
-
-async function createsPerSecond(client: BenchClient, prefix: string, total: number, concurrency: number): Promise<number> {
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const res = await client.call('POST', '/api/v1/namespaces/bench/configmaps', configMap(`${prefix}-${i}`));
-        if (res.status !== 201) throw new Error(`create failed: ${res.status} ${res.body}`);
-      }
-    }),
-  );
-  return total / ((performance.now() - start) / 1000);
-}
-
-async function latencies(client: BenchClient, paths: string[], rounds: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    for (const path of paths) {
-      const t = performance.now();
-      const res = await client.call('GET', path);
-      out.push(performance.now() - t);
-      if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
-    }
-  }
-  return out.sort((a, b) => a - b);
-}
-
-async function watchLagP99(client: BenchClient, watchers: number, events: number): Promise<{ p50: number; p99: number; delivered: number }> {
-  const resource = `lag${watchers}`;
-  const sentAt = new Map<string, number>();
-  const lags: number[] = [];
-  const streams = [];
-  for (let w = 0; w < watchers; w++) {
-    const s = client.stream(`/api/v1/namespaces/bench/configmaps?watch=true&resourceVersion=${await currentRv(client)}&labelSelector=run%3D${resource}`, (line) => {
-      const name = /"name":"([^"]+)"/.exec(line)?.[1];
-      const sent = name === undefined ? undefined : sentAt.get(name);
-      if (sent !== undefined) lags.push(performance.now() - sent);
-    });
-    streams.push(s);
-  }
-  await Promise.all(streams.map((s) => s.ready));
-  for (let i = 0; i < events; i++) {
-    const name = `${resource}-${i}`;
-    sentAt.set(name, performance.now());
-    const body = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { run: resource } }, data: { i: String(i) } });
-    const res = await client.call('POST', '/api/v1/namespaces/bench/configmaps', body);
-    if (res.status !== 201) throw new Error(`create failed: ${res.status}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const deadline = Date.now() + 10_000;
-  while (lags.length < watchers * events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  for (const s of streams) s.close();
-  lags.sort((a, b) => a - b);
-  return { p50: percentile(lags, 50), p99: percentile(lags, 99), delivered: lags.length };
-}
-
-async function currentRv(client: BenchClient): Promise<string> {
-  const res = await client.call('GET', '/api/v1/namespaces/bench/configmaps?limit=1');
-  return (JSON.parse(res.body) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
 }
 
 function row(name: string, value: string, baselineName: string, baseline: string, ratio: number, target: string): void {

@@ -113,7 +113,13 @@ export async function serveWatch(
     if (!ok) stop();
   };
   try {
-    await deps.store.watch({ prefix, afterRevision, signal: done.signal }, onEvent);
+    // A watch the store cannot continue (etcd lost its history while out of reach) ends with 410, so clients relist.
+    const onError = (err: StoreError): void => {
+      if (done.signal.aborted) return;
+      send('ERROR', expired(afterRevision, err.compactRevision ?? afterRevision));
+      stop();
+    };
+    await deps.store.watch({ prefix, afterRevision, signal: done.signal, onError }, onEvent);
   } catch (err) {
     if (err instanceof StoreError && err.code === 'Compacted') {
       send('ERROR', expired(afterRevision, err.compactRevision ?? 0));

@@ -5,7 +5,7 @@
  * per distinct prefix, not per watcher.
  */
 import { checkWatchStart } from './revisions.js';
-import type { StoreEvent, WatchOptions } from './types.js';
+import type { StoreError, StoreEvent, WatchOptions } from './types.js';
 
 /** What the broadcaster needs from its backend to start a watch. */
 export interface WatchSource {
@@ -26,6 +26,7 @@ export function defaultWatchError(error: unknown, prefix: string): void {
 interface Subscriber {
   readonly prefix: string;
   readonly onEvent: (event: StoreEvent) => void;
+  readonly onError: ((error: StoreError) => void) | undefined;
   /** The last revision this watcher has seen; later deliveries of it or older are skipped. */
   seen: number;
   readonly detach: () => void;
@@ -62,7 +63,7 @@ export class Broadcaster {
       onEvent(event);
     }
     if (signal.aborted) return;
-    this.subscribe(prefix, onEvent, signal, Math.max(afterRevision, upTo));
+    this.subscribe(options, onEvent, Math.max(afterRevision, upTo));
   }
 
   /** Delivers committed events, in revision order, to every watcher whose prefix they fall under. */
@@ -80,6 +81,20 @@ export class Broadcaster {
   close(): void {
     for (const group of this.byPrefix.values()) {
       for (const subscriber of group) subscriber.detach();
+    }
+  }
+
+  /** Ends every watch because the store cannot continue them, telling each watcher that asked to be told. */
+  fail(error: StoreError): void {
+    for (const group of [...this.byPrefix.values()]) {
+      for (const subscriber of group) {
+        subscriber.detach();
+        try {
+          subscriber.onError?.(error);
+        } catch (thrown) {
+          this.onWatchError(thrown, subscriber.prefix);
+        }
+      }
     }
   }
 
@@ -101,7 +116,8 @@ export class Broadcaster {
     }
   }
 
-  private subscribe(prefix: string, onEvent: (event: StoreEvent) => void, signal: AbortSignal, seen: number): void {
+  private subscribe(options: WatchOptions, onEvent: (event: StoreEvent) => void, seen: number): void {
+    const { prefix, signal } = options;
     let group = this.byPrefix.get(prefix);
     if (group === undefined) {
       group = new Set();
@@ -114,7 +130,7 @@ export class Broadcaster {
       this.count--;
       if (members.size === 0 && this.byPrefix.get(prefix) === members) this.byPrefix.delete(prefix);
     };
-    const subscriber: Subscriber = { prefix, onEvent, seen, detach };
+    const subscriber: Subscriber = { prefix, onEvent, onError: options.onError, seen, detach };
     members.add(subscriber);
     this.count++;
     signal.addEventListener('abort', detach, { once: true });

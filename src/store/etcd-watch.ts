@@ -115,7 +115,8 @@ export class EtcdWatch {
 }
 
 function watchError(error: Error): StoreError {
-  if (error.message.includes('compacted')) {
+  // etcd 3.4 cancels a watch whose history was compacted with no reason given, only the compact revision.
+  if (error.message.includes('compacted') || /Watcher canceled: *$/.test(error.message)) {
     return new StoreError('Compacted', `the etcd watch was cancelled: its history was compacted (${error.message}); list again and watch from the new revision`);
   }
   return new StoreError('Unavailable', `the etcd watch was cancelled: ${error.message}; watch again`);

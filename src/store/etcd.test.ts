@@ -152,7 +152,15 @@ describe('etcd store: one etcd, several clusters and servers', () => {
       replay.controller.abort();
 
       const target = written[3]?.modRevision ?? 0;
+      const stale = await EtcdStore.open({ endpoints: [etcd.endpoint], prefix });
       await first.compact(target);
+      // A watch from before the compaction, on a server that has not heard of it: etcd refuses, the store says how far.
+      await assert.rejects(stale.watch({ prefix: '/r/', afterRevision: 0, signal: new AbortController().signal }, () => undefined), (error: unknown) => {
+        assert.ok(error instanceof StoreError && error.code === 'Compacted', String(error));
+        assert.equal(error.compactRevision, target);
+        return true;
+      });
+      await stale.close();
       assert.equal(second.compactRevision(), 0, 'the second server has not heard of it yet');
       await assert.rejects(second.list('/r/', { revision: target - 1 }), (error: unknown) => {
         assert.ok(error instanceof StoreError && error.code === 'Compacted');

@@ -5,21 +5,20 @@
  * lists are ranges at a revision, compaction is etcd's. Several clusters can
  * share one etcd: every key lives under the cluster's prefix.
  *
- * Watches: one etcd watch on the whole prefix feeds an in-memory tail of
- * recent events and the same fan-out as the other backends, as
- * kube-apiserver's watch cache does, so a thousand API watches cost etcd
- * one. A watch from before the tail gets its own etcd watch. A write is
- * acknowledged once etcd has committed it and the feed has delivered it, so
- * a watcher never lags behind a write its own client has seen succeed.
+ * Watches: one etcd watch on the whole prefix (`etcd-feed.ts`) feeds an
+ * in-memory tail of recent events and the same fan-out as the other
+ * backends, so a thousand API watches cost etcd one. A watch from before
+ * the tail gets its own etcd watch. A write is acknowledged once etcd has
+ * committed it and the feed has delivered it, so a watcher never lags
+ * behind a write its own client has seen succeed.
  * Writes go to etcd one at a time, in call order, as the contract decides
  * them.
  */
-import { Etcd3 } from 'etcd3';
-import { noop } from 'cockatiel';
-import type { IBackoff } from 'cockatiel';
-import type { IKeyValue, IResponseHeader } from 'etcd3';
+import type { Etcd3, IKeyValue, IResponseHeader } from 'etcd3';
 import { Broadcaster, defaultWatchError } from './broadcaster.js';
 import { classifyEtcdError, etcdRevision, EtcdKeys, storeRevision, toKeyValue, unavailableError } from './etcd-codec.js';
+import { createEtcdClient, findCompacted, waitForEtcd } from './etcd-client.js';
+import { EtcdFeed } from './etcd-feed.js';
 import { EtcdWatch } from './etcd-watch.js';
 import { keyRange } from './keys.js';
 import { conflict, keyExists, notFound } from './log-row.js';
@@ -42,8 +41,6 @@ export interface EtcdStoreOptions extends LogStoreOptions {
   onWaiting?: (message: string) => void;
 }
 
-/** Events the tail keeps for watches that start in the recent past; older starts get their own etcd watch. */
-const tailCapacity = 10_000;
 const retryDelayMs = 250;
 
 /** A {@link Store} on etcd v3. Open it with {@link EtcdStore.open}. */
@@ -54,18 +51,12 @@ export class EtcdStore implements Store {
   private readonly requestTimeoutMs: number;
   private readonly broadcaster: Broadcaster;
   private readonly onWatchError: NonNullable<LogStoreOptions['onWatchError']>;
+  private readonly feed: EtcdFeed;
   /** The highest revision any etcd response has shown. */
   private headerRevision = 0;
-  /** The feed has delivered every event under the prefix through this revision. */
-  private published = 0;
-  /** Recent events, in revision order: every event under the prefix after `tailFloor`. */
-  private tail: StoreEvent[] = [];
-  private tailFloor = 0;
   private compacted = 0;
   private closed = false;
-  private feed: EtcdWatch | undefined;
   private writes: Promise<unknown> = Promise.resolve();
-  private readonly waiters = new Set<{ revision: number; resolve: () => void }>();
   private readonly ownWatches = new Set<EtcdWatch>();
 
   private constructor(options: EtcdStoreOptions) {
@@ -73,20 +64,19 @@ export class EtcdStore implements Store {
     this.keys = new EtcdKeys(options.prefix ?? '/vireo/');
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
     this.onWatchError = options.onWatchError ?? defaultWatchError;
-    const timeout = this.requestTimeoutMs;
-    this.client = new Etcd3({
-      hosts: [...options.endpoints],
-      dialTimeout: timeout,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
-      // No retries inside the client: a retried write whose first try landed would fail KeyExists or
-      // Conflict; the store reports Unavailable and its caller decides. Watches reconnect every 500 ms.
-      faultHandling: { host: () => noop, global: noop, watchBackoff: constantBackoff(500) },
+    this.client = createEtcdClient(options.endpoints, this.requestTimeoutMs);
+    this.feed = new EtcdFeed({
+      client: this.client,
+      keys: this.keys,
+      publishTimeoutMs: this.requestTimeoutMs,
+      publish: (events) => { this.broadcaster.publish(events); },
+      ended: (error) => { this.feedEnded(error); },
     });
     this.broadcaster = new Broadcaster(
       {
         compactRevision: () => this.compacted,
-        currentRevision: () => this.published,
-        history: (prefix, after, upTo) => this.tailEvents(prefix, after, upTo),
+        currentRevision: () => this.feed.published,
+        history: (prefix, after, upTo) => this.feed.history(prefix, after, upTo),
       },
       this.onWatchError,
     );
@@ -214,7 +204,7 @@ export class EtcdStore implements Store {
     return this.request('watching', async () => {
       if (options.signal.aborted) return;
       checkWatchStart(options.afterRevision, this.compacted);
-      if (options.afterRevision >= this.tailFloor) {
+      if (options.afterRevision >= this.feed.tailFloor) {
         this.broadcaster.watch(options, onEvent);
         return;
       }
@@ -224,7 +214,7 @@ export class EtcdStore implements Store {
 
   /** The latest revision this store has seen, from etcd's responses and the feed. */
   currentRevision(): number {
-    return Math.max(this.published, this.headerRevision);
+    return Math.max(this.feed.published, this.headerRevision);
   }
 
   compactRevision(): number {
@@ -256,11 +246,10 @@ export class EtcdStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.writes.catch(() => undefined);
-    await this.feed?.cancel();
+    await this.feed.stop();
     await Promise.all([...this.ownWatches].map((watch) => watch.cancel()));
     this.ownWatches.clear();
     this.broadcaster.close();
-    for (const waiter of this.waiters) waiter.resolve();
     this.client.close();
   }
 
@@ -270,37 +259,10 @@ export class EtcdStore implements Store {
   }
 
   private async connect(timeoutMs: number, onWaiting: EtcdStoreOptions['onWaiting']): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let lastSaid = 0;
-    for (;;) {
-      try {
-        const response = await this.client.kv.range({ key: this.keys.encode(''), limit: 1, keys_only: true });
-        this.noteHeader(response.header);
-        break;
-      } catch (error) {
-        const detail = classifyEtcdError(error).kind === 'unavailable' ? (error as Error).message : 'unexpected answer';
-        if (Date.now() >= deadline) {
-          throw new StoreError(
-            'Unavailable',
-            `cannot reach etcd at ${this.endpoints.join(', ')} after ${Math.round(timeoutMs / 1000)} s (${detail}). Start etcd there, or give the running members' client URLs: --store etcd://host:port[,host:port…]`,
-          );
-        }
-        if (Date.now() - lastSaid > 5_000) {
-          lastSaid = Date.now();
-          onWaiting?.(`waiting for etcd at ${this.endpoints.join(', ')}: ${detail}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
-      }
-    }
-    const opened = this.headerRevision;
-    this.compacted = await this.findCompacted(0, opened);
-    this.published = opened;
-    this.tailFloor = opened;
-    this.feed = await EtcdWatch.start(this.client, this.keys, '', opened, {
-      onEvents: (events) => { this.publish(events); },
-      onProgress: (revision) => { this.advance(revision); },
-      onEnd: (error) => { this.feedEnded(error); },
-    });
+    const opened = await waitForEtcd(this.client, this.keys, { endpoints: this.endpoints, timeoutMs, onWaiting });
+    this.headerRevision = Math.max(this.headerRevision, opened);
+    this.compacted = await findCompacted(this.client, this.keys, 0, opened);
+    await this.feed.start(opened);
   }
 
   /** Runs one request against open storage; etcd failures become `Unavailable` naming the endpoints. */
@@ -329,7 +291,7 @@ export class EtcdStore implements Store {
           `${(error as Error).message} (the write may or may not have been made: read the key before retrying)`,
         );
       }
-      await this.untilPublished(written.modRevision);
+      await this.feed.untilPublished(written.modRevision);
       return written;
     });
     this.writes = run.catch(() => undefined);
@@ -346,54 +308,14 @@ export class EtcdStore implements Store {
     return revision;
   }
 
-  private publish(events: StoreEvent[]): void {
-    for (const event of events) this.tail.push(event);
-    if (this.tail.length > 2 * tailCapacity) {
-      const dropped = this.tail.splice(0, this.tail.length - tailCapacity);
-      this.tailFloor = dropped.at(-1)?.revision ?? this.tailFloor;
-    }
-    // Fan out before releasing the writers, so no watcher lags behind an acknowledged write.
-    this.published = events.at(-1)?.revision ?? this.published;
-    this.broadcaster.publish(events);
-    this.releaseWaiters();
-  }
-
-  private advance(revision: number): void {
-    this.published = Math.max(this.published, revision);
-    this.releaseWaiters();
-  }
-
-  private releaseWaiters(): void {
-    for (const waiter of this.waiters) if (waiter.revision <= this.published) waiter.resolve();
-  }
-
-  /** Waits for the feed to deliver `revision`; gives up after the request deadline (the write is durable anyway). */
-  private untilPublished(revision: number): Promise<void> {
-    if (this.published >= revision || this.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const waiter = {
-        revision,
-        resolve: () => {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-          resolve();
-        },
-      };
-      const timer = setTimeout(waiter.resolve, this.requestTimeoutMs);
-      this.waiters.add(waiter);
-    });
-  }
-
   /**
    * The feed was cancelled for good (its history was compacted while etcd
-   * was away): its watchers cannot be continued, so they are dropped and
+   * was away): its watchers cannot be continued, so they are ended and
    * told, and the feed restarts from now for new watches.
    */
   private feedEnded(error: StoreError): void {
     if (this.closed) return;
-    this.broadcaster.close();
-    this.onWatchError(error, '');
-    this.tail = [];
+    this.broadcaster.fail(error);
     void this.restartFeed();
   }
 
@@ -402,14 +324,8 @@ export class EtcdStore implements Store {
       try {
         const response = await this.client.kv.range({ key: this.keys.encode(''), limit: 1, keys_only: true });
         const now = this.noteHeader(response.header);
-        this.published = now;
-        this.tailFloor = now;
-        this.compacted = await this.findCompacted(this.compacted, now);
-        this.feed = await EtcdWatch.start(this.client, this.keys, '', now, {
-          onEvents: (events) => { this.publish(events); },
-          onProgress: (revision) => { this.advance(revision); },
-          onEnd: (ended) => { this.feedEnded(ended); },
-        });
+        this.compacted = await findCompacted(this.client, this.keys, this.compacted, now);
+        await this.feed.start(now);
         return;
       } catch {
         await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
@@ -420,6 +336,13 @@ export class EtcdStore implements Store {
   /** A watch from before the tail: its own etcd watch, delivering straight to the caller. */
   private async watchFromEtcd(options: WatchOptions, onEvent: (event: StoreEvent) => void): Promise<void> {
     const { prefix, afterRevision, signal } = options;
+    // etcd accepts a watch from a compacted revision and cancels it right after; a read at the revision finds out first.
+    try {
+      await this.client.kv.range({ key: this.keys.encode(prefix), limit: 1, keys_only: true, revision: etcdRevision(afterRevision) });
+    } catch (error) {
+      if (classifyEtcdError(error).kind === 'compacted') throw compactedError('watch from', afterRevision, await this.refreshCompacted(afterRevision));
+      throw error;
+    }
     let own: EtcdWatch | undefined;
     const stop = (): void => {
       signal.removeEventListener('abort', stop);
@@ -443,7 +366,8 @@ export class EtcdStore implements Store {
         onProgress: () => undefined,
         onEnd: (error) => {
           stop();
-          this.onWatchError(error, prefix);
+          if (options.onError === undefined) this.onWatchError(error, prefix);
+          else options.onError(error);
         },
       });
     } catch (error) {
@@ -459,47 +383,11 @@ export class EtcdStore implements Store {
 
   /** Learns the compacted revision after etcd refused `refused` as compacted. */
   private async refreshCompacted(refused: number): Promise<number> {
-    this.compacted = Math.max(this.compacted, await this.findCompacted(Math.max(this.compacted, refused), this.currentRevision()));
+    this.compacted = Math.max(this.compacted, await findCompacted(this.client, this.keys, Math.max(this.compacted, refused), this.currentRevision()));
     return this.compacted;
   }
 
-  /**
-   * etcd tells the compacted revision only in a watch refusal the client
-   * does not pass on, so it is found by bisection: a range at the compacted
-   * revision itself still reads, one below fails. About 20 small reads for a
-   * million revisions, done at open and when etcd surprises us.
-   */
-  private async findCompacted(low: number, high: number): Promise<number> {
-    let readable = high;
-    let lo = low;
-    while (lo < readable) {
-      const middle = Math.floor((lo + readable) / 2);
-      try {
-        await this.client.kv.range({ key: this.keys.encode(''), limit: 1, keys_only: true, revision: etcdRevision(middle) });
-        readable = middle;
-      } catch (error) {
-        if (classifyEtcdError(error).kind !== 'compacted') throw error;
-        lo = middle + 1;
-      }
-    }
-    return readable;
-  }
 
-  private *tailEvents(prefix: string, after: number, upTo: number): Iterable<StoreEvent> {
-    let index = this.tail.length;
-    while (index > 0 && (this.tail[index - 1]?.revision ?? 0) > after) index--;
-    for (; index < this.tail.length; index++) {
-      const event = this.tail[index];
-      if (event === undefined || event.revision > upTo) return;
-      if (event.key.startsWith(prefix)) yield event;
-    }
-  }
-}
-
-/** The watch reconnect delay: constant, so a restarted etcd is found again within half a second. */
-function constantBackoff(delayMs: number): IBackoff<unknown> {
-  const backoff: IBackoff<unknown> = { duration: delayMs, next: () => backoff };
-  return backoff;
 }
 
 function unexpected(what: string): StoreError {

@@ -3,7 +3,7 @@
  * gets a new global revision; reads can be at a revision; updates are
  * compare-and-swap on the previous revision; watches resume from a revision
  * until it is compacted. The same interface fronts the memory backend
- * (tests), SQLite (default) and, later, etcd, so callers never know which.
+ * (tests), SQLite (default) and etcd, so callers never know which.
  *
  * Values are opaque strings (the API server stores JSON without
  * `metadata.resourceVersion`; the revision is the resourceVersion).
@@ -54,6 +54,13 @@ export interface WatchOptions {
   /** Deliver events with revision > this. Older than the compacted revision: `StoreError('Compacted')`. */
   afterRevision: number;
   signal: AbortSignal;
+  /**
+   * Called at most once when the store ends this watch itself because it
+   * cannot continue it (etcd: the history was compacted while etcd was out
+   * of reach); nothing is delivered afterwards. List again and watch from
+   * the new revision. Without it, such a watch ends silently.
+   */
+  onError?: (error: StoreError) => void;
 }
 
 export type StoreErrorCode =

@@ -40,7 +40,8 @@ export async function waitForEtcd(
     try {
       return storeRevision((await client.kv.range({ key: keys.encode(''), limit: 1, keys_only: true })).header.revision);
     } catch (error) {
-      const detail = classifyEtcdError(error).kind === 'unavailable' ? (error as Error).message : 'unexpected answer';
+      const failure = classifyEtcdError(error);
+      const detail = failure.kind === 'unavailable' ? failure.detail : 'unexpected answer';
       if (Date.now() >= deadline) {
         throw new StoreError(
           'Unavailable',

@@ -81,7 +81,12 @@ export function classifyEtcdError(error: unknown): EtcdFailure {
   const message = error instanceof Error ? error.message : String(error);
   if (message.includes('required revision has been compacted')) return { kind: 'compacted' };
   if (message.includes('required revision is a future revision')) return { kind: 'future' };
-  return { kind: 'unavailable', detail: message };
+  return { kind: 'unavailable', detail: tidyGrpcMessage(message) };
+}
+
+/** gRPC's connection errors, without the empty resolver note and the doubled "Error:". */
+export function tidyGrpcMessage(message: string): string {
+  return message.replace(/\.?\s*Resolution note:.*$/s, '').replace('Last error: Error: ', 'last error: ');
 }
 
 /** The error for an etcd that did not answer, naming where it was looked for and what to do. */

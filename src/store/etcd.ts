@@ -16,7 +16,7 @@
  */
 import type { Etcd3, IKeyValue, IResponseHeader } from 'etcd3';
 import { Broadcaster, defaultWatchError } from './broadcaster.js';
-import { classifyEtcdError, etcdRevision, EtcdKeys, storeRevision, toKeyValue, unavailableError } from './etcd-codec.js';
+import { classifyEtcdError, etcdRevision, EtcdKeys, storeRevision, tidyGrpcMessage, toKeyValue, unavailableError } from './etcd-codec.js';
 import { createEtcdClient, findCompacted, waitForEtcd } from './etcd-client.js';
 import { EtcdFeed } from './etcd-feed.js';
 import { EtcdWatch } from './etcd-watch.js';
@@ -272,7 +272,7 @@ export class EtcdStore implements Store {
       return await body();
     } catch (error) {
       if (error instanceof StoreError || error instanceof RangeError) throw error;
-      throw unavailableError(this.endpoints, `while ${what}`, (error as Error).message);
+      throw unavailableError(this.endpoints, `while ${what}`, tidyGrpcMessage((error as Error).message));
     }
   }
 
@@ -288,7 +288,7 @@ export class EtcdStore implements Store {
         throw unavailableError(
           this.endpoints,
           `while ${what}`,
-          `${(error as Error).message} (the write may or may not have been made: read the key before retrying)`,
+          `${tidyGrpcMessage((error as Error).message)} (the write may or may not have been made: read the key before retrying)`,
         );
       }
       await this.feed.untilPublished(written.modRevision);

@@ -21,6 +21,13 @@ describe('openStore', () => {
     }
   });
 
+  it('rejects with Unavailable naming the endpoint when etcd cannot be reached', async () => {
+    await assert.rejects(
+      openStore({ backend: 'etcd', endpoints: ['http://127.0.0.1:1'], connectTimeoutMs: 300 }),
+      (e: unknown) => e instanceof StoreError && e.code === 'Unavailable' && e.message.includes('http://127.0.0.1:1'),
+    );
+  });
+
   it('rejects with Unavailable when the SQLite file cannot be opened', async () => {
     const dir = makeTempDir();
     try {

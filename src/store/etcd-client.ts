@@ -18,6 +18,8 @@ export function createEtcdClient(endpoints: readonly string[], requestTimeoutMs:
   return new Etcd3({
     hosts: [...endpoints],
     dialTimeout: requestTimeoutMs,
+    // gRPC backs off up to 2 minutes between reconnects by default; a restarted etcd should be used within a second.
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 1_000 },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     // No retries inside the client: a retried write whose first try landed would fail KeyExists or
     // Conflict; the store reports Unavailable and its caller decides. Watches reconnect every 500 ms.

@@ -23,10 +23,15 @@ export class EtcdProcess {
 
   private constructor(
     readonly dataDir: string,
-    readonly clientPort: number,
+    private port: number,
     private readonly peerPort: number,
     private readonly readyTimeoutMs: number,
   ) {}
+
+  /** The loopback port clients reach it on. */
+  get clientPort(): number {
+    return this.port;
+  }
 
   /** `http://127.0.0.1:PORT`, what the etcd3 client takes. */
   get endpoint(): string {
@@ -56,9 +61,13 @@ export class EtcdProcess {
     return etcd;
   }
 
-  /** Starts etcd again on the same ports and data (after `kill`). */
-  async restart(): Promise<void> {
+  /**
+   * Starts etcd again on its data (after `kill`), on the same ports, or
+   * serving clients on `clientPort` instead (out of reach of clients of the old one).
+   */
+  async restart(options: { clientPort?: number } = {}): Promise<void> {
     if (this.child !== undefined) throw new Error('etcd is already running');
+    this.port = options.clientPort ?? this.port;
     const peer = `http://127.0.0.1:${this.peerPort}`;
     const child = spawn(
       'etcd',
@@ -129,7 +138,7 @@ export class EtcdProcess {
 }
 
 /** A TCP port free on loopback right now (the kernel picks it). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -2,7 +2,7 @@
 // clusters sharing one etcd, and compaction done by another server.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdProcess } from './etcd-process.js';
+import { EtcdProcess, freePort } from './etcd-process.js';
 import { EtcdStore } from './etcd.js';
 import { parseEtcdUrl } from './etcd-codec.js';
 import { range, waitFor, WatchRecorder } from './test-support.js';
@@ -16,6 +16,20 @@ function unavailable(mentions: string) {
     assert.ok(error.message.includes(mentions), `the message names ${mentions}: ${error.message}`);
     return true;
   };
+}
+
+/** Resolves once the store answers reads again (its client reconnects by itself); fails after 10 s. */
+async function reachable(store: EtcdStore): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await store.count('/');
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 
 describe('etcd store: etcd down at start', () => {
@@ -86,7 +100,10 @@ describe('etcd store: etcd killed and restarted', () => {
             await assert.rejects(store.get('/w/0/0'), unavailable(etcd.endpoint));
             restarted = etcd.restart();
           }
-          if (restarted !== undefined && failures.length > 0) await restarted;
+          if (restarted !== undefined && failures.length > 0) {
+            await restarted;
+            await reachable(store);
+          }
         }
       });
       await Promise.all(writers);
@@ -105,6 +122,47 @@ describe('etcd store: etcd killed and restarted', () => {
     } finally {
       watch.controller.abort();
       await store.close();
+    }
+  });
+});
+
+describe('etcd store: history compacted while etcd was out of reach', () => {
+  it('ends the watches it cannot continue with Compacted, and serves new watches', async () => {
+    const etcd = await EtcdProcess.start();
+    const store = await EtcdStore.open({ endpoints: [etcd.endpoint], prefix: '/p/' });
+    try {
+      const ended: StoreError[] = [];
+      const watch = new WatchRecorder();
+      await store.watch({ prefix: '/r/', afterRevision: 0, signal: watch.signal, onError: (error) => ended.push(error) }, watch.onEvent);
+      await store.create('/r/a', 'v');
+      await watch.until(1);
+
+      // etcd comes back where this store cannot reach it; another server writes and compacts meanwhile.
+      const reachable = etcd.clientPort;
+      await etcd.kill();
+      await etcd.restart({ clientPort: await freePort() });
+      const other = await EtcdStore.open({ endpoints: [etcd.endpoint], prefix: '/p/' });
+      for (const i of range(0, 3)) await other.create(`/r/other-${i}`, 'v');
+      await other.compact(other.currentRevision());
+      await other.close();
+      await etcd.kill();
+      await etcd.restart({ clientPort: reachable });
+
+      await waitFor(() => ended.length > 0, 'the watch to end', 20_000);
+      assert.equal(ended[0]?.code, 'Compacted');
+      assert.deepEqual(watch.revisions, [1], 'nothing was delivered after the gap');
+      assert.equal(store.watcherCount, 0);
+
+      const after = new WatchRecorder();
+      await waitFor(() => store.currentRevision() >= 4, 'the store to catch up with etcd', 20_000);
+      await store.watch({ prefix: '/r/', afterRevision: store.currentRevision(), signal: after.signal }, after.onEvent);
+      const written = await store.create('/r/b', 'v');
+      await after.until(written.modRevision);
+      assert.deepEqual(after.revisions, [written.modRevision]);
+      after.controller.abort();
+    } finally {
+      await store.close();
+      await etcd.stop();
     }
   });
 });

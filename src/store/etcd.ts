@@ -279,10 +279,9 @@ export class EtcdStore implements Store {
   /** Queues a write behind the others; resolves once etcd committed it and the feed delivered it. */
   private write(what: string, body: () => Promise<KeyValue>): Promise<KeyValue> {
     if (this.closed) return Promise.reject(closedError());
-    const run = this.writes.then(async () => {
-      let written: KeyValue;
+    const committed = this.writes.then(async () => {
       try {
-        written = await body();
+        return await body();
       } catch (error) {
         if (error instanceof StoreError || error instanceof RangeError) throw error;
         throw unavailableError(
@@ -291,11 +290,13 @@ export class EtcdStore implements Store {
           `${tidyGrpcMessage((error as Error).message)} (the write may or may not have been made: read the key before retrying)`,
         );
       }
+    });
+    // The next write goes to etcd as soon as this one is committed; waiting for the feed overlaps it.
+    this.writes = committed.catch(() => undefined);
+    return committed.then(async (written) => {
       await this.feed.untilPublished(written.modRevision);
       return written;
     });
-    this.writes = run.catch(() => undefined);
-    return run;
   }
 
   private refusal(verb: string, key: string, expected: number, current: IKeyValue | undefined): StoreError {

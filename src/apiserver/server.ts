@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AgentDirectory } from '../agent/handle.js';
 import { ApiError, toStatus } from '../api/errors.js';
+import { StoreError } from '../store/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, aggregatedDiscovery } from './discovery.js';
@@ -146,7 +147,7 @@ export class ApiServer {
       await this.subresources.upgrade(info, req, socket, head);
       this.options.logger.debug('upgrade', { url: req.url });
     } catch (err) {
-      const status = toStatus(err);
+      const status = toStatus(storeUnavailable(err));
       if (status.code >= 500) this.options.logger.error('upgrade failed', { url: req.url, err });
       else this.options.logger.debug('upgrade refused', { url: req.url, code: status.code });
       rejectUpgrade(socket, status);
@@ -220,7 +221,7 @@ export class ApiServer {
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const status = toStatus(err);
+    const status = toStatus(storeUnavailable(err));
     if (status.code >= 500) this.options.logger.error('request failed', { method: req.method, url: req.url, err });
     if (res.headersSent) {
       // A stream already started (watch): end it; the client re-watches.
@@ -239,4 +240,13 @@ function sendFound(res: ServerResponse, body: object | undefined, path: string):
 /** Constant-time token comparison. */
 function sameToken(presented: Buffer, expected: Buffer): boolean {
   return presented.length === expected.length && timingSafeEqual(presented, expected);
+}
+
+/**
+ * A store that cannot be reached (etcd down or cut off) is the server's
+ * temporary state, not a bug: 503 with the store's message, which names
+ * where it looked and what to do, so clients retry.
+ */
+function storeUnavailable(err: unknown): unknown {
+  return err instanceof StoreError && err.code === 'Unavailable' ? new ApiError('ServiceUnavailable', err.message, { cause: err }) : err;
 }

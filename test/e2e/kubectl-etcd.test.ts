@@ -1,8 +1,9 @@
 /**
  * `vireo server --store etcd://…` end to end: real kubectl creates, gets and
  * watches against a server whose state is in a real etcd; the state outlives
- * the server (a new server on a fresh data dir serves it), and a bad
- * `--store` is refused as a usage error.
+ * the server (a new server on a fresh data dir serves it); etcd down gives a
+ * clear 503 and the server recovers when it is back; a bad `--store` is
+ * refused as a usage error.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -78,6 +79,19 @@ describe('vireo server on etcd, with kubectl', () => {
     const again = JSON.parse(await run(['get', 'configmap', 'one', '-o', 'json'], second.kubeconfig)) as { data: Record<string, string> };
     assert.deepEqual(again.data, { k: 'v1b' });
     assert.match((await kubectl(['get', 'configmap', 'two'], { kubeconfig: second.kubeconfig })).stderr, /not found/);
+
+    // etcd gone: a clear 503 naming it; etcd back: the server serves again by itself.
+    await etcd.kill();
+    const refused = await kubectl(['create', 'configmap', 'three', '--from-literal=k=v3'], { kubeconfig: second.kubeconfig });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, new RegExp(`etcd at ${etcd.endpoint} did not answer`), refused.stderr);
+    await etcd.restart();
+    const deadline = Date.now() + 20_000;
+    let created = await kubectl(['create', 'configmap', 'three', '--from-literal=k=v3'], { kubeconfig: second.kubeconfig });
+    while (created.code !== 0 && Date.now() < deadline) {
+      created = await kubectl(['create', 'configmap', 'three', '--from-literal=k=v3'], { kubeconfig: second.kubeconfig });
+    }
+    assert.equal(created.stdout, 'configmap/three created\n', created.stderr);
   });
 
   it('refuses a bad --store with a usage error', () => {

@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     await pairB.sink(5201);
     const local = (sandbox: typeof server, name: string, labels: Record<string, string>): PolicyEndpoint => ({ namespace: 'bench', name, labels, ips: [sandbox.ipv4, sandbox.ipv6], hostInterface: sandbox.hostInterface, local: true });
     const endpoints = [local(server, 'server', { app: 'server' }), local(client, 'client', { role: 'client' }), ...peers()];
-    const loaded: PolicyInput = { networkPolicies: policies(), calicoPolicies: [], namespaces: [{ name: 'bench', labels: {} }], endpoints };
+    const loaded: PolicyInput = { networkPolicies: policies(), calicoPolicies: [], networkSets: [], namespaces: [{ name: 'bench', labels: {} }], endpoints };
     const empty: PolicyInput = { ...loaded, networkPolicies: [] };
     const applier = new PolicyApplier({ tableName: 'vireo_bench', target: { netns: lab.node } });
 

@@ -42,7 +42,7 @@ function globalPolicy(name: string, spec: Record<string, unknown>): KObject {
 }
 
 async function program(networkPolicies: KObject[], calicoPolicies: KObject[] = []): Promise<void> {
-  const input: PolicyInput = { networkPolicies, calicoPolicies, namespaces, endpoints: endpoints() };
+  const input: PolicyInput = { networkPolicies, calicoPolicies, networkSets: [], namespaces, endpoints: endpoints() };
   const compiled = await applier.apply(input);
   assert.deepEqual(compiled.warnings, []);
 }

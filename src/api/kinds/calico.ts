@@ -1,9 +1,11 @@
 /**
- * Calico's policy CRD as Calico installs it: `crd.projectcalico.org/v1`
- * GlobalNetworkPolicy (cluster-scoped), with the fields Vireo enforces
+ * Calico's policy CRDs as Calico installs them: `crd.projectcalico.org/v1`
+ * GlobalNetworkPolicy (cluster-scoped), NetworkPolicy (namespaced: the
+ * same spec without `namespaceSelector`) and GlobalNetworkSet (labelled
+ * `nets` that rule selectors match), with the fields Vireo enforces
  * (order, selector, namespaceSelector, types, ingress/egress rules with
- * action, protocol, ipVersion, source/destination nets, selectors and
- * ports). Written here: the models package has no Calico kinds.
+ * action, protocol, icmp, ipVersion, source/destination nets, selectors
+ * and ports). Written here: the models package has no Calico kinds.
  */
 import type { KObject } from '../object.js';
 import type { JSONSchemaProps } from '../resource.js';
@@ -49,7 +51,12 @@ const rule: JSONSchemaProps = {
   },
 };
 
-function policySchema(): JSONSchemaProps {
+function policySchema(scope: 'global' | 'namespaced'): JSONSchemaProps {
+  const selectors: Record<string, JSONSchemaProps> = {
+    selector: { type: 'string', description: 'The endpoints the policy applies to (Calico selector; all() when unset).' },
+    serviceAccountSelector: str,
+  };
+  if (scope === 'global') selectors.namespaceSelector = { type: 'string', description: 'The policy applies to endpoints in namespaces whose labels match.' };
   return {
     type: 'object',
     properties: {
@@ -61,9 +68,7 @@ function policySchema(): JSONSchemaProps {
         properties: {
           order: { type: 'number', description: 'Lower orders apply first; Kubernetes NetworkPolicies sit at 1000; unset is last.' },
           tier: str,
-          selector: { type: 'string', description: 'The endpoints the policy applies to (Calico selector; all() when unset).' },
-          namespaceSelector: str,
-          serviceAccountSelector: str,
+          ...selectors,
           types: { type: 'array', items: { type: 'string' } },
           ingress: { type: 'array', items: rule },
           egress: { type: 'array', items: rule },
@@ -88,12 +93,44 @@ function calicoCrdSpecs(): CrdSpec[] {
       shortNames: ['gnp'],
       versions: [{ name: 'v1', storage: true }],
       columns: [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
-      schema: policySchema,
+      schema: () => policySchema('global'),
+    },
+    {
+      group: 'crd.projectcalico.org',
+      kind: 'NetworkPolicy',
+      plural: 'networkpolicies',
+      singular: 'networkpolicy',
+      scope: 'Namespaced',
+      versions: [{ name: 'v1', storage: true }],
+      columns: [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
+      schema: () => policySchema('namespaced'),
+    },
+    {
+      group: 'crd.projectcalico.org',
+      kind: 'GlobalNetworkSet',
+      plural: 'globalnetworksets',
+      singular: 'globalnetworkset',
+      scope: 'Cluster',
+      versions: [{ name: 'v1', storage: true }],
+      columns: [printerColumn('Nets', 'string', '.spec.nets'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
+      schema: networkSetSchema,
     },
   ];
 }
 
-/** Calico's GlobalNetworkPolicy CRD, fresh on every call. */
+function networkSetSchema(): JSONSchemaProps {
+  return {
+    type: 'object',
+    properties: {
+      apiVersion: str,
+      kind: str,
+      metadata: { type: 'object' },
+      spec: { type: 'object', properties: { nets: { ...strings, description: 'The CIDRs (or addresses) of the set; rule selectors matching its labels match them.' } } },
+    },
+  };
+}
+
+/** Calico's GlobalNetworkPolicy, NetworkPolicy and GlobalNetworkSet CRDs, fresh on every call. */
 export function calicoCustomResourceDefinitions(): KObject[] {
   return calicoCrdSpecs().map(customResourceDefinition);
 }

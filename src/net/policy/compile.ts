@@ -26,6 +26,7 @@ import type { IpFamily } from '../../api/ip-ranges.js';
 import { addressText, mergeRanges, parseAddressOrCidr } from '../../api/ip-ranges.js';
 import { arrayAt } from '../../api/kinds/read.js';
 import { normalizeCalicoPolicy } from './calico-policy.js';
+import { EndpointIndex } from './endpoint-index.js';
 import { normalizeNetworkPolicy } from './kubernetes-policy.js';
 import type { NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyNamespace, PolicyNetworkSet, PolicyRule } from './model.js';
 import { kubernetesPolicyOrder } from './model.js';
@@ -137,6 +138,7 @@ export function compilePolicies(input: PolicyInput, options: CompileOptions): Co
   const warnings: string[] = [];
   const cluster: PolicyCluster = {
     endpoints: input.endpoints,
+    index: new EndpointIndex(input.endpoints),
     networkSets: input.networkSets.map(networkSetOf),
     namespaceLabels: new Map(input.namespaces.map((namespace) => [namespace.name, namespace.labels])),
   };

@@ -5,6 +5,7 @@
  * rules whose selectors are already resolved into address ranges.
  */
 import type { AddressRange } from '../../api/ip-ranges.js';
+import type { EndpointIndex } from './endpoint-index.js';
 
 export type TransportProtocol = 'TCP' | 'UDP' | 'SCTP';
 
@@ -111,6 +112,8 @@ export interface PolicyNetworkSet {
 /** The cluster as selectors see it. */
 export interface PolicyCluster {
   endpoints: readonly PolicyEndpoint[];
+  /** The same endpoints, indexed for selectors. */
+  index: EndpointIndex;
   networkSets: readonly PolicyNetworkSet[];
   namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }

@@ -38,4 +38,5 @@ export const resources = {
   globalNetworkPolicies: { group: 'crd.projectcalico.org', version: 'v1', plural: 'globalnetworkpolicies', namespaced: false },
   calicoNetworkPolicies: { group: 'crd.projectcalico.org', version: 'v1', plural: 'networkpolicies', namespaced: true },
   globalNetworkSets: { group: 'crd.projectcalico.org', version: 'v1', plural: 'globalnetworksets', namespaced: false },
+  calicoNetworkSets: { group: 'crd.projectcalico.org', version: 'v1', plural: 'networksets', namespaced: true },
 } satisfies Record<string, ResourceRef>;

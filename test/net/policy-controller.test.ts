@@ -184,7 +184,7 @@ spec:
   await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'connected', { timeoutMs: 15_000, what: 'the shopper allowed again' });
 });
 
-test('a GlobalNetworkSet\'s nets are matched by a rule selector on its labels, and follow the set\'s changes', async () => {
+test('a GlobalNetworkSet\'s nets are matched by a rule selector on its labels, and follow the set\'s changes; a NetworkSet by a policy of its namespace', async () => {
   const denied = await apply(`apiVersion: crd.projectcalico.org/v1
 kind: GlobalNetworkPolicy
 metadata: {name: deny-listed}
@@ -213,6 +213,28 @@ spec: {nets: ['192.0.2.0/24']}
   await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'connected', { timeoutMs: 15_000, what: 'the shopper allowed once out of the set' });
   await kubectl(['delete', 'gnp', 'deny-listed'], { kubeconfig: server.kubeconfig });
   await kubectl(['delete', 'globalnetworkset', 'listed'], { kubeconfig: server.kubeconfig });
+
+  // A NetworkSet of the namespace, matched by a Calico NetworkPolicy of the same namespace.
+  const namespaced = await apply(`apiVersion: crd.projectcalico.org/v1
+kind: NetworkPolicy
+metadata: {name: deny-listed-here, namespace: shop}
+spec:
+  order: 5
+  selector: app == 'web'
+  ingress:
+  - {action: Deny, protocol: TCP, source: {selector: list == 'deny'}, destination: {ports: [8080]}}
+  - {action: Allow}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: NetworkSet
+metadata: {name: listed-here, namespace: shop, labels: {list: deny}}
+spec: {nets: ['${shopper.ipv4}']}
+`);
+  assert.equal(namespaced.code, 0, namespaced.stderr);
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'timeout', { timeoutMs: 15_000, what: 'the shopper in the namespace\'s set denied' });
+  await kubectl(['delete', 'networksets.crd.projectcalico.org', 'listed-here', '-n', 'shop'], { kubeconfig: server.kubeconfig });
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'connected', { timeoutMs: 15_000, what: 'the shopper allowed once the set is gone' });
+  await kubectl(['delete', 'networkpolicies.crd.projectcalico.org', 'deny-listed-here', '-n', 'shop'], { kubeconfig: server.kubeconfig });
 });
 
 test('policies written with kubectl are enforced on the node within moments, and removed with the controller', async () => {

@@ -1,8 +1,8 @@
 /**
  * Calico's policy CRDs as Calico installs them: `crd.projectcalico.org/v1`
  * GlobalNetworkPolicy (cluster-scoped), NetworkPolicy (namespaced: the
- * same spec without `namespaceSelector`) and GlobalNetworkSet (labelled
- * `nets` that rule selectors match), with the fields Vireo enforces
+ * same spec without `namespaceSelector`), GlobalNetworkSet and NetworkSet
+ * (labelled `nets` that rule selectors match), with the fields Vireo enforces
  * (order, selector, namespaceSelector, types, ingress/egress rules with
  * action, protocol, icmp, ipVersion, source/destination nets, selectors
  * and ports). Written here: the models package has no Calico kinds.
@@ -115,6 +115,16 @@ function calicoCrdSpecs(): CrdSpec[] {
       columns: [printerColumn('Nets', 'string', '.spec.nets'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
       schema: networkSetSchema,
     },
+    {
+      group: 'crd.projectcalico.org',
+      kind: 'NetworkSet',
+      plural: 'networksets',
+      singular: 'networkset',
+      scope: 'Namespaced',
+      versions: [{ name: 'v1', storage: true }],
+      columns: [printerColumn('Nets', 'string', '.spec.nets'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
+      schema: networkSetSchema,
+    },
   ];
 }
 
@@ -130,7 +140,7 @@ function networkSetSchema(): JSONSchemaProps {
   };
 }
 
-/** Calico's GlobalNetworkPolicy, NetworkPolicy and GlobalNetworkSet CRDs, fresh on every call. */
+/** Calico's GlobalNetworkPolicy, NetworkPolicy, GlobalNetworkSet and NetworkSet CRDs, fresh on every call. */
 export function calicoCustomResourceDefinitions(): KObject[] {
   return calicoCrdSpecs().map(customResourceDefinition);
 }

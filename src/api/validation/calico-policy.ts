@@ -4,7 +4,7 @@
  * Calico's expression language, `types`, rule actions, protocols, ports
  * ("80", 80, "8000:8080" or a port name, only with TCP, UDP or SCTP),
  * `icmp`/`notICMP` (only with ICMP or ICMPv6), `nets`/`notNets` CIDRs and
- * `ipVersion`; and GlobalNetworkSets' `nets`. What Vireo does not enforce
+ * `ipVersion`; and network sets' `nets`. What Vireo does not enforce
  * (tiers other than `default`, service accounts, services, doNotTrack,
  * preDNAT) is refused, never silently ignored.
  */
@@ -140,7 +140,7 @@ export function validateCalicoPolicy(policy: KObject): FieldError[] {
   return errors;
 }
 
-/** The admission errors of a Calico GlobalNetworkSet: every `nets` entry an address or CIDR. */
+/** The admission errors of a Calico GlobalNetworkSet or NetworkSet: every `nets` entry an address or CIDR. */
 export function validateCalicoNetworkSet(set: KObject): FieldError[] {
   return arrayAt(set, 'spec', 'nets').flatMap((net, i) => (cidrValid(net) ? [] : [invalid(`spec.nets[${i}]`, `Invalid value: ${JSON.stringify(net)}: must be an IP address or CIDR (e.g. 198.51.100.0/28 or fd00::/8)`)]));
 }

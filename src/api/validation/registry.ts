@@ -38,6 +38,7 @@ const validators = new Map<string, KindValidator>([
   ['crd.projectcalico.org/GlobalNetworkPolicy', (obj) => validateCalicoPolicy(obj)],
   ['crd.projectcalico.org/NetworkPolicy', (obj) => validateCalicoPolicy(obj)],
   ['crd.projectcalico.org/GlobalNetworkSet', (obj) => validateCalicoNetworkSet(obj)],
+  ['crd.projectcalico.org/NetworkSet', (obj) => validateCalicoNetworkSet(obj)],
 ]);
 
 /**

@@ -6,7 +6,7 @@
  * `types` defaulted as Calico does, and rules with their action, protocol,
  * ICMP type/code and source/destination (nets, notNets, selector,
  * notSelector, namespaceSelector, ports, notPorts). Rule selectors also
- * match GlobalNetworkSets, where Calico counts them in.
+ * match GlobalNetworkSets and NetworkSets, where Calico counts them in.
  */
 import type { CalicoSelector } from '../../api/calico-selector.js';
 import { parseCalicoSelector } from '../../api/calico-selector.js';
@@ -15,7 +15,7 @@ import type { KObject } from '../../api/object.js';
 import type { AddressRange } from '../../api/ip-ranges.js';
 import { mergeRanges, parseAddressOrCidr } from '../../api/ip-ranges.js';
 import { endpointRanges } from './endpoint-addresses.js';
-import type { IcmpMatch, NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyRule, PortSpec, Protocol, RuleAction, Side } from './model.js';
+import type { IcmpMatch, NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyNetworkSet, PolicyRule, PortSpec, Protocol, RuleAction, Side } from './model.js';
 
 /** The labels Calico's selectors see on an endpoint: its own plus its namespace and orchestrator. */
 export function calicoEndpointLabels(endpoint: PolicyEndpoint): Record<string, string> {
@@ -86,18 +86,34 @@ function endpointsMatching(selectorText: string | undefined, namespaceSelectorTe
 }
 
 /**
- * A rule side's selector: the endpoints it matches, plus the GlobalNetworkSets
- * whose labels match when Calico counts them in (a GlobalNetworkPolicy's
- * selector without namespaceSelector, or `namespaceSelector: global()`).
+ * The network sets a rule side's selectors match, as Calico counts them in:
+ * `namespaceSelector: global()` matches GlobalNetworkSets only; a
+ * namespaceSelector, the NetworkSets of those namespaces; none, in a
+ * namespaced policy, the NetworkSets of its namespace, and in a
+ * GlobalNetworkPolicy every set, global or namespaced.
  */
+function networkSetsMatching(selectorText: string | undefined, namespaceSelectorText: string | undefined, scope: Scope): PolicyNetworkSet[] {
+  const selector = parseCalicoSelector(selectorText ?? 'all()');
+  const globalOnly = selectsGlobalOnly(namespaceSelectorText);
+  const namespaceSelector = namespaceSelectorText === undefined || globalOnly ? undefined : parseCalicoSelector(namespaceSelectorText);
+  return scope.cluster.networkSets.filter((set) => {
+    if (globalOnly) {
+      if (set.namespace !== undefined) return false;
+    } else if (namespaceSelector !== undefined) {
+      if (set.namespace === undefined || !namespaceMatches(namespaceSelector, set.namespace, scope.cluster)) return false;
+    } else if (scope.namespace !== undefined && set.namespace !== scope.namespace) {
+      return false;
+    }
+    const labels = set.namespace === undefined ? set.labels : { ...set.labels, 'projectcalico.org/namespace': set.namespace };
+    return selector.matches(labels);
+  });
+}
+
+/** A rule side's selectors: the endpoints they match, and their addresses with those of the network sets they match. */
 function peersMatching(selectorText: string | undefined, namespaceSelectorText: string | undefined, scope: Scope): Matched {
   const endpoints = endpointsMatching(selectorText, namespaceSelectorText, scope);
   const ranges = endpoints.flatMap(endpointRanges);
-  const withSets = selectsGlobalOnly(namespaceSelectorText) || (namespaceSelectorText === undefined && scope.namespace === undefined && selectorText !== undefined);
-  if (withSets) {
-    const selector = parseCalicoSelector(selectorText ?? 'all()');
-    for (const set of scope.cluster.networkSets) if (selector.matches(set.labels)) ranges.push(...set.ranges);
-  }
+  for (const set of networkSetsMatching(selectorText, namespaceSelectorText, scope)) ranges.push(...set.ranges);
   return { endpoints, ranges: mergeRanges(ranges) };
 }
 

@@ -100,6 +100,7 @@ test('ICMP types and codes: icmp, notICMP, ICMPv6 only in the IPv6 copy of a rul
         { action: 'Deny', protocol: 'ICMP', icmp: { type: 8, code: 0 }, source: { nets: ['10.0.0.0/8', 'fd00::/8'] } },
         { action: 'Allow', protocol: 'ICMP', notICMP: { type: 8 } },
         { action: 'Allow', protocol: 'ICMPv6', notICMP: { type: 128, code: 0 } },
+        { action: 'Deny', notProtocol: 'UDP' },
       ],
     }),
   ]);
@@ -108,6 +109,7 @@ test('ICMP types and codes: icmp, notICMP, ICMPv6 only in the IPv6 copy of a rul
   assert.doesNotMatch(ingress, /meta nfproto ipv6 meta l4proto 1/, 'no IPv6 copy of an ICMP rule');
   assert.match(ingress, /meta l4proto 1 icmp type != 8 counter accept/);
   assert.match(ingress, /meta l4proto 58 icmpv6 type \. icmpv6 code != \{ 128 \. 0 \} counter accept/);
+  assert.match(ingress, /meta l4proto != 17 counter drop/);
 });
 
 test('GlobalNetworkSets: a GNP rule selector matches their nets, a namespaced rule only with namespaceSelector global()', () => {
@@ -119,4 +121,16 @@ test('GlobalNetworkSets: a GNP rule selector matches their nets, a namespaced ru
   const ingress = chain(namespaced, 'ep_0_ingress');
   assert.doesNotMatch(ingress, /ingress\[0\]/, 'no endpoint of shop is on the list, and the namespaced rule does not see global sets');
   assert.match(ingress, /ip saddr @peers_\d+_v4 counter drop comment "shop\/n ingress\[1\]"/);
+});
+
+test('NetworkSets: a namespaced policy\'s rule selector matches those of its namespace, a namespaceSelector those of its namespaces, a GNP all of them', () => {
+  const set = (namespace: string, net: string): KObject => ({ apiVersion: 'crd.projectcalico.org/v1', kind: 'NetworkSet', metadata: { name: 'partners', namespace, labels: { role: 'partner' } }, spec: { nets: [net] } });
+  const sets = [set('shop', '198.51.100.0/24'), set('ops', '203.0.113.0/24')];
+  const elements = (text: string): string[] => [...text.matchAll(/elements = \{ ([^}]*) \}/g)].map((m) => m[1] ?? '').filter((e) => !e.includes(':')).sort();
+  const inShop = compile([], [calicoNp('n', 'shop', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "role == 'partner'" } }] })], sets).text;
+  assert.deepEqual(elements(inShop), ['198.51.100.0-198.51.100.255']);
+  const byNamespace = compile([], [calicoNp('n', 'shop', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "role == 'partner'", namespaceSelector: "team == 'ops'" } }] })], sets).text;
+  assert.deepEqual(elements(byNamespace), ['203.0.113.0-203.0.113.255']);
+  const global = compile([], [gnp('g', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "role == 'partner' && projectcalico.org/namespace != 'none'" } }] })], sets).text;
+  assert.deepEqual(elements(global), ['198.51.100.0-198.51.100.255, 203.0.113.0-203.0.113.255']);
 });

@@ -38,7 +38,7 @@ export interface PolicyInput {
   networkPolicies: readonly KObject[];
   /** `crd.projectcalico.org/v1` GlobalNetworkPolicies and NetworkPolicies. */
   calicoPolicies: readonly KObject[];
-  /** `crd.projectcalico.org/v1` GlobalNetworkSets, matched by Calico rule selectors. */
+  /** `crd.projectcalico.org/v1` GlobalNetworkSets and NetworkSets, matched by Calico rule selectors. */
   networkSets: readonly KObject[];
   namespaces: readonly PolicyNamespace[];
   /** All endpoints of the cluster; those with `local` are filtered here. */
@@ -124,13 +124,14 @@ function antiSpoofTable(tableName: string, locals: readonly PolicyEndpoint[]): s
   ];
 }
 
-/** A GlobalNetworkSet's labels and nets (entries that are not addresses or CIDRs, which admission refuses, are skipped). */
+/** A GlobalNetworkSet's or NetworkSet's labels and nets (entries that are not addresses or CIDRs, which admission refuses, are skipped). */
 function networkSetOf(set: KObject): PolicyNetworkSet {
   const ranges = arrayAt(set, 'spec', 'nets').flatMap((net) => {
     const range = typeof net === 'string' ? parseAddressOrCidr(net) : undefined;
     return range === undefined ? [] : [range];
   });
-  return { name: set.metadata.name ?? '', labels: set.metadata.labels ?? {}, ranges: mergeRanges(ranges) };
+  const namespace = set.kind === 'NetworkSet' ? (set.metadata.namespace ?? 'default') : undefined;
+  return { namespace, name: set.metadata.name ?? '', labels: set.metadata.labels ?? {}, ranges: mergeRanges(ranges) };
 }
 
 /** Compiles the cluster's policies into this node's table. Pure. */

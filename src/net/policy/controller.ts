@@ -1,6 +1,6 @@
 /**
  * The node agent's policy controller: informers on NetworkPolicies,
- * Calico GlobalNetworkPolicies, NetworkPolicies and GlobalNetworkSets,
+ * Calico GlobalNetworkPolicies, NetworkPolicies, GlobalNetworkSets and NetworkSets,
  * Namespaces and VMIs; any change schedules
  * one recompile (coalesced over `debounceMs`), which programs the node's
  * table through the {@link PolicyApplier}. The VMIs of this node and their
@@ -68,7 +68,7 @@ function podInterface(vmi: KObject): { ips: string[]; ports: NamedPort[] } {
 
 export class PolicyController {
   private readonly applier: PolicyApplier;
-  private readonly informers: { policies: Informer; globalPolicies: Informer; calicoPolicies: Informer; networkSets: Informer; namespaces: Informer; vmis: Informer };
+  private readonly informers: { policies: Informer; globalPolicies: Informer; calicoPolicies: Informer; globalNetworkSets: Informer; networkSets: Informer; namespaces: Informer; vmis: Informer };
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -89,7 +89,8 @@ export class PolicyController {
       policies: new Informer(client, resources.networkPolicies, logger),
       globalPolicies: new Informer(client, resources.globalNetworkPolicies, logger),
       calicoPolicies: new Informer(client, resources.calicoNetworkPolicies, logger),
-      networkSets: new Informer(client, resources.globalNetworkSets, logger),
+      globalNetworkSets: new Informer(client, resources.globalNetworkSets, logger),
+      networkSets: new Informer(client, resources.calicoNetworkSets, logger),
       namespaces: new Informer(client, resources.namespaces, logger),
       vmis: new Informer(client, resources.virtualMachineInstances, logger),
     };
@@ -164,7 +165,7 @@ export class PolicyController {
     return {
       networkPolicies: this.informers.policies.list(),
       calicoPolicies: [...this.informers.globalPolicies.list(), ...this.informers.calicoPolicies.list()],
-      networkSets: this.informers.networkSets.list(),
+      networkSets: [...this.informers.globalNetworkSets.list(), ...this.informers.networkSets.list()],
       namespaces: this.informers.namespaces.list().map((namespace) => ({ name: namespace.metadata.name ?? '', labels: stringMapAt(namespace, 'metadata', 'labels') })),
       endpoints,
     };

@@ -102,8 +102,10 @@ export function emptySide(): Side {
   return { in: [], notIn: [], ports: [], notPorts: [] };
 }
 
-/** A Calico GlobalNetworkSet: labelled address ranges that Calico rule selectors match like endpoints. */
+/** A Calico GlobalNetworkSet or NetworkSet: labelled address ranges that Calico rule selectors match like endpoints. */
 export interface PolicyNetworkSet {
+  /** The NetworkSet's namespace; undefined for a GlobalNetworkSet. */
+  namespace: string | undefined;
   name: string;
   labels: Readonly<Record<string, string>>;
   ranges: readonly AddressRange[];

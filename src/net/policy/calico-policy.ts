@@ -60,7 +60,7 @@ interface Scope {
   cluster: PolicyCluster;
 }
 
-/** What a rule's selector matches: endpoints and, where Calico includes them, GlobalNetworkSets. */
+/** What a rule side's selectors match: endpoints, and the addresses of those and of the network sets Calico counts in. */
 interface Matched {
   endpoints: PolicyEndpoint[];
   ranges: AddressRange[];

@@ -8,7 +8,7 @@
  * and ports). Written here: the models package has no Calico kinds.
  */
 import type { KObject } from '../object.js';
-import type { JSONSchemaProps } from '../resource.js';
+import type { JSONSchemaProps, PrinterColumn } from '../resource.js';
 import type { CrdSpec } from './crd-builder.js';
 import { customResourceDefinition, printerColumn } from './crd-builder.js';
 
@@ -82,52 +82,6 @@ function policySchema(scope: 'global' | 'namespaced'): JSONSchemaProps {
   };
 }
 
-function calicoCrdSpecs(): CrdSpec[] {
-  return [
-    {
-      group: 'crd.projectcalico.org',
-      kind: 'GlobalNetworkPolicy',
-      plural: 'globalnetworkpolicies',
-      singular: 'globalnetworkpolicy',
-      scope: 'Cluster',
-      shortNames: ['gnp'],
-      versions: [{ name: 'v1', storage: true }],
-      columns: [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
-      schema: () => policySchema('global'),
-    },
-    {
-      group: 'crd.projectcalico.org',
-      kind: 'NetworkPolicy',
-      plural: 'networkpolicies',
-      singular: 'networkpolicy',
-      scope: 'Namespaced',
-      versions: [{ name: 'v1', storage: true }],
-      columns: [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
-      schema: () => policySchema('namespaced'),
-    },
-    {
-      group: 'crd.projectcalico.org',
-      kind: 'GlobalNetworkSet',
-      plural: 'globalnetworksets',
-      singular: 'globalnetworkset',
-      scope: 'Cluster',
-      versions: [{ name: 'v1', storage: true }],
-      columns: [printerColumn('Nets', 'string', '.spec.nets'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
-      schema: networkSetSchema,
-    },
-    {
-      group: 'crd.projectcalico.org',
-      kind: 'NetworkSet',
-      plural: 'networksets',
-      singular: 'networkset',
-      scope: 'Namespaced',
-      versions: [{ name: 'v1', storage: true }],
-      columns: [printerColumn('Nets', 'string', '.spec.nets'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
-      schema: networkSetSchema,
-    },
-  ];
-}
-
 function networkSetSchema(): JSONSchemaProps {
   return {
     type: 'object',
@@ -138,6 +92,23 @@ function networkSetSchema(): JSONSchemaProps {
       spec: { type: 'object', properties: { nets: { ...strings, description: 'The CIDRs (or addresses) of the set; rule selectors matching its labels match them.' } } },
     },
   };
+}
+
+/** One `crd.projectcalico.org/v1` kind: its names follow Calico's (lowercase kind, plural with -ies or -s). */
+function calicoCrd(kind: string, plural: string, scope: 'Cluster' | 'Namespaced', what: { columns: PrinterColumn[]; schema: () => JSONSchemaProps; shortNames?: string[] }): CrdSpec {
+  return { group: 'crd.projectcalico.org', kind, plural, singular: kind.toLowerCase(), scope, versions: [{ name: 'v1', storage: true }], ...what };
+}
+
+function calicoCrdSpecs(): CrdSpec[] {
+  const age = printerColumn('Age', 'date', '.metadata.creationTimestamp');
+  const policyColumns = [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), age];
+  const setColumns = [printerColumn('Nets', 'string', '.spec.nets'), age];
+  return [
+    calicoCrd('GlobalNetworkPolicy', 'globalnetworkpolicies', 'Cluster', { shortNames: ['gnp'], columns: policyColumns, schema: () => policySchema('global') }),
+    calicoCrd('NetworkPolicy', 'networkpolicies', 'Namespaced', { columns: policyColumns, schema: () => policySchema('namespaced') }),
+    calicoCrd('GlobalNetworkSet', 'globalnetworksets', 'Cluster', { columns: setColumns, schema: networkSetSchema }),
+    calicoCrd('NetworkSet', 'networksets', 'Namespaced', { columns: setColumns, schema: networkSetSchema }),
+  ];
 }
 
 /** Calico's GlobalNetworkPolicy, NetworkPolicy, GlobalNetworkSet and NetworkSet CRDs, fresh on every call. */

@@ -149,25 +149,18 @@ test('a NetworkPolicy on a real guest: denied without an ingress rule, allowed f
   assert.equal(await fetches(client, webIp, 'REOPENED'), true);
 });
 
-const denyWebFirst = `apiVersion: crd.projectcalico.org/v1
+/** The GlobalNetworkPolicy web-first: order 10, before the Kubernetes policies, with one rule on TCP 80 to the web guest. */
+function webFirst(action: 'Deny' | 'Pass'): string {
+  return `apiVersion: crd.projectcalico.org/v1
 kind: GlobalNetworkPolicy
 metadata: {name: web-first}
 spec:
   order: 10
   selector: app == 'web'
   ingress:
-  - {action: Deny, protocol: TCP, destination: {ports: [80]}}
+  - {action: ${action}, protocol: TCP, destination: {ports: [80]}}
 `;
-
-const passWebFirst = `apiVersion: crd.projectcalico.org/v1
-kind: GlobalNetworkPolicy
-metadata: {name: web-first}
-spec:
-  order: 10
-  selector: app == 'web'
-  ingress:
-  - {action: Pass, protocol: TCP, destination: {ports: [80]}}
-`;
+}
 
 const calicoDenyInNamespace = `apiVersion: crd.projectcalico.org/v1
 kind: NetworkPolicy
@@ -186,13 +179,13 @@ test('Calico order on real guests: a GlobalNetworkPolicy with a lower order deni
   assert.equal(await fetches(client, webIp, 'NSALLOW'), true);
 
   // Order 10 comes before the Kubernetes policies (1000): its Deny wins.
-  await kubectlOk(['apply', '-f', '-'], denyWebFirst);
+  await kubectlOk(['apply', '-f', '-'], webFirst('Deny'));
   await programmed('comment "web-first ingress[0]"');
   assert.match(policyTable(), /drop comment "web-first ingress\[0\]"/);
   assert.equal(await fetches(client, webIp, 'GNPDENY'), false);
 
   // Pass: the remaining Calico policies are skipped and the namespaced allow decides.
-  await kubectlOk(['apply', '-f', '-'], passWebFirst);
+  await kubectlOk(['apply', '-f', '-'], webFirst('Pass'));
   await programmed('drop comment "web-first ingress[0]"', { absent: true });
   await programmed('goto ep_');
   assert.equal(await fetches(client, webIp, 'GNPPASS'), true);

@@ -1,9 +1,11 @@
 /**
  * Discovery documents: legacy (`/api`, `/apis`, `/apis/<g>/<v>`) and
  * aggregated (`apidiscovery.k8s.io` v2 and v2beta1, one request for
- * everything). Both are derived from the resource registry.
+ * everything). Both are derived from the resource registry and list the
+ * groups in kube-apiserver's order (`group-priority.ts`).
  */
 import type { ResourceDef } from '../api/resource.js';
+import { compareGroups } from './group-priority.js';
 import type { ResourceRegistry } from './resources.js';
 import { subresourceAggregatedGroup, subresourceGroup, subresourceResourceList, subresourceVersion } from './subresources/index.js';
 
@@ -27,7 +29,7 @@ function groupEntry(group: string, versions: string[]): object {
 function namedGroups(registry: ResourceRegistry): [string, string[]][] {
   const groups = [...registry.groups()].filter(([g]) => g !== '');
   groups.push([subresourceGroup, [subresourceVersion]]);
-  return groups.sort(([a], [b]) => a.localeCompare(b));
+  return groups.sort(([a], [b]) => compareGroups(a, b));
 }
 
 export function apiGroupList(registry: ResourceRegistry): object {
@@ -81,7 +83,7 @@ function subresourcesOf(def: ResourceDef): SubresourceInfo[] {
 export function aggregatedDiscovery(registry: ResourceRegistry, core: boolean, version: 'v2' | 'v2beta1'): object {
   const items = [...registry.groups()]
     .filter(([g]) => (core ? g === '' : g !== ''))
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => compareGroups(a, b))
     .map(([group, versions]) => ({
       metadata: { name: group },
       versions: versions.map((v) => ({
@@ -107,6 +109,6 @@ export function aggregatedDiscovery(registry: ResourceRegistry, core: boolean, v
         })),
       })),
     }));
-  const all = core ? items : [...items, subresourceAggregatedGroup()];
+  const all = core ? items : [...items, subresourceAggregatedGroup()].sort((a, b) => compareGroups(a.metadata.name, b.metadata.name));
   return { kind: 'APIGroupDiscoveryList', apiVersion: `apidiscovery.k8s.io/${version}`, metadata: {}, items: all };
 }

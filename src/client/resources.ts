@@ -36,4 +36,7 @@ export const resources = {
   networkAttachmentDefinitions: { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions', namespaced: true },
   networkPolicies: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', namespaced: true },
   globalNetworkPolicies: { group: 'crd.projectcalico.org', version: 'v1', plural: 'globalnetworkpolicies', namespaced: false },
+  calicoNetworkPolicies: { group: 'crd.projectcalico.org', version: 'v1', plural: 'networkpolicies', namespaced: true },
+  globalNetworkSets: { group: 'crd.projectcalico.org', version: 'v1', plural: 'globalnetworksets', namespaced: false },
+  calicoNetworkSets: { group: 'crd.projectcalico.org', version: 'v1', plural: 'networksets', namespaced: true },
 } satisfies Record<string, ResourceRef>;

@@ -142,6 +142,16 @@ export class Sandbox {
   stop(): void {
     this.child.kill('SIGKILL');
   }
+
+  /**
+   * Starts the command process in a network namespace made elsewhere
+   * (a pod network sandbox, for the benchmark); `stop()` ends only the
+   * process, the namespace is its maker's to remove.
+   */
+  static spawnIn(netns: string, addresses: { hostInterface: string; ipv4: string; ipv6: string }): Sandbox {
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', sandboxProgram], { stdio: ['pipe', 'pipe', 'pipe'] });
+    return new Sandbox(netns, addresses.hostInterface, addresses.ipv4, addresses.ipv6, child);
+  }
 }
 
 /** A node namespace with a bridge, and its sandboxes. */
@@ -189,8 +199,7 @@ export class NetnsLab {
     await ip('-n', netns, 'addr', 'add', `${ipv4}/16`, 'dev', 'eth0');
     await ip('-n', netns, 'addr', 'add', `${ipv6}/64`, 'dev', 'eth0', 'nodad');
     await ip('-n', netns, 'link', 'set', 'eth0', 'up');
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', sandboxProgram], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const sandbox = new Sandbox(netns, hostInterface, ipv4, ipv6, child);
+    const sandbox = Sandbox.spawnIn(netns, { hostInterface, ipv4, ipv6 });
     this.sandboxes.push(sandbox);
     return sandbox;
   }
@@ -214,8 +223,7 @@ export class NetnsLab {
       await ip('-n', netns, 'addr', 'add', `${ipv4}/24`, 'dev', 'eth0');
       await ip('-n', netns, 'addr', 'add', `${ipv6}/64`, 'dev', 'eth0', 'nodad');
       await ip('-n', netns, 'link', 'set', 'eth0', 'up');
-      const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', sandboxProgram], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const sandbox = new Sandbox(netns, '', ipv4, ipv6, child);
+      const sandbox = Sandbox.spawnIn(netns, { hostInterface: '', ipv4, ipv6 });
       this.sandboxes.push(sandbox);
       pair.push(sandbox);
     }

@@ -123,6 +123,120 @@ test('policies of the wrong shape are refused with a 4xx, never a 5xx', async ()
   }
 });
 
+test('Calico rules Vireo does not enforce, and bad ICMP matches and network sets, are refused with a 422 that says why', async () => {
+  const refused = await apply(`apiVersion: crd.projectcalico.org/v1
+kind: NetworkPolicy
+metadata: {name: bad, namespace: shop}
+spec:
+  tier: security
+  serviceAccountSelector: "role == 'x'"
+  ingress:
+  - {action: Allow, icmp: {type: 8}}
+  - {action: Allow, protocol: ICMP, icmp: {type: 300, code: 1}, notICMP: {code: 0}}
+  - {action: Allow, source: {serviceAccounts: {names: [web]}}, destination: {services: {name: web}}}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkSet
+metadata: {name: bad}
+spec: {nets: [10.0.0.0/8, 10.1.0.0/33]}
+`);
+  assert.notEqual(refused.code, 0);
+  for (const expected of [
+    'spec.tier: Unsupported value: "security": Vireo has one tier, "default"',
+    'spec.serviceAccountSelector: Unsupported value: VMIs have no service account identity here',
+    'spec.ingress[0].icmp: Invalid value: ICMP types are only allowed with protocol ICMP or ICMPv6',
+    'spec.ingress[1].icmp.type: Invalid value: 300: an ICMP type is between 0 and 254',
+    'spec.ingress[1].notICMP.type: Required value: a code needs its type',
+    'spec.ingress[2].source.serviceAccounts: Unsupported value: Vireo does not match service accounts',
+    'spec.ingress[2].destination.services: Unsupported value: Vireo does not match Services',
+    'spec.nets[1]: Invalid value: "10.1.0.0/33": must be an IP address or CIDR',
+  ]) {
+    assert.ok(refused.stderr.includes(expected), `${expected}\nin: ${refused.stderr}`);
+  }
+});
+
+test('a Calico NetworkPolicy is served and enforced in its namespace, and `kubectl get networkpolicy` still means the Kubernetes kind', async () => {
+  assert.equal(await shopper.connect(web.ipv4, 8080), 'connected');
+  const calico = await apply(`apiVersion: crd.projectcalico.org/v1
+kind: NetworkPolicy
+metadata: {name: no-shoppers, namespace: shop}
+spec:
+  order: 50
+  selector: app == 'web'
+  ingress:
+  - {action: Deny, source: {selector: app == 'shopper'}}
+  - {action: Allow}
+`);
+  assert.equal(calico.code, 0, calico.stderr);
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'timeout', { timeoutMs: 15_000, what: 'the Calico NetworkPolicy denies the shopper' });
+
+  // Discovery lists networking.k8s.io before crd.projectcalico.org, as kube-apiserver does: the bare name is Kubernetes'.
+  const kubernetes = await kubectl(['get', 'networkpolicy', '-n', 'shop'], { kubeconfig: server.kubeconfig });
+  assert.equal(kubernetes.code, 0, kubernetes.stderr);
+  assert.equal(kubernetes.stdout, '');
+  assert.match(kubernetes.stderr, /No resources found in shop namespace/);
+  const listed = await kubectl(['get', 'networkpolicies.crd.projectcalico.org', '-n', 'shop'], { kubeconfig: server.kubeconfig });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stdout, /no-shoppers\s+50\s+app == 'web'/);
+
+  const deleted = await kubectl(['delete', 'networkpolicies.crd.projectcalico.org', 'no-shoppers', '-n', 'shop'], { kubeconfig: server.kubeconfig });
+  assert.equal(deleted.code, 0, deleted.stderr);
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'connected', { timeoutMs: 15_000, what: 'the shopper allowed again' });
+});
+
+test('a GlobalNetworkSet\'s nets are matched by a rule selector on its labels, and follow the set\'s changes; a NetworkSet by a policy of its namespace', async () => {
+  const denied = await apply(`apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkPolicy
+metadata: {name: deny-listed}
+spec:
+  order: 5
+  selector: app == 'web'
+  ingress:
+  - {action: Deny, protocol: TCP, source: {selector: list == 'deny'}, destination: {ports: [8080]}}
+  - {action: Allow}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkSet
+metadata: {name: listed, labels: {list: deny}}
+spec: {nets: ['${shopper.ipv4}/32', '192.0.2.0/24']}
+`);
+  assert.equal(denied.code, 0, denied.stderr);
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'timeout', { timeoutMs: 15_000, what: 'the listed shopper denied' });
+  assert.equal(await shopper.connect(web.ipv4, 8081), 'connected', 'other ports pass the Allow');
+
+  const changed = await apply(`apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkSet
+metadata: {name: listed, labels: {list: deny}}
+spec: {nets: ['192.0.2.0/24']}
+`);
+  assert.equal(changed.code, 0, changed.stderr);
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'connected', { timeoutMs: 15_000, what: 'the shopper allowed once out of the set' });
+  await kubectl(['delete', 'gnp', 'deny-listed'], { kubeconfig: server.kubeconfig });
+  await kubectl(['delete', 'globalnetworkset', 'listed'], { kubeconfig: server.kubeconfig });
+
+  // A NetworkSet of the namespace, matched by a Calico NetworkPolicy of the same namespace.
+  const namespaced = await apply(`apiVersion: crd.projectcalico.org/v1
+kind: NetworkPolicy
+metadata: {name: deny-listed-here, namespace: shop}
+spec:
+  order: 5
+  selector: app == 'web'
+  ingress:
+  - {action: Deny, protocol: TCP, source: {selector: list == 'deny'}, destination: {ports: [8080]}}
+  - {action: Allow}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: NetworkSet
+metadata: {name: listed-here, namespace: shop, labels: {list: deny}}
+spec: {nets: ['${shopper.ipv4}']}
+`);
+  assert.equal(namespaced.code, 0, namespaced.stderr);
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'timeout', { timeoutMs: 15_000, what: 'the shopper in the namespace\'s set denied' });
+  await kubectl(['delete', 'networksets.crd.projectcalico.org', 'listed-here', '-n', 'shop'], { kubeconfig: server.kubeconfig });
+  await eventually(async () => (await shopper.connect(web.ipv4, 8080, 800)) === 'connected', { timeoutMs: 15_000, what: 'the shopper allowed once the set is gone' });
+  await kubectl(['delete', 'networkpolicies.crd.projectcalico.org', 'deny-listed-here', '-n', 'shop'], { kubeconfig: server.kubeconfig });
+});
+
 test('policies written with kubectl are enforced on the node within moments, and removed with the controller', async () => {
   assert.equal(await shopper.connect(web.ipv4, 8080), 'connected');
   const policy = await apply(`apiVersion: networking.k8s.io/v1

@@ -42,7 +42,7 @@ function globalPolicy(name: string, spec: Record<string, unknown>): KObject {
 }
 
 async function program(networkPolicies: KObject[], calicoPolicies: KObject[] = []): Promise<void> {
-  const input: PolicyInput = { networkPolicies, calicoPolicies, namespaces, endpoints: endpoints() };
+  const input: PolicyInput = { networkPolicies, calicoPolicies, networkSets: [], namespaces, endpoints: endpoints() };
   const compiled = await applier.apply(input);
   assert.deepEqual(compiled.warnings, []);
 }
@@ -155,6 +155,26 @@ test('Calico: a lower-order Deny beats a namespaced allow; Pass hands over to Ku
   assert.ok(logged, ruleset);
   const counters = [...ruleset.matchAll(/counter packets (\d+) bytes \d+ log prefix/g)].map((m) => Number(m[1]));
   assert.ok(counters.some((n) => n > 0), `the Log rule counted packets: ${counters.join(',')}`);
+});
+
+test('Calico negations on real traffic: notNets, notSelector and notPorts', async () => {
+  const negations = globalPolicy('negations', {
+    order: 1,
+    selector: "app == 'web'",
+    ingress: [
+      { action: 'Deny', protocol: 'TCP', source: { notNets: [`${client.ipv4}/32`, `${client.ipv6}/128`] }, destination: { ports: [8090] } },
+      { action: 'Deny', protocol: 'TCP', source: { selector: "app == 'client'", notSelector: "projectcalico.org/namespace == 'ops'" }, destination: { ports: [9000] } },
+      { action: 'Allow', protocol: 'TCP', destination: { notPorts: [8081] } },
+    ],
+  });
+  await program([], [negations]);
+  assert.equal(await reach(other, 8090), 'timeout', 'other is not in the notNets: denied');
+  assert.equal(await reach(client, 8090), 'connected', 'client is in the notNets: on to the Allow');
+  assert.equal(await reach(client, 9000), 'timeout', 'client matches the selector and not the notSelector: denied');
+  assert.equal(await reach(other, 9000), 'connected', 'other (ops) is excluded by the notSelector');
+  assert.equal(await reach(client, 8080), 'connected');
+  assert.equal(await reach(client, 8081), 'timeout', '8081 is in the notPorts: no rule allows it, dropped at the end');
+  await program([]);
 });
 
 test('a sandbox cannot pass for another address: the bridge table drops sources that are not its own', async () => {

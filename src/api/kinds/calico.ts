@@ -1,12 +1,14 @@
 /**
- * Calico's policy CRD as Calico installs it: `crd.projectcalico.org/v1`
- * GlobalNetworkPolicy (cluster-scoped), with the fields Vireo enforces
+ * Calico's policy CRDs as Calico installs them: `crd.projectcalico.org/v1`
+ * GlobalNetworkPolicy (cluster-scoped), NetworkPolicy (namespaced: the
+ * same spec without `namespaceSelector`), GlobalNetworkSet and NetworkSet
+ * (labelled `nets` that rule selectors match), with the fields Vireo enforces
  * (order, selector, namespaceSelector, types, ingress/egress rules with
- * action, protocol, ipVersion, source/destination nets, selectors and
- * ports). Written here: the models package has no Calico kinds.
+ * action, protocol, icmp, ipVersion, source/destination nets, selectors
+ * and ports). Written here: the models package has no Calico kinds.
  */
 import type { KObject } from '../object.js';
-import type { JSONSchemaProps } from '../resource.js';
+import type { JSONSchemaProps, PrinterColumn } from '../resource.js';
 import type { CrdSpec } from './crd-builder.js';
 import { customResourceDefinition, printerColumn } from './crd-builder.js';
 
@@ -49,7 +51,12 @@ const rule: JSONSchemaProps = {
   },
 };
 
-function policySchema(): JSONSchemaProps {
+function policySchema(scope: 'global' | 'namespaced'): JSONSchemaProps {
+  const selectors: Record<string, JSONSchemaProps> = {
+    selector: { type: 'string', description: 'The endpoints the policy applies to (Calico selector; all() when unset).' },
+    serviceAccountSelector: str,
+  };
+  if (scope === 'global') selectors.namespaceSelector = { type: 'string', description: 'The policy applies to endpoints in namespaces whose labels match.' };
   return {
     type: 'object',
     properties: {
@@ -61,9 +68,7 @@ function policySchema(): JSONSchemaProps {
         properties: {
           order: { type: 'number', description: 'Lower orders apply first; Kubernetes NetworkPolicies sit at 1000; unset is last.' },
           tier: str,
-          selector: { type: 'string', description: 'The endpoints the policy applies to (Calico selector; all() when unset).' },
-          namespaceSelector: str,
-          serviceAccountSelector: str,
+          ...selectors,
           types: { type: 'array', items: { type: 'string' } },
           ingress: { type: 'array', items: rule },
           egress: { type: 'array', items: rule },
@@ -77,23 +82,36 @@ function policySchema(): JSONSchemaProps {
   };
 }
 
-function calicoCrdSpecs(): CrdSpec[] {
-  return [
-    {
-      group: 'crd.projectcalico.org',
-      kind: 'GlobalNetworkPolicy',
-      plural: 'globalnetworkpolicies',
-      singular: 'globalnetworkpolicy',
-      scope: 'Cluster',
-      shortNames: ['gnp'],
-      versions: [{ name: 'v1', storage: true }],
-      columns: [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), printerColumn('Age', 'date', '.metadata.creationTimestamp')],
-      schema: policySchema,
+function networkSetSchema(): JSONSchemaProps {
+  return {
+    type: 'object',
+    properties: {
+      apiVersion: str,
+      kind: str,
+      metadata: { type: 'object' },
+      spec: { type: 'object', properties: { nets: { ...strings, description: 'The CIDRs (or addresses) of the set; rule selectors matching its labels match them.' } } },
     },
+  };
+}
+
+/** One `crd.projectcalico.org/v1` kind: its names follow Calico's (lowercase kind, plural with -ies or -s). */
+function calicoCrd(kind: string, plural: string, scope: 'Cluster' | 'Namespaced', what: { columns: PrinterColumn[]; schema: () => JSONSchemaProps; shortNames?: string[] }): CrdSpec {
+  return { group: 'crd.projectcalico.org', kind, plural, singular: kind.toLowerCase(), scope, versions: [{ name: 'v1', storage: true }], ...what };
+}
+
+function calicoCrdSpecs(): CrdSpec[] {
+  const age = printerColumn('Age', 'date', '.metadata.creationTimestamp');
+  const policyColumns = [printerColumn('Order', 'number', '.spec.order'), printerColumn('Selector', 'string', '.spec.selector'), age];
+  const setColumns = [printerColumn('Nets', 'string', '.spec.nets'), age];
+  return [
+    calicoCrd('GlobalNetworkPolicy', 'globalnetworkpolicies', 'Cluster', { shortNames: ['gnp'], columns: policyColumns, schema: () => policySchema('global') }),
+    calicoCrd('NetworkPolicy', 'networkpolicies', 'Namespaced', { columns: policyColumns, schema: () => policySchema('namespaced') }),
+    calicoCrd('GlobalNetworkSet', 'globalnetworksets', 'Cluster', { columns: setColumns, schema: networkSetSchema }),
+    calicoCrd('NetworkSet', 'networksets', 'Namespaced', { columns: setColumns, schema: networkSetSchema }),
   ];
 }
 
-/** Calico's GlobalNetworkPolicy CRD, fresh on every call. */
+/** Calico's GlobalNetworkPolicy, NetworkPolicy, GlobalNetworkSet and NetworkSet CRDs, fresh on every call. */
 export function calicoCustomResourceDefinitions(): KObject[] {
   return calicoCrdSpecs().map(customResourceDefinition);
 }

@@ -3,7 +3,10 @@
  * NetworkPolicy, as Calico's own validator checks them: selectors in
  * Calico's expression language, `types`, rule actions, protocols, ports
  * ("80", 80, "8000:8080" or a port name, only with TCP, UDP or SCTP),
- * `nets`/`notNets` CIDRs and `ipVersion`.
+ * `icmp`/`notICMP` (only with ICMP or ICMPv6), `nets`/`notNets` CIDRs and
+ * `ipVersion`; and network sets' `nets`. What Vireo does not enforce
+ * (tiers other than `default`, service accounts, services, doNotTrack,
+ * preDNAT) is refused, never silently ignored.
  */
 import { CalicoSelectorError, parseCalicoSelector } from '../calico-selector.js';
 import type { FieldError } from '../errors.js';
@@ -61,6 +64,9 @@ function validateEntity(value: unknown, path: string, protocol: unknown): FieldE
       if (!cidrValid(net)) errors.push(invalid(`${path}.${field}[${i}]`, `Invalid value: ${JSON.stringify(net)}: must be an IP address or CIDR (e.g. 10.0.0.0/8 or fd00::/8)`));
     });
   }
+  for (const field of ['serviceAccounts', 'services']) {
+    if (entity[field] !== undefined) errors.push(notSupported(`${path}.${field}`, `Unsupported value: Vireo does not match ${field === 'services' ? 'Services' : 'service accounts'} in policy rules (VMIs have no service account identity here); match the VMIs by selector or their addresses by nets`));
+  }
   for (const field of ['ports', 'notPorts']) {
     const ports = arrayAt(entity, field);
     if (ports.length > 0 && !portProtocols.has(protocol as string | number)) {
@@ -76,6 +82,27 @@ function validateEntity(value: unknown, path: string, protocol: unknown): FieldE
 
 const actions = ['Allow', 'Deny', 'Log', 'Pass'];
 
+function validateIcmp(rule: Record<string, unknown>, path: string): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const field of ['icmp', 'notICMP']) {
+    const value = rule[field];
+    if (value === undefined) continue;
+    if (rule.protocol !== 'ICMP' && rule.protocol !== 'ICMPv6' && rule.protocol !== 1 && rule.protocol !== 58) {
+      errors.push(invalid(`${path}.${field}`, `Invalid value: ICMP types are only allowed with protocol ICMP or ICMPv6; set the rule's protocol`));
+      continue;
+    }
+    const match = asRecord(value) ?? {};
+    const { type, code } = match;
+    if (type === undefined) {
+      if (code !== undefined) errors.push(required(`${path}.${field}.type`, 'Required value: a code needs its type (e.g. type 8, code 0 for an echo request)'));
+      continue;
+    }
+    if (typeof type !== 'number' || !Number.isInteger(type) || type < 0 || type > 254) errors.push(invalid(`${path}.${field}.type`, `Invalid value: ${JSON.stringify(type)}: an ICMP type is between 0 and 254`));
+    if (code !== undefined && (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > 255)) errors.push(invalid(`${path}.${field}.code`, `Invalid value: ${JSON.stringify(code)}: an ICMP code is between 0 and 255`));
+  }
+  return errors;
+}
+
 function validateRules(policy: KObject, direction: 'ingress' | 'egress'): FieldError[] {
   const errors: FieldError[] = [];
   recordsAt(policy, 'spec', direction).forEach((rule, i) => {
@@ -89,6 +116,7 @@ function validateRules(policy: KObject, direction: 'ingress' | 'egress'): FieldE
       const problem = protocolProblem(rule[field]);
       if (problem !== undefined) errors.push(notSupported(`${path}.${field}`, `Unsupported value: ${JSON.stringify(rule[field])}: ${problem}`));
     }
+    errors.push(...validateIcmp(rule, path));
     if (rule.ipVersion !== undefined && rule.ipVersion !== 4 && rule.ipVersion !== 6) errors.push(notSupported(`${path}.ipVersion`, `Unsupported value: ${JSON.stringify(rule.ipVersion)}: supported values: 4, 6`));
     errors.push(...validateEntity(rule.source, `${path}.source`, rule.protocol));
     errors.push(...validateEntity(rule.destination, `${path}.destination`, rule.protocol));
@@ -102,9 +130,17 @@ export function validateCalicoPolicy(policy: KObject): FieldError[] {
   arrayAt(policy, 'spec', 'types').forEach((type, i) => {
     if (type !== 'Ingress' && type !== 'Egress') errors.push(notSupported(`spec.types[${i}]`, `Unsupported value: ${JSON.stringify(type)}: supported values: "Egress", "Ingress"`));
   });
+  const tier = at(policy, 'spec', 'tier');
+  if (tier !== undefined && tier !== 'default') errors.push(notSupported('spec.tier', `Unsupported value: ${JSON.stringify(tier)}: Vireo has one tier, "default"; order the policy within it with spec.order`));
+  if (at(policy, 'spec', 'serviceAccountSelector') !== undefined) errors.push(notSupported('spec.serviceAccountSelector', 'Unsupported value: VMIs have no service account identity here; select them by labels with spec.selector'));
   for (const field of ['doNotTrack', 'preDNAT']) {
     if (at(policy, 'spec', field) === true) errors.push(notSupported(`spec.${field}`, `Unsupported value: true: Vireo enforces policy on the forward path only; ${field} policies are not supported`));
   }
   errors.push(...validateRules(policy, 'ingress'), ...validateRules(policy, 'egress'));
   return errors;
+}
+
+/** The admission errors of a Calico GlobalNetworkSet or NetworkSet: every `nets` entry an address or CIDR. */
+export function validateCalicoNetworkSet(set: KObject): FieldError[] {
+  return arrayAt(set, 'spec', 'nets').flatMap((net, i) => (cidrValid(net) ? [] : [invalid(`spec.nets[${i}]`, `Invalid value: ${JSON.stringify(net)}: must be an IP address or CIDR (e.g. 198.51.100.0/28 or fd00::/8)`)]));
 }

@@ -5,7 +5,7 @@
  */
 import type { FieldError } from '../errors.js';
 import type { KObject } from '../object.js';
-import { validateCalicoPolicy } from './calico-policy.js';
+import { validateCalicoNetworkSet, validateCalicoPolicy } from './calico-policy.js';
 import { validateDataVolume } from './datavolume.js';
 import { validateMigration } from './migration.js';
 import { validateNetworkPolicy } from './networkpolicy.js';
@@ -37,6 +37,8 @@ const validators = new Map<string, KindValidator>([
   ['networking.k8s.io/NetworkPolicy', (obj) => validateNetworkPolicy(obj)],
   ['crd.projectcalico.org/GlobalNetworkPolicy', (obj) => validateCalicoPolicy(obj)],
   ['crd.projectcalico.org/NetworkPolicy', (obj) => validateCalicoPolicy(obj)],
+  ['crd.projectcalico.org/GlobalNetworkSet', (obj) => validateCalicoNetworkSet(obj)],
+  ['crd.projectcalico.org/NetworkSet', (obj) => validateCalicoNetworkSet(obj)],
 ]);
 
 /**

@@ -60,7 +60,7 @@ export function subresourceResourceList(): object {
  * would give kubectl a second, kind-less `virtualmachines` to resolve names
  * against, so the version is listed empty.
  */
-export function subresourceAggregatedGroup(): object {
+export function subresourceAggregatedGroup(): { metadata: { name: string }; versions: object[] } {
   return {
     metadata: { name: subresourceGroup },
     versions: [{ version: subresourceVersion, freshness: 'Current', resources: [] }],

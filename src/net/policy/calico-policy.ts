@@ -3,9 +3,10 @@
  * NetworkPolicy → the compiler's normalised policy: `order`, `selector`
  * and `namespaceSelector` (Calico's expression language, with the
  * `projectcalico.org/namespace` label Calico adds to every endpoint),
- * `types` defaulted as Calico does, and rules with their action, protocol
- * and source/destination (nets, notNets, selector, notSelector,
- * namespaceSelector, ports, notPorts).
+ * `types` defaulted as Calico does, and rules with their action, protocol,
+ * ICMP type/code and source/destination (nets, notNets, selector,
+ * notSelector, namespaceSelector, ports, notPorts). Rule selectors also
+ * match GlobalNetworkSets and NetworkSets, where Calico counts them in.
  */
 import type { CalicoSelector } from '../../api/calico-selector.js';
 import { parseCalicoSelector } from '../../api/calico-selector.js';
@@ -14,7 +15,7 @@ import type { KObject } from '../../api/object.js';
 import type { AddressRange } from '../../api/ip-ranges.js';
 import { mergeRanges, parseAddressOrCidr } from '../../api/ip-ranges.js';
 import { endpointRanges } from './endpoint-addresses.js';
-import type { NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyRule, PortSpec, Protocol, RuleAction, Side } from './model.js';
+import type { IcmpMatch, NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyNetworkSet, PolicyRule, PortSpec, Protocol, RuleAction, Side } from './model.js';
 
 /** The labels Calico's selectors see on an endpoint: its own plus its namespace and orchestrator. */
 export function calicoEndpointLabels(endpoint: PolicyEndpoint): Record<string, string> {
@@ -59,7 +60,19 @@ interface Scope {
   cluster: PolicyCluster;
 }
 
+/** What a rule side's selectors match: endpoints, and the addresses of those and of the network sets Calico counts in. */
+interface Matched {
+  endpoints: PolicyEndpoint[];
+  ranges: AddressRange[];
+}
+
+/** Calico's `namespaceSelector: global()`: non-namespaced resources only (the GlobalNetworkSets). */
+function selectsGlobalOnly(namespaceSelectorText: string | undefined): boolean {
+  return namespaceSelectorText?.replace(/\s+/g, '') === 'global()';
+}
+
 function endpointsMatching(selectorText: string | undefined, namespaceSelectorText: string | undefined, scope: Scope): PolicyEndpoint[] {
+  if (selectsGlobalOnly(namespaceSelectorText)) return [];
   const selector = selectorText === undefined ? undefined : parseCalicoSelector(selectorText);
   const namespaceSelector = namespaceSelectorText === undefined ? undefined : parseCalicoSelector(namespaceSelectorText);
   return scope.cluster.endpoints.filter((endpoint) => {
@@ -72,6 +85,38 @@ function endpointsMatching(selectorText: string | undefined, namespaceSelectorTe
   });
 }
 
+/**
+ * The network sets a rule side's selectors match, as Calico counts them in:
+ * `namespaceSelector: global()` matches GlobalNetworkSets only; a
+ * namespaceSelector, the NetworkSets of those namespaces; none, in a
+ * namespaced policy, the NetworkSets of its namespace, and in a
+ * GlobalNetworkPolicy every set, global or namespaced.
+ */
+function networkSetsMatching(selectorText: string | undefined, namespaceSelectorText: string | undefined, scope: Scope): PolicyNetworkSet[] {
+  const selector = parseCalicoSelector(selectorText ?? 'all()');
+  const globalOnly = selectsGlobalOnly(namespaceSelectorText);
+  const namespaceSelector = namespaceSelectorText === undefined || globalOnly ? undefined : parseCalicoSelector(namespaceSelectorText);
+  return scope.cluster.networkSets.filter((set) => {
+    if (globalOnly) {
+      if (set.namespace !== undefined) return false;
+    } else if (namespaceSelector !== undefined) {
+      if (set.namespace === undefined || !namespaceMatches(namespaceSelector, set.namespace, scope.cluster)) return false;
+    } else if (scope.namespace !== undefined && set.namespace !== scope.namespace) {
+      return false;
+    }
+    const labels = set.namespace === undefined ? set.labels : { ...set.labels, 'projectcalico.org/namespace': set.namespace };
+    return selector.matches(labels);
+  });
+}
+
+/** A rule side's selectors: the endpoints they match, and their addresses with those of the network sets they match. */
+function peersMatching(selectorText: string | undefined, namespaceSelectorText: string | undefined, scope: Scope): Matched {
+  const endpoints = endpointsMatching(selectorText, namespaceSelectorText, scope);
+  const ranges = endpoints.flatMap(endpointRanges);
+  for (const set of networkSetsMatching(selectorText, namespaceSelectorText, scope)) ranges.push(...set.ranges);
+  return { endpoints, ranges: mergeRanges(ranges) };
+}
+
 function sideOf(value: unknown, scope: Scope): Side {
   const side: Side = { in: [], notIn: [], ports: [], notPorts: [] };
   const record = asRecord(value) ?? {};
@@ -80,15 +125,23 @@ function sideOf(value: unknown, scope: Scope): Side {
   const selector = stringAt(record, 'selector');
   const namespaceSelector = stringAt(record, 'namespaceSelector');
   if (selector !== undefined || namespaceSelector !== undefined) {
-    const matched = endpointsMatching(selector, namespaceSelector, scope);
-    side.in.push(mergeRanges(matched.flatMap(endpointRanges)));
-    side.portScope = matched;
+    const matched = peersMatching(selector, namespaceSelector, scope);
+    side.in.push(matched.ranges);
+    side.portScope = matched.endpoints;
   }
   const notSelector = stringAt(record, 'notSelector');
-  if (notSelector !== undefined) side.notIn.push(mergeRanges(endpointsMatching(notSelector, namespaceSelector, scope).flatMap(endpointRanges)));
+  if (notSelector !== undefined) side.notIn.push(peersMatching(notSelector, namespaceSelector, scope).ranges);
   side.ports = arrayAt(record, 'ports').flatMap((port) => parseCalicoPort(port) ?? []);
   side.notPorts = arrayAt(record, 'notPorts').flatMap((port) => parseCalicoPort(port) ?? []);
   return side;
+}
+
+function icmpOf(value: unknown): IcmpMatch | undefined {
+  const record = asRecord(value);
+  const type = numberAt(record, 'type');
+  if (type === undefined) return undefined;
+  const code = numberAt(record, 'code');
+  return code === undefined ? { type } : { type, code };
 }
 
 const actions: ReadonlySet<string> = new Set(['Allow', 'Deny', 'Log', 'Pass']);
@@ -107,6 +160,10 @@ function rulesOf(policy: KObject, direction: PolicyDirection, scope: Scope, id: 
     if (protocol !== undefined) compiled.protocol = protocol;
     const notProtocol = protocolOf(rule.notProtocol);
     if (notProtocol !== undefined) compiled.notProtocol = notProtocol;
+    const icmp = icmpOf(rule.icmp);
+    if (icmp !== undefined) compiled.icmp = icmp;
+    const notIcmp = icmpOf(rule.notICMP);
+    if (notIcmp !== undefined) compiled.notIcmp = notIcmp;
     const ipVersion = numberAt(rule, 'ipVersion');
     if (ipVersion === 4 || ipVersion === 6) compiled.ipVersion = ipVersion;
     return [compiled];

@@ -17,8 +17,8 @@ function gnp(name: string, spec: Record<string, unknown>): KObject {
   return { apiVersion: 'crd.projectcalico.org/v1', kind: 'GlobalNetworkPolicy', metadata: { name }, spec };
 }
 
-function compile(networkPolicies: KObject[], calicoPolicies: KObject[] = []): ReturnType<typeof compilePolicies> {
-  const input: PolicyInput = { networkPolicies, calicoPolicies, namespaces: [{ name: 'shop', labels: {} }, { name: 'ops', labels: { team: 'ops' } }], endpoints: [web, client, remote] };
+function compile(networkPolicies: KObject[], calicoPolicies: KObject[] = [], networkSets: KObject[] = []): ReturnType<typeof compilePolicies> {
+  const input: PolicyInput = { networkPolicies, calicoPolicies, networkSets, namespaces: [{ name: 'shop', labels: {} }, { name: 'ops', labels: { team: 'ops' } }], endpoints: [web, client, remote] };
   return compilePolicies(input, { tableName: 't' });
 }
 
@@ -74,4 +74,63 @@ test('a policy that cannot compile is skipped with a warning', () => {
   const { warnings } = compile([], [gnp('broken', { selector: 'app ==', ingress: [{ action: 'Allow' }] })]);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0] ?? '', /GlobalNetworkPolicy broken is skipped: invalid selector/);
+});
+
+function calicoNp(name: string, namespace: string, spec: Record<string, unknown>): KObject {
+  return { apiVersion: 'crd.projectcalico.org/v1', kind: 'NetworkPolicy', metadata: { name, namespace }, spec };
+}
+
+test('a Calico NetworkPolicy selects and matches endpoints of its own namespace only, unless a rule names a namespaceSelector', () => {
+  const { text, isolated } = compile([], [
+    calicoNp('local', 'shop', { order: 5, selector: "app == 'client'", ingress: [{ action: 'Allow', source: { selector: "app == 'client'" } }, { action: 'Allow', source: { selector: "app == 'client'", namespaceSelector: "team == 'ops'" } }] }),
+  ]);
+  // client (shop) is selected; far (ops) has the same label but another namespace.
+  assert.deepEqual(isolated, { ingress: 1, egress: 0 });
+  const sets = [...text.matchAll(/set (peers_\d+_v4) \{[^}]*elements = \{ ([^}]*) \}/g)].map((m) => m[2]);
+  assert.deepEqual(sets.sort(), ['10.0.0.3', '10.9.0.3']);
+  assert.match(chain(text, 'ep_1_ingress'), /comment "shop\/local ingress\[0\]"/);
+});
+
+test('ICMP types and codes: icmp, notICMP, ICMPv6 only in the IPv6 copy of a rule', () => {
+  const { text } = compile([], [
+    gnp('icmp', {
+      order: 1,
+      selector: "app == 'web'",
+      ingress: [
+        { action: 'Deny', protocol: 'ICMP', icmp: { type: 8, code: 0 }, source: { nets: ['10.0.0.0/8', 'fd00::/8'] } },
+        { action: 'Allow', protocol: 'ICMP', notICMP: { type: 8 } },
+        { action: 'Allow', protocol: 'ICMPv6', notICMP: { type: 128, code: 0 } },
+        { action: 'Deny', notProtocol: 'UDP' },
+      ],
+    }),
+  ]);
+  const ingress = chain(text, 'ep_0_ingress');
+  assert.match(ingress, /meta nfproto ipv4 meta l4proto 1 icmp type 8 icmp code 0 ip saddr @peers_\d+_v4 counter drop/);
+  assert.doesNotMatch(ingress, /meta nfproto ipv6 meta l4proto 1/, 'no IPv6 copy of an ICMP rule');
+  assert.match(ingress, /meta l4proto 1 icmp type != 8 counter accept/);
+  assert.match(ingress, /meta l4proto 58 icmpv6 type \. icmpv6 code != \{ 128 \. 0 \} counter accept/);
+  assert.match(ingress, /meta l4proto != 17 counter drop/);
+});
+
+test('GlobalNetworkSets: a GNP rule selector matches their nets, a namespaced rule only with namespaceSelector global()', () => {
+  const sets: KObject[] = [{ apiVersion: 'crd.projectcalico.org/v1', kind: 'GlobalNetworkSet', metadata: { name: 'bad', labels: { list: 'deny' } }, spec: { nets: ['192.0.2.0/24', '2001:db8::/32', 'nonsense'] } }];
+  const global = compile([], [gnp('g', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "list == 'deny'" } }] })], sets).text;
+  assert.match(global, /elements = \{ 192\.0\.2\.0-192\.0\.2\.255 \}/);
+  assert.match(global, /set peers_\d+_v6 \{[^}]*elements = \{ 2001:db8/);
+  const namespaced = compile([], [calicoNp('n', 'shop', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "list == 'deny'" } }, { action: 'Deny', source: { selector: "list == 'deny'", namespaceSelector: 'global()' } }] })], sets).text;
+  const ingress = chain(namespaced, 'ep_0_ingress');
+  assert.doesNotMatch(ingress, /ingress\[0\]/, 'no endpoint of shop is on the list, and the namespaced rule does not see global sets');
+  assert.match(ingress, /ip saddr @peers_\d+_v4 counter drop comment "shop\/n ingress\[1\]"/);
+});
+
+test('NetworkSets: a namespaced policy\'s rule selector matches those of its namespace, a namespaceSelector those of its namespaces, a GNP all of them', () => {
+  const set = (namespace: string, net: string): KObject => ({ apiVersion: 'crd.projectcalico.org/v1', kind: 'NetworkSet', metadata: { name: 'partners', namespace, labels: { role: 'partner' } }, spec: { nets: [net] } });
+  const sets = [set('shop', '198.51.100.0/24'), set('ops', '203.0.113.0/24')];
+  const elements = (text: string): string[] => [...text.matchAll(/elements = \{ ([^}]*) \}/g)].map((m) => m[1] ?? '').filter((e) => !e.includes(':')).sort();
+  const inShop = compile([], [calicoNp('n', 'shop', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "role == 'partner'" } }] })], sets).text;
+  assert.deepEqual(elements(inShop), ['198.51.100.0-198.51.100.255']);
+  const byNamespace = compile([], [calicoNp('n', 'shop', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "role == 'partner'", namespaceSelector: "team == 'ops'" } }] })], sets).text;
+  assert.deepEqual(elements(byNamespace), ['203.0.113.0-203.0.113.255']);
+  const global = compile([], [gnp('g', { order: 1, selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "role == 'partner' && projectcalico.org/namespace != 'none'" } }] })], sets).text;
+  assert.deepEqual(elements(global), ['198.51.100.0-198.51.100.255, 203.0.113.0-203.0.113.255']);
 });

@@ -23,10 +23,12 @@
  */
 import type { KObject } from '../../api/object.js';
 import type { IpFamily } from '../../api/ip-ranges.js';
-import { addressText, parseAddressOrCidr } from '../../api/ip-ranges.js';
+import { addressText, mergeRanges, parseAddressOrCidr } from '../../api/ip-ranges.js';
+import { arrayAt } from '../../api/kinds/read.js';
 import { normalizeCalicoPolicy } from './calico-policy.js';
+import { EndpointIndex } from './endpoint-index.js';
 import { normalizeNetworkPolicy } from './kubernetes-policy.js';
-import type { NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyNamespace, PolicyRule } from './model.js';
+import type { NormalizedPolicy, PolicyCluster, PolicyDirection, PolicyEndpoint, PolicyNamespace, PolicyNetworkSet, PolicyRule } from './model.js';
 import { kubernetesPolicyOrder } from './model.js';
 import { AddressSets, nftQuoted, renderRule } from './rules.js';
 
@@ -36,6 +38,8 @@ export interface PolicyInput {
   networkPolicies: readonly KObject[];
   /** `crd.projectcalico.org/v1` GlobalNetworkPolicies and NetworkPolicies. */
   calicoPolicies: readonly KObject[];
+  /** `crd.projectcalico.org/v1` GlobalNetworkSets and NetworkSets, matched by Calico rule selectors. */
+  networkSets: readonly KObject[];
   namespaces: readonly PolicyNamespace[];
   /** All endpoints of the cluster; those with `local` are filtered here. */
   endpoints: readonly PolicyEndpoint[];
@@ -120,11 +124,23 @@ function antiSpoofTable(tableName: string, locals: readonly PolicyEndpoint[]): s
   ];
 }
 
+/** A GlobalNetworkSet's or NetworkSet's labels and nets (entries that are not addresses or CIDRs, which admission refuses, are skipped). */
+function networkSetOf(set: KObject): PolicyNetworkSet {
+  const ranges = arrayAt(set, 'spec', 'nets').flatMap((net) => {
+    const range = typeof net === 'string' ? parseAddressOrCidr(net) : undefined;
+    return range === undefined ? [] : [range];
+  });
+  const namespace = set.kind === 'NetworkSet' ? (set.metadata.namespace ?? 'default') : undefined;
+  return { namespace, name: set.metadata.name ?? '', labels: set.metadata.labels ?? {}, ranges: mergeRanges(ranges) };
+}
+
 /** Compiles the cluster's policies into this node's table. Pure. */
 export function compilePolicies(input: PolicyInput, options: CompileOptions): CompiledRuleset {
   const warnings: string[] = [];
   const cluster: PolicyCluster = {
     endpoints: input.endpoints,
+    index: new EndpointIndex(input.endpoints),
+    networkSets: input.networkSets.map(networkSetOf),
     namespaceLabels: new Map(input.namespaces.map((namespace) => [namespace.name, namespace.labels])),
   };
   const policies = normalizeAll(input, cluster, warnings);

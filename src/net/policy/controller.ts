@@ -1,6 +1,7 @@
 /**
  * The node agent's policy controller: informers on NetworkPolicies,
- * Calico GlobalNetworkPolicies, Namespaces and VMIs; any change schedules
+ * Calico GlobalNetworkPolicies, NetworkPolicies, GlobalNetworkSets and NetworkSets,
+ * Namespaces and VMIs; any change schedules
  * one recompile (coalesced over `debounceMs`), which programs the node's
  * table through the {@link PolicyApplier}. The VMIs of this node and their
  * host-side veths come from an injected {@link LocalEndpointSource} (the
@@ -67,7 +68,7 @@ function podInterface(vmi: KObject): { ips: string[]; ports: NamedPort[] } {
 
 export class PolicyController {
   private readonly applier: PolicyApplier;
-  private readonly informers: { policies: Informer; globalPolicies: Informer; namespaces: Informer; vmis: Informer };
+  private readonly informers: { policies: Informer; globalPolicies: Informer; calicoPolicies: Informer; globalNetworkSets: Informer; networkSets: Informer; namespaces: Informer; vmis: Informer };
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -87,6 +88,9 @@ export class PolicyController {
     this.informers = {
       policies: new Informer(client, resources.networkPolicies, logger),
       globalPolicies: new Informer(client, resources.globalNetworkPolicies, logger),
+      calicoPolicies: new Informer(client, resources.calicoNetworkPolicies, logger),
+      globalNetworkSets: new Informer(client, resources.globalNetworkSets, logger),
+      networkSets: new Informer(client, resources.calicoNetworkSets, logger),
       namespaces: new Informer(client, resources.namespaces, logger),
       vmis: new Informer(client, resources.virtualMachineInstances, logger),
     };
@@ -160,7 +164,8 @@ export class PolicyController {
     });
     return {
       networkPolicies: this.informers.policies.list(),
-      calicoPolicies: this.informers.globalPolicies.list(),
+      calicoPolicies: [...this.informers.globalPolicies.list(), ...this.informers.calicoPolicies.list()],
+      networkSets: [...this.informers.globalNetworkSets.list(), ...this.informers.networkSets.list()],
       namespaces: this.informers.namespaces.list().map((namespace) => ({ name: namespace.metadata.name ?? '', labels: stringMapAt(namespace, 'metadata', 'labels') })),
       endpoints,
     };

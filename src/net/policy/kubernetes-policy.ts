@@ -64,7 +64,8 @@ function resolvePeers(peers: unknown, namespace: string, cluster: PolicyCluster)
     const podSelector = peer.podSelector === undefined ? undefined : selector(peer.podSelector);
     const namespaceSelector = peer.namespaceSelector === undefined ? undefined : selector(peer.namespaceSelector);
     if (podSelector === undefined && namespaceSelector === undefined) continue;
-    for (const endpoint of cluster.endpoints) {
+    const candidates = podSelector === undefined ? (namespaceSelector === undefined ? cluster.index.inNamespace(namespace) : cluster.endpoints) : cluster.index.candidates(podSelector, namespaceSelector === undefined ? namespace : undefined);
+    for (const endpoint of candidates) {
       const inNamespace =
         namespaceSelector === undefined ? endpoint.namespace === namespace : namespaceSelector.matches(cluster.namespaceLabels.get(endpoint.namespace) ?? {});
       if (!inNamespace) continue;
@@ -134,7 +135,7 @@ export function normalizeNetworkPolicy(policy: KObject, cluster: PolicyCluster):
   const id = `${namespace}/${policy.metadata.name ?? ''}`;
   const podSelector = selector(recordAt(policy, 'spec', 'podSelector') ?? {});
   const selects = (endpoint: PolicyEndpoint): boolean => endpoint.namespace === namespace && podSelector.matches(endpoint.labels);
-  const selected = cluster.endpoints.filter(selects);
+  const selected = cluster.index.candidates(podSelector, namespace).filter(selects);
   return {
     kind: 'kubernetes',
     id,

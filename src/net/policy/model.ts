@@ -5,6 +5,7 @@
  * rules whose selectors are already resolved into address ranges.
  */
 import type { AddressRange } from '../../api/ip-ranges.js';
+import type { EndpointIndex } from './endpoint-index.js';
 
 export type TransportProtocol = 'TCP' | 'UDP' | 'SCTP';
 
@@ -60,10 +61,20 @@ export interface Side {
 
 export type RuleAction = 'Allow' | 'Deny' | 'Log' | 'Pass';
 
+/** An ICMP type, and optionally code, a rule matches (Calico's `icmp`/`notICMP`). */
+export interface IcmpMatch {
+  type: number;
+  code?: number;
+}
+
 export interface PolicyRule {
   action: RuleAction;
   protocol?: Protocol;
   notProtocol?: Protocol;
+  /** With protocol ICMP or ICMPv6: the type (and code) that must match. */
+  icmp?: IcmpMatch;
+  /** With protocol ICMP or ICMPv6: the type (and code) that must not match. */
+  notIcmp?: IcmpMatch;
   ipVersion?: 4 | 6;
   source: Side;
   destination: Side;
@@ -91,8 +102,20 @@ export function emptySide(): Side {
   return { in: [], notIn: [], ports: [], notPorts: [] };
 }
 
+/** A Calico GlobalNetworkSet or NetworkSet: labelled address ranges that Calico rule selectors match like endpoints. */
+export interface PolicyNetworkSet {
+  /** The NetworkSet's namespace; undefined for a GlobalNetworkSet. */
+  namespace: string | undefined;
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  ranges: readonly AddressRange[];
+}
+
 /** The cluster as selectors see it. */
 export interface PolicyCluster {
   endpoints: readonly PolicyEndpoint[];
+  /** The same endpoints, indexed for selectors. */
+  index: EndpointIndex;
+  networkSets: readonly PolicyNetworkSet[];
   namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }

@@ -112,6 +112,21 @@ function sideAlternatives(side: Side, role: 's' | 'd', family: IpFamily | undefi
   return alternatives;
 }
 
+/** `icmp type 8 icmp code 0`-style terms of a rule's `icmp` and `notICMP` (ICMPv6 with protocol ICMPv6). */
+function icmpTerms(rule: PolicyRule): string[] {
+  const keyword = rule.protocol !== undefined && protocolNumber(rule.protocol) === 58 ? 'icmpv6' : 'icmp';
+  const terms: string[] = [];
+  if (rule.icmp !== undefined) {
+    terms.push(`${keyword} type ${rule.icmp.type}`);
+    if (rule.icmp.code !== undefined) terms.push(`${keyword} code ${rule.icmp.code}`);
+  }
+  if (rule.notIcmp !== undefined) {
+    // Not (type and code): one concatenated match, so the rule stays one rule (a Log verdict logs once).
+    terms.push(rule.notIcmp.code === undefined ? `${keyword} type != ${rule.notIcmp.type}` : `${keyword} type . ${keyword} code != { ${rule.notIcmp.type} . ${rule.notIcmp.code} }`);
+  }
+  return terms;
+}
+
 function needsFamily(rule: PolicyRule): boolean {
   const sideNeeds = (side: Side): boolean => side.in.length > 0 || side.notIn.length > 0 || [...side.ports, ...side.notPorts].some((port) => port.kind === 'named');
   return rule.ipVersion !== undefined || sideNeeds(rule.source) || sideNeeds(rule.destination);
@@ -124,13 +139,16 @@ function quoted(text: string): string {
 
 /** The rule lines for `rule` ending in `verdict` (`accept`, `drop`, `goto x`, or a `log …` statement that continues). */
 export function renderRule(rule: PolicyRule, verdict: string, context: RenderContext): string[] {
-  const families: (IpFamily | undefined)[] = needsFamily(rule) ? ([4, 6] as const).filter((f) => rule.ipVersion === undefined || rule.ipVersion === f) : [undefined];
+  // ICMP is IPv4's, ICMPv6 IPv6's: the other family's copy could never match.
+  const protocolFamily = rule.protocol === undefined ? undefined : protocolNumber(rule.protocol) === 1 ? 4 : protocolNumber(rule.protocol) === 58 ? 6 : undefined;
+  const families: (IpFamily | undefined)[] = needsFamily(rule) ? ([4, 6] as const).filter((f) => (rule.ipVersion === undefined || rule.ipVersion === f) && (protocolFamily === undefined || protocolFamily === f)) : [undefined];
   const lines: string[] = [];
   for (const family of families) {
     const head: string[] = [];
     if (family !== undefined) head.push(`meta nfproto ${family === 4 ? 'ipv4' : 'ipv6'}`);
     if (rule.protocol !== undefined) head.push(`meta l4proto ${protocolNumber(rule.protocol)}`);
     if (rule.notProtocol !== undefined) head.push(`meta l4proto != ${protocolNumber(rule.notProtocol)}`);
+    head.push(...icmpTerms(rule));
     for (const source of sideAlternatives(rule.source, 's', family, rule.protocol, context)) {
       for (const destination of sideAlternatives(rule.destination, 'd', family, rule.protocol, context)) {
         lines.push([...head, ...source, ...destination, 'counter', verdict, `comment ${quoted(rule.origin)}`].join(' '));

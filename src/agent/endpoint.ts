@@ -6,7 +6,8 @@
  * uploads into the node's volumes, and exports of the node's volumes for
  * copies to other nodes (`endpoint-export.ts`). It serves any
  * {@link AgentHandle}; the paths are in `endpoint-api.ts`. Every request
- * must carry the cluster's bearer token; refusals are Kubernetes `Status`
+ * must carry the API server's bearer token (the cluster token; a joined
+ * agent checks it by its SHA-256); refusals are Kubernetes `Status`
  * JSON, so the server turns them back into the same ApiError.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -182,7 +183,7 @@ export class AgentEndpoint {
   /** The request, once its token is the cluster's and its path one the endpoint serves. */
   private authorize(req: IncomingMessage): AgentRequest {
     if (!bearerMatches(req.headers.authorization, this.options.token)) {
-      throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the cluster bearer token');
+      throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the API server\'s bearer token (the cluster token)');
     }
     const request = parseAgentRequest(pathOf(req));
     if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);

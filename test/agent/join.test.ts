@@ -16,6 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError } from '../../src/api/errors.js';
@@ -47,6 +48,18 @@ async function refusal(start: Promise<AgentProcess>): Promise<string> {
     return err instanceof Error ? err.message : String(err);
   }
   assert.fail('the agent started, but it should have been refused');
+}
+
+/** The status code of a GET to an agent endpoint (self-signed: not verified here) with a bearer token. */
+function fetchStatus(url: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { rejectUnauthorized: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** What `vireo token create` printed: the token and the CA hash of its join line. */
@@ -232,6 +245,11 @@ test('hosts join with tokens and act only as their own node', { skip, timeout: 6
     assert.match(uncordon.stdout, /node\/node-b uncordoned/);
     assert.match((await kubectl(['get', 'node', 'node-b'], kc)).stdout, /\nnode-b\s+Ready\s/);
     await eventually(async () => stringAt(await client.get(resources.virtualMachineInstances, 'default', 'cordoned'), 'status', 'nodeName') === 'node-b', { timeoutMs: 30_000, what: 'the VMI to go to node-b once uncordoned' });
+    // The server reaches node-b's endpoint with its own token, which the joined agent knows only by its digest.
+    const log = await client.raw('GET', '/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/cordoned/consolelog');
+    assert.ok(log.status < 500 && !log.body.includes('refused this server\'s credentials'), `${log.status} ${log.body}`);
+    const stranger = await fetchStatus(`https://127.0.0.1:${agentPort}/v1/namespaces/default/virtualmachineinstances/cordoned/consolelog`, credential);
+    assert.equal(stranger, 401, 'node-b\'s endpoint refuses anything but the server\'s token (here: its own credential)');
     // node-b's agent lets it go once it has probed its accelerator (which may first build the test guest): see t.after.
     await client.delete(resources.virtualMachineInstances, 'default', 'cordoned');
   });

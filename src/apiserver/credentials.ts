@@ -104,13 +104,11 @@ export class Credentials {
   }
 
   /**
-   * Refuses (403, saying why) what a node may not do; anyone else may do
-   * anything. A join token may only join (it never reaches this).
+   * Refuses (403, saying why) what a node may not do; users and components
+   * may do anything. (A join token never gets here: the server refuses it
+   * everywhere but the join.)
    */
   async authorize(identity: Identity, request: NodeRequest): Promise<void> {
-    if (identity.kind === 'joining') {
-      throw new ApiError('Forbidden', `a join token only joins a node (POST /vireo/v1/join, which vireo agent --token does): it cannot ${request.method} ${pathOf(request.info)}`);
-    }
     if (identity.kind !== 'node') return;
     const { method, info } = request;
     const node = identity.nodeName;

@@ -187,8 +187,8 @@ export class ApiServer {
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
     if (identity.kind === 'joining') throw new ApiError('Forbidden', `a join token only joins a node (POST /vireo/v1/join, which vireo agent --token does): it cannot ${method} ${path}`);
-    if (identity.kind === 'node' && info.isResource && (this.subresources.serves(info) || isUploadTokenRequest(info))) {
-      throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles and upload tokens are for users`);
+    if (identity.kind === 'node' && (exportRouteOf(path) !== undefined || (info.isResource && (this.subresources.serves(info) || isUploadTokenRequest(info))))) {
+      throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles, upload tokens and volume exports are for users (and, for exports, agents holding the cluster token)`);
     }
     if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
     // Exports of this server's own node's volumes, for copies to other nodes (their agents present the cluster token).

@@ -170,6 +170,9 @@ test('hosts join with tokens and act only as their own node', { skip, timeout: 6
       await forbidden(asNode.create(resources.nodes, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-c' } }), /may not create nodes node-c/);
       await forbidden(asNode.get(resources.secrets, 'kube-system', 'vireo-node-node-b'), /not the join tokens and node credentials/);
       await forbidden(asNode.list(resources.secrets, { namespace: 'kube-system' }), /may not read secrets/);
+      const exported = await asNode.raw('GET', `/vireo/v1/nodes/${serverNode}/namespaces/default/persistentvolumeclaims/data/export?target=x`);
+      assert.equal(exported.status, 403, exported.body);
+      assert.match(exported.body, /volume exports are for users/);
       const own = await asNode.patch(resources.nodes, undefined, 'node-b', 'merge', { metadata: { labels: { 'example.com/own': 'yes' } } });
       assert.equal(own.metadata.labels?.['example.com/own'], 'yes');
       assert.equal(await client.tryGet(resources.nodes, undefined, 'node-c'), undefined);

@@ -75,6 +75,8 @@ export interface NodeAgentOptions {
    * source is on another node wait.
    */
   clusterToken?: string;
+  /** Annotations the agent keeps on its Node (a joined agent marks its Node as bound to its credential). */
+  nodeAnnotations?: Record<string, string>;
   /** The API server's URL and CA: the agent inside `vireo server` serves its volumes' exports there. */
   apiServer?: { url: string; caCert: string };
 }
@@ -119,7 +121,14 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const endpoint = this.options.endpoint;
     const address = endpoint?.address === undefined ? {} : { address: endpoint.address };
     const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: version, dataDir, ...address });
-    this.registrar = new NodeRegistrar({ client, nodeName, host, logger: this.logger, ...(endpoint === undefined ? {} : { endpoint: { port: endpoint.port, certificate: endpoint.certificate } }) });
+    this.registrar = new NodeRegistrar({
+      client,
+      nodeName,
+      host,
+      logger: this.logger,
+      ...(endpoint === undefined ? {} : { endpoint: { port: endpoint.port, certificate: endpoint.certificate } }),
+      ...(this.options.nodeAnnotations === undefined ? {} : { annotations: this.options.nodeAnnotations }),
+    });
     await this.registrar.start();
     // The KVM probe boots a guest: it runs in the background, and only starting a VMI waits for it.
     // Its outcome is kept in the data directory until the host reboots or QEMU changes: a restarted agent does not probe again.

@@ -6,7 +6,8 @@
  * uploads into the node's volumes, and exports of the node's volumes for
  * copies to other nodes (`endpoint-export.ts`). It serves any
  * {@link AgentHandle}; the paths are in `endpoint-api.ts`. Every request
- * must carry the cluster's bearer token; refusals are Kubernetes `Status`
+ * must carry the API server's bearer token (the cluster token; a joined
+ * agent checks it by its SHA-256); refusals are Kubernetes `Status`
  * JSON, so the server turns them back into the same ApiError.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -29,12 +30,11 @@ import { listenOn } from '../net/listen.js';
 /** What the endpoint needs; see the fields. The agent it serves comes with `serve`. */
 export interface AgentEndpointOptions {
   /**
-   * The bearer token the API server must present: the cluster token the
-   * agent itself uses. Per-node credentials (the server proving who it is
-   * to each agent, and each agent having its own identity) come with the
-   * multi-host issue.
+   * The bearer token the API server must present (the cluster token), or
+   * its SHA-256 in hex (an agent that joined with a token learns only that,
+   * and has its own node credential for the API).
    */
-  token: string;
+  token: string | { sha256: string };
   /** The endpoint's certificate and key (self-signed; the server pins the certificate from the Node). */
   tls: { cert: string; key: string };
   logger: Logger;
@@ -50,9 +50,10 @@ function digest(text: string): Buffer {
  * True when `header` is `Bearer <token>`. The digests are compared, so the
  * comparison takes the same time whatever the length or content presented.
  */
-export function bearerMatches(header: string | undefined, token: string): boolean {
+export function bearerMatches(header: string | undefined, token: string | { sha256: string }): boolean {
   const presented = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
-  return presented !== undefined && timingSafeEqual(digest(presented), digest(token));
+  const expected = typeof token === 'string' ? digest(token) : Buffer.from(token.sha256, 'hex');
+  return presented !== undefined && expected.length === 32 && timingSafeEqual(digest(presented), expected);
 }
 
 function sendStatus(res: ServerResponse, status: Status): void {
@@ -182,7 +183,7 @@ export class AgentEndpoint {
   /** The request, once its token is the cluster's and its path one the endpoint serves. */
   private authorize(req: IncomingMessage): AgentRequest {
     if (!bearerMatches(req.headers.authorization, this.options.token)) {
-      throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the cluster bearer token');
+      throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the API server\'s bearer token (the cluster token)');
     }
     const request = parseAgentRequest(pathOf(req));
     if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);

@@ -26,6 +26,8 @@ export interface NodeRegistrarOptions {
   logger: Logger;
   /** The agent's HTTPS endpoint (`vireo agent`), published on the Node; none for the agent inside `vireo server`. */
   endpoint?: AgentEndpointInfo;
+  /** More annotations to keep on the Node. */
+  annotations?: Record<string, string>;
   /** Default 10 s, as the kubelet. */
   leaseRenewMs?: number;
   /** Default 60 s. */
@@ -82,7 +84,7 @@ export class NodeRegistrar {
   /** Creates the Node, or brings its labels and status up to date. */
   private async registerNode(): Promise<void> {
     const { client, nodeName, host, endpoint } = this.options;
-    const annotations: Record<string, string> = endpoint === undefined ? {} : { [agentCertificateAnnotation]: endpoint.certificate };
+    const annotations: Record<string, string> = { ...this.options.annotations, ...(endpoint === undefined ? {} : { [agentCertificateAnnotation]: endpoint.certificate }) };
     const port = endpoint?.port ?? 0;
     let node = await client.tryGet(resources.nodes, undefined, nodeName);
     if (node === undefined) {

@@ -40,6 +40,8 @@ export interface ResourceRequest {
   res: ServerResponse;
   signal: AbortSignal;
   writer: Writer;
+  /** Checks the decoded body of a create before it is stored (a node creates only its own Node and Lease). */
+  admitCreate?: (input: unknown) => void;
 }
 
 export function buildResourceRequest(
@@ -169,6 +171,7 @@ function writeOptions(r: ResourceRequest): { dryRun: boolean; fieldValidation: R
 async function create(r: ResourceRequest, deps: HandlerDeps): Promise<void> {
   if (r.info.subresource !== undefined) throw methodNotAllowed('POST', r);
   const input = await readObjectBody(r);
+  r.admitCreate?.(input);
   const result = await deps.objects.create(r.def, r.info.namespace, input, writeOptions(r));
   await afterWrite(deps, r, result);
   sendWrite(r, 201, result);

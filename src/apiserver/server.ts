@@ -6,7 +6,7 @@
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -32,6 +32,9 @@ import { createUploadTokenRequest, isUploadTokenRequest, uploadTokenRequestDef }
 import { version } from './version.js';
 import { exportRouteOf, serveVolumeExport } from './volume-export.js';
 import { listenOn } from '../net/listen.js';
+import { Credentials } from './credentials.js';
+import type { Identity } from './credentials.js';
+import { isJoinPath, serveJoin } from './join.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -58,14 +61,19 @@ export interface ApiServerOptions {
   uploadKey?: Buffer;
   /** The Service cluster IP and node port ranges (default 10.96.0.0/12 and 30000-32767). */
   serviceNetwork?: ServiceNetwork;
+  /** The CA certificate, which hosts joining with a token learn (`/vireo/v1/cluster-info`); without it, joining is refused. */
+  caCert?: string;
 }
+
+/** How often join tokens past their expiration are deleted. */
+const tokenSweepMs = 60_000;
 
 export class ApiServer {
   readonly objects: ObjectStore;
   private readonly server: Server;
   private readonly openapi: OpenApiService;
-  private readonly token: Buffer;
-  private readonly componentToken: Buffer | undefined;
+  private readonly credentials: Credentials;
+  private sweep: NodeJS.Timeout | undefined;
   /** Aborts every request in flight on stop; each request (a watch may last hours) listens on it once. */
   private readonly shutdown = new AbortController();
   private readonly deps: HandlerDeps;
@@ -77,8 +85,13 @@ export class ApiServer {
   constructor(private readonly options: ApiServerOptions) {
     this.objects = new ObjectStore(options.store, createAdmission(options.registry, options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }));
     this.openapi = new OpenApiService(options.registry);
-    this.token = Buffer.from(options.token);
-    this.componentToken = options.componentToken === undefined ? undefined : Buffer.from(options.componentToken);
+    this.credentials = new Credentials({
+      objects: this.objects,
+      registry: options.registry,
+      token: options.token,
+      logger: options.logger.child({ component: 'credentials' }),
+      ...(options.componentToken === undefined ? {} : { componentToken: options.componentToken }),
+    });
     // One listener per request in flight, so no fixed limit fits: Node's default of 10 warns at the 11th watch.
     setMaxListeners(0, this.shutdown.signal);
     this.deps = { store: options.store, objects: this.objects, ...(options.afterWrite === undefined ? {} : { afterWrite: options.afterWrite }) };
@@ -103,10 +116,16 @@ export class ApiServer {
   async listen(host: string, port: number): Promise<AddressInfo> {
     const addr = await listenOn(this.server, host, port);
     this.address = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    // Kubernetes' token cleaner: expired join tokens go (they are refused before that anyway).
+    this.sweep = setInterval(() => {
+      this.credentials.sweepExpired(new Date()).catch((err: unknown) => { this.options.logger.warn('sweeping expired join tokens failed', { err }); });
+    }, tokenSweepMs);
+    this.sweep.unref();
     return addr;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweep);
     this.shutdown.abort();
     // Upgraded sockets are not HTTP connections: closeAllConnections() does not end them.
     this.subresources.close();
@@ -125,8 +144,10 @@ export class ApiServer {
     try {
       // The upload proxy's bearer is an upload token, not the cluster's.
       if (this.uploads.serves(req)) { await this.uploads.handle(req, res); return; }
-      const writer = this.authenticate(req);
-      await this.route(req, res, abort.signal, writer);
+      // Joining: the CA discovery is unauthenticated, the exchange takes a join token.
+      if (isJoinPath(new URL(req.url ?? '/', 'https://vireo.invalid').pathname)) { await this.serveJoin(req, res); return; }
+      const identity = await this.credentials.authenticate(req);
+      await this.route(req, res, abort.signal, identity);
     } catch (err) {
       this.fail(req, res, err);
     } finally {
@@ -139,7 +160,8 @@ export class ApiServer {
     // A client that resets during the handshake must not take the server down.
     socket.on('error', () => { socket.destroy(); });
     try {
-      this.authenticate(req);
+      const identity = await this.credentials.authenticate(req);
+      if (identity.kind === 'node' || identity.kind === 'joining') throw new ApiError('Forbidden', `${req.url ?? '/'} is for users: a ${identity.kind === 'node' ? 'node credential' : 'join token'} cannot open consoles, VNC or port forwards`);
       const info = parseRequestPath(new URL(req.url ?? '/', 'https://vireo.invalid').pathname);
       if (!info.isResource || !this.subresources.serves(info)) {
         throw new ApiError('BadRequest', `${req.url ?? '/'} does not accept a protocol upgrade (Upgrade: ${req.headers.upgrade ?? ''}): only the console and vnc subresources of subresources.kubevirt.io are WebSockets`);
@@ -154,21 +176,21 @@ export class ApiServer {
     }
   }
 
-  /** Who the request is from: a user (the cluster token) or one of Vireo's components. */
-  private authenticate(req: IncomingMessage): Writer {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const presented = Buffer.from(match?.[1] ?? '');
-    if (sameToken(presented, this.token)) return 'user';
-    if (this.componentToken !== undefined && sameToken(presented, this.componentToken)) return 'controller';
-    throw new ApiError('Unauthorized', 'Unauthorized');
+  private async serveJoin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const caCert = this.options.caCert;
+    if (caCert === undefined) throw new ApiError('NotFound', 'this API server does not take joining hosts (it was started without its CA certificate)');
+    await serveJoin(req, res, { objects: this.objects, registry: this.options.registry, credentials: this.credentials, caCert, serverToken: this.options.token });
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, signal: AbortSignal, writer: Writer): Promise<void> {
+  private async route(req: IncomingMessage, res: ServerResponse, signal: AbortSignal, identity: Identity): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://vireo.invalid');
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
+    if (identity.kind === 'joining') throw new ApiError('Forbidden', `a join token only joins a node (POST /vireo/v1/join, which vireo agent --token does): it cannot ${method} ${path}`);
+    if (identity.kind === 'node' && (exportRouteOf(path) !== undefined || (info.isResource && (this.subresources.serves(info) || isUploadTokenRequest(info))))) {
+      throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles, upload tokens and volume exports are for users (and, for exports, agents holding the cluster token)`);
+    }
     if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
     // Exports of this server's own node's volumes, for copies to other nodes (their agents present the cluster token).
     if (exportRouteOf(path) !== undefined) { await serveVolumeExport(req, res, this.options.agents); return; }
@@ -183,7 +205,10 @@ export class ApiServer {
         details: { group: info.group, kind: info.resource },
       });
     }
+    await this.credentials.authorize(identity, { method, info });
+    const writer: Writer = identity.kind === 'controller' ? 'controller' : 'user';
     const request = buildResourceRequest(info, def, url, req, res, signal, writer);
+    if (identity.kind === 'node') request.admitCreate = (input: unknown): void => { this.credentials.admitCreate(identity, info, input); };
     await handleResource(request, this.deps);
   }
 
@@ -235,11 +260,6 @@ export class ApiServer {
 function sendFound(res: ServerResponse, body: object | undefined, path: string): void {
   if (body === undefined) throw new ApiError('NotFound', `the server could not find the requested resource: ${path}`);
   sendJson(res, 200, body);
-}
-
-/** Constant-time token comparison. */
-function sameToken(presented: Buffer, expected: Buffer): boolean {
-  return presented.length === expected.length && timingSafeEqual(presented, expected);
 }
 
 /**

@@ -1,21 +1,27 @@
 /**
  * `vireo agent`: the node agent of another host. It reaches the API server
- * with the kubeconfig `vireo server` wrote (server URL, CA, cluster token),
- * runs the VMIs bound to its node, and serves its HTTPS endpoint
+ * either with its own node credential, got by joining with a token
+ * (`--server URL --token T`, `./join.ts`) and kept in the data directory,
+ * or with the kubeconfig `vireo server` wrote (server URL, CA, cluster
+ * token). It runs the VMIs bound to its node, and serves its HTTPS endpoint
  * (`src/agent/endpoint.ts`) where the server reaches the guests; the
  * endpoint's certificate is made at first start and published on the Node.
  * Says `ready` once the Node is registered; SIGTERM or SIGINT stop it,
  * leaving the guests running for the next start.
  */
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { AgentEndpoint, NodeAgent, defaultAgentPort } from '../agent/index.js';
 import { ImageStore } from '../agent/images/index.js';
-import { HttpClient } from '../client/index.js';
+import { HttpClient, resources } from '../client/index.js';
+import { ApiError } from '../api/errors.js';
 import { createLogger } from '../log/logger.js';
-import type { LogLevel } from '../log/logger.js';
+import type { LogLevel, Logger } from '../log/logger.js';
+import { joinedAnnotation } from '../api/node-credential.js';
+import { joinCluster, loadNodeCredential, nodeCredentialPath } from './join.js';
+import type { NodeCredentialFile } from './join.js';
 import { kubeconfigPath, loadConnection } from './commands/connection.js';
 import { CliError } from './errors.js';
 import { ensureSelfSigned } from './pki.js';
@@ -24,8 +30,14 @@ import { httpsUrl } from '../net/listen.js';
 import { untilStopSignal } from './signals.js';
 
 export interface AgentCommandOptions {
-  /** Default: $KUBECONFIG, else ~/.vireo/kubeconfig. */
+  /** Default: $KUBECONFIG, else ~/.vireo/kubeconfig. Not with `token`. */
   kubeconfig: string | undefined;
+  /** `--server`: the server to join (with `token`). */
+  server: string | undefined;
+  /** `--token`: a join token (`vireo token create`), used once, when the data directory holds no credential yet. */
+  token: string | undefined;
+  /** `--ca-cert-hash sha256:…`: the server's CA must be this one. */
+  caCertHash: string | undefined;
   dataDir: string;
   /** Default: this host's name, lowercased. */
   nodeName: string | undefined;
@@ -66,17 +78,17 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   const { host, port } = parseListen(options.listen ?? `0.0.0.0:${defaultAgentPort}`);
   const nodeName = nodeNameOf(options.nodeName);
   const address = advertisedAddress(options.address, host);
-  const connection = loadConnection(kubeconfigPath(options.kubeconfig));
   const logger = createLogger({ level: options.logLevel }, { component: 'agent' });
-  // The endpoint's key and the guests' files are for root only.
+  // The endpoint's key, the node credential and the guests' files are for root only.
   process.umask(0o077);
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(options.dataDir, 0o700);
+  const connection = await connect(options, nodeName, logger);
   const tls = await ensureSelfSigned(options.dataDir, 'agent', nodeName);
   const client = new HttpClient({ server: connection.server, token: connection.token, caCert: connection.caCert, userAgent: `vireo-agent/${nodeName}` });
   // The endpoint listens before the Node says where it is (the port may be picked at random); until the agent has started it answers 503.
   const rate = exportRate(process.env.VIREO_EXPORT_RATE_LIMIT);
-  const endpoint = new AgentEndpoint({ token: connection.token, tls, logger, ...(rate === undefined ? {} : { exportRateBytesPerSecond: rate }) });
+  const endpoint = new AgentEndpoint({ token: connection.serverToken, tls, logger, ...(rate === undefined ? {} : { exportRateBytesPerSecond: rate }) });
   const listening = await listenOrExplain(endpoint, host, port);
   const agent = new NodeAgent({
     client,
@@ -85,7 +97,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
     logger,
     images: new ImageStore(join(options.dataDir, 'images')),
     endpoint: { port: listening, certificate: tls.cert, address },
-    clusterToken: connection.token,
+    ...(connection.joined ? { nodeAnnotations: { [joinedAnnotation]: 'true' } } : { clusterToken: connection.token }),
     apiServer: { url: connection.server, caCert: connection.caCert },
   });
   endpoint.serve(agent, agent);
@@ -96,6 +108,62 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   await agent.stop();
   client.close();
   logger.info('stopped');
+}
+
+/** How the agent reaches the API server, and what the server presents to its endpoint. */
+interface AgentConnection {
+  server: string;
+  caCert: string;
+  /** The bearer token for the API: the node credential, or the cluster token. */
+  token: string;
+  serverToken: string | { sha256: string };
+  /** Joined with a token (own credential) rather than the cluster kubeconfig. */
+  joined: boolean;
+}
+
+/** The stored node credential, else a join with `--token`, else the kubeconfig. */
+async function connect(options: AgentCommandOptions, nodeName: string, logger: Logger): Promise<AgentConnection> {
+  if (options.token !== undefined && options.kubeconfig !== undefined) throw new CliError('usage', 'vireo agent takes --token (with --server) or --kubeconfig, not both');
+  if (options.caCertHash !== undefined && options.token === undefined) throw new CliError('usage', '--ca-cert-hash goes with --token and --server: it pins the CA of the server being joined');
+  let stored = loadNodeCredential(options.dataDir);
+  if (stored !== undefined) {
+    if (stored.nodeName !== nodeName) throw new CliError('usage', `${nodeCredentialPath(options.dataDir)} holds the credential of node ${stored.nodeName}, not ${nodeName}: start with --node-name ${stored.nodeName}, or use another --data-dir`);
+    const refusal = await credentialRefusal(stored);
+    if (refusal === undefined) {
+      if (options.token !== undefined) logger.info('this host joined already; its stored node credential is used, not --token', { node: nodeName, server: stored.server });
+    } else if (options.token === undefined) {
+      throw new CliError('usage', `the server refuses this node's stored credential: ${refusal}`);
+    } else {
+      // As a kubelet whose certificate is refused falls back to its bootstrap token.
+      logger.warn('the server refuses the stored node credential; joining again with --token', { node: nodeName, reason: refusal });
+      rmSync(nodeCredentialPath(options.dataDir));
+      stored = undefined;
+    }
+  }
+  if (stored === undefined && options.token !== undefined) {
+    if (options.server === undefined) throw new CliError('usage', 'vireo agent --token needs --server https://HOST:PORT: the server the token is for');
+    stored = await joinCluster({ server: options.server, token: options.token, caCertHash: options.caCertHash, nodeName, dataDir: options.dataDir, warn: (message) => { logger.warn(message); } });
+    logger.info('joined the cluster', { node: nodeName, server: stored.server });
+  } else if (stored === undefined && options.server !== undefined) {
+    throw new CliError('usage', `--server needs --token (a join token from "vireo token create"): ${nodeCredentialPath(options.dataDir)} does not exist, so this host has not joined yet`);
+  }
+  if (stored !== undefined) return { server: stored.server, caCert: stored.caCert, token: stored.credential, serverToken: { sha256: stored.serverTokenSha256 }, joined: true };
+  const kubeconfig = loadConnection(kubeconfigPath(options.kubeconfig));
+  return { server: kubeconfig.server, caCert: kubeconfig.caCert, token: kubeconfig.token, serverToken: kubeconfig.token, joined: false };
+}
+
+/** The server's message when it refuses the stored credential (401), else undefined (other failures are the agent's to retry). */
+async function credentialRefusal(stored: NodeCredentialFile): Promise<string | undefined> {
+  const client = new HttpClient({ server: stored.server, token: stored.credential, caCert: stored.caCert, userAgent: `vireo-agent/${stored.nodeName}` });
+  try {
+    await client.tryGet(resources.nodes, undefined, stored.nodeName);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ApiError && err.reason === 'Unauthorized') return err.message;
+    return undefined;
+  } finally {
+    client.close();
+  }
 }
 
 /** `VIREO_EXPORT_RATE_LIMIT`: bytes a second one volume copy to another node is sent at (unset: no limit). */

@@ -3,7 +3,8 @@
  * The `vireo` command. Subcommands:
  *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT]
  *   vireo up                          (server with the defaults, for a newcomer)
- *   vireo agent --kubeconfig FILE --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
+ *   vireo agent --kubeconfig FILE | --server URL --token T [--ca-cert-hash sha256:…]  --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
+ *   vireo token create|list|delete …  (join tokens, src/cli/commands/token.ts)
  *   vireo kubeconfig [--data-dir DIR]
  *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
  *   vireo image-upload dv|pvc NAME --image-path FILE --size SIZE …  (src/cli/commands/image-upload.ts)
@@ -22,6 +23,7 @@ import { runAgent } from './agent-command.js';
 import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
 import { imageUploadUsage, runImageUpload } from './commands/image-upload.js';
+import { runToken, tokenUsage } from './commands/token.js';
 
 const usage = `Usage: vireo <command> [flags]
 
@@ -39,8 +41,13 @@ Commands:
       --service-cluster-ip-range CIDR[,CIDR]  Where Services' cluster IPs come from (default 10.96.0.0/12).
       --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
       --cluster-dns-listen HOST:PORT          The cluster DNS (UDP and TCP; default 127.0.0.1:10053, "off" for none).
-  agent                  Run the node agent of another host, for the server of a kubeconfig.
-      --kubeconfig FILE  The kubeconfig vireo server wrote (default $KUBECONFIG, else ~/.vireo/kubeconfig).
+  agent                  Run the node agent of another host.
+      --server URL       Join the server at https://HOST:PORT (with --token, on first start)...
+      --token TOKEN      ...with a join token from "vireo token create"; the node's own
+                         credential is kept in the data directory and used from then on.
+      --ca-cert-hash sha256:HEX
+                         Join only if the server's CA is this one (vireo token create prints it).
+      --kubeconfig FILE  Or: the kubeconfig vireo server wrote (default $KUBECONFIG, else ~/.vireo/kubeconfig).
       --data-dir DIR     Where its guests, images and endpoint certificate live (required).
       --node-name NAME   The Node it runs as (default this host's name).
       --listen HOST:PORT Address of its HTTPS endpoint for the server (default 0.0.0.0:10250).
@@ -52,7 +59,9 @@ Commands:
   help                   Show this help.
 ${vmCommandsUsage}
 Storage commands (-n/--namespace NS and --kubeconfig FILE as above):
-${imageUploadUsage}`;
+${imageUploadUsage}
+Join tokens (--kubeconfig FILE as above):
+${tokenUsage}`;
 
 export const defaultDataDir = join(homedir(), '.vireo');
 
@@ -94,6 +103,9 @@ async function main(argv: string[]): Promise<void> {
         args: rest,
         options: {
           kubeconfig: { type: 'string' },
+          server: { type: 'string' },
+          token: { type: 'string' },
+          'ca-cert-hash': { type: 'string' },
           'data-dir': { type: 'string' },
           'node-name': { type: 'string' },
           listen: { type: 'string' },
@@ -104,7 +116,7 @@ async function main(argv: string[]): Promise<void> {
       });
       const dataDir = values['data-dir'];
       if (dataDir === undefined) throw new CliError('usage', 'vireo agent needs --data-dir DIR: the directory for its guests, images and endpoint certificate');
-      await runAgent({ kubeconfig: values.kubeconfig, dataDir, nodeName: values['node-name'], listen: values.listen, address: values.address, logLevel: logLevelOf(values['log-level']) });
+      await runAgent({ kubeconfig: values.kubeconfig, server: values.server, token: values.token, caCertHash: values['ca-cert-hash'], dataDir, nodeName: values['node-name'], listen: values.listen, address: values.address, logLevel: logLevelOf(values['log-level']) });
       return;
     }
     case 'kubeconfig': {
@@ -119,6 +131,9 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'image-upload':
       await runImageUpload(rest);
+      return;
+    case 'token':
+      await runToken(rest);
       return;
     case undefined:
     case 'help':

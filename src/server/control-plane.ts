@@ -95,6 +95,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     token: options.token,
     componentToken,
     tls: options.tls,
+    caCert: options.caCert,
     logger: options.logger.child({ component: 'apiserver' }),
     agents,
     ...(options.uploadKey === undefined ? {} : { uploadKey: options.uploadKey }),

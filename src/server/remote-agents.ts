@@ -133,7 +133,7 @@ export class RemoteAgentHandle implements AgentHandle {
     if (!(err instanceof ApiError)) return this.unreachable(err);
     if (err.reason !== 'Unauthorized' && err.reason !== 'Forbidden') return err;
     // A 401 passed on would tell the user their own credentials are wrong.
-    return new ApiError('InternalError', `the agent of node ${this.nodeName} at ${this.base} refused this server's credentials (${err.message}): the agent's kubeconfig token must be the cluster token; restart vireo agent with the kubeconfig vireo server wrote`, { cause: err });
+    return new ApiError('InternalError', `the agent of node ${this.nodeName} at ${this.base} refused this server's credentials (${err.message}): the agent must know this server's token: restart vireo agent with the kubeconfig vireo server wrote, or (a joined agent of another server) re-join it with a token of this server`, { cause: err });
   }
 
   private unreachable(err: unknown): ApiError {

@@ -110,10 +110,14 @@ export interface AgentProcess {
   stop(): Promise<number | string>;
 }
 
-/** Starts `vireo agent` for the server of `kubeconfig` as node `nodeName`, its endpoint on loopback `port` (`env` added to its environment); resolves once it says ready. */
-export async function startAgentProcess(options: { kubeconfig: string; dataDir: string; nodeName: string; port: number; timeoutMs?: number; env?: Record<string, string> }): Promise<AgentProcess> {
+/** How a test agent reaches its server: the cluster kubeconfig, or joining with a token (or a credential stored by an earlier join). */
+export type AgentAccess = { kubeconfig: string } | { join: { server?: string; token?: string; caCertHash?: string } };
+
+/** Starts `vireo agent` as node `nodeName`, its endpoint on loopback `port` (`env` added to its environment); resolves once it says ready. */
+export async function startAgentProcess(options: AgentAccess & { dataDir: string; nodeName: string; port: number; timeoutMs?: number; env?: Record<string, string> }): Promise<AgentProcess> {
+  const access = 'kubeconfig' in options ? ['--kubeconfig', options.kubeconfig] : joinArgs(options.join);
   const { child, output, exited } = await spawnUntilReady(
-    ['agent', '--kubeconfig', options.kubeconfig, '--data-dir', options.dataDir, '--node-name', options.nodeName, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
+    ['agent', ...access, '--data-dir', options.dataDir, '--node-name', options.nodeName, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
     `vireo agent ${options.nodeName}`,
     options.timeoutMs ?? 30_000,
     options.env,
@@ -128,4 +132,12 @@ export async function startAgentProcess(options: { kubeconfig: string; dataDir: 
       return exited;
     },
   };
+}
+
+function joinArgs(join: { server?: string; token?: string; caCertHash?: string }): string[] {
+  return [
+    ...(join.server === undefined ? [] : ['--server', join.server]),
+    ...(join.token === undefined ? [] : ['--token', join.token]),
+    ...(join.caCertHash === undefined ? [] : ['--ca-cert-hash', join.caCertHash]),
+  ];
 }

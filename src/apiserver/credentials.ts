@@ -1,0 +1,209 @@
+/**
+ * Who a request is from, and what a node may do. Bearer tokens are: the
+ * cluster (admin) token, the components' token, a node's own credential
+ * (`src/api/node-credential.ts`, checked against the hash in its kube-system
+ * Secret on every request, so deleting the Secret revokes it at once), or a
+ * join token (`src/api/join-token.ts`), which is good for nothing but the
+ * join exchange. A node may act only as itself, as Kubernetes' Node
+ * authorizer and NodeRestriction admission have it: its own Node and Lease,
+ * the VMIs bound to it; it may not read join tokens or node credentials.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { ApiError } from '../api/errors.js';
+import { isPlainObject } from '../api/object.js';
+import { stringAt } from '../api/kinds/read.js';
+import { bootstrapTokenPrefix, joinTokenExpired, joinTokenNamespace, joinTokenOfSecret, joinTokenSecretName, parseJoinToken, sameSecret } from '../api/join-token.js';
+import type { JoinToken } from '../api/join-token.js';
+import { credentialHash, credentialOfSecret, nodeCredentialSecretName, nodeCredentialSecretPrefix, nodeNameOfCredential } from '../api/node-credential.js';
+import type { Logger } from '../log/logger.js';
+import type { ObjectStore } from './object-store.js';
+import type { ResourceRequestInfo } from './request-info.js';
+import type { ResourceDef } from '../api/resource.js';
+import type { ResourceRegistry } from './resources.js';
+
+/** Who sent a request. */
+export type Identity =
+  | { kind: 'user' }
+  | { kind: 'controller' }
+  | { kind: 'node'; nodeName: string }
+  | { kind: 'joining'; token: JoinToken };
+
+export interface CredentialsOptions {
+  objects: ObjectStore;
+  registry: ResourceRegistry;
+  /** The cluster (admin) token. */
+  token: string;
+  /** The components' token. */
+  componentToken?: string;
+  logger: Logger;
+}
+
+/** What a request acts on, for {@link Credentials.authorize}. */
+export interface NodeRequest {
+  method: string;
+  info: ResourceRequestInfo;
+}
+
+const nodeLeaseNamespace = 'kube-node-lease';
+/** What to do when a join token is refused. */
+const newTokenHint = 'create a new one on the server with "vireo token create" and join with it';
+
+export class Credentials {
+  private readonly token: Buffer;
+  private readonly componentToken: Buffer | undefined;
+
+  constructor(private readonly options: CredentialsOptions) {
+    this.token = Buffer.from(options.token);
+    this.componentToken = options.componentToken === undefined ? undefined : Buffer.from(options.componentToken);
+  }
+
+  /** The identity of an `Authorization` header; 401 with the reason for a token that is not (or no longer) good. */
+  async authenticate(req: IncomingMessage): Promise<Identity> {
+    const presented = bearerOf(req.headers.authorization);
+    const bytes = Buffer.from(presented ?? '');
+    if (sameToken(bytes, this.token)) return { kind: 'user' };
+    if (this.componentToken !== undefined && sameToken(bytes, this.componentToken)) return { kind: 'controller' };
+    if (presented === undefined) throw new ApiError('Unauthorized', 'Unauthorized');
+    const nodeName = nodeNameOfCredential(presented);
+    if (nodeName !== undefined) return { kind: 'node', nodeName: await this.checkNodeCredential(nodeName, presented) };
+    const join = parseJoinToken(presented);
+    if (join !== undefined) return { kind: 'joining', token: await this.joinToken(join.id, join.secret) };
+    throw new ApiError('Unauthorized', 'Unauthorized');
+  }
+
+  /** The stored join token `id` when `secret` is its secret and it is still good; 401 saying why otherwise. */
+  async joinToken(id: string, secret: string): Promise<JoinToken> {
+    const token = await this.knownJoinToken(id);
+    if (!sameSecret(token.secret, secret)) throw unknownJoinToken(id);
+    if (!token.usages.includes('authentication')) {
+      throw new ApiError('Unauthorized', `join token ${id}.… is not for authentication (its Secret lacks usage-bootstrap-authentication: "true"): ${newTokenHint}`);
+    }
+    return token;
+  }
+
+  /** The stored join token `id` if it exists and has not expired (an expired one is deleted); 401 saying why otherwise. */
+  async knownJoinToken(id: string): Promise<JoinToken> {
+    const stored = await this.objects().tryGet(this.secrets(), joinTokenNamespace, joinTokenSecretName(id));
+    const token = stored === undefined ? undefined : joinTokenOfSecret(stored);
+    if (token === undefined) throw unknownJoinToken(id);
+    if (joinTokenExpired(token, new Date())) {
+      this.forget(joinTokenSecretName(id));
+      throw new ApiError('Unauthorized', `join token ${id}.… expired at ${token.expiration?.toISOString() ?? '?'}: ${newTokenHint}`);
+    }
+    return token;
+  }
+
+  /** Deletes the join tokens whose expiration has passed, as Kubernetes' token cleaner does. */
+  async sweepExpired(now: Date): Promise<void> {
+    const list = await this.objects().list(this.secrets(), joinTokenNamespace);
+    for (const item of list.items) {
+      const token = joinTokenOfSecret(item);
+      if (token !== undefined && joinTokenExpired(token, now)) this.forget(joinTokenSecretName(token.id));
+    }
+  }
+
+  /**
+   * Refuses (403, saying why) what a node may not do; users and components
+   * may do anything. (A join token never gets here: the server refuses it
+   * everywhere but the join.)
+   */
+  async authorize(identity: Identity, request: NodeRequest): Promise<void> {
+    if (identity.kind !== 'node') return;
+    const { method, info } = request;
+    const node = identity.nodeName;
+    const forbid = (why: string): ApiError =>
+      new ApiError('Forbidden', `node ${node} may not ${verbOf(method, info)} ${pathOf(info)}: ${why}`, { details: { kind: info.resource, ...(info.name === undefined ? {} : { name: info.name }) } });
+    const reading = method === 'GET' || method === 'HEAD';
+    if (info.group === '' && info.resource === 'secrets') {
+      if (reading && info.namespace !== undefined && info.namespace !== joinTokenNamespace) return;
+      if (reading && info.name !== undefined && !isCredentialSecretName(info.name)) return;
+      throw forbid(`a node credential reads Secrets, but not the join tokens and node credentials of ${joinTokenNamespace} (so it lists neither ${joinTokenNamespace}'s Secrets nor all namespaces'), and writes none`);
+    }
+    if (reading) return;
+    if (info.group === '' && info.resource === 'nodes') {
+      if (info.name !== undefined && info.name !== node) throw forbid(`a node credential acts only on its own Node (${node})`);
+      return;
+    }
+    if (info.group === 'coordination.k8s.io' && info.resource === 'leases' && info.namespace === nodeLeaseNamespace) {
+      if (info.name !== undefined && info.name !== node) throw forbid(`a node credential renews only its own Lease (${nodeLeaseNamespace}/${node})`);
+      return;
+    }
+    if (info.group === 'kubevirt.io' && info.resource === 'virtualmachineinstances') {
+      if (info.name === undefined || info.namespace === undefined) throw forbid('a node agent does not create VMIs or act on all of them at once');
+      const def = this.options.registry.lookup(info.group, info.version, info.resource);
+      const vmi = def === undefined ? undefined : await this.objects().tryGet(def, info.namespace, info.name);
+      const boundTo = vmi === undefined ? undefined : stringAt(vmi, 'status', 'nodeName');
+      if (vmi !== undefined && boundTo !== node) throw forbid(`the VMI is ${boundTo === undefined ? 'not bound to a node' : `bound to node ${boundTo}`}; a node credential acts only on the VMIs bound to its node`);
+    }
+  }
+
+  /**
+   * The create-time half (NodeRestriction admission): a node creates only
+   * its own Node and Lease. Called with the decoded body of a create.
+   */
+  admitCreate(identity: Identity, info: ResourceRequestInfo, input: unknown): void {
+    if (identity.kind !== 'node') return;
+    const name = isPlainObject(input) && isPlainObject(input.metadata) && typeof input.metadata.name === 'string' ? input.metadata.name : undefined;
+    const own = (info.group === '' && info.resource === 'nodes') || (info.group === 'coordination.k8s.io' && info.resource === 'leases' && info.namespace === nodeLeaseNamespace);
+    if (own && name !== identity.nodeName) {
+      throw new ApiError('Forbidden', `node ${identity.nodeName} may not create ${info.resource} ${name ?? '(unnamed)'}: a node credential creates only its own (${identity.nodeName})`, { details: { kind: info.resource, ...(name === undefined ? {} : { name }) } });
+    }
+  }
+
+  private async checkNodeCredential(nodeName: string, presented: string): Promise<string> {
+    const stored = await this.objects().tryGet(this.secrets(), joinTokenNamespace, nodeCredentialSecretName(nodeName));
+    const rejoin = 're-join the host with a new join token: on the server "vireo token create", then on the host run vireo agent --server URL --token TOKEN with the same --data-dir';
+    if (stored === undefined) throw new ApiError('Unauthorized', `the credential of node ${nodeName} was revoked (its Secret ${joinTokenNamespace}/${nodeCredentialSecretName(nodeName)} is gone): ${rejoin}`);
+    const credential = credentialOfSecret(stored);
+    if (credential === undefined || credential.nodeName !== nodeName || !sameSecret(credential.hash, credentialHash(presented))) {
+      throw new ApiError('Unauthorized', `this is not the current credential of node ${nodeName} (the node joined again since, or its Secret was replaced): ${rejoin}`);
+    }
+    return nodeName;
+  }
+
+  /** Deletes a Secret in the background; a failure only means the next sweep tries again. */
+  private forget(name: string): void {
+    this.objects().delete(this.secrets(), joinTokenNamespace, name).catch((err: unknown) => {
+      if (!(err instanceof ApiError && err.reason === 'NotFound')) this.options.logger.warn('could not delete an expired join token', { name, err });
+    });
+  }
+
+  private objects(): ObjectStore {
+    return this.options.objects;
+  }
+
+  private secrets(): ResourceDef {
+    const def = this.options.registry.lookup('', 'v1', 'secrets');
+    if (def === undefined) throw new Error('the registry has no v1 secrets');
+    return def;
+  }
+}
+
+function unknownJoinToken(id: string): ApiError {
+  return new ApiError('Unauthorized', `join token ${id}.… is not valid: no such token (it was deleted, or mistyped): ${newTokenHint}`);
+}
+
+/** The names of the Secrets that hold join tokens and node credentials. */
+function isCredentialSecretName(name: string): boolean {
+  return name.startsWith(bootstrapTokenPrefix) || name.startsWith(nodeCredentialSecretPrefix);
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+}
+
+/** Constant-time token comparison. */
+function sameToken(presented: Buffer, expected: Buffer): boolean {
+  return presented.length === expected.length && timingSafeEqual(presented, expected);
+}
+
+function verbOf(method: string, info: ResourceRequestInfo): string {
+  const verbs: Record<string, string> = { GET: 'read', HEAD: 'read', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+  return `${verbs[method] ?? method}${info.subresource === undefined ? '' : ` the ${info.subresource} of`}`;
+}
+
+function pathOf(info: ResourceRequestInfo): string {
+  const where = info.namespace === undefined ? '' : `${info.namespace}/`;
+  return `${info.resource}${info.group === '' ? '' : `.${info.group}`} ${where}${info.name ?? '(all)'}`;
+}

@@ -395,8 +395,9 @@ export class VmiRunner {
 
 /**
  * `status.interfaces` as KubeVirt reports the pod NIC: its name, MAC, the
- * pod addresses (for masquerade too: what others reach the VMI on), the
- * guest's interface name, and where the facts come from.
+ * pod addresses (for masquerade, both families: what others reach the VMI
+ * on; for bridge, the IPv4 address the guest holds, as it gets no IPv6 one),
+ * the guest's interface name, and where the facts come from.
  */
 function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, unknown>[] {
   let name = 'default';
@@ -409,11 +410,12 @@ function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, 
     const ips = link.addresses.map(withoutPrefix);
     return { name: link.name, mac: link.mac, ...(ips.length === 0 ? {} : { ipAddress: ips[0], ipAddresses: ips }), interfaceName: link.interfaceName, infoSource: 'domain', linkState: 'up', queueCount: 1 };
   });
+  const ips = sandbox.binding === 'masquerade' ? sandbox.podIps : sandbox.guestIps;
   return [{
     name,
     mac: sandbox.mac,
-    ipAddress: sandbox.podIps[0],
-    ipAddresses: sandbox.podIps,
+    ipAddress: ips[0],
+    ipAddresses: ips,
     interfaceName: 'eth0',
     infoSource: 'domain',
     linkState: 'up',

@@ -13,7 +13,7 @@ import type { VmEnv } from '../e2e/vm-support.js';
 const bootMs = 360_000;
 
 /** A VMI of the test guest in `default` with its pod NIC bound by `binding`. */
-export function podGuest(name: string, binding: 'masquerade' | 'bridge', options: { mac?: string; labels?: Record<string, string> } = {}): KObject {
+export function podGuest(name: string, binding: 'masquerade' | 'bridge', options: { mac?: string; labels?: Record<string, string>; ports?: { port: number; protocol?: 'TCP' | 'UDP' }[] } = {}): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
@@ -24,7 +24,7 @@ export function podGuest(name: string, binding: 'masquerade' | 'bridge', options
         devices: {
           autoattachGraphicsDevice: false,
           disks: [{ name: 'root', disk: { bus: 'virtio' } }],
-          interfaces: [{ name: 'default', [binding]: {}, ...(options.mac === undefined ? {} : { macAddress: options.mac }) }],
+          interfaces: [{ name: 'default', [binding]: {}, ...(options.mac === undefined ? {} : { macAddress: options.mac }), ...(options.ports === undefined ? {} : { ports: options.ports }) }],
         },
         memory: { guest: '128Mi' },
       },

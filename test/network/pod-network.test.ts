@@ -80,7 +80,12 @@ test('two masquerade guests and two bridge guests reach each other on their pod 
     const { ip, console } = get(name);
     await eventually(() => console.text().includes(`network: eth0 ${ip}/24 via ${ip.replace(/\.\d+$/, '.1')}`), { what: `${name} to get its pod address`, timeoutMs: 30_000 });
     assert.match(await run(console, 'ip -4 -o addr show dev eth0', 'ADDR'), new RegExp(`inet ${ip.replaceAll('.', '\\.')}/24`));
+    // Bridge is IPv4 only (KubeVirt's too): no IPv6 address for the guest, and status reports the one it holds.
+    assert.doesNotMatch(await run(console, 'ip -6 -o addr show dev eth0 scope global', 'ADDR6'), /inet6/);
+    assert.deepEqual(recordsAt(get(name).vmi, 'status', 'interfaces')[0]?.ipAddresses, [ip]);
   }
+  // Masquerade reports the sandbox's pod addresses of both families (the node's range is dual stack).
+  for (const name of ['masq-a', 'masq-b']) assert.equal((recordsAt(get(name).vmi, 'status', 'interfaces')[0]?.ipAddresses as unknown[]).length, 2);
 
   // Each fetches the others' pages: masquerade pair, bridge pair, and across bindings (NAT out, DNAT in).
   for (const [from, to] of [['masq-a', 'masq-b'], ['masq-b', 'masq-a'], ['br-a', 'br-b'], ['br-b', 'br-a'], ['masq-a', 'br-a'], ['br-b', 'masq-b']] as const) {

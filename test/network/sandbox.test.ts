@@ -37,20 +37,24 @@ after(async () => {
   assert.deepEqual(left, { netns: [], links: [], tables: [] }, 'the test left host network state behind');
 });
 
-test('a masquerade sandbox: eth0 with the first free pod addresses, default routes via the node bridge, the tap on k6t-eth0, NAT rules, dnsmasq', async () => {
+test('a masquerade sandbox: eth0 with the first free pod addresses, default routes via the node bridge, the tap on k6t-eth0 (10.0.2.1 and fd10:0:2::1), NAT and NAT66 rules, dnsmasq', async () => {
   const state = await network.setUp('uid-a', spec('masquerade', '02:00:00:00:00:0a'), signal);
   const subnet = parseCidr(v4);
   assert.deepEqual(state.podIps, [addressAt(subnet, 2n), addressAt(parseCidr(v6), 2n)]);
-  assert.deepEqual(state.guestIps, ['10.0.2.2']);
+  assert.deepEqual(state.guestIps, ['10.0.2.2', 'fd10:0:2::2']);
   const addresses = inNetns(state.netns, ['ip', '-o', 'addr', 'show']);
   assert.match(addresses, new RegExp(`eth0\\s+inet ${state.podIps[0]?.replaceAll('.', '\\.')}/24`));
   assert.match(addresses, /k6t-eth0\s+inet 10\.0\.2\.1\/24/);
+  assert.match(addresses, /k6t-eth0\s+inet6 fd10:0:2::1\/120/);
   assert.match(inNetns(state.netns, ['ip', 'route']), new RegExp(`default via ${addressAt(subnet, 1n).replaceAll('.', '\\.')} dev eth0`));
   assert.match(inNetns(state.netns, ['ip', '-o', 'link', 'show', 'tap0']), /master k6t-eth0/);
   const rules = inNetns(state.netns, ['nft', 'list', 'ruleset']);
   assert.match(rules, /dnat ip to 10\.0\.2\.2/);
-  assert.match(rules, /masquerade/);
+  assert.match(rules, /dnat ip6 to fd10:0:2::2/);
+  assert.match(rules, /ip saddr 10\.0\.2\.2 masquerade/);
+  assert.match(rules, /ip6 saddr fd10:0:2::2 masquerade/);
   assert.match(inNetns(state.netns, ['cat', '/proc/sys/net/ipv4/ip_forward']), /1/);
+  assert.match(inNetns(state.netns, ['cat', '/proc/sys/net/ipv6/conf/all/forwarding']), /1/);
   assert.match(readdirSync(join(dataDir, 'network', 'sandboxes', 'uid-a')).join(' '), /dnsmasq\.pid/);
   // The node bridge holds the gateway, and the host end of the veth is on it.
   const bridge = hostNetworkState([network.names.bridge]).links;

@@ -8,10 +8,16 @@
  * - `masquerade`: the bridge holds 10.0.2.1/24, the guest gets 10.0.2.2 by
  *   DHCP; nftables in the sandbox SNATs the guest's traffic to the pod
  *   address and DNATs inbound traffic on the pod address (the listed
- *   ports, or every TCP/UDP port) to the guest.
+ *   ports, or every TCP/UDP port) to the guest. With an IPv6 pod address
+ *   the same again for IPv6: the bridge holds fd10:0:2::1/120, the guest
+ *   gets fd10:0:2::2 by DHCPv6 and its default route from the router
+ *   advertisements dnsmasq sends, and the rules NAT66 it to the IPv6 pod
+ *   address.
  * - `bridge`: `eth0` joins the bridge without an address and the guest
  *   takes the pod address itself by DHCP, with the node gateway as router
  *   (dnsmasq answers from a link-local address, as KubeVirt's DHCP does).
+ *   IPv4 only, as in KubeVirt, whose DHCPv6 server serves masquerade
+ *   alone: the guest gets no IPv6 pod address.
  *
  * DHCP is Debian's dnsmasq run inside the sandbox (`ip netns exec`),
  * daemonised with a pid file in the sandbox's state directory: it outlives
@@ -34,6 +40,10 @@ import { secondaryDhcpArgs } from './secondary.js';
 /** KubeVirt's masquerade addresses. */
 export const masqueradeGateway = '10.0.2.1';
 export const masqueradeGuest = '10.0.2.2';
+/** KubeVirt's masquerade IPv6 addresses (the default `vmIPv6NetworkCIDR`, fd10:0:2::/120). */
+export const masqueradeGateway6 = 'fd10:0:2::1';
+export const masqueradeGuest6 = 'fd10:0:2::2';
+const masqueradePrefix6 = 120;
 /** The link-local address the DHCP server of a bridge binding answers from (KubeVirt's choice). */
 const bridgeDhcpAddress = '169.254.75.10';
 
@@ -73,7 +83,7 @@ export interface SandboxState {
   mac: string;
   /** The pod addresses (without prefix), IPv4 first. */
   podIps: string[];
-  /** The addresses the guest is given (masquerade: 10.0.2.2; bridge: the pod's). */
+  /** The addresses the guest is given (masquerade: 10.0.2.2 and fd10:0:2::2; bridge: the pod's IPv4 address). */
   guestIps: string[];
   /** The Multus NICs, net1, net2… in order. */
   secondaries: SecondaryLink[];
@@ -90,6 +100,11 @@ export function sandboxFiles(stateDir: string): { state: string; dnsmasqPid: str
   };
 }
 
+/** True when `lease` holds an IPv6 pod address (the node has an IPv6 pod subnet): masquerade then serves IPv6 too. */
+function hasIpv6(lease: Lease): boolean {
+  return lease.addresses.some((a) => a.includes(':'));
+}
+
 function withoutPrefix(address: string): string {
   const slash = address.indexOf('/');
   return slash < 0 ? address : address.slice(0, slash);
@@ -103,6 +118,7 @@ export function sandboxBatch(spec: SandboxSpec, lease: Lease, subnets: readonly 
     for (const address of lease.addresses) lines.push(`addr add ${address} dev eth0${address.includes(':') ? ' nodad' : ''}`);
     for (const subnet of subnets) lines.push(`route add ${subnet.family === 4 ? 'default' : '::/0'} via ${addressAt(subnet, 1n)} dev eth0`);
     lines.push(`addr add ${masqueradeGateway}/24 dev ${sandboxBridge}`);
+    if (hasIpv6(lease)) lines.push(`addr add ${masqueradeGateway6}/${masqueradePrefix6} dev ${sandboxBridge} nodad`);
   } else {
     lines.push(`link set eth0 master ${sandboxBridge}`, 'link set eth0 up', `addr add ${bridgeDhcpAddress}/32 dev ${sandboxBridge}`);
   }
@@ -110,12 +126,17 @@ export function sandboxBatch(spec: SandboxSpec, lease: Lease, subnets: readonly 
   return lines;
 }
 
-/** The sandbox's nftables program (masquerade only): SNAT out, DNAT in. */
-export function sandboxRuleset(spec: SandboxSpec): string {
+/**
+ * The sandbox's nftables program (masquerade only): SNAT out, DNAT in, for
+ * IPv4 and, when `lease` has an IPv6 address, the same rules for IPv6.
+ */
+export function sandboxRuleset(spec: SandboxSpec, lease: Lease): string {
   const byProtocol = (protocol: 'tcp' | 'udp'): number[] => spec.ports.filter((p) => p.protocol === protocol).map((p) => p.port);
-  const dnat = spec.ports.length === 0
-    ? [`    iifname "eth0" meta l4proto { tcp, udp } dnat ip to ${masqueradeGuest}`]
-    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" ${p} dport { ${byProtocol(p).join(', ')} } dnat ip to ${masqueradeGuest}`);
+  const guests = hasIpv6(lease) ? [['ip', masqueradeGuest], ['ip6', masqueradeGuest6]] as const : [['ip', masqueradeGuest]] as const;
+  const dnat = guests.flatMap(([family, guest]) => spec.ports.length === 0
+    ? [`    iifname "eth0" meta l4proto { tcp, udp } dnat ${family} to ${guest}`]
+    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" ${p} dport { ${byProtocol(p).join(', ')} } dnat ${family} to ${guest}`));
+  const snat = guests.map(([family, guest]) => `    oifname "eth0" ${family} saddr ${guest} masquerade`);
   return [
     `table inet ${sandboxTable} {`,
     '  chain prerouting {',
@@ -124,7 +145,7 @@ export function sandboxRuleset(spec: SandboxSpec): string {
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
-    `    oifname "eth0" ip saddr ${masqueradeGuest} masquerade`,
+    ...snat,
     '  }',
     '}',
     '',
@@ -139,6 +160,7 @@ export function dnsmasqArgs(spec: SandboxSpec, lease: Lease, subnets: readonly C
   const args = ['--conf-file=/dev/null', '--port=0', '--no-resolv', '--no-hosts', '--bind-interfaces', `--interface=${sandboxBridge}`, '--leasefile-ro', '--dhcp-authoritative', `--pid-file=${pidFile}`];
   if (spec.binding === 'masquerade') {
     args.push(`--dhcp-range=set:${podTag},${masqueradeGuest},static,255.255.255.0`, `--dhcp-host=${spec.mac},${masqueradeGuest},${spec.hostname},infinite`, `--dhcp-option=tag:${podTag},option:router,${masqueradeGateway}`);
+    if (hasIpv6(lease)) args.push(...masqueradeDhcpv6Args(spec));
   } else {
     const v4 = subnets.find((s) => s.family === 4);
     const address = lease.addresses.find((a) => !a.includes(':'));
@@ -149,6 +171,16 @@ export function dnsmasqArgs(spec: SandboxSpec, lease: Lease, subnets: readonly C
   if (spec.dnsServers.length > 0) args.push(`--dhcp-option=tag:${podTag},option:dns-server,${spec.dnsServers.join(',')}`);
   if (spec.domain !== undefined) args.push(`--domain=${spec.domain}`, `--dhcp-option=tag:${podTag},option:domain-name,${spec.domain}`);
   return args;
+}
+
+/**
+ * The masquerade binding's IPv6 half of dnsmasq: DHCPv6 hands the guest's
+ * MAC fd10:0:2::2 (KubeVirt's DHCPv6 server does the same), and router
+ * advertisements on k6t-eth0 (managed: addresses come from DHCPv6) give the
+ * guest its on-link prefix and a default route via the bridge.
+ */
+function masqueradeDhcpv6Args(spec: SandboxSpec): string[] {
+  return ['--enable-ra', `--dhcp-range=set:${podTag},${masqueradeGuest6},static,${masqueradePrefix6},infinite`, `--dhcp-host=${spec.mac},[${masqueradeGuest6}],${spec.hostname},infinite`];
 }
 
 function prefixToMask(prefix: number): string {
@@ -182,8 +214,9 @@ export async function createSandbox(
   await runTool('ip', ['-n', sandbox.netns, '-batch', files.sandboxBatch], { signal });
   if (spec.binding === 'masquerade') {
     // The sandbox routes between the guest's bridge and eth0; a new namespace starts with forwarding off.
-    await runTool('ip', ['netns', 'exec', sandbox.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { signal });
-    await writeFile(files.rules, sandboxRuleset(spec));
+    const forwarding = ['net.ipv4.ip_forward=1', ...(hasIpv6(lease) ? ['net.ipv6.conf.all.forwarding=1'] : [])];
+    await runTool('ip', ['netns', 'exec', sandbox.netns, 'sysctl', '-qw', ...forwarding], { signal });
+    await writeFile(files.rules, sandboxRuleset(spec, lease));
     await runTool('ip', ['netns', 'exec', sandbox.netns, 'nft', '-f', files.rules], { signal });
   }
   const secondaries = options.attachSecondaries === undefined ? [] : await options.attachSecondaries(sandbox.netns);
@@ -197,7 +230,7 @@ export async function createSandbox(
     binding: spec.binding,
     mac: spec.mac,
     podIps,
-    guestIps: spec.binding === 'masquerade' ? [masqueradeGuest] : podIps.filter((ip) => !ip.includes(':')),
+    guestIps: spec.binding === 'masquerade' ? [masqueradeGuest, ...(hasIpv6(lease) ? [masqueradeGuest6] : [])] : podIps.filter((ip) => !ip.includes(':')),
     secondaries,
   };
   await writeFile(files.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });

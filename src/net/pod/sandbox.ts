@@ -54,8 +54,10 @@ export interface SandboxSpec {
   hostname: string;
   /** DHCP's domain option, when set. */
   domain?: string;
-  /** DNS servers handed out by DHCP (none: the guest gets no resolver). */
+  /** DNS servers handed out by DHCP (none: the pod network's own, if it has one). */
   dnsServers: readonly string[];
+  /** DHCP's domain search list (option 119), sent with the DNS servers. */
+  searchDomains?: readonly string[];
   /** Masquerade only: the forwarded ports; empty forwards every TCP and UDP port. */
   ports: readonly ForwardedPort[];
   /** The VMI's Multus NICs (bridge binding), attached by CNI plugins into the sandbox before DHCP starts. */
@@ -147,6 +149,8 @@ export function dnsmasqArgs(spec: SandboxSpec, lease: Lease, subnets: readonly C
     args.push(`--dhcp-range=set:${podTag},${network},static,${prefixToMask(v4.prefix)}`, `--shared-network=${sandboxBridge},${network}`, `--dhcp-host=${spec.mac},${withoutPrefix(address)},${spec.hostname},infinite`, `--dhcp-option=tag:${podTag},option:router,${addressAt(v4, 1n)}`);
   }
   if (spec.dnsServers.length > 0) args.push(`--dhcp-option=tag:${podTag},option:dns-server,${spec.dnsServers.join(',')}`);
+  // Forced: DHCP clients seldom ask for option 119 (busybox's udhcpc does not), and the search list is what makes short names work.
+  if (spec.dnsServers.length > 0 && spec.searchDomains !== undefined && spec.searchDomains.length > 0) args.push(`--dhcp-option-force=tag:${podTag},option:domain-search,${spec.searchDomains.join(',')}`);
   if (spec.domain !== undefined) args.push(`--domain=${spec.domain}`, `--dhcp-option=tag:${podTag},option:domain-name,${spec.domain}`);
   return args;
 }
@@ -175,7 +179,8 @@ export async function createSandbox(
 ): Promise<SandboxState> {
   const { spec, lease, subnets, signal } = options;
   const files = sandboxFiles(options.stateDir);
-  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, `link set ${sandbox.hostVeth} up`];
+  // Hairpin: a VMI reaching itself through a Service's cluster IP is DNATed back out the port it came in by (CNI's bridge plugin sets it too).
+  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, `link set ${sandbox.hostVeth} type bridge_slave hairpin on`, `link set ${sandbox.hostVeth} up`];
   await writeFile(files.hostBatch, `${host.join('\n')}\n`);
   await runTool('ip', ['-batch', files.hostBatch], { signal });
   await writeFile(files.sandboxBatch, `${sandboxBatch(spec, lease, subnets).join('\n')}\n`);

@@ -82,7 +82,7 @@ test('the compiled table: maps to per-port chains, random choice, hairpin and no
   assert.match(text, /ip6 saddr @aff6-[0-9a-f]{8} goto ep6-/);
   assert.match(text, /update @aff6-[0-9a-f]{8} \{ ip6 saddr \}\n\s+meta l4proto tcp dnat ip6 to \[fd10::2\]:8080/);
   // The node's own processes are proxied too; loopback node ports are not (kube-proxy's nftables mode).
-  assert.match(text, /chain nat-output \{\n\s+type nat hook output priority dstnat; policy accept;\n\s+jump services/);
+  assert.match(text, /chain nat-output \{\n\s+type nat hook output priority -100; policy accept;\n\s+jump services/);
   assert.match(text, /fib daddr type local ip daddr != 127\.0\.0\.0\/8 meta l4proto \. th dport vmap @service-nodeports4/);
 });
 

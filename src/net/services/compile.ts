@@ -157,7 +157,8 @@ export function compileServices(ports: readonly ProxiedPort[], options: ServiceC
     ...chain('mark-for-masquerade', [`meta mark set meta mark | ${masqueradeMark}`]),
     ...chain('services', serviceLookup),
     ...natHook('nat-prerouting', 'prerouting', 'dstnat', 'jump services'),
-    ...natHook('nat-output', 'output', 'dstnat', 'jump services'),
+    // -100 is dstnat's value; nft 1.0.6 accepts the name only on prerouting.
+    ...natHook('nat-output', 'output', '-100', 'jump services'),
     ...chain('nat-postrouting', ['type nat hook postrouting priority srcnat; policy accept;', `meta mark & ${masqueradeMark} == 0 return`, `meta mark set meta mark ^ ${masqueradeMark}`, 'masquerade fully-random']),
     ...chains,
     '}',

@@ -67,9 +67,9 @@ function connectFromNode(host: string, port: number): Promise<string> {
     setTimeout(() => done('timeout'), 1500);
     k.on('connect', () => k.write('ping')); k.once('data', () => done('connected')); k.on('error', (e) => done(e.code || e.message));`;
   return new Promise((resolve, reject) => {
-    execFile('ip', ['netns', 'exec', lab.node, process.execPath, '-e', script], { encoding: 'utf8', timeout: 15_000 }, (err, stdout) => {
+    execFile('ip', ['netns', 'exec', lab.node, process.execPath, '-e', script], { encoding: 'utf8', timeout: 15_000 }, (err, stdout, stderr) => {
       if (err === null) resolve(stdout.trim());
-      else reject(err);
+      else reject(new Error(`connecting from the node namespace failed: ${stderr.trim() || err.message}`));
     });
   });
 }

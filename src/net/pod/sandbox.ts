@@ -116,8 +116,10 @@ export function sandboxBatch(spec: SandboxSpec, lease: Lease, subnets: readonly 
 export function sandboxRuleset(spec: SandboxSpec): string {
   const byProtocol = (protocol: 'tcp' | 'udp'): number[] => spec.ports.filter((p) => p.protocol === protocol).map((p) => p.port);
   const dnat = spec.ports.length === 0
-    ? [`    iifname "eth0" meta l4proto { tcp, udp } dnat ip to ${masqueradeGuest}`]
-    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" ${p} dport { ${byProtocol(p).join(', ')} } dnat ip to ${masqueradeGuest}`);
+    ? [`    iifname "eth0" meta pkttype host meta l4proto { tcp, udp } dnat ip to ${masqueradeGuest}`]
+    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" meta pkttype host ${p} dport { ${byProtocol(p).join(', ')} } dnat ip to ${masqueradeGuest}`);
+  // Unicast only: a bridge-bound guest's DHCP broadcast (0.0.0.0:68 → 255.255.255.255:67) reaches every sandbox's eth0, and a DNAT
+  // conntrack entry made from it would catch this guest's own DHCP requests, which have the same addresses and ports.
   return [
     `table inet ${sandboxTable} {`,
     '  chain prerouting {',
@@ -180,7 +182,9 @@ export async function createSandbox(
   const { spec, lease, subnets, signal } = options;
   const files = sandboxFiles(options.stateDir);
   // Hairpin: a VMI reaching itself through a Service's cluster IP is DNATed back out the port it came in by (CNI's bridge plugin sets it too).
-  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, `link set ${sandbox.hostVeth} type bridge_slave hairpin on`, `link set ${sandbox.hostVeth} up`];
+  // Not for the bridge binding: the guest's own broadcasts would come back into the sandbox's bridge, which would then learn the guest's MAC on eth0.
+  const hairpin = spec.binding === 'masquerade' ? [`link set ${sandbox.hostVeth} type bridge_slave hairpin on`] : [];
+  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, ...hairpin, `link set ${sandbox.hostVeth} up`];
   await writeFile(files.hostBatch, `${host.join('\n')}\n`);
   await runTool('ip', ['-batch', files.hostBatch], { signal });
   await writeFile(files.sandboxBatch, `${sandboxBatch(spec, lease, subnets).join('\n')}\n`);

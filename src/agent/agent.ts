@@ -44,6 +44,7 @@ import { ImportRunner, UploadReceiver } from '../storage/import/index.js';
 import type { ImportTarget } from '../storage/import/index.js';
 import { pullerFor } from './images/index.js';
 import { NodeNetworkPolicy } from './network-policy.js';
+import { NodeServices } from './service-proxy.js';
 
 /** What a node agent needs; see the fields. */
 export interface NodeAgentOptions {
@@ -101,6 +102,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private uploads: UploadReceiver | undefined;
   private exporter: VolumeExporter | undefined;
   private networkPolicy: NodeNetworkPolicy | undefined;
+  private services: NodeServices | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -146,6 +148,8 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       dataDir,
       podCidrs: async () => podCidrsOf(await client.get(resources.nodes, undefined, nodeName)),
       logger: this.logger,
+      // The guests' DNS server: the cluster DNS this agent serves on the node's gateway (NodeServices).
+      gatewayDns: true,
       // Multus NICs: Debian's CNI plugins, their results cached in the data directory so DEL works after a restart.
       secondaryNetworks: new SecondaryNetworks({ client, runtime: new CniRuntime({ cacheDir: join(dataDir, 'cni', 'results') }), logger: this.logger }),
     });
@@ -174,6 +178,9 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     await podNetwork.load();
     this.networkPolicy = new NodeNetworkPolicy({ client, podNetwork, vmis: informer, logger: this.logger });
     this.networkPolicy.start();
+    // Services' cluster IPs and node ports, and the guests' DNS, from when the pod network is up.
+    this.services = new NodeServices({ client, podNetwork, logger: this.logger });
+    this.services.start();
     informer.onChange((key) => { queue.add(key); });
     await informer.start();
     // Runtimes whose VMI is gone get no informer event: queue them too.
@@ -217,6 +224,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     await this.registrar?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
     await this.networkPolicy?.stop({ removeTables: options.stopGuests ?? false });
+    await this.services?.stop({ removeTable: options.stopGuests ?? false });
     await this.events?.flush();
     this.logger.info('node agent stopped', { stopGuests: options.stopGuests ?? false });
   }

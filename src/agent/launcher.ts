@@ -25,13 +25,19 @@ import type { PodNetwork, SandboxSpec } from '../net/pod/index.js';
 import type { NicDevice, VmiInterfaces } from './pod-interfaces.js';
 import { interfacesOf, nicModels } from './pod-interfaces.js';
 
+/** A pod's resolv.conf search list in Kubernetes (KubeVirt hands the pod's to the guest). */
+function clusterSearchDomains(namespace: string): string[] {
+  return [`${namespace}.svc.cluster.local`, 'svc.cluster.local', 'cluster.local'];
+}
+
 const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /**
  * What the VMI's sandbox hands its guest: DHCP's host name (`spec.hostname`,
  * else the VMI's name up to its first dot, at most 63 characters) and
- * domain (with `spec.subdomain`). Both must be DNS labels: they end up in
- * dnsmasq's arguments.
+ * domain (with `spec.subdomain`), and the search list of a pod in the
+ * VMI's namespace (the DNS server is the node's, filled in by the pod
+ * network). Both must be DNS labels: they end up in dnsmasq's arguments.
  */
 function sandboxSpecOf(vmi: KObject, nics: VmiInterfaces & { pod: NonNullable<VmiInterfaces['pod']> }): SandboxSpec {
   const nic = nics.pod;
@@ -45,6 +51,7 @@ function sandboxSpecOf(vmi: KObject, nics: VmiInterfaces & { pod: NonNullable<Vm
     mac: nic.mac,
     hostname: hostname ?? (vmi.metadata.name ?? 'vmi').split('.')[0]?.slice(0, 63).replace(/-+$/, '') ?? 'vmi',
     dnsServers: [],
+    searchDomains: clusterSearchDomains(vmi.metadata.namespace ?? 'default'),
     ports: nic.ports,
   };
   if (subdomain !== undefined) spec.domain = `${subdomain}.${vmi.metadata.namespace ?? 'default'}.svc.cluster.local`;

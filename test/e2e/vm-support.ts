@@ -20,6 +20,7 @@ import type { ClientWatchEvent, ResourceRef } from '../../src/client/index.js';
 import { dialStream, toBuffer } from '../../src/console/index.js';
 import { startTestServer } from '../../src/testing/server.js';
 import type { TestServer } from '../../src/testing/server.js';
+import type { ServiceNetwork } from '../../src/apiserver/index.js';
 import { qemuPidsUnder } from '../agent/support.js';
 
 export const vms = resources.virtualMachines;
@@ -49,8 +50,8 @@ export interface VmEnv {
  * A server with controllers and a node agent, for a whole test file (open
  * it in `before`, close it in `after`) or one test ({@link startVmEnv}).
  */
-export async function openVmEnv(userAgent: string): Promise<VmEnv> {
-  const server = await startTestServer({ controllers: true, agent: true });
+export async function openVmEnv(userAgent: string, options: { serviceNetwork?: ServiceNetwork } = {}): Promise<VmEnv> {
+  const server = await startTestServer({ controllers: true, agent: true, ...options });
   const client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent });
   const images = server.plane.workloads.images;
   if (images === undefined) throw new Error('the test server runs no node agent: startTestServer({ agent: true }) gave no image store');

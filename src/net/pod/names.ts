@@ -1,6 +1,7 @@
 /**
  * The kernel names of one agent's pod network: its node bridge, its
- * nftables tables (the datapath's and the network policy's), and per VMI the sandbox network namespace and the host
+ * nftables tables (the datapath's, the network policy's and the service
+ * proxy's), and per VMI the sandbox network namespace and the host
  * end of its veth. Derived from the agent's data directory, so two agents
  * on one host (the tests run several at once) never share a name, and
  * short enough for Linux's 15-byte interface names.
@@ -16,6 +17,8 @@ export interface NetworkNames {
   table: string;
   /** The network policy's tables in the host namespace (families `inet` and `bridge`, one name). */
   policyTable: string;
+  /** The service proxy's table in the host namespace (family `inet`). */
+  serviceTable: string;
   /** Every sandbox namespace of this agent starts with it. */
   netnsPrefix: string;
 }
@@ -40,7 +43,7 @@ function digest(text: string, length: number): string {
 
 export function networkNames(dataDir: string): NetworkNames {
   const id = digest(resolve(dataDir), 6);
-  return { bridge: `vpod${id}`, table: `vireo_${id}`, policyTable: `vireo_policy_${id}`, netnsPrefix: `vireo-${id}-` };
+  return { bridge: `vpod${id}`, table: `vireo_${id}`, policyTable: `vireo_policy_${id}`, serviceTable: `vireo_svc_${id}`, netnsPrefix: `vireo-${id}-` };
 }
 
 export function sandboxNames(names: NetworkNames, uid: string): SandboxNames {

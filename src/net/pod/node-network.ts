@@ -7,8 +7,8 @@
  * table replaced whole in one `nft -f` transaction); removed when the
  * agent stops its guests.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from '../../host/run-tool.js';
 import type { Cidr } from './cidr.js';
@@ -62,11 +62,15 @@ export async function removeNodeNetwork(names: NetworkNames, signal: AbortSignal
   if (tables.split('\n').some((l) => l.trim() === `table inet ${names.table}`)) await runTool('nft', ['delete', 'table', 'inet', names.table], { signal });
 }
 
-/** True when the host forwards IPv4 (without it, guests reach the node and each other, not beyond). */
-export function hostForwardsIpv4(): boolean {
-  try {
-    return readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '1';
-  } catch {
-    return false;
-  }
+/** The gateway addresses of `subnets`, without prefix. */
+export function gatewayAddresses(subnets: readonly Cidr[]): string[] {
+  return subnets.map((subnet) => addressAt(subnet, 1n));
+}
+
+/** Sets the sysctl at `/proc/sys/<path>` to 1; false when it already was. */
+export async function enableSysctl(path: string): Promise<boolean> {
+  const file = `/proc/sys/${path}`;
+  if ((await readFile(file, 'utf8')).trim() === '1') return false;
+  await writeFile(file, '1\n');
+  return true;
 }

@@ -21,7 +21,7 @@ import { parseCidr } from './cidr.js';
 import { NodeIpam } from './ipam.js';
 import type { NetworkNames, SandboxNames } from './names.js';
 import { networkNames, sandboxNames } from './names.js';
-import { ensureNodeNetwork, hostForwardsIpv4, removeNodeNetwork } from './node-network.js';
+import { enableSysctl, ensureNodeNetwork, gatewayAddresses, removeNodeNetwork } from './node-network.js';
 import type { SandboxSpec, SandboxState } from './sandbox.js';
 import { createSandbox, readSandboxState, removeSandbox } from './sandbox.js';
 import type { SecondaryLink } from './secondary.js';
@@ -38,6 +38,12 @@ export interface PodNetworkOptions {
   /** The node's `spec.podCIDRs`, read when the first sandbox is made. */
   podCidrs: (signal: AbortSignal) => Promise<string[]>;
   logger: Logger;
+  /**
+   * The node serves the cluster DNS on its IPv4 gateway (the agent's
+   * node-local DNS): a sandbox whose spec names no DNS server hands out
+   * that address by DHCP.
+   */
+  gatewayDns?: boolean;
   /** Runs the CNI plugins of the VMIs' Multus networks; without it, a sandbox with Multus NICs is refused. */
   secondaryNetworks?: SecondaryNetworks;
 }
@@ -83,10 +89,16 @@ export class PodNetwork {
     const lease = await this.ipam.acquire(uid, subnets);
     const secondaries = spec.secondaries ?? [];
     const attachSecondaries = secondaries.length === 0 ? undefined : (netns: string): Promise<SecondaryLink[]> => this.attachSecondaries(uid, spec, { netns, stateDir, signal });
-    const state = await createSandbox(this.names, names, { spec, lease, subnets, stateDir, signal, ...(attachSecondaries === undefined ? {} : { attachSecondaries }) });
+    const dns = spec.dnsServers.length > 0 || this.options.gatewayDns !== true ? spec.dnsServers : gatewayAddresses(subnets).filter((a) => !a.includes(':'));
+    const state = await createSandbox(this.names, names, { spec: { ...spec, dnsServers: dns }, lease, subnets, stateDir, signal, ...(attachSecondaries === undefined ? {} : { attachSecondaries }) });
     this.sandboxes.set(uid, state);
     this.changed();
     return state;
+  }
+
+  /** The node's gateway addresses (the bridge's, IPv4 first), making the node's network first if it is not made yet. */
+  async gateways(signal: AbortSignal): Promise<string[]> {
+    return gatewayAddresses(await this.nodeSubnets(signal));
   }
 
   /** Calls `handler` whenever a sandbox is made or removed, or the node's bridge comes up. */
@@ -209,11 +221,26 @@ export class PodNetwork {
     const subnets = cidrs.map(parseCidr);
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await ensureNodeNetwork(this.names, subnets, { workDir: this.nodeDir, signal });
-    if (!hostForwardsIpv4()) this.options.logger.warn('net.ipv4.ip_forward is 0 on this host: guests reach each other and the node, but nothing beyond it; set it to 1 for egress');
+    await this.enableForwarding();
     this.options.logger.info('pod network ready', { bridge: this.names.bridge, podCIDRs: cidrs });
     this.subnets = subnets;
     this.changed();
     return subnets;
+  }
+
+  /**
+   * Turns on IPv4 and IPv6 forwarding, as CNI's bridge plugin and
+   * kube-proxy do: Services' DNAT, node ports and egress route through the
+   * node. A host where it cannot be set gets a warning.
+   */
+  private async enableForwarding(): Promise<void> {
+    for (const setting of forwardingSettings) {
+      try {
+        if (await enableSysctl(setting)) this.options.logger.info('enabled forwarding for the pod network', { sysctl: setting });
+      } catch (err) {
+        this.options.logger.warn('cannot enable forwarding: guests reach each other and the node, but not Services\' node ports from elsewhere nor anything beyond the node', { sysctl: setting, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
   }
 
   private forget(uid: string): void {
@@ -230,6 +257,8 @@ export class PodNetwork {
     }
   }
 }
+
+const forwardingSettings = ['net/ipv4/ip_forward', 'net/ipv6/conf/all/forwarding'] as const;
 
 /** A locally administered MAC for a sandbox interface whose own MAC is the guest's. */
 function spareMac(uid: string, interfaceName: string): string {

@@ -64,8 +64,10 @@ export interface SandboxSpec {
   hostname: string;
   /** DHCP's domain option, when set. */
   domain?: string;
-  /** DNS servers handed out by DHCP (none: the guest gets no resolver). */
+  /** DNS servers handed out by DHCP (none: the pod network's own, if it has one). */
   dnsServers: readonly string[];
+  /** DHCP's domain search list (option 119), sent with the DNS servers. */
+  searchDomains?: readonly string[];
   /** Masquerade only: the forwarded ports; empty forwards every TCP and UDP port. */
   ports: readonly ForwardedPort[];
   /** The VMI's Multus NICs (bridge binding), attached by CNI plugins into the sandbox before DHCP starts. */
@@ -133,9 +135,11 @@ export function sandboxBatch(spec: SandboxSpec, lease: Lease, subnets: readonly 
 export function sandboxRuleset(spec: SandboxSpec, lease: Lease): string {
   const byProtocol = (protocol: 'tcp' | 'udp'): number[] => spec.ports.filter((p) => p.protocol === protocol).map((p) => p.port);
   const guests = hasIpv6(lease) ? [['ip', masqueradeGuest], ['ip6', masqueradeGuest6]] as const : [['ip', masqueradeGuest]] as const;
+  // Unicast only: a bridge-bound guest's DHCP broadcast (0.0.0.0:68 → 255.255.255.255:67) reaches every sandbox's eth0, and a DNAT
+  // conntrack entry made from it would catch this guest's own DHCP requests, which have the same addresses and ports.
   const dnat = guests.flatMap(([family, guest]) => spec.ports.length === 0
-    ? [`    iifname "eth0" meta l4proto { tcp, udp } dnat ${family} to ${guest}`]
-    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" ${p} dport { ${byProtocol(p).join(', ')} } dnat ${family} to ${guest}`));
+    ? [`    iifname "eth0" meta pkttype host meta l4proto { tcp, udp } dnat ${family} to ${guest}`]
+    : (['tcp', 'udp'] as const).filter((p) => byProtocol(p).length > 0).map((p) => `    iifname "eth0" meta pkttype host ${p} dport { ${byProtocol(p).join(', ')} } dnat ${family} to ${guest}`));
   const snat = guests.map(([family, guest]) => `    oifname "eth0" ${family} saddr ${guest} masquerade`);
   return [
     `table inet ${sandboxTable} {`,
@@ -169,6 +173,8 @@ export function dnsmasqArgs(spec: SandboxSpec, lease: Lease, subnets: readonly C
     args.push(`--dhcp-range=set:${podTag},${network},static,${prefixToMask(v4.prefix)}`, `--shared-network=${sandboxBridge},${network}`, `--dhcp-host=${spec.mac},${withoutPrefix(address)},${spec.hostname},infinite`, `--dhcp-option=tag:${podTag},option:router,${addressAt(v4, 1n)}`);
   }
   if (spec.dnsServers.length > 0) args.push(`--dhcp-option=tag:${podTag},option:dns-server,${spec.dnsServers.join(',')}`);
+  // Forced: DHCP clients seldom ask for option 119 (busybox's udhcpc does not), and the search list is what makes short names work.
+  if (spec.dnsServers.length > 0 && spec.searchDomains !== undefined && spec.searchDomains.length > 0) args.push(`--dhcp-option-force=tag:${podTag},option:domain-search,${spec.searchDomains.join(',')}`);
   if (spec.domain !== undefined) args.push(`--domain=${spec.domain}`, `--dhcp-option=tag:${podTag},option:domain-name,${spec.domain}`);
   return args;
 }
@@ -207,7 +213,10 @@ export async function createSandbox(
 ): Promise<SandboxState> {
   const { spec, lease, subnets, signal } = options;
   const files = sandboxFiles(options.stateDir);
-  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, `link set ${sandbox.hostVeth} up`];
+  // Hairpin: a VMI reaching itself through a Service's cluster IP is DNATed back out the port it came in by (CNI's bridge plugin sets it too).
+  // Not for the bridge binding: the guest's own broadcasts would come back into the sandbox's bridge, which would then learn the guest's MAC on eth0.
+  const hairpin = spec.binding === 'masquerade' ? [`link set ${sandbox.hostVeth} type bridge_slave hairpin on`] : [];
+  const host = [`netns add ${sandbox.netns}`, `link add ${sandbox.hostVeth} type veth peer name eth0 netns ${sandbox.netns}`, `link set ${sandbox.hostVeth} master ${names.bridge}`, ...hairpin, `link set ${sandbox.hostVeth} up`];
   await writeFile(files.hostBatch, `${host.join('\n')}\n`);
   await runTool('ip', ['-batch', files.hostBatch], { signal });
   await writeFile(files.sandboxBatch, `${sandboxBatch(spec, lease, subnets).join('\n')}\n`);

@@ -20,8 +20,8 @@ function rules(text: string): string[] {
 
 test('masquerade with an IPv6 pod address: every TCP/UDP port DNATed to 10.0.2.2 and fd10:0:2::2, both SNATed out of eth0', () => {
   assert.deepEqual(rules(sandboxRuleset(spec('masquerade'), dualStack)), [
-    'iifname "eth0" meta l4proto { tcp, udp } dnat ip to 10.0.2.2',
-    'iifname "eth0" meta l4proto { tcp, udp } dnat ip6 to fd10:0:2::2',
+    'iifname "eth0" meta pkttype host meta l4proto { tcp, udp } dnat ip to 10.0.2.2',
+    'iifname "eth0" meta pkttype host meta l4proto { tcp, udp } dnat ip6 to fd10:0:2::2',
     'oifname "eth0" ip saddr 10.0.2.2 masquerade',
     'oifname "eth0" ip6 saddr fd10:0:2::2 masquerade',
   ]);
@@ -30,10 +30,10 @@ test('masquerade with an IPv6 pod address: every TCP/UDP port DNATed to 10.0.2.2
 test('masquerade with listed ports: only those are DNATed, for each family the same', () => {
   const ports = [{ protocol: 'tcp', port: 80 }, { protocol: 'udp', port: 53 }, { protocol: 'tcp', port: 22 }] as const;
   assert.deepEqual(rules(sandboxRuleset(spec('masquerade', ports), dualStack)), [
-    'iifname "eth0" tcp dport { 80, 22 } dnat ip to 10.0.2.2',
-    'iifname "eth0" udp dport { 53 } dnat ip to 10.0.2.2',
-    'iifname "eth0" tcp dport { 80, 22 } dnat ip6 to fd10:0:2::2',
-    'iifname "eth0" udp dport { 53 } dnat ip6 to fd10:0:2::2',
+    'iifname "eth0" meta pkttype host tcp dport { 80, 22 } dnat ip to 10.0.2.2',
+    'iifname "eth0" meta pkttype host udp dport { 53 } dnat ip to 10.0.2.2',
+    'iifname "eth0" meta pkttype host tcp dport { 80, 22 } dnat ip6 to fd10:0:2::2',
+    'iifname "eth0" meta pkttype host udp dport { 53 } dnat ip6 to fd10:0:2::2',
     'oifname "eth0" ip saddr 10.0.2.2 masquerade',
     'oifname "eth0" ip6 saddr fd10:0:2::2 masquerade',
   ]);

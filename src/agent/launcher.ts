@@ -98,14 +98,19 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
-  const volumes = await prepareVolumes(vmi, {
+  // The sandbox (~100 ms of ip/nft/dnsmasq) is made while the disks are prepared: it is off QEMU's critical path.
+  const started = Date.now();
+  const sandboxMade = sandboxSpec === undefined ? undefined : options.podNetwork.setUp(uid, sandboxSpec, options.signal);
+  // Settled before anything throws: the caller's tear-down must not race a sandbox still being made.
+  sandboxMade?.catch(() => undefined);
+  const volumes = await settleWith(sandboxMade, prepareVolumes(vmi, {
     client: options.client,
     images: options.images,
     disksDir: layout.disksDir,
     signal: options.signal,
     onPullEvent: options.onPullEvent,
     ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
-  });
+  }));
   const paths: VmiPaths = {
     dir: layout.dir,
     qmpSocket: layout.qmpSocket,
@@ -132,9 +137,8 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     await copyFile(varsTemplate, paths.efiVars);
   }
   let exec: string[] = [];
-  if (nic !== undefined && sandboxSpec !== undefined) {
-    const started = Date.now();
-    const sandbox = await options.podNetwork.setUp(uid, sandboxSpec, options.signal);
+  if (nic !== undefined && sandboxMade !== undefined) {
+    const sandbox = await sandboxMade;
     options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: nic.binding, secondaryNetworks: sandbox.secondaries.map((l) => l.network), ms: Date.now() - started });
     paths.nics = [nicPaths(nic, sandbox.tap)];
     for (const multus of nics.multus) {
@@ -181,5 +185,14 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     machine?.detach();
     signalQemu(spawned.pid, layout.qmpSocket, 'SIGKILL');
     throw err;
+  }
+}
+
+/** `work`'s value, once `companion` (if any) has settled too; `work`'s error first, else `companion`'s. */
+async function settleWith<T>(companion: Promise<unknown> | undefined, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } finally {
+    await companion?.catch(() => undefined);
   }
 }

@@ -205,7 +205,7 @@ export class PodNetwork {
 
   private async makeNode(signal: AbortSignal): Promise<Cidr[]> {
     const cidrs = await this.options.podCidrs(signal);
-    if (cidrs.length === 0) throw new PodNetworkNotReady('this Node has no spec.podCIDRs yet: the node IPAM controller of vireo server assigns them from --cluster-cidr');
+    if (cidrs.length === 0) throw new PodNetworkNotReady('this Node has no spec.podCIDRs yet: the node IPAM controller of vireo server assigns them from --cluster-cidr (a range with no subnet left gives the Node a CIDRNotAvailable Event)');
     const subnets = cidrs.map(parseCidr);
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await ensureNodeNetwork(this.names, subnets, { workDir: this.nodeDir, signal });

@@ -29,6 +29,7 @@ import { syncHotplug } from './hotplug.js';
 import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
 import type { PodNetwork, SandboxState } from '../net/pod/index.js';
+import { isDefaultNetworkSandbox } from '../net/pod/index.js';
 import { networkStatusAnnotation, networkStatusValue } from '../net/cni/index.js';
 import { podInterfaceOf } from './pod-interfaces.js';
 import { removeVmiFiles, vmiLayout } from './layout.js';
@@ -409,6 +410,8 @@ function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, 
     const ips = link.addresses.map(withoutPrefix);
     return { name: link.name, mac: link.mac, ...(ips.length === 0 ? {} : { ipAddress: ips[0], ipAddresses: ips }), interfaceName: link.interfaceName, infoSource: 'domain', linkState: 'up', queueCount: 1 };
   });
+  // On a Multus default network there is no pod NIC: its NIC (eth0) leads the Multus ones.
+  if (isDefaultNetworkSandbox(sandbox)) return secondaries;
   return [{
     name,
     mac: sandbox.mac,
@@ -427,7 +430,9 @@ const podNetworkName = 'vireo-pod-network';
 /** Multus' annotation value: the pod network, then each NAD with the addresses the guest holds. */
 function networkStatusOf(sandbox: SandboxState): string {
   return networkStatusValue({
-    podNetwork: { name: podNetworkName, interface: 'eth0', ips: sandbox.podIps, mac: sandbox.mac },
+    ...(isDefaultNetworkSandbox(sandbox)
+      ? { defaultNetwork: sandbox.secondaries.find((link) => link.interfaceName === 'eth0')?.network ?? '' }
+      : { podNetwork: { name: podNetworkName, interface: 'eth0', ips: sandbox.podIps, mac: sandbox.mac } }),
     attachments: sandbox.secondaries.map((link) => ({
       network: link.network,
       interfaceName: link.interfaceName,

@@ -142,7 +142,8 @@ export class VmiRunner {
   /**
    * Lets go of every QEMU (the guests run on), or kills them all with
    * `stopGuests`; their directories stay for the next agent to report, but
-   * not their cgroups, which nothing would use again.
+   * not their cgroups, which nothing would use again. The node bridge and
+   * table stay for the guests that run on, and go when no sandbox is left.
    */
   async stop(options: { stopGuests: boolean }): Promise<void> {
     for (const runtime of this.runtimes.values()) {
@@ -165,6 +166,13 @@ export class VmiRunner {
         const signal = AbortSignal.timeout(30_000);
         await this.options.podNetwork.sweep(new Set(), signal);
         await this.options.podNetwork.removeNode(signal);
+      } catch (err) {
+        this.options.logger.error('cannot remove the pod network', { err });
+      }
+    } else if (this.options.podNetwork.sandboxStates().size === 0 && this.options.podNetwork.isUp()) {
+      // No guest uses the pod network: an idle agent leaves the host as it found it (the next sandbox makes the bridge again).
+      try {
+        await this.options.podNetwork.removeNode(AbortSignal.timeout(30_000));
       } catch (err) {
         this.options.logger.error('cannot remove the pod network', { err });
       }

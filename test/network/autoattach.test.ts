@@ -119,3 +119,32 @@ test('a node without a pod range fails a VMI that gets the pod network, saying w
   assert.deepEqual(existsSync(sandboxes) ? readdirSync(sandboxes) : [], []);
   assert.deepEqual(hostNetworkState([names.netnsPrefix, names.bridge]), { netns: [], links: [], tables: [] });
 });
+
+test('an agent that stops with no guest on the pod network leaves no node bridge or tables; with one running, they stay for it', { skip: skipWithoutQemu, timeout: 300_000 }, async (t) => {
+  const fixture = await startAgentFixture();
+  const names = networkNames(fixture.dataDir);
+  t.after(async () => {
+    await fixture.close();
+    assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] });
+  });
+  await importBlankImage(fixture.images);
+  await createBound(fixture, vmiManifest('first'));
+  await waitVmi(fixture, 'first', (v) => phase(v) === 'Running', 'the VMI to run', 120_000);
+  assert.ok(hostNetworkState([names.bridge]).links.includes(names.bridge), 'the first sandbox made the node bridge');
+
+  // A guest runs on: the agent's stop keeps its datapath.
+  await fixture.agent.stop();
+  assert.ok(hostNetworkState([names.bridge]).links.includes(names.bridge), 'the bridge stays for the running guest');
+  assert.equal(hostNetworkState([names.table]).tables.length > 0, true, 'so does the table');
+  await fixture.restartAgent();
+  await fixture.client.delete(resources.virtualMachineInstances, 'default', 'first');
+  await eventually(async () => (await fixture.client.tryGet(resources.virtualMachineInstances, 'default', 'first')) === undefined, { what: 'the VMI gone', timeoutMs: 60_000 });
+
+  // None left: the stop removes the bridge and the tables, and a new agent makes them again for its first guest.
+  await fixture.agent.stop();
+  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] });
+  await fixture.restartAgent();
+  await createBound(fixture, vmiManifest('second'));
+  await waitVmi(fixture, 'second', (v) => phase(v) === 'Running', 'the VMI to run', 120_000);
+  assert.ok(hostNetworkState([names.bridge]).links.includes(names.bridge));
+});

@@ -59,9 +59,10 @@ export function setDefaultNetworkInterface(path: string, spec: Record<string, un
     const why = binding === 'slirp' ? 'the slirp binding is deprecated as of KubeVirt v1.3' : `"${binding}" is not a binding Vireo can default to`;
     return { field, reason: 'FieldValueInvalid', message: `cannot add the default pod network: the KubeVirt CR's ${configField}.defaultNetworkInterface asks for ${binding}, and ${why}; set it to bridge or masquerade, or give the VMI its interfaces and networks` };
   }
-  const domain = isPlainObject(spec.domain) ? spec.domain : (spec.domain = {});
-  const devices = isPlainObject(domain.devices) ? domain.devices : (domain.devices = {});
-  devices.interfaces = [{ name: 'default', [binding]: {} }];
+  // New objects down to the interfaces: the caller's nested ones may be shared with other objects.
+  const domain = isPlainObject(spec.domain) ? spec.domain : {};
+  const devices = isPlainObject(domain.devices) ? domain.devices : {};
+  spec.domain = { ...domain, devices: { ...devices, interfaces: [{ name: 'default', [binding]: {} }] } };
   spec.networks = [{ name: 'default', pod: {} }];
   return undefined;
 }

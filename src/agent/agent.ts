@@ -103,6 +103,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private exporter: VolumeExporter | undefined;
   private networkPolicy: NodeNetworkPolicy | undefined;
   private services: NodeServices | undefined;
+  private podNetwork: PodNetwork | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -153,6 +154,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       // Multus NICs: Debian's CNI plugins, their results cached in the data directory so DEL works after a restart.
       secondaryNetworks: new SecondaryNetworks({ client, runtime: new CniRuntime({ cacheDir: join(dataDir, 'cni', 'results') }), logger: this.logger }),
     });
+    this.podNetwork = podNetwork;
     const runner = new VmiRunner({
       client,
       nodeName,
@@ -223,8 +225,10 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     await this.provisioner?.stop();
     await this.registrar?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
-    await this.networkPolicy?.stop({ removeTables: options.stopGuests ?? false });
-    await this.services?.stop({ removeTable: options.stopGuests ?? false });
+    // The policy tables stay enforcing for guests that run on; with none on the pod network they go, like the node bridge.
+    const noSandboxes = this.podNetwork === undefined || this.podNetwork.sandboxStates().size === 0;
+    await this.networkPolicy?.stop({ removeTables: (options.stopGuests ?? false) || noSandboxes });
+    await this.services?.stop({ removeTable: (options.stopGuests ?? false) || noSandboxes });
     await this.events?.flush();
     this.logger.info('node agent stopped', { stopGuests: options.stopGuests ?? false });
   }

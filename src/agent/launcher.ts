@@ -22,7 +22,7 @@ import { Machine } from './machine.js';
 import { signalQemu, spawnQemu } from './qemu-process.js';
 import { prepareVolumes } from './volumes.js';
 import type { PodNetwork, SandboxSpec } from '../net/pod/index.js';
-import type { NicDevice, VmiInterfaces } from './pod-interfaces.js';
+import type { NicDevice, PodInterface, VmiInterfaces } from './pod-interfaces.js';
 import { interfacesOf, nicModels } from './pod-interfaces.js';
 
 /** A pod's resolv.conf search list in Kubernetes (KubeVirt hands the pod's to the guest). */
@@ -39,8 +39,7 @@ const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  * VMI's namespace (the DNS server is the node's, filled in by the pod
  * network). Both must be DNS labels: they end up in dnsmasq's arguments.
  */
-function sandboxSpecOf(vmi: KObject, nics: VmiInterfaces & { pod: NonNullable<VmiInterfaces['pod']> }): SandboxSpec {
-  const nic = nics.pod;
+function sandboxSpecOf(vmi: KObject, nic: PrimaryNic, multus: VmiInterfaces['multus']): SandboxSpec {
   const subdomain = stringAt(vmi, 'spec', 'subdomain');
   const hostname = stringAt(vmi, 'spec', 'hostname');
   for (const [field, value] of [['spec.hostname', hostname], ['spec.subdomain', subdomain]] as const) {
@@ -55,11 +54,21 @@ function sandboxSpecOf(vmi: KObject, nics: VmiInterfaces & { pod: NonNullable<Vm
     ports: nic.ports,
   };
   if (subdomain !== undefined) spec.domain = `${subdomain}.${vmi.metadata.namespace ?? 'default'}.svc.cluster.local`;
-  if (nics.multus.length > 0) {
+  if (multus.length > 0) {
     spec.owner = { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
-    spec.secondaries = nics.multus.map((m) => ({ name: m.name, networkName: m.networkName, interfaceName: m.interfaceName, mac: m.mac, ...(m.requestedMac === undefined ? {} : { requestedMac: m.requestedMac }) }));
+    spec.secondaries = multus.map((m) => ({ name: m.name, networkName: m.networkName, interfaceName: m.interfaceName, mac: m.mac, ...(m.requestedMac === undefined ? {} : { requestedMac: m.requestedMac }) }));
   }
   return spec;
+}
+
+/** The guest's primary NIC, as its sandbox serves it: the pod NIC, or a Multus default network's (bridge binding, no forwarded ports). */
+type PrimaryNic = Pick<PodInterface, 'binding' | 'mac' | 'ports'>;
+
+/** The VMI's primary NIC and whether it is on a Multus default network; undefined for a VMI without NICs. */
+function primaryNicOf(nics: VmiInterfaces): { nic: PrimaryNic; onDefaultNetwork: boolean } | undefined {
+  if (nics.pod !== undefined) return { nic: nics.pod, onDefaultNetwork: false };
+  const multusDefault = nics.multus.find((m) => m.isDefault === true);
+  return multusDefault === undefined ? undefined : { nic: { binding: 'bridge', mac: multusDefault.mac, ports: [] }, onDefaultNetwork: true };
 }
 
 /** QEMU's side of a NIC: its device on the tap the sandbox made. */
@@ -100,19 +109,24 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   const layout = vmiLayout(options.dataDir, uid);
   // Read first: a NIC that cannot be attached fails the VMI before anything is made for it.
   const nics = interfacesOf(vmi);
-  const nic = nics.pod;
-  const sandboxSpec = nic === undefined ? undefined : sandboxSpecOf(vmi, { ...nics, pod: nic });
+  const primary = primaryNicOf(nics);
+  const sandboxSpec = primary === undefined ? undefined : sandboxSpecOf(vmi, primary.nic, nics.multus);
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
-  const volumes = await prepareVolumes(vmi, {
+  // The sandbox (~100 ms of ip/nft/dnsmasq) is made while the disks are prepared: it is off QEMU's critical path.
+  const started = Date.now();
+  const sandboxMade = sandboxSpec === undefined ? undefined : primary?.onDefaultNetwork === true ? options.podNetwork.setUpOnDefaultNetwork(uid, sandboxSpec, options.signal) : options.podNetwork.setUp(uid, sandboxSpec, options.signal);
+  // Settled before anything throws: the caller's tear-down must not race a sandbox still being made.
+  sandboxMade?.catch(() => undefined);
+  const volumes = await settleWith(sandboxMade, prepareVolumes(vmi, {
     client: options.client,
     images: options.images,
     disksDir: layout.disksDir,
     signal: options.signal,
     onPullEvent: options.onPullEvent,
     ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
-  });
+  }));
   const paths: VmiPaths = {
     dir: layout.dir,
     qmpSocket: layout.qmpSocket,
@@ -139,11 +153,11 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     await copyFile(varsTemplate, paths.efiVars);
   }
   let exec: string[] = [];
-  if (nic !== undefined && sandboxSpec !== undefined) {
-    const started = Date.now();
-    const sandbox = await options.podNetwork.setUp(uid, sandboxSpec, options.signal);
-    options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: nic.binding, secondaryNetworks: sandbox.secondaries.map((l) => l.network), ms: Date.now() - started });
-    paths.nics = [nicPaths(nic, sandbox.tap)];
+  if (sandboxMade !== undefined) {
+    const sandbox = await sandboxMade;
+    options.logger.info('pod network sandbox ready', { netns: sandbox.netns, podIps: sandbox.podIps, binding: primary?.nic.binding, secondaryNetworks: sandbox.secondaries.map((l) => l.network), ms: Date.now() - started });
+    // The pod NIC first, then the Multus ones (a Multus default network's first among them): eth0, eth1… in the guest.
+    paths.nics = nics.pod === undefined ? [] : [nicPaths(nics.pod, sandbox.tap)];
     for (const multus of nics.multus) {
       const link = sandbox.secondaries.find((l) => l.interfaceName === multus.interfaceName);
       if (link === undefined) throw new Error(`the sandbox has no ${multus.interfaceName} for network ${multus.name}`);
@@ -188,5 +202,14 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     machine?.detach();
     signalQemu(spawned.pid, layout.qmpSocket, 'SIGKILL');
     throw err;
+  }
+}
+
+/** `work`'s value, once `companion` (if any) has settled too; `work`'s error first, else `companion`'s. */
+async function settleWith<T>(companion: Promise<unknown> | undefined, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } finally {
+    await companion?.catch(() => undefined);
   }
 }

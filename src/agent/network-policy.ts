@@ -13,6 +13,7 @@
 import type { Client, Informer } from '../client/index.js';
 import type { Logger } from '../log/logger.js';
 import type { PodNetwork } from '../net/pod/index.js';
+import { isDefaultNetworkSandbox } from '../net/pod/index.js';
 import { PolicyController, deleteTable } from '../net/policy/index.js';
 import type { LocalEndpoint, LocalEndpointSource } from '../net/policy/index.js';
 
@@ -33,7 +34,8 @@ function sandboxEndpoints(podNetwork: PodNetwork, vmis: Informer): LocalEndpoint
       return vmis.list().flatMap((vmi): LocalEndpoint[] => {
         const uid = vmi.metadata.uid ?? '';
         const sandbox = sandboxes.get(uid);
-        if (sandbox === undefined) return [];
+        // A VMI on a Multus default network is not on the pod network, where policies apply.
+        if (sandbox === undefined || isDefaultNetworkSandbox(sandbox)) return [];
         return [{ namespace: vmi.metadata.namespace ?? 'default', name: vmi.metadata.name ?? '', uid, hostInterface: sandbox.hostVeth, ips: sandbox.podIps }];
       });
     },

@@ -62,7 +62,19 @@ test('Multus networks become net1, net2… in network order, bridge binding, MAC
 
 test('Multus networks that cannot be attached are refused with their field', () => {
   assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', masquerade: {} }], [{ name: 'b', multus: { networkName: 'x' } }]))), /interfaces\[1\]\.masquerade: the masquerade binding is for the pod network only/);
-  assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', bridge: {} }], [{ name: 'b', multus: { networkName: 'x', default: true } }]))), /networks\[1\]\.multus\.default: a Multus network as the default network .* is not supported yet/);
+  assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', bridge: {} }], [{ name: 'b', multus: { networkName: 'x', default: true } }]))), /spec\.networks: Pod network cannot be defined when Multus default network is defined/);
   assert.throws(() => interfacesOf(vmi(withMultus([], [{ name: 'b', multus: { networkName: 'x' } }]))), /no interface is named "b" for the Multus network "b"/);
   assert.throws(() => interfacesOf(vmi(withMultus([{ name: 'b', bridge: {} }], [{ name: 'b', multus: {} }]))), /networks\[1\]: a network is either/);
+});
+
+test('a Multus default network is eth0 and comes first, the others net1… after it; no pod NIC; one default at most; bridge only', () => {
+  const spec = (networks: Record<string, unknown>[], interfaces: Record<string, unknown>[]): Record<string, unknown> => ({ domain: { devices: { interfaces } }, networks });
+  const nics = interfacesOf(vmi(spec(
+    [{ name: 'lan', multus: { networkName: 'lan' } }, { name: 'main', multus: { networkName: 'vms/main', default: true } }],
+    [{ name: 'lan', bridge: {} }, { name: 'main', bridge: {} }],
+  ), 'vm-uid'));
+  assert.equal(nics.pod, undefined);
+  assert.deepEqual(nics.multus.map((m) => [m.name, m.interfaceName, m.isDefault]), [['main', 'eth0', true], ['lan', 'net1', undefined]]);
+  assert.throws(() => interfacesOf(vmi(spec([{ name: 'a', multus: { networkName: 'a', default: true } }, { name: 'b', multus: { networkName: 'b', default: true } }], [{ name: 'a', bridge: {} }, { name: 'b', bridge: {} }]))), /Multus CNI should only have one default network/);
+  assert.throws(() => interfacesOf(vmi(spec([{ name: 'a', multus: { networkName: 'a', default: true } }], [{ name: 'a', masquerade: {} }]))), /masquerade binding is for the pod network only/);
 });

@@ -47,6 +47,8 @@ export interface MultusInterface extends NicDevice {
   interfaceName: string;
   /** `interfaces[].macAddress` as given, which KubeVirt passes on to the CNI plugins. */
   requestedMac?: string;
+  /** `networks[].multus.default`: this network replaces the pod network (eth0 in the sandbox). */
+  isDefault?: true;
 }
 
 /** What every NIC has on QEMU's side. */
@@ -60,7 +62,7 @@ export interface NicDevice {
   bootOrder?: number;
 }
 
-/** The VMI's NICs: the pod network's, if any, and the Multus ones. */
+/** The VMI's NICs: the pod network's, if any, and the Multus ones (a default one first). */
 export interface VmiInterfaces {
   pod?: PodInterface;
   multus: MultusInterface[];
@@ -68,9 +70,9 @@ export interface VmiInterfaces {
 
 /**
  * The VMI's NICs. Throws an `InvalidDomain` error for what cannot be
- * attached: a second pod network, Multus networks without the pod network
- * or as the default network, bindings other than masquerade and bridge
- * (bridge only on Multus), bad MACs or ports.
+ * attached: a second pod network, two Multus default networks or one
+ * beside the pod network, secondary Multus networks with neither, bindings
+ * other than masquerade and bridge (bridge only on Multus), bad MACs or ports.
  */
 export function interfacesOf(vmi: KObject): VmiInterfaces {
   const networks = recordsAt(vmi, 'spec', 'networks');
@@ -93,19 +95,25 @@ export function interfacesOf(vmi: KObject): VmiInterfaces {
     }
     const networkName = stringAt(network, 'multus', 'networkName');
     if (networkName === undefined || networkName === '') throw invalidDomain(`spec.networks[${i}]`, 'a network is either {pod: {}} or {multus: {networkName: NAD}}; Vireo attaches no other kind');
-    if (network.multus !== undefined && (network.multus as Record<string, unknown>).default === true) {
-      throw invalidDomain(`spec.networks[${i}].multus.default`, 'a Multus network as the default network (replacing the pod network as eth0) is not supported yet: keep the pod network and attach this one as a secondary network');
-    }
+    const isDefault = network.multus !== undefined && (network.multus as Record<string, unknown>).default === true;
+    if (isDefault && result.multus.some((m) => m.isDefault === true)) throw invalidDomain('spec.networks', 'Multus CNI should only have one default network');
     if (iface === undefined) throw invalidDomain('spec.domain.devices.interfaces', `no interface is named "${name}" for the Multus network "${name}": add one, e.g. {name: ${name}, bridge: {}}`);
     if (bindingOf(iface, path, 'bridge') !== 'bridge') throw invalidDomain(`${path}.masquerade`, 'the masquerade binding is for the pod network only: use bridge: {} on a Multus network');
-    const nic: MultusInterface = { ...deviceOf(vmi, iface, path, name), networkName, interfaceName: `net${result.multus.length + 1}` };
+    // As Multus names them: the default network is eth0, the others net1, net2… in order.
+    const ordinal = result.multus.filter((m) => m.isDefault !== true).length + 1;
+    const nic: MultusInterface = { ...deviceOf(vmi, iface, path, name), networkName, interfaceName: isDefault ? 'eth0' : `net${ordinal}` };
+    if (isDefault) nic.isDefault = true;
     const requested = stringAt(iface, 'macAddress');
     if (requested !== undefined) nic.requestedMac = nic.mac;
     result.multus.push(nic);
   }
-  if (result.multus.length > 0 && result.pod === undefined) {
-    throw invalidDomain('spec.networks', 'Multus networks are attached beside the pod network: add {name: default, pod: {}} to spec.networks and an interface for it (a VMI on Multus networks alone is not supported yet)');
+  const hasDefault = result.multus.some((m) => m.isDefault === true);
+  if (hasDefault && result.pod !== undefined) throw invalidDomain('spec.networks', 'Pod network cannot be defined when Multus default network is defined: the default network replaces the pod network');
+  if (result.multus.length > 0 && result.pod === undefined && !hasDefault) {
+    throw invalidDomain('spec.networks', 'Multus networks are attached beside the pod network or a Multus default network: add {name: default, pod: {}} to spec.networks and an interface for it, or mark one Multus network default: true (a VMI on secondary Multus networks alone is not supported yet)');
   }
+  // The default network's NIC comes first, as eth0 does in the guest.
+  result.multus.sort((a, b) => Number(b.isDefault === true) - Number(a.isDefault === true));
   return result;
 }
 

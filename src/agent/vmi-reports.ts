@@ -32,6 +32,9 @@ export type StartProblem =
   /** Something on the node went wrong (a tool, the disk): retried with the queue's backoff. */
   | { kind: 'error'; message: string };
 
+/** How often a start waits for the Node's pod range (1 + 2 + 4 + 8 s) before the VMI fails. */
+const podNetworkRetries = 4;
+
 /** Sorts a start error; `failures` is how many retryable failures came before. */
 export function startProblem(err: unknown, failures: number): StartProblem {
   const message = err instanceof Error ? err.message : String(err);
@@ -40,7 +43,11 @@ export function startProblem(err: unknown, failures: number): StartProblem {
     const reason = err.problem === 'NotReady' ? 'VolumeNotReady' : failures === 0 ? 'ErrImagePull' : 'ImagePullBackOff';
     return { kind: 'retry', reason, message, delayMs: Math.min(60_000, 1000 * 2 ** Math.min(failures, 6)) };
   }
-  if (err instanceof PodNetworkNotReady) return { kind: 'retry', reason: 'PodNetworkNotReady', message, delayMs: Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)) };
+  if (err instanceof PodNetworkNotReady) {
+    // A new Node gets its range from the node IPAM within moments; one that still has none after ~15 s will not get it by waiting.
+    if (failures >= podNetworkRetries) return { kind: 'fail', message: `the pod network is not available on this node (${failures + 1} attempts in 15 s): ${message}. The VMI has a pod network interface (a VMI created without networks gets one, KubeVirt's autoattachPodInterface): give the Node a pod range, schedule the VMI elsewhere, or set spec.domain.devices.autoattachPodInterface: false for a VMI without a NIC` };
+    return { kind: 'retry', reason: 'PodNetworkNotReady', message, delayMs: 1000 * 2 ** failures };
+  }
   if (err instanceof VolumeError || err instanceof DomainConfigError || err instanceof QemuStartError) return { kind: 'fail', message };
   // A Multus network that cannot be attached (no NAD, the plugin refused): the user's to fix, in the plugin's words.
   if (err instanceof CniError && err.failure !== 'PluginTimeout') return { kind: 'fail', message };

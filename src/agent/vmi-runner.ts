@@ -29,6 +29,7 @@ import { syncHotplug } from './hotplug.js';
 import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
 import type { PodNetwork, SandboxState } from '../net/pod/index.js';
+import { isDefaultNetworkSandbox } from '../net/pod/index.js';
 import { networkStatusAnnotation, networkStatusValue } from '../net/cni/index.js';
 import { podInterfaceOf } from './pod-interfaces.js';
 import { removeVmiFiles, vmiLayout } from './layout.js';
@@ -141,7 +142,8 @@ export class VmiRunner {
   /**
    * Lets go of every QEMU (the guests run on), or kills them all with
    * `stopGuests`; their directories stay for the next agent to report, but
-   * not their cgroups, which nothing would use again.
+   * not their cgroups, which nothing would use again. The node bridge and
+   * table stay for the guests that run on, and go when no sandbox is left.
    */
   async stop(options: { stopGuests: boolean }): Promise<void> {
     for (const runtime of this.runtimes.values()) {
@@ -164,6 +166,13 @@ export class VmiRunner {
         const signal = AbortSignal.timeout(30_000);
         await this.options.podNetwork.sweep(new Set(), signal);
         await this.options.podNetwork.removeNode(signal);
+      } catch (err) {
+        this.options.logger.error('cannot remove the pod network', { err });
+      }
+    } else if (this.options.podNetwork.sandboxStates().size === 0 && this.options.podNetwork.isUp()) {
+      // No guest uses the pod network: an idle agent leaves the host as it found it (the next sandbox makes the bridge again).
+      try {
+        await this.options.podNetwork.removeNode(AbortSignal.timeout(30_000));
       } catch (err) {
         this.options.logger.error('cannot remove the pod network', { err });
       }
@@ -410,6 +419,8 @@ function interfaceStatuses(vmi: KObject, sandbox: SandboxState): Record<string, 
     const ips = link.addresses.map(withoutPrefix);
     return { name: link.name, mac: link.mac, ...(ips.length === 0 ? {} : { ipAddress: ips[0], ipAddresses: ips }), interfaceName: link.interfaceName, infoSource: 'domain', linkState: 'up', queueCount: 1 };
   });
+  // On a Multus default network there is no pod NIC: its NIC (eth0) leads the Multus ones.
+  if (isDefaultNetworkSandbox(sandbox)) return secondaries;
   const ips = sandbox.binding === 'masquerade' ? sandbox.podIps : sandbox.guestIps;
   return [{
     name,
@@ -429,7 +440,9 @@ const podNetworkName = 'vireo-pod-network';
 /** Multus' annotation value: the pod network, then each NAD with the addresses the guest holds. */
 function networkStatusOf(sandbox: SandboxState): string {
   return networkStatusValue({
-    podNetwork: { name: podNetworkName, interface: 'eth0', ips: sandbox.podIps, mac: sandbox.mac },
+    ...(isDefaultNetworkSandbox(sandbox)
+      ? { defaultNetwork: sandbox.secondaries.find((link) => link.interfaceName === 'eth0')?.network ?? '' }
+      : { podNetwork: { name: podNetworkName, interface: 'eth0', ips: sandbox.podIps, mac: sandbox.mac } }),
     attachments: sandbox.secondaries.map((link) => ({
       network: link.network,
       interfaceName: link.interfaceName,

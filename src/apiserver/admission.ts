@@ -19,6 +19,7 @@ import { prepareNamespace } from '../controllers/namespace/prepare.js';
 import type { Store } from '../store/types.js';
 import type { ResourceRegistry } from './resources.js';
 import { admitClaim, isClaim } from './admission-storage.js';
+import { admitNetwork, isNetworkAdmitted } from './admission-network.js';
 import { ServiceAllocator, defaultServiceClusterIpRange, defaultNodePortRange, isService, parseServiceNetwork } from './admission-service.js';
 import type { ServiceNetwork } from './admission-service.js';
 
@@ -65,6 +66,7 @@ export function createAdmission(_registry: ResourceRegistry, options: AdmissionO
   return {
     async prepare(def, obj, old, store) {
       if (isClaim(def)) await admitClaim(obj, old, store);
+      if (isNetworkAdmitted(def)) await admitNetwork(def, obj, old, store);
       if (isService(def)) return services.admit(obj, old, store);
       return undefined;
     },

@@ -6,9 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const cliPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -78,10 +79,22 @@ async function spawnUntilReady(args: string[], what: string, timeoutMs: number, 
   return { child, output: () => output, exited };
 }
 
+/**
+ * Pod ranges of their own for a server process: every VM has a NIC on the
+ * pod network, and servers side by side on one host must not give their
+ * node bridges one subnet. Derived from the data directory, so a restarted
+ * server keeps its Nodes' ranges; room for four nodes (/22 and /62).
+ */
+export function processClusterCidr(dataDir: string): string {
+  const bytes = createHash('sha256').update(resolve(dataDir)).digest();
+  const [a = 0, b = 0, c = 0, d = 0] = bytes;
+  return `10.${200 + (a % 40)}.${(b % 64) * 4}.0/22,fd00:${((c << 8) | d).toString(16)}:${bytes.readUInt16BE(4).toString(16)}:${(bytes.readUInt16BE(6) & 0xfffc).toString(16)}::/62`;
+}
+
 /** Starts `vireo server` on loopback `port`; `store` is its `--store` (default: SQLite in the data dir). */
 export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string }): Promise<ServerProcess> {
   const { child, output, exited } = await spawnUntilReady(
-    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn', ...(options.store === undefined ? [] : ['--store', options.store])],
+    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn', '--cluster-cidr', processClusterCidr(options.dataDir), ...(options.store === undefined ? [] : ['--store', options.store])],
     'vireo server',
     options.timeoutMs ?? 30_000,
   );

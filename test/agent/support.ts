@@ -5,6 +5,7 @@
  * node the way the scheduler binds them (status.nodeName + Scheduled).
  */
 import { execFileSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,8 @@ export async function startAgentFixture(options: { logger?: Logger } = {}): Prom
     new NodeAgent({ client, nodeName, dataDir, logger: options.logger ?? silentLogger, images, facts: { accel: 'tcg' }, controlPlane: true });
   let agent = newAgent();
   await agent.start();
+  // No node IPAM runs here (no controllers): the Node gets a pod range of its own, random so that fixtures side by side never share a subnet.
+  await client.patch(resources.nodes, undefined, nodeName, 'merge', { spec: { podCIDR: `10.${200 + randomInt(40)}.${randomInt(256)}.0/24` } });
   const fixture: AgentFixture = {
     server,
     client,

@@ -26,7 +26,7 @@ before(async () => {
     metadata: { name: 'linux', namespace: 'default' },
     spec: {
       cpu: { preferredCPUTopology: 'spread', spreadOptions: { across: 'SocketsCores', ratio: 2 } },
-      devices: { preferredDiskBus: 'sata', preferredAutoattachSerialConsole: true },
+      devices: { preferredDiskBus: 'sata', preferredAutoattachSerialConsole: true, preferredInterfaceModel: 'e1000e' },
       machine: { preferredMachineType: 'q35' },
       preferredTerminationGracePeriodSeconds: 30,
     },
@@ -53,6 +53,9 @@ test('the instancetype and preference are expanded into the VMI at start', async
   const disks = at(vmi, 'spec', 'domain', 'devices', 'disks');
   assert.deepEqual(Array.isArray(disks) ? disks[0] : undefined, { name: 'root', disk: { bus: 'sata' } });
   assert.equal(at(vmi, 'spec', 'domain', 'devices', 'autoattachSerialConsole'), true);
+  // The template names no network: the pod network is defaulted before the preference applies, as KubeVirt expands a VM.
+  assert.deepEqual(at(vmi, 'spec', 'domain', 'devices', 'interfaces'), [{ name: 'default', bridge: {}, model: 'e1000e' }]);
+  assert.deepEqual(at(vmi, 'spec', 'networks'), [{ name: 'default', pod: {} }]);
   assert.equal(at(vmi, 'spec', 'domain', 'machine', 'type'), 'q35');
   assert.equal(at(vmi, 'spec', 'terminationGracePeriodSeconds'), 30);
   assert.equal(vmi.metadata.annotations?.['kubevirt.io/cluster-instancetype-name'], 'u1.small');

@@ -10,6 +10,8 @@ import type { KObject } from '../../api/object.js';
 import { ApiError } from '../../api/errors.js';
 import { at, has, numberAt, recordAt, stringAt } from '../../api/kinds/read.js';
 import { parseQuantity } from '../../api/validation/index.js';
+import { clusterNetworkConfigOf, setDefaultNetworkInterface } from '../../api/kinds/pod-network-default.js';
+import type { ClusterNetworkConfig } from '../../api/kinds/pod-network-default.js';
 import type { Client, ResourceRef } from '../../client/index.js';
 import { resources } from '../../client/index.js';
 import { errorMessage } from '../vmi/index.js';
@@ -23,6 +25,8 @@ type Json = Record<string, unknown>;
 export interface Resolved {
   instancetype: { ref: MatcherRef; spec: Json } | undefined;
   preference: { ref: MatcherRef; spec: Json } | undefined;
+  /** The cluster's network configuration, read with a preference: the pod network is defaulted before it applies (KubeVirt's expansion). */
+  network?: ClusterNetworkConfig;
 }
 
 interface Target {
@@ -80,7 +84,19 @@ export async function resolveMatchers(client: Client, vm: KObject): Promise<Reso
     }
     out[field] = { ref: { kind: target.kind, name }, spec: recordAt(found, 'spec') ?? {} };
   }
+  if (out.preference !== undefined) out.network = await clusterNetworkConfig(client);
   return out;
+}
+
+/** The KubeVirt CR's network configuration (the oldest CR), KubeVirt's defaults when there is none or it cannot be read. */
+async function clusterNetworkConfig(client: Client): Promise<ClusterNetworkConfig> {
+  try {
+    const list = await client.list(resources.kubeVirts);
+    const oldest = [...list.items].sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))[0];
+    return clusterNetworkConfigOf(oldest);
+  } catch {
+    return clusterNetworkConfigOf(undefined);
+  }
 }
 
 /**
@@ -114,6 +130,9 @@ export function applyMatchers(resolved: Resolved, vmi: KObject): string[] {
     vmiAnnotations[targetOf('instancetype', resolved.instancetype.ref.kind).annotation] = resolved.instancetype.ref.name;
   }
   if (resolved.preference !== undefined) {
+    // As KubeVirt expands a VM: the default pod network first, so the preference's interface model applies to it.
+    // A default the cluster refuses is left to the VMI's admission, which says why.
+    if (resolved.network !== undefined) setDefaultNetworkInterface(base, spec, resolved.network);
     applyPreference(resolved.preference.spec, spec, vmiAnnotations);
     vmiAnnotations[targetOf('preference', resolved.preference.ref.kind).annotation] = resolved.preference.ref.name;
   }

@@ -5,7 +5,9 @@
  * under `<agent data>/network/sandboxes/<uid>/` (lease, sandbox record,
  * dnsmasq pid file), so a restarted agent finds what it made; `sweep` removes what no
  * VMI directory accounts for. A VMI's Multus NICs are attached by CNI plugins
- * when its sandbox is made and deleted (from the CNI cache) before it goes.
+ * when its sandbox is made and deleted (from the CNI cache) before it goes;
+ * a VMI whose default network is a Multus NAD gets a sandbox of those NICs
+ * alone (`default-network.ts`).
  * It also keeps the sandboxes that exist in memory and says when they
  * change: the node's network policy filters by them.
  */
@@ -23,7 +25,8 @@ import type { NetworkNames, SandboxNames } from './names.js';
 import { networkNames, sandboxNames } from './names.js';
 import { enableSysctl, ensureNodeNetwork, gatewayAddresses, removeNodeNetwork } from './node-network.js';
 import type { SandboxSpec, SandboxState } from './sandbox.js';
-import { createSandbox, readSandboxState, removeSandbox } from './sandbox.js';
+import { createSandbox, readSandboxState, removeSandbox, sandboxFiles } from './sandbox.js';
+import { defaultNetworkDhcpArgs, defaultNetworkState } from './default-network.js';
 import type { SecondaryLink } from './secondary.js';
 import { secondaryBatch, secondaryLinkOf } from './secondary.js';
 
@@ -101,6 +104,31 @@ export class PodNetwork {
     return gatewayAddresses(await this.nodeSubnets(signal));
   }
 
+  /**
+   * Makes VMI `uid`'s sandbox on a Multus default network (`spec.secondaries`
+   * holds it as eth0, then the other Multus NICs): a namespace with only
+   * what the NADs' plugins make, and dnsmasq for their addresses. The node's
+   * pod range is not needed; nothing of the pod network is made.
+   */
+  async setUpOnDefaultNetwork(uid: string, spec: SandboxSpec, signal: AbortSignal): Promise<SandboxState> {
+    const names = this.sandboxNames(uid);
+    const stateDir = join(this.root, uid);
+    await this.detachSecondaries(uid, signal);
+    await removeSandbox(names, stateDir, { keepLease: false, signal });
+    this.forget(uid);
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    await runTool('ip', ['netns', 'add', names.netns], { signal });
+    const links = await this.attachSecondaries(uid, spec, { netns: names.netns, stateDir, signal, prelude: ['link set lo up'] });
+    const files = sandboxFiles(stateDir);
+    const dhcp = defaultNetworkDhcpArgs(spec, links, files.dnsmasqPid);
+    if (dhcp.length > 0) await runTool('ip', ['netns', 'exec', names.netns, 'dnsmasq', ...dhcp], { signal });
+    const state = defaultNetworkState(names.netns, spec, links);
+    await writeFile(files.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    this.sandboxes.set(uid, state);
+    this.changed();
+    return state;
+  }
+
   /** Calls `handler` whenever a sandbox is made or removed, or the node's bridge comes up. */
   onChange(handler: () => void): void {
     this.listeners.push(handler);
@@ -137,7 +165,7 @@ export class PodNetwork {
    * behind its in-sandbox bridge with a tap. A failure after the ADDs is
    * undone by the caller's tear-down, which DELs from the cache.
    */
-  private async attachSecondaries(uid: string, spec: SandboxSpec, options: { netns: string; stateDir: string; signal: AbortSignal }): Promise<SecondaryLink[]> {
+  private async attachSecondaries(uid: string, spec: SandboxSpec, options: { netns: string; stateDir: string; signal: AbortSignal; prelude?: readonly string[] }): Promise<SecondaryLink[]> {
     const networks = this.options.secondaryNetworks;
     const nics = spec.secondaries ?? [];
     if (networks === undefined) throw new Error('this agent runs no CNI plugins, so it cannot attach Multus networks');
@@ -145,7 +173,7 @@ export class PodNetwork {
     const requests = nics.map((nic) => ({ networkName: nic.networkName, interfaceName: nic.interfaceName, ...(nic.requestedMac === undefined ? {} : { mac: nic.requestedMac }) }));
     const attached = await networks.attach({ netns: options.netns, vmi: { ...owner, uid } }, requests, { signal: options.signal });
     const links: SecondaryLink[] = [];
-    const lines: string[] = [];
+    const lines: string[] = [...(options.prelude ?? [])];
     for (const [index, nic] of nics.entries()) {
       const done = attached[index];
       if (done === undefined) continue;
@@ -217,7 +245,7 @@ export class PodNetwork {
 
   private async makeNode(signal: AbortSignal): Promise<Cidr[]> {
     const cidrs = await this.options.podCidrs(signal);
-    if (cidrs.length === 0) throw new PodNetworkNotReady('this Node has no spec.podCIDRs yet: the node IPAM controller of vireo server assigns them from --cluster-cidr');
+    if (cidrs.length === 0) throw new PodNetworkNotReady('this Node has no spec.podCIDRs yet: the node IPAM controller of vireo server assigns them from --cluster-cidr (a range with no subnet left gives the Node a CIDRNotAvailable Event)');
     const subnets = cidrs.map(parseCidr);
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await ensureNodeNetwork(this.names, subnets, { workDir: this.nodeDir, signal });

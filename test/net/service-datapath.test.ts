@@ -24,6 +24,8 @@ let gateway: string;
 /** The empty namespace at the end of the node's default route. */
 let outside: string;
 const table = 'vireo_svc_test';
+/** How long a connection that must succeed may take: neighbour discovery on a loaded host can be slow. Ones that must fail keep 1.5 s. */
+const reachMs = 8000;
 
 function service(name: string, spec: Record<string, unknown>): KObject {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { type: 'ClusterIP', ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }], ...spec } };
@@ -61,10 +63,10 @@ async function program(options: { withWeb: boolean }): Promise<boolean> {
 }
 
 /** Connects from the node namespace itself (a process of the node, like `curl` on a Kubernetes node). */
-function connectFromNode(host: string, port: number): Promise<string> {
+function connectFromNode(host: string, port: number, timeoutMs = 1500): Promise<string> {
   const script = `const k = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port} });
     const done = (r) => { console.log(r); process.exit(0); };
-    setTimeout(() => done('timeout'), 1500);
+    setTimeout(() => done('timeout'), ${timeoutMs});
     k.on('connect', () => k.write('ping')); k.once('data', () => done('connected')); k.on('error', (e) => done(e.code || e.message));`;
   return new Promise((resolve, reject) => {
     execFile('ip', ['netns', 'exec', lab.node, process.execPath, '-e', script], { encoding: 'utf8', timeout: 15_000 }, (err, stdout, stderr) => {
@@ -109,23 +111,23 @@ after(async () => {
 });
 
 test('a cluster IP reaches its endpoint over IPv4 and IPv6, from a sandbox and from the node itself', async () => {
-  assert.equal(await client.connect('10.96.0.10', 80), 'connected');
-  assert.equal(await client.connect('fd00:96::10', 80), 'connected');
-  assert.equal(await connectFromNode('10.96.0.10', 80), 'connected');
-  assert.equal(await connectFromNode('fd00:96::10', 80), 'connected');
+  assert.equal(await client.connect('10.96.0.10', 80, reachMs), 'connected');
+  assert.equal(await client.connect('fd00:96::10', 80, reachMs), 'connected');
+  assert.equal(await connectFromNode('10.96.0.10', 80, reachMs), 'connected');
+  assert.equal(await connectFromNode('fd00:96::10', 80, reachMs), 'connected');
   // Only the Service's port is proxied.
   assert.match(await client.connect('10.96.0.10', 81), /^(timeout|EHOSTUNREACH)$/);
 });
 
 test('an endpoint reaches itself through its own Service (hairpin, masqueraded)', async () => {
-  assert.equal(await web.connect('10.96.0.10', 80), 'connected');
-  assert.equal(await web.connect('fd00:96::10', 80), 'connected');
+  assert.equal(await web.connect('10.96.0.10', 80, reachMs), 'connected');
+  assert.equal(await web.connect('fd00:96::10', 80, reachMs), 'connected');
 });
 
 test('a node port on the node bridge\'s address reaches the endpoint, from a sandbox and from the node', async () => {
-  assert.equal(await client.connect(gateway, 30080), 'connected');
-  assert.equal(await web.connect(gateway, 30080), 'connected');
-  assert.equal(await connectFromNode(gateway, 30080), 'connected');
+  assert.equal(await client.connect(gateway, 30080, reachMs), 'connected');
+  assert.equal(await web.connect(gateway, 30080, reachMs), 'connected');
+  assert.equal(await connectFromNode(gateway, 30080, reachMs), 'connected');
 });
 
 test('a Service without endpoints is refused at once (ICMP port unreachable), not left to time out', async () => {

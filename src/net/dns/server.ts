@@ -42,6 +42,7 @@ export class ClusterDns {
   private tcp: Server | undefined;
   private readonly connections = new Set<Socket>();
   private bound: { address: string; port: number } | undefined;
+  private stopped = false;
 
   constructor(
     client: Client,
@@ -75,14 +76,14 @@ export class ClusterDns {
     this.logger.info('cluster DNS listening', { address: this.bound?.address, port: this.bound?.port, domain: this.zone.domain });
   }
 
+  /** Stops listening and watching; safe to call twice, and while `start` is still under way (it then ends without listening). */
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const socket of this.connections) socket.destroy();
-    await Promise.all([
-      new Promise<void>((resolve) => { if (this.udp === undefined) resolve(); else this.udp.close(() => { resolve(); }); }),
-      new Promise<void>((resolve) => { if (this.tcp === undefined) resolve(); else this.tcp.close(() => { resolve(); }); }),
-      this.services.stop(),
-      this.slices.stop(),
-    ]);
+    const { udp, tcp } = this;
+    this.udp = undefined;
+    this.tcp = undefined;
+    await Promise.all([closeUdp(udp), closeTcp(tcp), this.services.stop(), this.slices.stop()]);
   }
 
   private indexSlice(key: string): void {
@@ -109,7 +110,12 @@ export class ClusterDns {
       const udp = await this.bindUdp();
       const port = udp.address().port;
       try {
-        this.tcp = await this.bindTcp(port);
+        const tcp = await this.bindTcp(port);
+        if (this.stopped) {
+          await Promise.all([closeUdp(udp), closeTcp(tcp)]);
+          throw new Error('the cluster DNS was stopped while it started');
+        }
+        this.tcp = tcp;
         this.udp = udp;
         this.bound = { address: udp.address().address, port };
         return;
@@ -194,4 +200,20 @@ export class ClusterDns {
     const limit = transport === 'tcp' ? 65535 : Math.min(maxUdpSize, Math.max(plainUdpSize, query.ednsSize ?? plainUdpSize));
     return encodeResponse(query, response, limit);
   }
+}
+
+function closeUdp(socket: UdpSocket | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket === undefined) { resolve(); return; }
+    try {
+      socket.close(() => { resolve(); });
+    } catch {
+      // Already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing is left to release.
+      resolve();
+    }
+  });
+}
+
+function closeTcp(server: Server | undefined): Promise<void> {
+  return new Promise((resolve) => { if (server === undefined) resolve(); else server.close(() => { resolve(); }); });
 }

@@ -235,6 +235,8 @@ spec: {nets: ['${clientIp}/32']}
   await kubectlOk(['apply', '-f', '-'], blockedSet);
   await kubectlOk(['apply', '-f', '-'], noPingToWeb(true));
   await programmed('comment "web-no-ping ingress[1]"');
+  // The set and the policy arrive on two watches, in either order: the rule may first be programmed with an empty peer set.
+  await programmed(`elements = { ${clientIp} }`);
   assert.equal(await fetches(client, webIp, 'SETDENY'), false);
 
   // The set is what matched: without it the rule matches no address.

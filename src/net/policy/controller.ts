@@ -20,6 +20,7 @@ import { PolicyApplier } from './applier.js';
 import type { PolicyApplierOptions } from './applier.js';
 import type { CompiledRuleset } from './compile.js';
 import type { NamedPort, PolicyEndpoint, TransportProtocol } from './model.js';
+import { CoalescedSync } from '../coalesced-sync.js';
 
 /** A VMI of this node as the datapath knows it. */
 export interface LocalEndpoint {
@@ -69,11 +70,7 @@ function podInterface(vmi: KObject): { ips: string[]; ports: NamedPort[] } {
 export class PolicyController {
   private readonly applier: PolicyApplier;
   private readonly informers: { policies: Informer; globalPolicies: Informer; calicoPolicies: Informer; globalNetworkSets: Informer; networkSets: Informer; namespaces: Informer; vmis: Informer };
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private started = false;
-  private stopped = false;
+  private readonly sync: CoalescedSync;
   /** The last ruleset programmed, for tests and status. */
   lastApplied: CompiledRuleset | undefined;
   /** How many times a ruleset was programmed. */
@@ -94,59 +91,33 @@ export class PolicyController {
       namespaces: new Informer(client, resources.namespaces, logger),
       vmis: new Informer(client, resources.virtualMachineInstances, logger),
     };
-    for (const informer of Object.values(this.informers)) informer.onChange(() => { this.schedule(); });
-    options.endpoints.onChange(() => { this.schedule(); });
+    this.sync = new CoalescedSync(() => this.program(), options.debounceMs ?? 50);
+    for (const informer of Object.values(this.informers)) informer.onChange(() => { this.sync.schedule(); });
+    options.endpoints.onChange(() => { this.sync.schedule(); });
   }
 
   /** Starts the informers and programs the table once they are synced. */
   async start(): Promise<void> {
+    // Before every informer has listed, a compile would see part of the cluster: a table allowing what it should not.
     await Promise.all(Object.values(this.informers).map((informer) => informer.start()));
-    if (this.stopped) return;
-    this.started = true;
-    await this.sync();
+    await this.sync.start();
   }
 
   /** Stops watching and removes the table; with `keepTable` the table stays and keeps enforcing (for the next agent). */
   async stop(options: { keepTable?: boolean } = {}): Promise<void> {
-    this.stopped = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    await Promise.all(Object.values(this.informers).map((informer) => informer.stop()));
-    await this.running;
+    await Promise.all([this.sync.stop(), ...Object.values(this.informers).map((informer) => informer.stop())]);
     if (options.keepTable !== true) await this.applier.remove();
   }
 
-  private schedule(): void {
-    // Before every informer has listed, a compile would see part of the cluster: a table allowing what it should not.
-    if (!this.started || this.stopped || this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.sync();
-    }, this.options.debounceMs ?? 50);
-  }
-
-  /** Recompiles and programs now; a change arriving meanwhile runs once more afterwards. */
-  private async sync(): Promise<void> {
-    if (this.running !== undefined) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          const compiled = await this.applier.apply(this.input());
-          for (const warning of compiled.warnings) this.options.logger.warn(warning, { component: 'network-policy' });
-          this.lastApplied = compiled;
-          this.applied++;
-        } catch (err) {
-          this.options.logger.error('programming the network policy table failed; retrying on the next change', { component: 'network-policy', table: this.options.tableName, error: err instanceof Error ? err.message : String(err) });
-        }
-      } while (this.again && !this.stopped);
-    })();
+  /** Recompiles and programs the table. */
+  private async program(): Promise<void> {
     try {
-      await this.running;
-    } finally {
-      this.running = undefined;
+      const compiled = await this.applier.apply(this.input());
+      for (const warning of compiled.warnings) this.options.logger.warn(warning, { component: 'network-policy' });
+      this.lastApplied = compiled;
+      this.applied++;
+    } catch (err) {
+      this.options.logger.error('programming the network policy table failed; retrying on the next change', { component: 'network-policy', table: this.options.tableName, error: err instanceof Error ? err.message : String(err) });
     }
   }
 

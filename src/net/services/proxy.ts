@@ -14,6 +14,7 @@ import { runNft } from '../policy/index.js';
 import type { NftTarget } from '../policy/index.js';
 import { compileServices, removeServicesProgram } from './compile.js';
 import { proxiedPorts } from './model.js';
+import { CoalescedSync } from '../coalesced-sync.js';
 
 export interface ServiceProxyOptions {
   tableName: string;
@@ -54,11 +55,7 @@ export class ServiceProxy {
   readonly applier: ServiceTableApplier;
   private readonly services: Informer;
   private readonly slices: Informer;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private started = false;
-  private stopped = false;
+  private readonly sync: CoalescedSync;
 
   constructor(
     client: Client,
@@ -67,55 +64,29 @@ export class ServiceProxy {
     this.applier = new ServiceTableApplier(options.tableName, options.target);
     this.services = new Informer(client, resources.services, options.logger);
     this.slices = new Informer(client, resources.endpointSlices, options.logger);
-    for (const informer of [this.services, this.slices]) informer.onChange(() => { this.schedule(); });
+    this.sync = new CoalescedSync(() => this.program(), options.debounceMs ?? 50);
+    for (const informer of [this.services, this.slices]) informer.onChange(() => { this.sync.schedule(); });
   }
 
   /** Starts the informers and programs the table once both have listed. */
   async start(): Promise<void> {
     await Promise.all([this.services.start(), this.slices.start()]);
-    if (this.stopped) return;
-    this.started = true;
-    await this.sync();
+    await this.sync.start();
   }
 
   /** Stops watching; removes the table unless `keepTable` (it keeps serving for the next agent). */
   async stop(options: { keepTable?: boolean } = {}): Promise<void> {
-    this.stopped = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    await Promise.all([this.services.stop(), this.slices.stop()]);
-    await this.running;
+    await Promise.all([this.sync.stop(), this.services.stop(), this.slices.stop()]);
     if (options.keepTable !== true) await this.applier.remove();
   }
 
-  private schedule(): void {
-    if (!this.started || this.stopped || this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.sync();
-    }, this.options.debounceMs ?? 50);
-  }
-
-  /** Recompiles and programs now; a change arriving meanwhile runs once more afterwards. */
-  private async sync(): Promise<void> {
-    if (this.running !== undefined) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          const text = compileServices(proxiedPorts(this.services.list(), this.slices.list()), { tableName: this.options.tableName });
-          if (await this.applier.apply(text)) this.options.logger.debug('service table programmed', { table: this.options.tableName });
-        } catch (err) {
-          this.options.logger.error('programming the service table failed; retrying on the next change', { table: this.options.tableName, error: err instanceof Error ? err.message : String(err) });
-        }
-      } while (this.again && !this.stopped);
-    })();
+  /** Recompiles and programs the table if it changed. */
+  private async program(): Promise<void> {
     try {
-      await this.running;
-    } finally {
-      this.running = undefined;
+      const text = compileServices(proxiedPorts(this.services.list(), this.slices.list()), { tableName: this.options.tableName });
+      if (await this.applier.apply(text)) this.options.logger.debug('service table programmed', { table: this.options.tableName });
+    } catch (err) {
+      this.options.logger.error('programming the service table failed; retrying on the next change', { table: this.options.tableName, error: err instanceof Error ? err.message : String(err) });
     }
   }
 }

@@ -13,28 +13,24 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
-import { importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
 import { networkNames } from '../../src/net/pod/names.js';
 import { eventually } from '../../src/testing/wait.js';
-import { closeVmEnv, leftoverQemus, openVmEnv, phaseOf, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
+import { leftoverQemus, phaseOf, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { createBound, importBlankImage, phase, startAgentFixture, vmiManifest, waitVmi } from '../agent/support.js';
 import { hostNetworkState } from './support.js';
-import { bootedGuest, podGuest, runOnConsole } from './guests.js';
+import { bootedGuest, closeGuestEnv, openGuestEnv, podGuest, runOnConsole } from './guests.js';
 
 let env: VmEnv;
 
 before(async () => {
   if (skipWithoutQemu !== false) return;
-  env = await openVmEnv('vireo-autoattach-test');
-  await importTestGuest(env.images);
+  env = await openGuestEnv('vireo-autoattach-test');
 });
 after(async () => {
   if (skipWithoutQemu !== false) return;
-  await closeVmEnv(env);
-  const names = networkNames(env.agentDir);
-  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
+  await closeGuestEnv(env);
 });
 
 /** The test guest with no interfaces and no networks (and `devices` as given). */

@@ -3,14 +3,31 @@
  * guest with one pod NIC, waiting for it to run and be ready on its
  * console, and commands typed on that console with their exit status.
  */
+import assert from 'node:assert/strict';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt } from '../../src/api/kinds/read.js';
-import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER } from '../../src/agent/images/index.js';
+import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { networkNames } from '../../src/net/pod/names.js';
 import { eventually } from '../../src/testing/wait.js';
-import { ConsoleCapture, phaseOf, vmis } from '../e2e/vm-support.js';
+import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
+import { hostNetworkState } from './support.js';
 
 const bootMs = 360_000;
+
+/** A server and agent for a file of guest tests, with the test guest imported. */
+export async function openGuestEnv(prefix: string): Promise<VmEnv> {
+  const env = await openVmEnv(prefix);
+  await importTestGuest(env.images);
+  return env;
+}
+
+/** Closes it, and checks that the stopped agent left no pod network (bridge, tables, sandboxes) behind. */
+export async function closeGuestEnv(env: VmEnv): Promise<void> {
+  await closeVmEnv(env);
+  const names = networkNames(env.agentDir);
+  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
+}
 
 /** A VMI of the test guest in `default` with its pod NIC bound by `binding`. */
 export function podGuest(name: string, binding: 'masquerade' | 'bridge', options: { mac?: string; labels?: Record<string, string>; ports?: { port: number; protocol?: 'TCP' | 'UDP' }[] } = {}): KObject {

@@ -12,27 +12,23 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { arrayAt, recordsAt } from '../../src/api/kinds/read.js';
-import { importTestGuest } from '../../src/agent/images/index.js';
 import { networkNames } from '../../src/net/pod/names.js';
 import { eventually } from '../../src/testing/wait.js';
 import type { ConsoleCapture } from '../e2e/vm-support.js';
-import { closeVmEnv, leftoverQemus, openVmEnv, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
+import { leftoverQemus, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
 import { hostNetworkState } from './support.js';
-import { bootedGuest, podGuest, runOnConsole } from './guests.js';
+import { bootedGuest, closeGuestEnv, openGuestEnv, podGuest, runOnConsole } from './guests.js';
 
 let env: VmEnv;
 
 before(async () => {
   if (skipWithoutQemu !== false) return;
-  env = await openVmEnv('vireo-ipv6-test');
-  await importTestGuest(env.images);
+  env = await openGuestEnv('vireo-ipv6-test');
 });
 after(async () => {
   if (skipWithoutQemu !== false) return;
-  await closeVmEnv(env);
-  const names = networkNames(env.agentDir);
-  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.policyTable, names.netnsPrefix]), { netns: [], links: [], tables: [] }, 'the stopped agent left its pod network behind');
+  await closeGuestEnv(env);
 });
 
 interface Booted {

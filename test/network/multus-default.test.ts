@@ -12,9 +12,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
@@ -26,29 +25,21 @@ import { ConsoleCapture, closeVmEnv, leftoverQemus, openVmEnv, phaseOf, skipWith
 import type { VmEnv } from '../e2e/vm-support.js';
 import { runOnConsole } from './guests.js';
 import { hostNetworkState } from './support.js';
+import { MultusLab, leftInSandboxes } from './multus-lab.js';
 
 const bootMs = 240_000;
-const suffix = randomBytes(3).toString('hex');
-const bridges = [`vmda${suffix}`, `vmdb${suffix}`] as const;
-const peerNetns = `vireo-mdefault-test-${suffix}`;
-const peerVeth = `vmdp${suffix}`;
 const subnets = [0, 1].map((i) => `10.${208 + i * 4 + randomInt(4)}.${randomInt(256)}`);
 /** The default network's gateway: the test's peer namespace holds it. */
 const gateway = `${subnets[0] ?? ''}.250`;
 let env: VmEnv;
-let ipamDir: string;
+let lab: MultusLab;
 
 before(async () => {
   if (skipWithoutQemu !== false) return;
-  ipamDir = mkdtempSync(join(tmpdir(), 'vireo-mdefault-ipam-'));
+  lab = new MultusLab('md', 'mdefault');
   env = await openVmEnv('vireo-multus-default-test');
   await importTestGuest(env.images);
-  const nad = (name: string, index: 0 | 1, ipam: Record<string, unknown>): Record<string, unknown> => ({
-    apiVersion: 'k8s.cni.cncf.io/v1',
-    kind: 'NetworkAttachmentDefinition',
-    metadata: { name, namespace: 'default' },
-    spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'bridge', bridge: bridges[index], ipam: { type: 'host-local', dataDir: ipamDir, ...ipam } }) },
-  });
+  const nad = (name: string, index: 0 | 1, ipam: Record<string, unknown>): Record<string, unknown> => lab.nad(name, index, ipam);
   const applied = await kubectl(['apply', '-f', '-'], {
     kubeconfig: env.server.kubeconfig,
     stdin: JSON.stringify({
@@ -66,11 +57,7 @@ before(async () => {
 after(async () => {
   if (skipWithoutQemu !== false) return;
   await closeVmEnv(env);
-  for (const link of [peerVeth, ...bridges]) if (existsSync(`/sys/class/net/${link}`)) execFileSync('ip', ['link', 'del', link]);
-  if (existsSync(`/run/netns/${peerNetns}`)) execFileSync('ip', ['netns', 'del', peerNetns]);
-  rmSync(ipamDir, { recursive: true, force: true });
-  const names = networkNames(env.agentDir);
-  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.netnsPrefix, suffix]), { netns: [], links: [], tables: [] }, 'the test left network state behind');
+  lab.close(env.agentDir);
 });
 
 function guest(name: string, interfaces: Record<string, unknown>[], networks: Record<string, unknown>[]): KObject {
@@ -85,16 +72,6 @@ function guest(name: string, interfaces: Record<string, unknown>[], networks: Re
       volumes: [{ name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } }],
     },
   };
-}
-
-function leaseFiles(): string[] {
-  if (!existsSync(ipamDir)) return [];
-  return readdirSync(ipamDir).flatMap((network) => readdirSync(join(ipamDir, network)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)));
-}
-
-function leftInSandboxes(): string[] {
-  const sandboxes = join(env.agentDir, 'network', 'sandboxes');
-  return existsSync(sandboxes) ? readdirSync(sandboxes) : [];
 }
 
 test('two default networks, a default beside the pod network, and masquerade on the default network are refused as KubeVirt refuses them', { skip: skipWithoutQemu }, async () => {
@@ -120,7 +97,7 @@ test('a default network whose NAD is missing fails the VMI with the message and 
   const ready = recordsAt(failed, 'status', 'conditions').find((c) => c.type === 'Ready');
   assert.match(String(ready?.message), /network-attachment-definition default\/missing not found/);
   assert.deepEqual(hostNetworkState([networkNames(env.agentDir).netnsPrefix]).netns, []);
-  assert.deepEqual(leftInSandboxes(), []);
+  assert.deepEqual(leftInSandboxes(env.agentDir), []);
   await env.client.delete(vmis, 'default', 'no-default-nad');
   await eventually(async () => (await env.client.tryGet(vmis, 'default', 'no-default-nad')) === undefined, { what: 'the failed VMI gone', timeoutMs: 30_000 });
 });
@@ -154,16 +131,12 @@ test('a guest on a Multus default network takes its address and route by DHCP on
   // The sandbox: eth0 is the bridge plugin's veth (its peer on the test bridge), not the node bridge's; no pod lease.
   const netns = `${names.netnsPrefix}${vmi.metadata.uid ?? ''}`;
   assert.match(execFileSync('ip', ['-n', netns, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' }), /master k6t-eth0/);
-  assert.equal(execFileSync('ip', ['-o', 'link', 'show', 'master', bridges[0]], { encoding: 'utf8' }).trim().split('\n').length, 1);
+  assert.equal(lab.bridgePorts(lab.bridges[0]).split('\n').length, 1);
   assert.equal(existsSync(join(env.agentDir, 'network', 'sandboxes', vmi.metadata.uid ?? '', 'lease.json')), false, 'no lease of the node range');
-  assert.equal(leaseFiles().length, 2);
+  assert.equal(lab.leaseFiles().length, 2);
 
   // The peer namespace holds the default network's gateway.
-  execFileSync('ip', ['netns', 'add', peerNetns]);
-  execFileSync('ip', ['link', 'add', peerVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peerNetns]);
-  execFileSync('ip', ['link', 'set', peerVeth, 'master', bridges[0], 'up']);
-  execFileSync('ip', ['-n', peerNetns, 'addr', 'add', `${gateway}/24`, 'dev', 'eth0']);
-  execFileSync('ip', ['-n', peerNetns, 'link', 'set', 'eth0', 'up']);
+  lab.plugPeer(gateway);
 
   const console = await ConsoleCapture.open(env, 'on-default');
   try {
@@ -180,17 +153,14 @@ test('a guest on a Multus default network takes its address and route by DHCP on
   } finally {
     console.close();
   }
-  const ping = execFileSync('ip', ['netns', 'exec', peerNetns, 'ping', '-c', '2', '-w', '20', ip], { encoding: 'utf8' });
+  const ping = execFileSync('ip', ['netns', 'exec', lab.peerNetns, 'ping', '-c', '2', '-w', '20', ip], { encoding: 'utf8' });
   assert.match(ping, /2 received|2 packets received/);
-  execFileSync('ip', ['netns', 'del', peerNetns]);
+  lab.unplugPeer();
 
   await env.client.delete(vmis, 'default', 'on-default');
   await eventually(async () => (await env.client.tryGet(vmis, 'default', 'on-default')) === undefined, { what: 'the VMI gone', timeoutMs: 60_000 });
-  assert.deepEqual(leaseFiles(), []);
-  const cache = join(env.agentDir, 'cni', 'results');
-  assert.deepEqual(existsSync(cache) ? readdirSync(cache) : [], []);
-  for (const bridge of bridges) assert.equal(execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).trim(), '', `${bridge} has no ports left`);
+  lab.assertReleased(env.agentDir);
   assert.deepEqual(hostNetworkState([names.netnsPrefix]).netns, []);
-  assert.deepEqual(leftInSandboxes(), []);
+  assert.deepEqual(leftInSandboxes(env.agentDir), []);
   assert.deepEqual(leftoverQemus(env), []);
 });

@@ -12,10 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
 import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
@@ -26,29 +23,20 @@ import { ConsoleCapture, closeVmEnv, leftoverQemus, openVmEnv, phaseOf, skipWith
 import type { VmEnv } from '../e2e/vm-support.js';
 import { runOnConsole } from './guests.js';
 import { hostNetworkState } from './support.js';
+import { MultusLab, leftInSandboxes } from './multus-lab.js';
 
 const bootMs = 240_000;
-const suffix = randomBytes(3).toString('hex');
-/** The test bridges the plugins make in the host namespace, and a namespace plugged into the first. */
-const bridges = [`vmua${suffix}`, `vmub${suffix}`] as const;
-const peerNetns = `vireo-multus-test-${suffix}`;
-const peerVeth = `vmup${suffix}`;
 /** Two random /24s of 10.200.0.0/13 for the NADs' host-local ranges. */
 const subnets = [0, 1].map(() => `10.${200 + randomInt(8)}.${randomInt(256)}`);
 let env: VmEnv;
-let ipamDir: string;
+let lab: MultusLab;
 
 before(async () => {
   if (skipWithoutQemu !== false) return;
-  ipamDir = mkdtempSync(join(tmpdir(), 'vireo-multus-ipam-'));
+  lab = new MultusLab('mu', 'multus');
   env = await openVmEnv('vireo-multus-test');
   await importTestGuest(env.images);
-  const nad = (name: string, index: 0 | 1): Record<string, unknown> => ({
-    apiVersion: 'k8s.cni.cncf.io/v1',
-    kind: 'NetworkAttachmentDefinition',
-    metadata: { name, namespace: 'default' },
-    spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'bridge', bridge: bridges[index], ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: `${subnets[index] ?? ''}.0/24` }]] } }) },
-  });
+  const nad = (name: string, index: 0 | 1): Record<string, unknown> => lab.nad(name, index, { ranges: [[{ subnet: `${subnets[index] ?? ''}.0/24` }]] });
   const applied = await kubectl(['apply', '-f', '-'], { kubeconfig: env.server.kubeconfig, stdin: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [nad('lan-a', 0), nad('lan-b', 1)] }) });
   assert.equal(applied.code, 0, applied.stderr);
 });
@@ -56,11 +44,7 @@ before(async () => {
 after(async () => {
   if (skipWithoutQemu !== false) return;
   await closeVmEnv(env);
-  for (const link of [peerVeth, ...bridges]) if (existsSync(`/sys/class/net/${link}`)) execFileSync('ip', ['link', 'del', link]);
-  if (existsSync(`/run/netns/${peerNetns}`)) execFileSync('ip', ['netns', 'del', peerNetns]);
-  rmSync(ipamDir, { recursive: true, force: true });
-  const names = networkNames(env.agentDir);
-  assert.deepEqual(hostNetworkState([names.bridge, names.table, names.netnsPrefix, suffix]), { netns: [], links: [], tables: [] }, 'the test left network state behind');
+  lab.close(env.agentDir);
 });
 
 function guest(name: string, networks: { name: string; nad: string; mac?: string }[]): KObject {
@@ -84,17 +68,6 @@ function guest(name: string, networks: { name: string; nad: string; mac?: string
   };
 }
 
-/** Host-local's lease files (one per address) under the NADs' data dir. */
-function leaseFiles(): string[] {
-  if (!existsSync(ipamDir)) return [];
-  return readdirSync(ipamDir).flatMap((network) => readdirSync(join(ipamDir, network)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)));
-}
-
-function leftInSandboxes(): string[] {
-  const sandboxes = join(env.agentDir, 'network', 'sandboxes');
-  return existsSync(sandboxes) ? readdirSync(sandboxes) : [];
-}
-
 test('a VMI naming a missing NAD fails with the message and leaves no sandbox', { skip: skipWithoutQemu, timeout: 120_000 }, async () => {
   await env.client.create(vmis, guest('no-nad', [{ name: 'lan', nad: 'lan-a' }, { name: 'gone', nad: 'missing' }]));
   const failed = await eventually(async () => {
@@ -105,8 +78,8 @@ test('a VMI naming a missing NAD fails with the message and leaves no sandbox', 
   assert.equal(ready?.message, 'network-attachment-definition default/missing not found: create it, or fix networks[].multus.networkName');
   const names = networkNames(env.agentDir);
   assert.deepEqual(hostNetworkState([names.netnsPrefix]).netns, []);
-  assert.deepEqual(leftInSandboxes(), []);
-  assert.deepEqual(leaseFiles(), [], 'no address of lan-a was taken');
+  assert.deepEqual(leftInSandboxes(env.agentDir), []);
+  assert.deepEqual(lab.leaseFiles(), [], 'no address of lan-a was taken');
   await env.client.delete(vmis, 'default', 'no-nad');
   await eventually(async () => (await env.client.tryGet(vmis, 'default', 'no-nad')) === undefined, { what: 'the failed VMI gone', timeoutMs: 30_000 });
 });
@@ -140,7 +113,7 @@ test('a guest on the pod network and two NADs takes both IPAM addresses by DHCP,
     ['default/lan-a', 'net1', [ipA], undefined],
     ['default/lan-b', 'net2', [ipB], undefined],
   ]);
-  assert.equal(leaseFiles().length, 2);
+  assert.equal(lab.leaseFiles().length, 2);
 
   // The guest: DHCP on every NIC (eth1 = net1, eth2 = net2), as its boot log and `ip addr` say.
   const console = await ConsoleCapture.open(env, 'two-lans');
@@ -163,26 +136,16 @@ test('a guest on the pod network and two NADs takes both IPAM addresses by DHCP,
   }
 
   // A namespace of the test's own on lan-a's bridge reaches the guest's lan-a address: the datapath is real.
-  execFileSync('ip', ['netns', 'add', peerNetns]);
-  execFileSync('ip', ['link', 'add', peerVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peerNetns]);
-  execFileSync('ip', ['link', 'set', peerVeth, 'master', bridges[0], 'up']);
-  execFileSync('ip', ['-n', peerNetns, 'addr', 'add', `${subnets[0] ?? ''}.250/24`, 'dev', 'eth0']);
-  execFileSync('ip', ['-n', peerNetns, 'link', 'set', 'eth0', 'up']);
-  const ping = execFileSync('ip', ['netns', 'exec', peerNetns, 'ping', '-c', '2', '-w', '20', ipA], { encoding: 'utf8' });
+  lab.plugPeer(`${subnets[0] ?? ''}.250`);
+  const ping = execFileSync('ip', ['netns', 'exec', lab.peerNetns, 'ping', '-c', '2', '-w', '20', ipA], { encoding: 'utf8' });
   assert.match(ping, /2 received|2 packets received/);
-  execFileSync('ip', ['netns', 'del', peerNetns]);
+  lab.unplugPeer();
 
   await env.client.delete(vmis, 'default', 'two-lans');
   await eventually(async () => (await env.client.tryGet(vmis, 'default', 'two-lans')) === undefined, { what: 'the VMI gone', timeoutMs: 60_000 });
   // DEL ran for both: leases released, cache empty, the plugins' host veths gone; no sandbox, no QEMU.
-  assert.deepEqual(leaseFiles(), []);
-  const cache = join(env.agentDir, 'cni', 'results');
-  assert.deepEqual(existsSync(cache) ? readdirSync(cache) : [], []);
-  for (const bridge of bridges) {
-    const ports = execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).trim();
-    assert.equal(ports, '', `${bridge} has no ports left`);
-  }
+  lab.assertReleased(env.agentDir);
   assert.deepEqual(hostNetworkState([names.netnsPrefix]).netns, []);
-  assert.deepEqual(leftInSandboxes(), []);
+  assert.deepEqual(leftInSandboxes(env.agentDir), []);
   assert.deepEqual(leftoverQemus(env), []);
 });

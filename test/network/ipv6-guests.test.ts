@@ -69,7 +69,9 @@ test('two masquerade guests take fd10:0:2::2 by DHCPv6 and a default route by RA
   for (const name of ['v6-a', 'v6-b']) {
     const { console } = get(name);
     // dhcpcd runs in the background: wait for the DHCPv6 address and the RA's default route.
-    await eventually(async () => /inet6 fd10:0:2::2\//.test(await runOnConsole(console, 'ip -6 -o addr show dev eth0', 'ADDR6')), { what: `${name} to get fd10:0:2::2`, timeoutMs: 120_000, intervalMs: 2_000 });
+    // Until duplicate address detection is over, the address is "tentative" and the guest answers nothing sent to it.
+    const settled = (text: string): boolean => text.split('\n').some((line) => /inet6 fd10:0:2::2\//.test(line) && !/tentative/.test(line));
+    await eventually(async () => settled(await runOnConsole(console, 'ip -6 -o addr show dev eth0', 'ADDR6')), { what: `${name} to get fd10:0:2::2 (past duplicate address detection)`, timeoutMs: 120_000, intervalMs: 2_000 });
     await eventually(async () => /default via fe80:[0-9a-f:]+ dev eth0/.test(await runOnConsole(console, 'ip -6 route show default', 'ROUTE6')), { what: `${name} to get a default route from the router advertisements`, timeoutMs: 60_000, intervalMs: 2_000 });
     // A second web server on 8080: forwarded on v6-a (no ports listed), not on v6-b.
     await runOnConsole(console, 'httpd -p 8080 -h /www', 'HTTPD');

@@ -10,7 +10,7 @@ import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../.
 import { networkNames } from '../../src/net/pod/names.js';
 import { eventually } from '../../src/testing/wait.js';
 import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, vmis } from '../e2e/vm-support.js';
-import type { VmEnv } from '../e2e/vm-support.js';
+import type { ApiAccess, VmEnv } from '../e2e/vm-support.js';
 import { hostNetworkState } from './support.js';
 
 const bootMs = 360_000;
@@ -52,7 +52,7 @@ export function podGuest(name: string, binding: 'masquerade' | 'bridge', options
 }
 
 /** Waits for VMI `name` to run with its interfaces reported and its guest to be ready; its console. */
-export async function bootedGuest(env: VmEnv, name: string): Promise<{ vmi: KObject; console: ConsoleCapture }> {
+export async function bootedGuest(env: VmEnv | ApiAccess, name: string): Promise<{ vmi: KObject; console: ConsoleCapture }> {
   const vmi = await eventually(async () => {
     const found = await env.client.tryGet(vmis, 'default', name);
     if (phaseOf(found) === 'Failed') throw new Error(`VMI ${name} failed: ${JSON.stringify(found?.status)}`);

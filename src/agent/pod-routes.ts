@@ -59,6 +59,7 @@ export class NodePodRoutes {
   /** What the last successful sync was computed from: a Node heartbeat that changes nothing here syncs nothing. */
   private lastInput: string | undefined;
   private lastSkipped = '';
+  private lastPublishError = '';
   private retry: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: NodePodRoutesOptions) {
@@ -105,7 +106,13 @@ export class NodePodRoutes {
     if (input === this.lastInput) return;
     try {
       const self = nodes.find((n) => n.name === this.options.nodeName);
-      const waiting = self === undefined ? false : await this.publishLinkLocal(self, nodes, signal);
+      // Publishing is retried apart from the routes: a Node that cannot be patched still gets and gives its IPv4 routes.
+      const waiting = self === undefined ? false : await this.publishLinkLocal(self, nodes, signal).catch((err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        if (!signal.aborted && message !== this.lastPublishError) this.logger.warn('cannot publish the node\'s IPv6 link-local address on its Node: other nodes route no IPv6 pod traffic here; trying again', { error: message });
+        this.lastPublishError = message;
+        return true;
+      });
       const { routes, skipped } = desiredPodRoutes(nodes, this.options.nodeName);
       const result = await syncPodRoutes(routes, signal);
       await this.options.podNetwork.setClusterPodRanges(clusterPodRanges(nodes), signal);
@@ -114,8 +121,8 @@ export class NodePodRoutes {
       const skippedText = JSON.stringify(notRouted);
       if (skippedText !== this.lastSkipped && notRouted.length > 0) this.logger.warn('pod ranges of other nodes that get no route: their pods cannot be reached from this node', { skipped: notRouted });
       this.lastSkipped = skippedText;
-      this.lastInput = input;
       if (waiting) this.later();
+      else this.lastInput = input;
     } catch (err) {
       if (signal.aborted) return;
       this.logger.error('cannot sync the routes to other nodes\' pod ranges; trying again', { err });

@@ -13,7 +13,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
@@ -23,23 +22,14 @@ import { importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
 import { networkNames } from '../../src/net/pod/names.js';
 import type { LabHost } from '../../src/testing/hosts-lab.js';
-import { kubectl, kubectlBinary } from '../../src/testing/kubectl.js';
+import { kubectl } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
 import type { ApiAccess, ConsoleCapture } from '../e2e/vm-support.js';
 import { vmis } from '../e2e/vm-support.js';
-import { bootedGuest, podGuest, runOnConsole } from '../network/guests.js';
+import { allowClient, bootedGuest, denyWeb, podGuest, runOnConsole } from '../network/guests.js';
+import { labSkip } from './requirements.js';
 import { startLabCluster } from './support.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed' : !has('nsenter') ? 'nsenter is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
 
 /** The test guest pinned to `host`. */
 function pinnedGuest(name: string, host: LabHost, labels: Record<string, string>): KObject {
@@ -70,25 +60,7 @@ function httpGet(host: string, port: number): Promise<string> {
   });
 }
 
-const denyWeb = `apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny-web, namespace: default}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Ingress]
-`;
-
-const allowClient = `apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: allow-client, namespace: default}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: client}}}]
-    ports: [{protocol: TCP, port: 80}]
-`;
-
-test('guests on two lab hosts reach each other by pod IP, cluster IP, node port and IPv6; a NetworkPolicy across hosts denies and allows by label', { skip, timeout: 1_200_000 }, async (t) => {
+test('guests on two lab hosts reach each other by pod IP, cluster IP, node port and IPv6; a NetworkPolicy across hosts denies and allows by label', { skip: labSkip, timeout: 1_200_000 }, async (t) => {
   const cluster = await startLabCluster({ hosts: 3 });
   t.after(() => cluster.close());
   const { lab, client } = cluster;

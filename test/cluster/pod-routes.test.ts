@@ -9,28 +9,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
 import { resources } from '../../src/client/index.js';
 import { podCidrsOf } from '../../src/controllers/nodeipam/controller.js';
 import { linkLocalAnnotation, parseRouteList, podRouteProtocol } from '../../src/net/pod/node-routes.js';
 import type { LabHost } from '../../src/testing/hosts-lab.js';
-import { kubectlBinary } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
+import { labSkip } from './requirements.js';
 import { startLabCluster } from './support.js';
 import type { LabCluster } from './support.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (the agents check QEMU at start)' : !has('nsenter') ? 'nsenter is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
 
 /** `destination via nexthop` of every route of Vireo's protocol on `host`, sorted. */
 async function routesOn(cluster: LabCluster, host: LabHost): Promise<string[]> {
@@ -54,7 +43,7 @@ function expectedRoutes(nodes: readonly KObject[], self: string): string[] {
     .sort();
 }
 
-test('routes between the pod ranges of three lab hosts follow the Nodes, and go with the agent', { skip, timeout: 400_000 }, async (t) => {
+test('routes between the pod ranges of three lab hosts follow the Nodes, and go with the agent', { skip: labSkip, timeout: 400_000 }, async (t) => {
   const cluster = await startLabCluster({ hosts: 3 });
   t.after(() => cluster.close());
   const { lab, client } = cluster;

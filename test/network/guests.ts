@@ -72,3 +72,23 @@ export async function runOnConsole(console: ConsoleCapture, command: string, mar
     return new RegExp(`${marker}-\\d`).test(text.replace(`echo ${marker}-$?`, '')) ? text : undefined;
   }, { what: `"${command}" to finish in the guest`, timeoutMs: 60_000, intervalMs: 200 });
 }
+
+/** A NetworkPolicy isolating the `app: web` guests for ingress, with no rule: nothing reaches them. */
+export const denyWeb = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-web, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+`;
+
+/** A NetworkPolicy letting the `app: client` guests reach the `app: web` guests on TCP port 80. */
+export const allowClient = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-client, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{protocol: TCP, port: 80}]
+`;

@@ -5,12 +5,14 @@
  * token from `vireo token create`, each with its own data directory and
  * address. The test process reaches them over the lab bridge; `close()`
  * stops the agents (with their guests), the server, kills whatever is left
- * in the hosts, removes the guests' cgroups and the lab.
+ * in the hosts, removes the guests' cgroups, their sandboxes and the lab.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpClient, resources } from '../../src/client/index.js';
+import { networkNames } from '../../src/net/pod/names.js';
 import { HostsLab } from '../../src/testing/hosts-lab.js';
 import type { LabHost } from '../../src/testing/hosts-lab.js';
 import { startAgentProcess, startServerProcess } from '../../src/testing/process.js';
@@ -45,6 +47,31 @@ export interface LabCluster {
   close(): Promise<void>;
 }
 
+/**
+ * Kills what still runs in the pod network sandboxes of the agent on
+ * `agentDir` (their dnsmasq) and removes the sandboxes' namespaces.
+ */
+function removeSandboxesOf(agentDir: string): void {
+  const prefix = networkNames(agentDir).netnsPrefix;
+  let namespaces: string[] = [];
+  try {
+    namespaces = readdirSync('/run/netns').filter((name) => name.startsWith(prefix));
+  } catch {
+    return;
+  }
+  for (const netns of namespaces) {
+    const pids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter((line) => /^\d+$/.test(line.trim()));
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    execFileSync('ip', ['netns', 'del', netns]);
+  }
+}
+
 /** Starts a cluster of `hosts` lab hosts (at least 1: the server's); `serverArgs` and `agentArgs` are added to their command lines. */
 export async function startLabCluster(options: { hosts: number; serverArgs?: string[]; agentArgs?: string[] }): Promise<LabCluster> {
   const lab = await HostsLab.create(options.hosts);
@@ -67,6 +94,8 @@ export async function startLabCluster(options: { hosts: number; serverArgs?: str
         for (const pid of qemuPidsUnder(dir)) process.kill(pid, 'SIGKILL');
         await removeCgroupsOf(dir);
       }
+      // The guests' sandboxes are namespaces of their own, not their host's: what a stopped or killed agent left of them goes too.
+      for (const agentDir of [join(root, 'server', 'agent'), ...lab.hosts.map((h) => join(root, h.name, 'agent'))]) removeSandboxesOf(agentDir);
       rmSync(root, { recursive: true, force: true });
     }
   };

@@ -9,20 +9,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { resources } from '../../src/client/index.js';
-import { kubectl, kubectlBinary } from '../../src/testing/kubectl.js';
+import { kubectl } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
+import { labSkip } from './requirements.js';
 import { startLabCluster } from './support.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (the agents check QEMU at start)' : !has('nsenter') ? 'nsenter is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+const skip = labSkip;
 
 test('three lab hosts join as three nodes with their own addresses; a host can be cut off and killed', { skip, timeout: 300_000 }, async (t) => {
   const cluster = await startLabCluster({ hosts: 3 });

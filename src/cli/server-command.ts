@@ -35,6 +35,12 @@ export interface ServerCommandOptions {
   clusterDnsListen: string | undefined;
   /** `--store`: "sqlite" (in the data dir) or `etcd://host:port[,host:port…][/prefix]`; undefined: sqlite. */
   store: string | undefined;
+  /**
+   * `--pki-dir`: where the cluster's shared secrets are (ca.crt, ca.key,
+   * token, upload-token.key): every server of one cluster on etcd uses the
+   * same. Undefined: the data directory, where the first server makes them.
+   */
+  pkiDir: string | undefined;
 }
 
 export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
@@ -58,8 +64,14 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   process.umask(0o077);
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(options.dataDir, 0o700);
-  const pki = await ensurePki(options.dataDir, [host]);
-  const token = loadOrCreateToken(join(options.dataDir, 'token'));
+  const pkiDir = options.pkiDir ?? options.dataDir;
+  if (options.pkiDir !== undefined && !existsSync(join(pkiDir, 'token'))) {
+    throw new CliError('usage', `--pki-dir ${pkiDir} has no token file: copy ca.crt, ca.key, token and upload-token.key from the first server's --data-dir into it`);
+  }
+  const pki = await ensurePki(options.dataDir, [host], options.pkiDir === undefined ? {} : { caDir: pkiDir }).catch((err: unknown) => {
+    throw new CliError('usage', err instanceof Error ? err.message : String(err), err);
+  });
+  const token = loadOrCreateToken(join(pkiDir, 'token'));
   const store = await openStore(
     storeOptions.backend === 'etcd'
       ? { ...storeOptions, onWaiting: (message) => { logger.warn(message); } }
@@ -79,7 +91,9 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     port,
     agent: { dataDir: options.dataDir },
     clusterCidrs,
-    uploadKey: loadUploadKey(options.dataDir),
+    uploadKey: loadUploadKey(pkiDir),
+    // Several servers may share an etcd: the singletons run on the one holding the leader Lease. SQLite has one server, which leads at once.
+    ...(storeOptions.backend === 'etcd' ? { leaderElection: {} } : {}),
     serviceNetwork: options.serviceNetwork,
     ...clusterDnsOption(options.clusterDnsListen),
   });

@@ -41,6 +41,7 @@ Commands:
       --pki-dir DIR      The cluster's CA (ca.crt, ca.key), token and upload-token.key, shared by every
                          server of one cluster (default --data-dir; a second server on the same etcd
                          takes a copy of the first one's).
+      --node-name NAME   The Node of the server's own agent (default this host's name).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
       --cluster-cidr CIDRS
                          The pod network: one IPv4 and optionally one IPv6 range, comma-separated;
@@ -93,6 +94,7 @@ async function main(argv: string[]): Promise<void> {
           'cluster-dns-listen': { type: 'string' },
           store: { type: 'string' },
           'pki-dir': { type: 'string' },
+          'node-name': { type: 'string' },
         },
         strict: true,
       });
@@ -108,6 +110,7 @@ async function main(argv: string[]): Promise<void> {
         clusterDnsListen: values['cluster-dns-listen'],
         store: values.store,
         pkiDir: values['pki-dir'],
+        nodeName: values['node-name'],
       });
       return;
     }

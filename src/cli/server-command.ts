@@ -10,6 +10,7 @@ import { createLogger } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
 import { openStore, parseEtcdUrl, StoreError } from '../store/index.js';
 import { startControlPlane } from '../server/control-plane.js';
+import { defaultLeaderLease } from '../server/leader-election.js';
 import { loadUploadKey } from '../apiserver/upload-token.js';
 import { ensurePki } from './pki.js';
 import { renderKubeconfig } from './kubeconfig.js';
@@ -41,6 +42,8 @@ export interface ServerCommandOptions {
    * same. Undefined: the data directory, where the first server makes them.
    */
   pkiDir: string | undefined;
+  /** `--node-name`: the Node of this server's own agent (default this host's name; servers side by side on one host need their own). */
+  nodeName: string | undefined;
 }
 
 export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
@@ -89,7 +92,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     logger,
     host,
     port,
-    agent: { dataDir: options.dataDir },
+    agent: { dataDir: options.dataDir, ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }) },
     clusterCidrs,
     uploadKey: loadUploadKey(pkiDir),
     // Several servers may share an etcd: the singletons run on the one holding the leader Lease. SQLite has one server, which leads at once.
@@ -103,6 +106,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   writeFileAtomic(kubeconfigPath, renderKubeconfig({ server, caCert: pki.caCert, token }));
   process.stdout.write(`vireo server ready at ${server}\n`);
   process.stdout.write(`kubeconfig: ${kubeconfigPath}\n`);
+  if (plane.elector !== undefined) process.stdout.write(`leader election: candidate ${plane.elector.identity} for Lease ${defaultLeaderLease.namespace}/${defaultLeaderLease.name}\n`);
   const stopping = new AbortController();
   if (options.newcomer) void startDemo(plane, kubeconfigPath, stopping.signal);
   await untilStopSignal(logger);

@@ -92,9 +92,15 @@ export function processClusterCidr(dataDir: string): string {
 }
 
 /** Starts `vireo server` on loopback `port`; `store` is its `--store` (default: SQLite in the data dir). */
-export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string }): Promise<ServerProcess> {
+export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string; pkiDir?: string; logLevel?: string; nodeName?: string }): Promise<ServerProcess> {
   const { child, output, exited } = await spawnUntilReady(
-    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn', '--cluster-cidr', processClusterCidr(options.dataDir), ...(options.store === undefined ? [] : ['--store', options.store])],
+    [
+      'server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', options.logLevel ?? 'warn', '--cluster-cidr', processClusterCidr(options.pkiDir ?? options.dataDir),
+      ...(options.store === undefined ? [] : ['--store', options.store]),
+      // A second server of one cluster: the first one's CA, token and upload key.
+      ...(options.pkiDir === undefined ? [] : ['--pki-dir', options.pkiDir]),
+      ...(options.nodeName === undefined ? [] : ['--node-name', options.nodeName]),
+    ],
     'vireo server',
     options.timeoutMs ?? 30_000,
   );
@@ -103,8 +109,8 @@ export async function startServerProcess(options: { dataDir: string; port: numbe
     child,
     url: `https://127.0.0.1:${options.port}`,
     kubeconfig,
-    token: readFileSync(join(options.dataDir, 'token'), 'utf8').trim(),
-    caCert: readFileSync(join(options.dataDir, 'ca.crt'), 'utf8'),
+    token: readFileSync(join(options.pkiDir ?? options.dataDir, 'token'), 'utf8').trim(),
+    caCert: readFileSync(join(options.pkiDir ?? options.dataDir, 'ca.crt'), 'utf8'),
     output,
     exited,
   };

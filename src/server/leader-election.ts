@@ -93,6 +93,7 @@ export class LeaderElector {
     const leaseDurationMs = options.leaseDurationMs ?? 15_000;
     const renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     const retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    if (!Number.isInteger(leaseDurationMs / 1000) || leaseDurationMs <= 0) throw new Error(`leader election: the lease duration (${leaseDurationMs} ms) must be whole seconds: the Lease stores leaseDurationSeconds as an integer`);
     if (!(renewDeadlineMs < leaseDurationMs)) throw new Error(`leader election: the renew deadline (${renewDeadlineMs} ms) must be shorter than the lease duration (${leaseDurationMs} ms)`);
     if (!(retryPeriodMs < renewDeadlineMs)) throw new Error(`leader election: the retry period (${retryPeriodMs} ms) must be shorter than the renew deadline (${renewDeadlineMs} ms)`);
     this.identity = options.identity ?? `${hostname().toLowerCase()}_${randomUUID()}`;

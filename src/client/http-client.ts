@@ -139,8 +139,9 @@ export class HttpClient implements Client {
   private async acrossServers<T extends { status: number }>(method: string, attempt: (server: string) => Promise<T>): Promise<T> {
     const count = this.servers.length;
     const failures: string[] = [];
+    const first = this.current;
     for (let i = 0; i < count; i++) {
-      const index = (this.current + i) % count;
+      const index = (first + i) % count;
       const server = this.servers[index] ?? '';
       const last = i === count - 1;
       try {

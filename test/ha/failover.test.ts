@@ -131,6 +131,22 @@ test('two vireo servers on a three-member etcd: one leads, the leader dies, noth
     assert.equal(stringAt(await b.client.get(resources.configMaps, 'default', 'via-a'), 'data', 'k'), 'a');
     await b.client.create(resources.configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'via-b', namespace: 'default' }, data: { k: 'b' } });
     assert.equal(stringAt(await a.client.get(resources.configMaps, 'default', 'via-b'), 'data', 'k'), 'b');
+    // A CRD made through one server is served by the other too.
+    await a.client.create({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', namespaced: false }, {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'widgets.ha.vireo.test' },
+      spec: { group: 'ha.vireo.test', scope: 'Namespaced', names: { plural: 'widgets', singular: 'widget', kind: 'Widget' }, versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }] },
+    });
+    const widgets = { group: 'ha.vireo.test', version: 'v1', plural: 'widgets', namespaced: true };
+    await eventually(async () => {
+      try {
+        return await b.client.create(widgets, { apiVersion: 'ha.vireo.test/v1', kind: 'Widget', metadata: { name: 'w', namespace: 'default' } });
+      } catch (err) {
+        if (err instanceof ApiError && err.reason === 'NotFound') return undefined;
+        throw err;
+      }
+    }, { what: 'the other server to serve the new CRD', timeoutMs: 10_000 });
     const held = await eventually(async () => {
       const lease = await leaseHolder(a.client);
       return lease !== undefined && [a.identity, b.identity].includes(lease.holder) ? lease : undefined;

@@ -138,8 +138,8 @@ async function main(argv: string[]): Promise<void> {
     case 'kubeconfig': {
       const { values } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' }, servers: { type: 'string' } }, strict: true });
       const path = join(values['data-dir'] ?? defaultDataDir, 'kubeconfig');
+      if (values.servers !== undefined) { process.stdout.write(kubeconfigWithServers(path, values.servers)); return; }
       try {
-        if (values.servers !== undefined) { process.stdout.write(kubeconfigWithServers(path, values.servers)); return; }
         process.stdout.write(readFileSync(path, 'utf8'));
       } catch (err) {
         throw new CliError('not-found', `no kubeconfig at ${path}: start the server first (vireo up, or vireo server --data-dir DIR)`, err);

@@ -15,7 +15,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { AgentEndpoint, NodeAgent, defaultAgentPort } from '../agent/index.js';
 import { ImageStore } from '../agent/images/index.js';
-import { HttpClient, resources } from '../client/index.js';
+import { HttpClient, parseServerList, resources } from '../client/index.js';
 import { ApiError } from '../api/errors.js';
 import { createLogger } from '../log/logger.js';
 import type { LogLevel, Logger } from '../log/logger.js';
@@ -32,7 +32,7 @@ import { untilStopSignal } from './signals.js';
 export interface AgentCommandOptions {
   /** Default: $KUBECONFIG, else ~/.vireo/kubeconfig. Not with `token`. */
   kubeconfig: string | undefined;
-  /** `--server`: the server to join (with `token`). */
+  /** `--server`: the server to join (with `token`), or several of one cluster, comma-separated. */
   server: string | undefined;
   /** `--token`: a join token (`vireo token create`), used once, when the data directory holds no credential yet. */
   token: string | undefined;
@@ -85,7 +85,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   chmodSync(options.dataDir, 0o700);
   const connection = await connect(options, nodeName, logger);
   const tls = await ensureSelfSigned(options.dataDir, 'agent', nodeName);
-  const client = new HttpClient({ server: connection.server, token: connection.token, caCert: connection.caCert, userAgent: `vireo-agent/${nodeName}` });
+  const client = new HttpClient({ server: connection.servers, token: connection.token, caCert: connection.caCert, userAgent: `vireo-agent/${nodeName}` });
   // The endpoint listens before the Node says where it is (the port may be picked at random); until the agent has started it answers 503.
   const rate = exportRate(process.env.VIREO_EXPORT_RATE_LIMIT);
   const endpoint = new AgentEndpoint({ token: connection.serverToken, tls, logger, ...(rate === undefined ? {} : { exportRateBytesPerSecond: rate }) });
@@ -98,11 +98,11 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
     images: new ImageStore(join(options.dataDir, 'images')),
     endpoint: { port: listening, certificate: tls.cert, address },
     ...(connection.joined ? { nodeAnnotations: { [joinedAnnotation]: 'true' } } : { clusterToken: connection.token }),
-    apiServer: { url: connection.server, caCert: connection.caCert },
+    apiServer: { url: connection.servers[0] ?? '', caCert: connection.caCert },
   });
   endpoint.serve(agent, agent);
   await agent.start();
-  process.stdout.write(`vireo agent ready: node ${nodeName}, endpoint ${httpsUrl(address, listening)}, server ${connection.server}\n`);
+  process.stdout.write(`vireo agent ready: node ${nodeName}, endpoint ${httpsUrl(address, listening)}, server ${connection.servers.join(',')}\n`);
   await untilStopSignal(logger);
   await endpoint.close();
   await agent.stop();
@@ -112,7 +112,8 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
 
 /** How the agent reaches the API server, and what the server presents to its endpoint. */
 interface AgentConnection {
-  server: string;
+  /** The servers of the cluster, the one to try first first. */
+  servers: string[];
   caCert: string;
   /** The bearer token for the API: the node credential, or the cluster token. */
   token: string;
@@ -147,14 +148,28 @@ async function connect(options: AgentCommandOptions, nodeName: string, logger: L
   } else if (stored === undefined && options.server !== undefined) {
     throw new CliError('usage', `--server needs --token (a join token from "vireo token create"): ${nodeCredentialPath(options.dataDir)} does not exist, so this host has not joined yet`);
   }
-  if (stored !== undefined) return { server: stored.server, caCert: stored.caCert, token: stored.credential, serverToken: { sha256: stored.serverTokenSha256 }, joined: true };
+  if (stored !== undefined) return { servers: storedServers(stored, options.server), caCert: stored.caCert, token: stored.credential, serverToken: { sha256: stored.serverTokenSha256 }, joined: true };
   const kubeconfig = loadConnection(kubeconfigPath(options.kubeconfig));
-  return { server: kubeconfig.server, caCert: kubeconfig.caCert, token: kubeconfig.token, serverToken: kubeconfig.token, joined: false };
+  return { servers: kubeconfig.servers, caCert: kubeconfig.caCert, token: kubeconfig.token, serverToken: kubeconfig.token, joined: false };
+}
+
+/**
+ * The servers a joined agent uses: those it stored at joining, or those
+ * `--server` names now (an operator adding a server to the cluster need not
+ * join the node again).
+ */
+function storedServers(stored: NodeCredentialFile, flag: string | undefined): string[] {
+  if (flag === undefined) return stored.servers;
+  try {
+    return parseServerList(flag);
+  } catch (err) {
+    throw new CliError('usage', `--server ${flag} is not valid: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** The server's message when it refuses the stored credential (401), else undefined (other failures are the agent's to retry). */
 async function credentialRefusal(stored: NodeCredentialFile): Promise<string | undefined> {
-  const client = new HttpClient({ server: stored.server, token: stored.credential, caCert: stored.caCert, userAgent: `vireo-agent/${stored.nodeName}` });
+  const client = new HttpClient({ server: stored.servers, token: stored.credential, caCert: stored.caCert, userAgent: `vireo-agent/${stored.nodeName}` });
   try {
     await client.tryGet(resources.nodes, undefined, stored.nodeName);
     return undefined;

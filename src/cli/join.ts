@@ -14,12 +14,15 @@ import { caCertHash, caSignature, parseJoinToken, sameSecret } from '../api/join
 import { clusterInfoPath, joinPath, parseClusterInfo, parseJoinResponse, vireoVersion } from '../api/node-credential.js';
 import type { ClusterInfo } from '../api/node-credential.js';
 import { isPlainObject } from '../api/object.js';
-import { HttpClient } from '../client/index.js';
+import { HttpClient, parseServerList } from '../client/index.js';
 import { CliError } from './errors.js';
 
 /** What a joined agent keeps in its data directory. */
 export interface NodeCredentialFile {
+  /** The server the node joined through. */
   server: string;
+  /** Every server of the cluster the agent may use (`--server a,b`), `server` first; older files have only `server`. */
+  servers: string[];
   caCert: string;
   nodeName: string;
   /** The node's bearer token for the API server. */
@@ -29,6 +32,7 @@ export interface NodeCredentialFile {
 }
 
 export interface JoinOptions {
+  /** `--server`: one URL or several, comma-separated, of one cluster. */
   server: string;
   token: string;
   /** `sha256:<hex>`: the CA must have this public key. */
@@ -57,7 +61,8 @@ export function loadNodeCredential(dataDir: string): NodeCredentialFile | undefi
   if (!isPlainObject(value) || fields.some((f) => typeof value[f] !== 'string' || value[f] === '')) {
     throw new CliError('usage', `${path} lacks one of ${fields.join(', ')}: remove it and join again with a new token`);
   }
-  return { server: String(value.server), caCert: String(value.caCert), nodeName: String(value.nodeName), credential: String(value.credential), serverTokenSha256: String(value.serverTokenSha256) };
+  const servers = Array.isArray(value.servers) && value.servers.every((s) => typeof s === 'string') ? value.servers : [String(value.server)];
+  return { server: String(value.server), servers, caCert: String(value.caCert), nodeName: String(value.nodeName), credential: String(value.credential), serverTokenSha256: String(value.serverTokenSha256) };
 }
 
 /** Joins the cluster at `options.server` and stores the node's credential; see the module comment. */
@@ -67,8 +72,9 @@ export async function joinCluster(options: JoinOptions): Promise<NodeCredentialF
   if (options.caCertHash !== undefined && !/^sha256:[0-9a-f]{64}$/.test(options.caCertHash)) {
     throw new CliError('usage', `--ca-cert-hash ${options.caCertHash} is not valid: use sha256: and 64 hex digits, as "vireo token create" prints it`);
   }
-  const server = serverUrl(options.server);
-  const info = await fetchClusterInfo(server, token.id);
+  const servers = serverUrls(options.server);
+  // Every server of one cluster serves the same cluster-info: the first that answers will do.
+  const { server, info } = await firstClusterInfo(servers, token.id);
   if (!sameSecret(info.signature, caSignature(info.caCert, token))) {
     throw new CliError('usage', `the server at ${server} does not know join token ${token.id}.… (its CA signature does not match): this is not the server that made the token, or the token was mistyped`);
   }
@@ -77,7 +83,7 @@ export async function joinCluster(options: JoinOptions): Promise<NodeCredentialF
   } else if (caCertHash(info.caCert) !== options.caCertHash) {
     throw new CliError('usage', `the CA of ${server} has hash ${caCertHash(info.caCert)}, not ${options.caCertHash}: refusing to join a server that is not the pinned one (check --server and --ca-cert-hash)`);
   }
-  const client = new HttpClient({ server, token: `${token.id}.${token.secret}`, caCert: info.caCert, userAgent: `vireo-agent/${options.nodeName}` });
+  const client = new HttpClient({ server: [server, ...servers.filter((s) => s !== server)], token: `${token.id}.${token.secret}`, caCert: info.caCert, userAgent: `vireo-agent/${options.nodeName}` });
   let answer: { status: number; body: string };
   try {
     answer = await client.raw('POST', joinPath, { nodeName: options.nodeName, version: vireoVersion });
@@ -91,7 +97,7 @@ export async function joinCluster(options: JoinOptions): Promise<NodeCredentialF
   } catch (err) {
     throw new CliError('unavailable', `the server at ${server} answered the join with something unexpected (${err instanceof Error ? err.message : String(err)})`, err);
   }
-  const stored: NodeCredentialFile = { server, caCert: info.caCert, nodeName: response.nodeName, credential: response.credential, serverTokenSha256: response.serverTokenSha256 };
+  const stored: NodeCredentialFile = { server, servers: [server, ...servers.filter((s) => s !== server)], caCert: info.caCert, nodeName: response.nodeName, credential: response.credential, serverTokenSha256: response.serverTokenSha256 };
   const path = nodeCredentialPath(options.dataDir);
   writeFileSync(`${path}.tmp`, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
   chmodSync(`${path}.tmp`, 0o600);
@@ -99,15 +105,27 @@ export async function joinCluster(options: JoinOptions): Promise<NodeCredentialF
   return stored;
 }
 
-function serverUrl(flag: string): string {
-  let url: URL;
+function serverUrls(flag: string): string[] {
   try {
-    url = new URL(flag);
-  } catch {
-    throw new CliError('usage', `--server ${flag} is not a URL: use https://HOST:PORT of the vireo server`);
+    return parseServerList(flag);
+  } catch (err) {
+    throw new CliError('usage', `--server ${flag} is not valid: ${err instanceof Error ? err.message : String(err)} (of the vireo server, or several of one cluster)`);
   }
-  if (url.protocol !== 'https:' || url.pathname.replace(/\/+$/, '') !== '') throw new CliError('usage', `--server ${flag} is not valid: use https://HOST:PORT of the vireo server`);
-  return `${url.protocol}//${url.host}`;
+}
+
+/** The cluster-info of the first server that answers; the last failure when none does. */
+async function firstClusterInfo(servers: readonly string[], tokenId: string): Promise<{ server: string; info: ClusterInfo }> {
+  let failure: unknown;
+  for (const server of servers) {
+    try {
+      return { server, info: await fetchClusterInfo(server, tokenId) };
+    } catch (err) {
+      // Only an unreachable server sends the join to the next one; a refusal stands.
+      if (!(err instanceof CliError) || err.code !== 'unavailable') throw err;
+      failure = err;
+    }
+  }
+  throw failure instanceof Error ? failure : new CliError('unavailable', 'no server to join');
 }
 
 /** `GET /vireo/v1/cluster-info` before the CA is known: TLS without verification; the answer is checked by its signature. */

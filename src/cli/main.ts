@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
  * The `vireo` command. Subcommands:
- *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT]
+ *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT] [--store URL] [--pki-dir DIR]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE | --server URL --token T [--ca-cert-hash sha256:…]  --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo token create|list|delete …  (join tokens, src/cli/commands/token.ts)
- *   vireo kubeconfig [--data-dir DIR]
+ *   vireo kubeconfig [--data-dir DIR] [--servers URL,URL…]
  *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
  *   vireo image-upload dv|pvc NAME --image-path FILE --size SIZE …  (src/cli/commands/image-upload.ts)
  */
@@ -16,6 +16,9 @@ import { readFileSync } from 'node:fs';
 import { isLogLevel } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
 import { runServer } from './server-command.js';
+import { renderKubeconfig } from './kubeconfig.js';
+import { loadConnection } from './commands/connection.js';
+import { parseServerList } from '../client/index.js';
 import { defaultNodePortRange, defaultServiceClusterIpRange, parseServiceNetwork } from '../apiserver/index.js';
 import type { ServiceNetwork } from '../apiserver/index.js';
 import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
@@ -33,6 +36,12 @@ Commands:
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
       --store URL        Where the cluster's state lives: sqlite (default, in --data-dir) or
                          etcd://host:port[,host:port…][/prefix] (etcd v3; keys under /vireo/ by default).
+                         Several servers may share one etcd: all serve the API, one at a time
+                         (the holder of Lease kube-system/vireo-controller-manager) runs the controllers.
+      --pki-dir DIR      The cluster's CA (ca.crt, ca.key), token and upload-token.key, shared by every
+                         server of one cluster (default --data-dir; a second server on the same etcd
+                         takes a copy of the first one's).
+      --node-name NAME   The Node of the server's own agent (default this host's name).
       --listen HOST:PORT Address to serve HTTPS on (default 127.0.0.1:6443).
       --cluster-cidr CIDRS
                          The pod network: one IPv4 and optionally one IPv6 range, comma-separated;
@@ -42,7 +51,8 @@ Commands:
       --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
       --cluster-dns-listen HOST:PORT          The cluster DNS (UDP and TCP; default 127.0.0.1:10053, "off" for none).
   agent                  Run the node agent of another host.
-      --server URL       Join the server at https://HOST:PORT (with --token, on first start)...
+      --server URL[,URL…] Join the server at https://HOST:PORT (with --token, on first start)...
+                         several servers of one cluster: the agent uses the next when one fails.
       --token TOKEN      ...with a join token from "vireo token create"; the node's own
                          credential is kept in the data directory and used from then on.
       --ca-cert-hash sha256:HEX
@@ -56,6 +66,8 @@ Commands:
       --log-level LEVEL  debug, info, warn or error (default info).
   kubeconfig             Print the kubeconfig of a server.
       --data-dir DIR     The server's data directory (default ~/.vireo).
+      --servers URL,URL… Every server of the cluster: kubectl uses the first, the vireo CLI and
+                         agents all of them (the vireo.io/servers cluster extension).
   help                   Show this help.
 ${vmCommandsUsage}
 Storage commands (-n/--namespace NS and --kubeconfig FILE as above):
@@ -81,6 +93,8 @@ async function main(argv: string[]): Promise<void> {
           'service-node-port-range': { type: 'string' },
           'cluster-dns-listen': { type: 'string' },
           store: { type: 'string' },
+          'pki-dir': { type: 'string' },
+          'node-name': { type: 'string' },
         },
         strict: true,
       });
@@ -95,6 +109,8 @@ async function main(argv: string[]): Promise<void> {
         serviceNetwork: serviceNetworkOf(values['service-cluster-ip-range'], values['service-node-port-range']),
         clusterDnsListen: values['cluster-dns-listen'],
         store: values.store,
+        pkiDir: values['pki-dir'],
+        nodeName: values['node-name'],
       });
       return;
     }
@@ -120,8 +136,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'kubeconfig': {
-      const { values } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' } }, strict: true });
+      const { values } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' }, servers: { type: 'string' } }, strict: true });
       const path = join(values['data-dir'] ?? defaultDataDir, 'kubeconfig');
+      if (values.servers !== undefined) { process.stdout.write(kubeconfigWithServers(path, values.servers)); return; }
       try {
         process.stdout.write(readFileSync(path, 'utf8'));
       } catch (err) {
@@ -145,6 +162,19 @@ async function main(argv: string[]): Promise<void> {
       if (isVmCommand(command)) { await runVmCommand(command, rest); return; }
       throw new CliError('usage', `unknown command "${command}": run "vireo help" for the list of commands`);
   }
+}
+
+/** The kubeconfig at `path`, with `servers` (comma-separated) as its server and the `vireo.io/servers` extension. */
+function kubeconfigWithServers(path: string, servers: string): string {
+  let list: string[];
+  try {
+    list = parseServerList(servers);
+  } catch (err) {
+    throw new CliError('usage', `--servers ${servers} is not valid: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  const connection = loadConnection(path);
+  const [first, ...more] = list;
+  return renderKubeconfig({ server: first ?? connection.server, moreServers: more, caCert: connection.caCert, token: connection.token });
 }
 
 function serviceNetworkOf(ipRange: string | undefined, portRange: string | undefined): ServiceNetwork {

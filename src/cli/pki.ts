@@ -4,6 +4,7 @@
  * and the self-signed certificate of a `vireo agent` endpoint.
  */
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
@@ -17,10 +18,18 @@ export interface Pki {
   serverKey: string;
 }
 
-/** Returns the PKI in `dir`, creating whatever is missing. `hosts` go into the serving cert's SANs. */
-export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
-  const caKey = join(dir, 'ca.key');
-  const caCrt = join(dir, 'ca.crt');
+/**
+ * Returns the PKI in `dir`, creating whatever is missing. `hosts` go into
+ * the serving cert's SANs. With `caDir` (several servers of one cluster
+ * share one CA), the CA is read from there and must exist; the serving
+ * certificate, this server's own, is still made in `dir`.
+ */
+export async function ensurePki(dir: string, hosts: string[], options: { caDir?: string } = {}): Promise<Pki> {
+  const caKey = join(options.caDir ?? dir, 'ca.key');
+  const caCrt = join(options.caDir ?? dir, 'ca.crt');
+  if (options.caDir !== undefined && (!existsSync(caKey) || !existsSync(caCrt))) {
+    throw new Error(`${options.caDir} has no ca.crt and ca.key: --pki-dir names a copy of the first server's ca.crt, ca.key, token and upload-token.key (from its --data-dir)`);
+  }
   const key = join(dir, 'server.key');
   const crt = join(dir, 'server.crt');
   if (!existsSync(caKey) || !existsSync(caCrt)) {
@@ -31,12 +40,14 @@ export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
   const sanLine = [...sans].sort().join(',');
   const sanFile = join(dir, 'server.san');
   const wanted = `subjectAltName=${sanLine}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`;
+  // The CA the serving certificate was signed by counts too: a server moved onto a shared CA gets a new one.
+  const wantedWithCa = `${wanted}# ca ${createHash('sha256').update(readFileSync(caCrt)).digest('hex')}\n`;
   const current = existsSync(sanFile) ? readFileSync(sanFile, 'utf8') : '';
-  if (!existsSync(key) || !existsSync(crt) || current !== wanted) {
-    writeFileSync(sanFile, wanted, { mode: 0o600 });
+  if (!existsSync(key) || !existsSync(crt) || (current !== wanted && current !== wantedWithCa) || (options.caDir !== undefined && current !== wantedWithCa)) {
+    writeFileSync(sanFile, options.caDir === undefined ? wanted : wantedWithCa, { mode: 0o600 });
     const csr = join(dir, 'server.csr');
     await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=vireo-apiserver']);
-    await openssl(['x509', '-req', '-in', csr, '-CA', caCrt, '-CAkey', caKey, '-CAcreateserial', '-days', '825', '-out', crt, '-extfile', sanFile]);
+    await openssl(['x509', '-req', '-in', csr, '-CA', caCrt, '-CAkey', caKey, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', '825', '-out', crt, '-extfile', sanFile]);
   }
   return { caCert: readFileSync(caCrt, 'utf8'), serverCert: readFileSync(crt, 'utf8'), serverKey: readFileSync(key, 'utf8') };
 }

@@ -10,6 +10,7 @@ import { createLogger } from '../log/logger.js';
 import type { LogLevel } from '../log/logger.js';
 import { openStore, parseEtcdUrl, StoreError } from '../store/index.js';
 import { startControlPlane } from '../server/control-plane.js';
+import { defaultLeaderLease } from '../server/leader-election.js';
 import { loadUploadKey } from '../apiserver/upload-token.js';
 import { ensurePki } from './pki.js';
 import { renderKubeconfig } from './kubeconfig.js';
@@ -35,6 +36,14 @@ export interface ServerCommandOptions {
   clusterDnsListen: string | undefined;
   /** `--store`: "sqlite" (in the data dir) or `etcd://host:port[,host:port…][/prefix]`; undefined: sqlite. */
   store: string | undefined;
+  /**
+   * `--pki-dir`: where the cluster's shared secrets are (ca.crt, ca.key,
+   * token, upload-token.key): every server of one cluster on etcd uses the
+   * same. Undefined: the data directory, where the first server makes them.
+   */
+  pkiDir: string | undefined;
+  /** `--node-name`: the Node of this server's own agent (default this host's name; servers side by side on one host need their own). */
+  nodeName: string | undefined;
 }
 
 export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
@@ -58,8 +67,14 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   process.umask(0o077);
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(options.dataDir, 0o700);
-  const pki = await ensurePki(options.dataDir, [host]);
-  const token = loadOrCreateToken(join(options.dataDir, 'token'));
+  const pkiDir = options.pkiDir ?? options.dataDir;
+  if (options.pkiDir !== undefined && !existsSync(join(pkiDir, 'token'))) {
+    throw new CliError('usage', `--pki-dir ${pkiDir} has no token file: copy ca.crt, ca.key, token and upload-token.key from the first server's --data-dir into it`);
+  }
+  const pki = await ensurePki(options.dataDir, [host], options.pkiDir === undefined ? {} : { caDir: pkiDir }).catch((err: unknown) => {
+    throw new CliError('usage', err instanceof Error ? err.message : String(err), err);
+  });
+  const token = loadOrCreateToken(join(pkiDir, 'token'));
   const store = await openStore(
     storeOptions.backend === 'etcd'
       ? { ...storeOptions, onWaiting: (message) => { logger.warn(message); } }
@@ -77,9 +92,11 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     logger,
     host,
     port,
-    agent: { dataDir: options.dataDir },
+    agent: { dataDir: options.dataDir, ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }) },
     clusterCidrs,
-    uploadKey: loadUploadKey(options.dataDir),
+    uploadKey: loadUploadKey(pkiDir),
+    // Several servers may share an etcd: the singletons run on the one holding the leader Lease. SQLite has one server, which leads at once.
+    ...(storeOptions.backend === 'etcd' ? { leaderElection: {} } : {}),
     serviceNetwork: options.serviceNetwork,
     ...clusterDnsOption(options.clusterDnsListen),
   });
@@ -89,6 +106,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   writeFileAtomic(kubeconfigPath, renderKubeconfig({ server, caCert: pki.caCert, token }));
   process.stdout.write(`vireo server ready at ${server}\n`);
   process.stdout.write(`kubeconfig: ${kubeconfigPath}\n`);
+  if (plane.elector !== undefined) process.stdout.write(`leader election: candidate ${plane.elector.identity} for Lease ${defaultLeaderLease.namespace}/${defaultLeaderLease.name}\n`);
   const stopping = new AbortController();
   if (options.newcomer) void startDemo(plane, kubeconfigPath, stopping.signal);
   await untilStopSignal(logger);

@@ -1,18 +1,25 @@
 /**
  * The Client over HTTPS with a bearer token, as any Kubernetes client does
  * it: keep-alive connections, JSON bodies, `Status` errors turned back into
- * ApiErrors, watches as line-delimited JSON streams.
+ * ApiErrors, watches as line-delimited JSON streams. Given several servers
+ * (one cluster's `vireo server`s on one etcd), it uses one until it fails to
+ * connect or answers 503, then the next (`server-list.ts` says which
+ * requests may be sent again); a watch that breaks ends, and its informer
+ * resumes it, from its last resourceVersion, on the server that answers.
  */
 import { Agent, request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { KList, KObject } from '../api/object.js';
 import { ApiError } from '../api/errors.js';
 import { errorFromResponse } from './status-error.js';
+import { isUnavailableStatus, mayRetryElsewhere, parseServerList } from './server-list.js';
 import type { Client, ClientWatchEvent, DeleteOptions, ListQuery, PatchOptions, PatchType, ResourceRef, WatchQuery } from './types.js';
 
 export interface HttpClientOptions {
-  /** `https://host:port` */
-  server: string;
+  /** `https://host:port`, or several (a list, or separated by commas) of one cluster. */
+  server: string | readonly string[];
+  /** A server that has not accepted the connection after this long counts as unreachable (default 5 s). */
+  connectTimeoutMs?: number;
   token: string;
   /** PEM of the CA that signed the server's certificate. */
   caCert: string;
@@ -47,8 +54,12 @@ function queryString(params: Record<string, string | number | boolean | undefine
 export class HttpClient implements Client {
   private readonly agent: Agent;
   private readonly streamAgent: Agent;
+  /** The servers, in the order given; requests go to `servers[current]` first. */
+  readonly servers: readonly string[];
+  private current = 0;
 
   constructor(private readonly options: HttpClientOptions) {
+    this.servers = parseServerList(options.server);
     this.agent = new Agent({ ca: options.caCert, keepAlive: true, maxSockets: 32 });
     // Watches hold their connection for minutes; keep them off the request pool.
     this.streamAgent = new Agent({ ca: options.caCert, keepAlive: false });
@@ -100,7 +111,7 @@ export class HttpClient implements Client {
     return { status: res.status, body: res.text };
   }
 
-  watch(ref: ResourceRef, query: WatchQuery, onEvent: (event: ClientWatchEvent) => void, signal: AbortSignal): Promise<void> {
+  async watch(ref: ResourceRef, query: WatchQuery, onEvent: (event: ClientWatchEvent) => void, signal: AbortSignal): Promise<void> {
     const path =
       collectionPath(ref, query.namespace) +
       queryString({
@@ -111,14 +122,67 @@ export class HttpClient implements Client {
         allowWatchBookmarks: query.allowWatchBookmarks,
         timeoutSeconds: query.timeoutSeconds,
       });
+    const answer = await this.acrossServers('GET', (server) => this.watchOn(server, path, onEvent, signal));
+    if (isUnavailableStatus(answer.status)) throw errorFromResponse(answer.status, answer.text);
+  }
+
+  /** The server requests go to first: the one that answered last. */
+  get server(): string {
+    return this.servers[this.current] ?? '';
+  }
+
+  /**
+   * Runs `attempt` on the current server, then on the next ones while it
+   * fails in a way another server may fix (see `server-list.ts`) or answers
+   * 503; the last failure or 503 stands when every server had its turn.
+   */
+  private async acrossServers<T extends { status: number }>(method: string, attempt: (server: string) => Promise<T>): Promise<T> {
+    const count = this.servers.length;
+    const failures: string[] = [];
+    const first = this.current;
+    for (let i = 0; i < count; i++) {
+      const index = (first + i) % count;
+      const server = this.servers[index] ?? '';
+      const last = i === count - 1;
+      try {
+        const answer = await attempt(server);
+        if (isUnavailableStatus(answer.status) && !last) {
+          failures.push(`${server}: 503`);
+          this.current = (index + 1) % count;
+          continue;
+        }
+        this.current = index;
+        return answer;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        failures.push(`${server}: ${message}`);
+        if (err instanceof ApiError) throw err;
+        if (!mayRetryElsewhere(err, method) || last) {
+          if (mayRetryElsewhere(err, method)) this.current = (index + 1) % count;
+          const where = count === 1 ? `the API server at ${server}` : `any of the API servers (${failures.join('; ')})`;
+          throw new ApiError('ServiceUnavailable', `cannot reach ${where}${count === 1 ? `: ${message}` : ''}`, { cause: err });
+        }
+        this.current = (index + 1) % count;
+      }
+    }
+    throw new ApiError('ServiceUnavailable', `cannot reach any of the API servers (${failures.join('; ')})`);
+  }
+
+  /** One watch stream on one server; resolves with status 200 when the stream ends, rejects with its Status otherwise. */
+  private watchOn(server: string, path: string, onEvent: (event: ClientWatchEvent) => void, signal: AbortSignal): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
-      if (signal.aborted) { resolve(); return; }
-      const req = request(`${this.options.server}${path}`, { agent: this.streamAgent, headers: this.headers() }, (res: IncomingMessage) => {
+      if (signal.aborted) { resolve({ status: 200, text: '' }); return; }
+      const done = (): void => { resolve({ status: 200, text: '' }); };
+      const req = request(`${server}${path}`, { agent: this.streamAgent, headers: this.headers() }, (res: IncomingMessage) => {
         if ((res.statusCode ?? 0) !== 200) {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (text += c));
-          res.on('end', () => { reject(errorFromResponse(res.statusCode ?? 0, text)); });
+          res.on('end', () => {
+            // A 503 goes to the next server; other Statuses are the caller's.
+            if (isUnavailableStatus(res.statusCode ?? 0)) resolve({ status: 503, text });
+            else reject(errorFromResponse(res.statusCode ?? 0, text));
+          });
           return;
         }
         let buf = '';
@@ -136,21 +200,35 @@ export class HttpClient implements Client {
             }
           }
         });
-        res.on('end', () => { resolve(); });
-        res.on('close', () => { resolve(); });
-        res.on('error', () => { resolve(); });
+        res.on('end', done);
+        res.on('close', done);
+        res.on('error', done);
       });
+      this.limitConnect(req);
       const onAbort = (): void => {
         req.destroy();
-        resolve();
+        done();
       };
       signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err) => {
-        if (signal.aborted) resolve();
+        if (signal.aborted) done();
         else reject(err);
       });
       req.on('close', () => { signal.removeEventListener('abort', onAbort); });
       req.end();
+    });
+  }
+
+  /** A connection not made within the connect timeout fails as unreachable (a dead host may never refuse). */
+  private limitConnect(req: ReturnType<typeof request>): void {
+    const ms = this.options.connectTimeoutMs ?? 5_000;
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => {
+        req.destroy(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'ECONNECT_TIMEOUT' }));
+      }, ms);
+      socket.once('connect', () => { clearTimeout(timer); });
+      socket.once('close', () => { clearTimeout(timer); });
     });
   }
 
@@ -174,9 +252,13 @@ export class HttpClient implements Client {
 
   private send(method: string, path: string, body: unknown, contentType: string): Promise<{ status: number; text: string }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    return this.acrossServers(method, (server) => this.sendTo(server, method, path, payload, contentType));
+  }
+
+  private sendTo(server: string, method: string, path: string, payload: string | undefined, contentType: string): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const req = request(
-        `${this.options.server}${path}`,
+        `${server}${path}`,
         { method, agent: this.agent, headers: this.headers(payload === undefined ? undefined : contentType, payload === undefined ? undefined : Buffer.byteLength(payload)) },
         (res) => {
           const chunks: Buffer[] = [];
@@ -185,7 +267,8 @@ export class HttpClient implements Client {
           res.on('error', reject);
         },
       );
-      req.on('error', (err) => { reject(new ApiError('ServiceUnavailable', `cannot reach the API server at ${this.options.server}: ${err.message}`, { cause: err })); });
+      this.limitConnect(req);
+      req.on('error', reject);
       req.end(payload);
     });
   }

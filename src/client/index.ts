@@ -6,3 +6,4 @@ export { Informer, objectKeyOf, splitKey } from './informer.js';
 export type { KeyHandler } from './informer.js';
 export { resources } from './resources.js';
 export { errorFromResponse } from './status-error.js';
+export { parseServerList } from './server-list.js';

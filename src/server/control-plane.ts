@@ -2,7 +2,10 @@
  * The control plane of one `vireo server`: the API server on a store, the
  * resource registry with built-in kinds and KubeVirt's CRDs, seeded
  * namespaces, and the in-process controllers (CRDs, namespaces, garbage
- * collection). Tests start it in-process on the memory store.
+ * collection). The cluster's singletons (`singletons.ts`) run at once, or,
+ * with `leaderElection`, only while this server holds the leader Lease
+ * (several servers on one etcd). Tests start it in-process on the memory
+ * store.
  */
 import type { AddressInfo } from 'node:net';
 import type { KObject } from '../api/object.js';
@@ -27,7 +30,10 @@ import { Compactor } from '../store/index.js';
 import { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
 import { NodeAgentDirectory } from './remote-agents.js';
-import { startWorkloads } from './workloads.js';
+import { addControllerLoops, startWorkloads } from './workloads.js';
+import { LeaderElector } from './leader-election.js';
+import type { LeaderElectionOptions } from './leader-election.js';
+import { Singletons } from './singletons.js';
 import type { Workloads } from './workloads.js';
 import { httpsUrl } from '../net/listen.js';
 import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
@@ -53,6 +59,12 @@ export interface ControlPlaneOptions {
   port: number;
   /** Run the VM/replica-set controllers, the scheduler and the Event TTL (default true). */
   controllers?: boolean;
+  /**
+   * Run the singletons only while holding the leader Lease
+   * `kube-system/vireo-controller-manager` (several servers on one etcd);
+   * without it they run at once (one server, e.g. on SQLite).
+   */
+  leaderElection?: Omit<LeaderElectionOptions, 'logger'>;
   /** The key CDI upload tokens are signed with (`vireo server` keeps it in its data directory); random per start when absent. */
   uploadKey?: Buffer;
   /** The Service cluster IP and node port ranges (default 10.96.0.0/12 and 30000-32767). */
@@ -76,6 +88,10 @@ export interface ControlPlane {
   workloads: Workloads;
   /** The cluster DNS, when `clusterDns` asked for one. */
   dns: ClusterDns | undefined;
+  /** The leader election, when `leaderElection` asked for one. */
+  elector: LeaderElector | undefined;
+  /** The loops that run on the leader only. */
+  singletons: Singletons;
   stop(): Promise<void>;
 }
 
@@ -112,12 +128,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await seedNamespaces(server, registry);
   await seedStorageClass(server, registry);
   await seedOnce(server, registry, { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses' }, defaultSnapshotClass());
-  const namespaces = new NamespaceController(server.objects, registry, options.logger.child({ component: 'namespace-controller' }));
-  await namespaces.start();
-  const gc = new GarbageCollector(server.objects, registry, options.logger.child({ component: 'garbage-collector' }));
-  await gc.start();
-  const compactor = new Compactor(options.store, { logger: options.logger.child({ component: 'compactor' }) });
-  compactor.start();
   const address = await server.listen(options.host, options.port);
   const loopback = options.host === '0.0.0.0' || options.host === '' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
   // CDI's upload proxy is served on this port: say so where virtctl looks (CDIConfig config's status.uploadProxyURL).
@@ -128,21 +138,32 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clusterToken: options.token,
     caCert: options.caCert,
     logger: options.logger,
-    controllers: options.controllers ?? true,
-    clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr),
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
+  const log = (component: string): Logger => options.logger.child({ component });
+  const singletons = new Singletons(log('singletons'));
+  singletons.add('namespace-controller', () => new NamespaceController(server.objects, registry, log('namespace-controller')));
+  singletons.add('garbage-collector', () => new GarbageCollector(server.objects, registry, log('garbage-collector')));
+  singletons.add('compactor', () => new Compactor(options.store, { logger: log('compactor') }));
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
-  const endpoints = new EndpointsController(workloads.client, options.logger.child({ component: 'endpoints-controller' }));
-  await endpoints.start();
+  singletons.add('endpoints-controller', () => new EndpointsController(workloads.client, log('endpoints-controller')));
+  if (options.controllers ?? true) {
+    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr) });
+  }
+  let elector: LeaderElector | undefined;
+  if (options.leaderElection === undefined) {
+    await singletons.start();
+  } else {
+    elector = new LeaderElector(workloads.client, { startLeading: () => singletons.start(), stopLeading: () => singletons.stop() }, { ...options.leaderElection, logger: options.logger });
+    elector.start();
+  }
   const stopParts = async (): Promise<void> => {
-    await endpoints.stop();
+    // The Lease is released through this server's own API, so before it closes.
+    if (elector === undefined) await singletons.stop();
+    else await elector.stop();
     await workloads.stop();
     await server.close();
     agents.close();
-    await compactor.stop();
-    await gc.stop();
-    await namespaces.stop();
     await crds.stop();
   };
   let dns: ClusterDns | undefined;
@@ -169,6 +190,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     address,
     workloads,
     dns,
+    elector,
+    singletons,
     async stop() {
       await dns?.stop();
       await stopParts();

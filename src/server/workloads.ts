@@ -2,8 +2,10 @@
  * The parts of `vireo server` that make VMs run, wired the way Kubernetes'
  * own components are: each talks to the API server only through the API
  * (an HTTPS client on loopback), so each could run anywhere. The VM and
- * replica-set controllers, the scheduler, the Event TTL cleaner, and the
- * node agent of this host.
+ * replica-set controllers, the scheduler, the Event TTL cleaner, node IPAM
+ * and the storage controllers are singletons (`addControllerLoops`: they
+ * run on the leading server only); the node agent of this host runs on
+ * every server.
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,7 @@ import type { LocalAgentDirectory } from '../agent/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
 import { ImageStore } from '../agent/images/index.js';
 import type { Logger } from '../log/logger.js';
+import type { Singletons } from './singletons.js';
 
 export interface WorkloadOptions {
   /** `https://127.0.0.1:<port>` of this server. */
@@ -33,10 +36,6 @@ export interface WorkloadOptions {
   clusterToken?: string;
   caCert: string;
   logger: Logger;
-  /** Run the VM/replica-set controllers, scheduler and Event TTL. */
-  controllers: boolean;
-  /** The ranges the node IPAM (one of the controllers) hands Nodes their pod subnets from. */
-  clusterCidrs: readonly Cidr[];
   /** Run a node agent for this host, with its files under `dataDir`. */
   agent?: {
     dataDir: string;
@@ -55,25 +54,35 @@ export interface Workloads {
   stop(): Promise<void>;
 }
 
+/** What the controller loops need: the API client and this server's address. */
+export interface ControllerLoopOptions {
+  client: HttpClient;
+  /** `https://127.0.0.1:<port>` of this server: the upload proxy is served on it. */
+  server: string;
+  logger: Logger;
+  /** The ranges the node IPAM hands Nodes their pod subnets from. */
+  clusterCidrs: readonly Cidr[];
+}
+
+/** Registers the VM/replica-set/storage controllers, the scheduler, the Event TTL and node IPAM as singletons. */
+export function addControllerLoops(singletons: Singletons, options: ControllerLoopOptions): void {
+  const { client } = options;
+  const log = (component: string): Logger => options.logger.child({ component });
+  singletons.add('virtualmachine-controller', () => new VirtualMachineController(client, log('virtualmachine-controller')));
+  singletons.add('replicaset-controller', () => new ReplicaSetController(client, log('replicaset-controller')));
+  singletons.add('scheduler', () => new Scheduler(client, log('scheduler')));
+  singletons.add('volume-controller', () => new VolumeController(client, log('volume-controller')));
+  singletons.add('datavolume-controller', () => new DataVolumeController(client, log('datavolume-controller')));
+  singletons.add('snapshot-controller', () => new SnapshotController(client, log('snapshot-controller')));
+  singletons.add('vmsnapshot-controllers', () => new VmSnapshotControllers(client, log('vmsnapshot-controllers')));
+  singletons.add('cdi-config-controller', () => new CdiConfigController(client, options.server, log('cdi-config-controller')));
+  singletons.add('node-ipam-controller', () => new NodeIpamController(client, log('node-ipam-controller'), { clusterCidrs: options.clusterCidrs }));
+  singletons.add('event-ttl', () => new EventTtlCleaner(client, log('event-ttl')));
+}
+
 export async function startWorkloads(options: WorkloadOptions): Promise<Workloads> {
   const client = new HttpClient({ server: options.server, token: options.token, caCert: options.caCert, userAgent: 'vireo-server' });
   const stops: (() => Promise<void>)[] = [];
-  if (options.controllers) {
-    const vms = new VirtualMachineController(client, options.logger.child({ component: 'virtualmachine-controller' }));
-    const sets = new ReplicaSetController(client, options.logger.child({ component: 'replicaset-controller' }));
-    const dataVolumes = new DataVolumeController(client, options.logger.child({ component: 'datavolume-controller' }));
-    const scheduler = new Scheduler(client, options.logger.child({ component: 'scheduler' }));
-    const ttl = new EventTtlCleaner(client, options.logger.child({ component: 'event-ttl' }));
-    const volumes = new VolumeController(client, options.logger.child({ component: 'volume-controller' }));
-    const snapshots = new SnapshotController(client, options.logger.child({ component: 'snapshot-controller' }));
-    const vmSnapshots = new VmSnapshotControllers(client, options.logger.child({ component: 'vmsnapshot-controllers' }));
-    // The upload proxy is served on this server's own port.
-    const cdiConfig = new CdiConfigController(client, options.server, options.logger.child({ component: 'cdi-config-controller' }));
-    const nodeIpam = new NodeIpamController(client, options.logger.child({ component: 'node-ipam-controller' }), { clusterCidrs: options.clusterCidrs });
-    await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), cdiConfig.start(), nodeIpam.start()]);
-    ttl.start();
-    stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => cdiConfig.stop(), () => nodeIpam.stop());
-  }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;
   if (options.agent !== undefined) {

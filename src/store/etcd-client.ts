@@ -1,17 +1,23 @@
 /**
  * The etcd backend's connection: the etcd3 client set up for a store (no
- * retries of its own, a deadline on every request, quick watch
- * reconnects), waiting for etcd at open, and finding etcd's compacted
- * revision, which etcd only tells in a watch refusal the client drops.
+ * retries of its own except on another member when a connection could not
+ * be made at all, a deadline on every request, quick watch reconnects),
+ * waiting for etcd at open, and finding etcd's compacted revision, which
+ * etcd only tells in a watch refusal the client drops.
  */
 import { Etcd3 } from 'etcd3';
-import { noop } from 'cockatiel';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop, retry } from 'cockatiel';
 import type { IBackoff } from 'cockatiel';
 import { classifyEtcdError, etcdRevision, storeRevision } from './etcd-codec.js';
 import { StoreError } from './types.js';
 import type { EtcdKeys } from './etcd-codec.js';
 
 const retryDelayMs = 250;
+
+/** gRPC's words for a request that never reached its member: no connection could be made. */
+function notConnected(error: Error): boolean {
+  return /No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/.test(error.message);
+}
 
 /** A client for `endpoints` whose requests each have `requestTimeoutMs`. */
 export function createEtcdClient(endpoints: readonly string[], requestTimeoutMs: number): Etcd3 {
@@ -23,7 +29,13 @@ export function createEtcdClient(endpoints: readonly string[], requestTimeoutMs:
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     // No retries inside the client: a retried write whose first try landed would fail KeyExists or
     // Conflict; the store reports Unavailable and its caller decides. Watches reconnect every 500 ms.
-    faultHandling: { host: () => noop, global: noop, watchBackoff: constantBackoff(500) },
+    // Except a request that could not connect to its member (nothing was sent): it goes to the next
+    // member, and the refusing member is passed over for a second, so one dead member of three costs nothing.
+    faultHandling: {
+      host: () => (endpoints.length > 1 ? circuitBreaker(handleWhen(notConnected), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(1) }) : noop),
+      global: endpoints.length > 1 ? retry(handleWhen(notConnected), { maxAttempts: endpoints.length - 1 }) : noop,
+      watchBackoff: constantBackoff(500),
+    },
   });
 }
 

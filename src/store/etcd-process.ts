@@ -1,8 +1,10 @@
 /**
- * A throwaway single-member etcd for tests and benchmarks: Debian's `etcd`
- * binary on loopback, on free ports, with its data in a temp dir. Ready when
- * its log says it serves clients; `kill()` can stop it hard (as a crash) and
- * `restart()` brings it back on the same ports and data.
+ * A throwaway etcd for tests and benchmarks: Debian's `etcd` binary on
+ * loopback, on free ports, with its data in a temp dir; one member of its
+ * own, or an `EtcdCluster` of three. Ready when its log says it serves
+ * clients; `kill()` can stop it hard (as a crash), `pause()` freezes it
+ * (SIGSTOP, as a partition would look to its clients), and `restart()`
+ * brings it back on the same ports and data.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,12 +23,21 @@ export interface EtcdProcessOptions {
 export class EtcdProcess {
   private child: ChildProcess | undefined;
 
+  /** The members of its cluster (`name=peerURL`, comma-separated), when it is one of several. */
+  private initialCluster: string | undefined;
+
   private constructor(
     readonly dataDir: string,
     private port: number,
     private readonly peerPort: number,
     private readonly readyTimeoutMs: number,
+    readonly name = 'test',
   ) {}
+
+  /** `http://127.0.0.1:PEERPORT`, where the other members reach it. */
+  get peerUrl(): string {
+    return `http://127.0.0.1:${this.peerPort}`;
+  }
 
   /** The loopback port clients reach it on. */
   get clientPort(): number {
@@ -44,9 +55,9 @@ export class EtcdProcess {
   }
 
   /** A fresh etcd, its ports and data dir chosen but not started yet (`restart()` starts it). */
-  static async prepare(options: EtcdProcessOptions = {}): Promise<EtcdProcess> {
+  static async prepare(options: EtcdProcessOptions = {}, name = 'test'): Promise<EtcdProcess> {
     const dataDir = mkdtempSync(join(tmpdir(), 'vireo-etcd-'));
-    return new EtcdProcess(dataDir, await freePort(), await freePort(), options.readyTimeoutMs ?? 30_000);
+    return new EtcdProcess(dataDir, await freePort(), await freePort(), options.readyTimeoutMs ?? 30_000, name);
   }
 
   /** Starts a fresh etcd; resolves once it serves clients. */
@@ -68,20 +79,24 @@ export class EtcdProcess {
   async restart(options: { clientPort?: number } = {}): Promise<void> {
     if (this.child !== undefined) throw new Error('etcd is already running');
     this.port = options.clientPort ?? this.port;
-    const peer = `http://127.0.0.1:${this.peerPort}`;
+    const peer = this.peerUrl;
+    const clustered = this.initialCluster !== undefined;
     const child = spawn(
       'etcd',
       [
-        '--name', 'test',
+        '--name', this.name,
         '--data-dir', join(this.dataDir, 'member-data'),
         '--listen-client-urls', this.endpoint,
         '--advertise-client-urls', this.endpoint,
         '--listen-peer-urls', peer,
         '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `test=${peer}`,
-        // A single member elects itself; a short election timeout makes that quick.
-        '--heartbeat-interval', '20',
-        '--election-timeout', '200',
+        '--initial-cluster', this.initialCluster ?? `${this.name}=${peer}`,
+        // One token for all members of a cluster: etcd derives the cluster ID from it.
+        '--initial-cluster-token', `vireo-test-${this.initialCluster ?? this.peerPort}`,
+        // A single member elects itself; a short election timeout makes that quick. Members of a
+        // cluster on a busy machine need more slack, or they hold elections for nothing.
+        '--heartbeat-interval', clustered ? '100' : '20',
+        '--election-timeout', clustered ? '1000' : '200',
         '--logger', 'zap',
         '--log-outputs', 'stderr',
       ],
@@ -130,10 +145,74 @@ export class EtcdProcess {
     await exited;
   }
 
+  /** Freezes etcd (SIGSTOP): its clients' connections stay open and nothing answers. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Thaws a paused etcd (SIGCONT). */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** Whether etcd runs (not killed). */
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
   /** Stops etcd and removes its data. */
   async stop(): Promise<void> {
+    this.resume();
     await this.kill();
     rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Makes this member one of `members` (before its first start). */
+  joinCluster(members: readonly EtcdProcess[]): void {
+    this.initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  }
+}
+
+/** Three (or `size`) etcd members in one cluster on loopback, started together (a member alone waits for a quorum). */
+export class EtcdCluster {
+  private constructor(readonly members: readonly EtcdProcess[]) {}
+
+  /** `etcd://127.0.0.1:A,127.0.0.1:B,…`, what `vireo server --store` takes. */
+  get storeUrl(): string {
+    return `etcd://${this.members.map((m) => `127.0.0.1:${m.clientPort}`).join(',')}`;
+  }
+
+  /** The client URLs, what the etcd3 client takes. */
+  get endpoints(): string[] {
+    return this.members.map((m) => m.endpoint);
+  }
+
+  static async start(options: EtcdProcessOptions & { size?: number } = {}): Promise<EtcdCluster> {
+    const members: EtcdProcess[] = [];
+    for (let i = 0; i < (options.size ?? 3); i++) members.push(await EtcdProcess.prepare(options, `member${i}`));
+    for (const member of members) member.joinCluster(members);
+    const cluster = new EtcdCluster(members);
+    const started = await Promise.allSettled(members.map((m) => m.restart()));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed !== undefined) {
+      await cluster.stop();
+      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    }
+    return cluster;
+  }
+
+  /** Freezes every member (SIGSTOP): the store is unreachable. */
+  pause(): void {
+    for (const member of this.members) member.pause();
+  }
+
+  resume(): void {
+    for (const member of this.members) member.resume();
+  }
+
+  /** Stops every member and removes their data. */
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
   }
 }
 

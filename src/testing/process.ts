@@ -107,10 +107,17 @@ function listenOn(host: string, port: number): string {
 }
 
 /** Starts `vireo server` on `port` (loopback unless `place` says otherwise); `store` is its `--store` (default: SQLite in the data dir). */
-export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string; place?: ProcessPlace; args?: string[] }): Promise<ServerProcess> {
+export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string; pkiDir?: string; logLevel?: string; nodeName?: string; place?: ProcessPlace; args?: string[] }): Promise<ServerProcess> {
   const address = listenOn(options.place?.host ?? '127.0.0.1', options.port);
   const { child, output, exited } = await spawnUntilReady(
-    ['server', '--data-dir', options.dataDir, '--listen', address, '--log-level', 'warn', '--cluster-cidr', processClusterCidr(options.dataDir), ...(options.store === undefined ? [] : ['--store', options.store]), ...(options.args ?? [])],
+    [
+      'server', '--data-dir', options.dataDir, '--listen', address, '--log-level', options.logLevel ?? 'warn', '--cluster-cidr', processClusterCidr(options.pkiDir ?? options.dataDir),
+      ...(options.store === undefined ? [] : ['--store', options.store]),
+      // A second server of one cluster: the first one's CA, token and upload key.
+      ...(options.pkiDir === undefined ? [] : ['--pki-dir', options.pkiDir]),
+      ...(options.nodeName === undefined ? [] : ['--node-name', options.nodeName]),
+      ...(options.args ?? []),
+    ],
     'vireo server',
     options.timeoutMs ?? 30_000,
     undefined,
@@ -121,8 +128,8 @@ export async function startServerProcess(options: { dataDir: string; port: numbe
     child,
     url: `https://${address}`,
     kubeconfig,
-    token: readFileSync(join(options.dataDir, 'token'), 'utf8').trim(),
-    caCert: readFileSync(join(options.dataDir, 'ca.crt'), 'utf8'),
+    token: readFileSync(join(options.pkiDir ?? options.dataDir, 'token'), 'utf8').trim(),
+    caCert: readFileSync(join(options.pkiDir ?? options.dataDir, 'ca.crt'), 'utf8'),
     output,
     exited,
   };

@@ -10,12 +10,18 @@ import { dirname, delimiter, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { recordAt, recordsAt, stringAt } from '../../api/kinds/read.js';
 import { isPlainObject } from '../../api/object.js';
-import { HttpClient } from '../../client/index.js';
+import { HttpClient, parseServerList } from '../../client/index.js';
 import { CliError } from '../errors.js';
 
 export interface Connection {
-  /** `https://host:port` */
+  /** `https://host:port`: the kubeconfig's server. */
   server: string;
+  /**
+   * Every server of the cluster the client may use, `server` first: more
+   * come from the cluster's `vireo.io/servers` extension (kubectl ignores
+   * it), for several `vireo server`s on one etcd.
+   */
+  servers: string[];
   token: string;
   caCert: string;
   /** The namespace the command acts in. */
@@ -71,13 +77,31 @@ export function loadConnection(path: string, namespace?: string): Connection {
   const userName = stringAt(context, 'user') ?? '';
   const user = named(recordsAt(doc, 'users'), userName, 'user');
   if (user === undefined) throw bad(path, `context "${contextName}" names user "${userName}", which it does not define`);
+  const first = server.replace(/\/+$/, '');
   return {
-    server: server.replace(/\/+$/, ''),
+    server: first,
+    servers: serversOf(path, clusterName, cluster, first),
     caCert: caCertOf(path, clusterName, cluster),
     token: tokenOf(path, userName, user),
     namespace: namespace ?? stringAt(context, 'namespace') ?? 'default',
     kubeconfig: path,
   };
+}
+
+/** The name of the kubeconfig cluster extension that lists more servers of the cluster. */
+export const serversExtension = 'vireo.io/servers';
+
+/** The cluster's server, then those its `vireo.io/servers` extension lists (`extension: {servers: [URL…]}`). */
+function serversOf(path: string, clusterName: string, cluster: Record<string, unknown>, first: string): string[] {
+  const entry = recordsAt(cluster, 'extensions').find((e) => e.name === serversExtension);
+  const listed = recordAt(entry, 'extension')?.servers;
+  if (entry === undefined) return [first];
+  if (!Array.isArray(listed) || listed.some((s) => typeof s !== 'string')) throw bad(path, `cluster "${clusterName}" has a ${serversExtension} extension without a list of server URLs (extension: {servers: [https://HOST:PORT, …]})`);
+  try {
+    return parseServerList([first, ...(listed as string[])]);
+  } catch (err) {
+    throw bad(path, `cluster "${clusterName}": ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 function relativeTo(kubeconfig: string, file: string): string {
@@ -122,7 +146,7 @@ export function connectionFor(values: { namespace?: string | undefined; kubeconf
 }
 
 export function clientFor(connection: Connection): HttpClient {
-  return new HttpClient({ server: connection.server, token: connection.token, caCert: connection.caCert, userAgent: 'vireo-cli' });
+  return new HttpClient({ server: connection.servers, token: connection.token, caCert: connection.caCert, userAgent: 'vireo-cli' });
 }
 
 /** The path of a `subresources.kubevirt.io` operation. */

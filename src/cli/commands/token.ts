@@ -45,7 +45,7 @@ export async function runToken(args: string[]): Promise<void> {
         await client.create(resources.secrets, secret);
         process.stdout.write(`${token.id}.${token.secret}\n`);
         process.stdout.write(`Join a host with it (${ttlSeconds === 0 ? 'it never expires' : `it expires in ${values.ttl ?? '24h'}`}):\n`);
-        process.stdout.write(`  vireo agent --server ${connection.server} --token ${token.id}.${token.secret} --ca-cert-hash ${caCertHash(connection.caCert)} --data-dir /var/lib/vireo-agent\n`);
+        process.stdout.write(`  vireo agent --server ${connection.servers.join(',')} --token ${token.id}.${token.secret} --ca-cert-hash ${caCertHash(connection.caCert)} --data-dir /var/lib/vireo-agent\n`);
         return;
       }
       case 'list': {

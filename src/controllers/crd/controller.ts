@@ -3,7 +3,9 @@
  * the resource registry (so discovery, routing and OpenAPI serve it at
  * once), a deleted one first has its instances removed and then leaves the
  * registry. The server also installs KubeVirt's and CDI's own CRDs through
- * this controller at start, as virt-operator does.
+ * this controller at start, as virt-operator does. It follows the stored
+ * CRDs too, so a CRD written through another server on the same etcd is
+ * served here as well.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { KObject } from '../../api/object.js';
@@ -11,7 +13,7 @@ import type { ResourceDef } from '../../api/resource.js';
 import { crdToResourceDef } from '../../api/kinds/index.js';
 import type { ObjectStore } from '../../apiserver/object-store.js';
 import type { ResourceRegistry } from '../../apiserver/resources.js';
-import { resourcePrefix } from '../../apiserver/codec.js';
+import { decodeValue, resourcePrefix } from '../../apiserver/codec.js';
 import type { Logger } from '../../log/logger.js';
 
 const cleanupFinalizer = 'customresourcecleanup.apiextensions.k8s.io';
@@ -19,6 +21,7 @@ const cleanupFinalizer = 'customresourcecleanup.apiextensions.k8s.io';
 export class CrdController {
   private objects: ObjectStore | undefined;
   private readonly cleaning = new Set<string>();
+  private readonly watchAbort = new AbortController();
   private stopped = false;
 
   constructor(
@@ -41,14 +44,27 @@ export class CrdController {
     return this.objects;
   }
 
-  /** Registers every stored CRD and resumes cleanups interrupted by a restart. */
+  /** Registers every stored CRD, resumes cleanups interrupted by a restart, and follows CRD writes (of any server on the store). */
   async start(): Promise<void> {
-    const list = await this.store.list(this.crdDef, undefined);
+    const def = this.crdDef;
+    const list = await this.store.list(def, undefined);
     for (const crd of list.items) this.sync(crd, false);
+    const afterRevision = Number(list.metadata.resourceVersion ?? '0');
+    await this.store.store.watch({ prefix: resourcePrefix(def), afterRevision, signal: this.watchAbort.signal }, (event) => {
+      // The store drops a watcher whose callback throws; a bad value must not cost us the watch.
+      try {
+        const name = event.key.slice(event.key.lastIndexOf('/') + 1);
+        if (event.type === 'delete') this.sync({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name } }, true);
+        else this.sync(decodeValue(event.value, event.revision, def), false);
+      } catch (err) {
+        this.logger.error('a stored CRD could not be read', { key: event.key, err });
+      }
+    });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.watchAbort.abort();
     await Promise.resolve();
   }
 

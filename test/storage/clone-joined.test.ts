@@ -156,6 +156,7 @@ test('clones into joined nodes: from the server\'s node to node-b, and from node
   assert.equal(copyC.pvc.metadata.annotations?.['cdi.kubevirt.io/cloneType'], 'copy');
   const c = sameData(image, copyC.path);
   assert.ok(c.same, `node-c's copy holds the source's data: ${c.said}`);
+  for (const [node, agent] of Object.entries(agents)) assert.doesNotMatch(agent.output(), /Forbidden|may not (create|update|patch|delete)/, `${node}'s agent was refused nothing`);
 });
 
 test('TokenReview says who a token is, to users, components and nodes', { skip, timeout: 60_000 }, async () => {

@@ -2,14 +2,18 @@
  * `vireo drain`, `cordon` and `uncordon` end to end: a real `vireo server`
  * process (its own node and agent) and a real `vireo agent` process for
  * node-b that joined with a token, real QEMUs of the blank image (SeaBIOS,
- * no OS), the real kubectl. The drain cordons node-b and refuses, before
- * stopping anything, a LiveMigrate VMI (live migration does not exist yet)
- * and a VMI no controller owns (without --force); with --force it stops
- * the others: a VM with runStrategy Always comes back Running on the
- * server's node, a bare VMI is gone, and an External VMI is marked with
- * status.evacuationNodeName and left for its external controller (the
- * drain times out naming it). Draining a drained node succeeds at once;
- * an unknown node is a clear error; uncordon makes it schedulable again.
+ * no OS; at most three at a time), the real kubectl. The drain cordons
+ * node-b and refuses, before stopping anything, VMIs whose strategy is
+ * LiveMigrate (here from the KubeVirt CR: live migration does not exist
+ * yet) and a VMI no controller owns (without --force); with --force it
+ * stops the others: VMs with runStrategy Always and RerunOnFailure come
+ * back Running on the server's node, a bare VMI is gone. An External VMI
+ * is marked with status.evacuationNodeName and left for its external
+ * controller (the drain times out naming it, and finishes once it is
+ * gone). Draining a drained node succeeds at once; an unknown node is a
+ * clear error; uncordon makes it schedulable again. A VM whose disk is a
+ * local volume of node-b stops, and its new VMI stays Pending with the
+ * scheduler's reason and what to do.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,14 +47,14 @@ let serverNode = '';
 const kc = (): { kubeconfig: string } => ({ kubeconfig: server?.kubeconfig ?? '' });
 const cli = (args: string[], timeoutMs = 60_000): ReturnType<typeof vireo> => vireo(args, { ...kc(), timeoutMs });
 
-/** A VM of the blank image that runs Always; `evictionStrategy` on its template when given. */
-function vm(name: string, evictionStrategy?: string): KObject {
-  const template = vmiManifest(name, evictionStrategy === undefined ? {} : { spec: { evictionStrategy } });
+/** A VM of the blank image with `runStrategy`; `spec` is added to its template's spec. */
+function vm(name: string, runStrategy: string, spec: Record<string, unknown> = {}, extra: { volumes?: unknown[]; disks?: unknown[] } = {}): KObject {
+  const template = vmiManifest(name, { spec, ...extra });
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
     metadata: { name, namespace: 'default' },
-    spec: { runStrategy: 'Always', template: { metadata: { labels: { app: name } }, spec: template.spec } },
+    spec: { runStrategy, template: { metadata: { labels: { app: name } }, spec: template.spec } },
   };
 }
 
@@ -82,9 +86,10 @@ before(async () => {
 
 after(async () => {
   if (skip !== false) return;
-  for (const name of ['keep', 'live']) await client.delete(resources.virtualMachines, 'default', name).catch(() => undefined);
+  for (const name of ['keep', 'rerun', 'pinned']) await client.delete(resources.virtualMachines, 'default', name).catch(() => undefined);
   for (const name of ['solo', 'ext']) await client.delete(resources.virtualMachineInstances, 'default', name).catch(() => undefined);
   await eventually(async () => (await client.list(resources.virtualMachineInstances)).items.length === 0, { timeoutMs: 60_000, what: 'every VMI to go' }).catch(() => undefined);
+  await client.delete(resources.dataVolumes, 'default', 'local-data').catch(() => undefined);
   await agent?.stop();
   server?.child.kill('SIGTERM');
   await server?.exited;
@@ -94,6 +99,8 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
+const none: KObject = { apiVersion: '', kind: '', metadata: {} };
+
 test('vireo drain moves VMIs off a node by their eviction strategy', { skip, timeout: 900_000 }, async (t) => {
   await t.test('an unknown node is a clear error', async () => {
     const out = await cli(['drain', 'no-such-node']);
@@ -101,38 +108,73 @@ test('vireo drain moves VMIs off a node by their eviction strategy', { skip, tim
     assert.match(out.stderr, /node no-such-node not found: kubectl get nodes lists the nodes/);
   });
 
-  await t.test('three guests on node-b: a VM (default strategy None), a LiveMigrate VM, a bare VMI', async () => {
+  await t.test('three guests on node-b: an Always VM, a RerunOnFailure VM (LiveMigrateIfPossible), a bare VMI', async () => {
     // The server's node cordoned for a moment, so that everything lands on node-b.
     assert.equal((await cli(['cordon', serverNode])).code, 0);
-    await client.create(resources.virtualMachines, vm('keep'));
-    await client.create(resources.virtualMachines, vm('live', 'LiveMigrate'));
+    await client.create(resources.virtualMachines, vm('keep', 'Always'));
+    await client.create(resources.virtualMachines, vm('rerun', 'RerunOnFailure', { evictionStrategy: 'LiveMigrateIfPossible' }));
     await client.create(resources.virtualMachineInstances, vmiManifest('solo'));
-    for (const name of ['keep', 'live', 'solo']) await runningOn(name, 'node-b', `${name} to run on node-b`);
+    for (const name of ['keep', 'rerun', 'solo']) await runningOn(name, 'node-b', `${name} to run on node-b`);
     const uncordoned = await cli(['uncordon', serverNode]);
     assert.match(uncordoned.stdout, new RegExp(`node/${serverNode} uncordoned`));
   });
 
-  await t.test('LiveMigrate and a bare VMI without --force: refused before anything stops, the node stays cordoned', async () => {
+  await t.test('LiveMigrate (from the KubeVirt CR) is refused before anything stops; the node stays cordoned', async () => {
+    assert.equal((await kubectl(['create', 'namespace', 'kubevirt'], kc())).code, 0);
+    await client.create(resources.kubeVirts, { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: 'kubevirt' }, spec: { configuration: { evictionStrategy: 'LiveMigrate' } } });
     const before = await vmiOf('keep');
     const out = await cli(['drain', 'node-b']);
     assert.equal(out.code, 2, `${out.stdout}${out.stderr}`);
     assert.match(out.stdout, /^node\/node-b cordoned$/m);
     assert.match(out.stderr, /cannot drain node node-b \(it stays cordoned; nothing was stopped\)/);
-    assert.match(out.stderr, /virtualmachineinstance default\/live has eviction strategy LiveMigrate \(from its spec\.evictionStrategy\), and live migration is not available yet: set its evictionStrategy to None or LiveMigrateIfPossible .* or stop it \(vireo stop VM\)/);
-    assert.match(out.stderr, /virtualmachineinstance default\/solo has no controller .* drain with --force/);
+    assert.match(out.stderr, /virtualmachineinstance default\/keep has eviction strategy LiveMigrate \(from the KubeVirt CR's spec\.configuration\.evictionStrategy\), and live migration is not available yet: set its evictionStrategy to None or LiveMigrateIfPossible .* or stop it \(vireo stop VM\)/);
+    assert.match(out.stderr, /virtualmachineinstance default\/solo has eviction strategy LiveMigrate/);
+    assert.doesNotMatch(out.stderr, /default\/rerun/, 'its own LiveMigrateIfPossible wins over the cluster\'s LiveMigrate');
     assert.doesNotMatch(out.stdout, /evicting/);
     const node = await kubectl(['get', 'node', 'node-b', '--no-headers'], kc());
     assert.match(node.stdout, /^node-b\s+Ready,SchedulingDisabled\s/);
     const after = await vmiOf('keep');
     assert.equal(after?.metadata.uid, before?.metadata.uid, 'nothing was stopped');
-    assert.equal(phase(after ?? { apiVersion: '', kind: '', metadata: {} }), 'Running');
+    assert.equal(phase(after ?? none), 'Running');
   });
 
-  await t.test('--dry-run=client says what it would do and changes nothing', async () => {
-    const stopped = await cli(['stop', 'live']);
-    assert.equal(stopped.code, 0, stopped.stderr);
-    await eventually(async () => (await vmiOf('live')) === undefined, { timeoutMs: 60_000, what: 'live to stop' });
-    // An External VMI tolerates the cordon (as a DaemonSet's pods do), so it still lands on node-b.
+  await t.test('a bare VMI without --force is refused; --dry-run=client says what would happen and changes nothing', async () => {
+    await client.patch(resources.kubeVirts, 'kubevirt', 'kubevirt', 'merge', { spec: { configuration: { evictionStrategy: 'None' } } });
+    const refused = await cli(['drain', 'node-b']);
+    assert.equal(refused.code, 2, `${refused.stdout}${refused.stderr}`);
+    assert.match(refused.stdout, /^node\/node-b already cordoned$/m);
+    assert.match(refused.stderr, /virtualmachineinstance default\/solo has no controller .* drain with --force/);
+    assert.doesNotMatch(refused.stderr, /default\/keep/);
+    const out = await cli(['drain', 'node-b', '--force', '--dry-run']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /^evicting virtualmachineinstance default\/keep \(dry run\)$/m);
+    assert.match(out.stdout, /^evicting virtualmachineinstance default\/rerun \(LiveMigrateIfPossible: live migration is not available yet, so it stops and restarts elsewhere\) \(dry run\)$/m);
+    assert.match(out.stdout, /^evicting virtualmachineinstance default\/solo \(dry run\)$/m);
+    assert.match(out.stdout, /^node\/node-b drained \(dry run\)$/m);
+    for (const name of ['keep', 'rerun', 'solo']) assert.equal(stringAt(await vmiOf(name) ?? none, 'status', 'nodeName'), 'node-b');
+    const server = await cli(['drain', 'node-b', '--dry-run=server']);
+    assert.equal(server.code, 2);
+    assert.match(server.stderr, /--dry-run=server is not supported: .*use --dry-run=client/);
+  });
+
+  await t.test('--force: the Always and RerunOnFailure VMs come back on the server\'s node, the bare VMI is gone', async () => {
+    const uids = { keep: (await vmiOf('keep'))?.metadata.uid, rerun: (await vmiOf('rerun'))?.metadata.uid };
+    const out = await cli(['drain', 'node-b', '--force', '--grace-period', '0', '--timeout', '120s'], 180_000);
+    assert.equal(out.code, 0, `${out.stdout}${out.stderr}`);
+    for (const name of ['keep', 'rerun', 'solo']) {
+      assert.match(out.stdout, new RegExp(`^evicting virtualmachineinstance default/${name}( \\(.*\\))?$`, 'm'));
+      assert.match(out.stdout, new RegExp(`^virtualmachineinstance/${name} evicted$`, 'm'));
+    }
+    assert.match(out.stdout, /node\/node-b drained\n$/);
+    assert.equal(await vmiOf('solo'), undefined, 'a bare VMI is just gone');
+    for (const name of ['keep', 'rerun'] as const) {
+      const moved = await runningOn(name, serverNode, `${name} to run again on the server's node`);
+      assert.notEqual(moved.metadata.uid, uids[name], `a new VMI of ${name}`);
+    }
+  });
+
+  await t.test('External: marked with status.evacuationNodeName and left; the drain waits for its external controller', async () => {
+    // It tolerates the cordon (as a DaemonSet's pods do), so it lands on node-b.
     await client.create(resources.virtualMachineInstances, vmiManifest('ext', {
       spec: {
         evictionStrategy: 'External',
@@ -141,56 +183,60 @@ test('vireo drain moves VMIs off a node by their eviction strategy', { skip, tim
       },
     }));
     await runningOn('ext', 'node-b', 'ext to run on node-b');
-    const out = await cli(['drain', 'node-b', '--force', '--dry-run']);
-    assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stdout, /^node\/node-b already cordoned$/m);
-    assert.match(out.stdout, /^evicting virtualmachineinstance default\/keep \(dry run\)$/m);
-    assert.match(out.stdout, /^virtualmachineinstance default\/ext has eviction strategy External: marked status\.evacuationNodeName=node-b .* \(dry run\)$/m);
-    assert.match(out.stdout, /^node\/node-b drained \(dry run\)$/m);
-    assert.equal(stringAt(await vmiOf('ext') ?? { apiVersion: '', kind: '', metadata: {} }, 'status', 'evacuationNodeName'), undefined);
-    assert.equal(phase(await vmiOf('solo') ?? { apiVersion: '', kind: '', metadata: {} }), 'Running');
-    const server = await cli(['drain', 'node-b', '--dry-run=server']);
-    assert.equal(server.code, 2);
-    assert.match(server.stderr, /--dry-run=server is not supported: .*use --dry-run=client/);
-  });
-
-  await t.test('--force: the VM comes back on the server\'s node, the bare VMI is gone, the External one is marked and left', async () => {
-    const keepUid = (await vmiOf('keep'))?.metadata.uid;
-    const out = await cli(['drain', 'node-b', '--force', '--grace-period', '0', '--timeout', '60s'], 120_000);
+    const out = await cli(['drain', 'node-b', '--timeout', '5s']);
     assert.equal(out.code, 4, `${out.stdout}${out.stderr}`);
-    assert.match(out.stdout, /^evicting virtualmachineinstance default\/keep$/m);
-    assert.match(out.stdout, /^evicting virtualmachineinstance default\/solo$/m);
-    assert.match(out.stdout, /^virtualmachineinstance\/keep evicted$/m);
-    assert.match(out.stdout, /^virtualmachineinstance\/solo evicted$/m);
-    assert.match(out.stdout, /^virtualmachineinstance default\/ext has eviction strategy External: marked status\.evacuationNodeName=node-b/m);
-    assert.match(out.stderr, /drain of node node-b did not complete within 60000 ms: still on the node: default\/ext \(External: waiting for its external controller\)/);
+    assert.match(out.stdout, /^virtualmachineinstance default\/ext has eviction strategy External: marked status\.evacuationNodeName=node-b for its external controller to move it$/m);
+    assert.match(out.stderr, /drain of node node-b did not complete within 5000 ms: still on the node: default\/ext \(External: waiting for its external controller\)\. The node stays cordoned/);
     const ext = await vmiOf('ext');
-    assert.equal(stringAt(ext ?? { apiVersion: '', kind: '', metadata: {} }, 'status', 'evacuationNodeName'), 'node-b');
-    assert.equal(phase(ext ?? { apiVersion: '', kind: '', metadata: {} }), 'Running', 'External: the drain does not stop it');
-    assert.equal(await vmiOf('solo'), undefined, 'a bare VMI is just gone');
-    const moved = await runningOn('keep', serverNode, 'keep to run again on the server\'s node');
-    assert.notEqual(moved.metadata.uid, keepUid, 'a new VMI');
+    assert.equal(stringAt(ext ?? none, 'status', 'evacuationNodeName'), 'node-b');
+    assert.equal(phase(ext ?? none), 'Running', 'the drain does not stop it');
+    // A drain that waits, and the external controller taking the VMI off node-b meanwhile. The mark is cleared
+    // first, so that the drain setting it again says it has seen the VMI.
+    await client.patch(resources.virtualMachineInstances, 'default', 'ext', 'merge', { status: { evacuationNodeName: null } });
+    const waiting = cli(['drain', 'node-b', '--timeout', '90s'], 120_000);
+    await eventually(async () => stringAt(await vmiOf('ext') ?? none, 'status', 'evacuationNodeName') === 'node-b', { timeoutMs: 30_000, what: 'the drain to mark ext again' });
+    await client.delete(resources.virtualMachineInstances, 'default', 'ext');
+    const done = await waiting;
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /^virtualmachineinstance\/ext evicted$/m);
+    assert.match(done.stdout, /node\/node-b drained\n$/);
   });
 
-  await t.test('once the external controller moved its VMI, draining the drained node succeeds at once', async () => {
-    // Playing the external controller: it takes the VMI off node-b.
-    await client.delete(resources.virtualMachineInstances, 'default', 'ext');
-    const out = await cli(['drain', 'node-b', '--timeout', '60s'], 90_000);
-    assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stdout, /^node\/node-b already cordoned$/m);
-    assert.match(out.stdout, /node\/node-b drained\n$/);
+  await t.test('draining a drained node succeeds at once; uncordon makes it schedulable again', async () => {
     const again = await cli(['drain', 'node-b']);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, 'node/node-b already cordoned\nnode/node-b drained\n');
     assert.deepEqual(qemuPidsUnder(agentDir), [], 'no guest left on node-b');
-  });
-
-  await t.test('uncordon makes node-b schedulable again', async () => {
     const out = await cli(['uncordon', 'node-b']);
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stdout, 'node/node-b uncordoned\n');
     assert.match((await kubectl(['get', 'node', 'node-b', '--no-headers'], kc())).stdout, /^node-b\s+Ready\s/);
     assert.equal((await cli(['uncordon', 'node-b'])).stdout, 'node/node-b already uncordoned\n');
+  });
+
+  await t.test('a VM whose disk is a local volume of the drained node stops, and its new VMI stays Pending saying why', async () => {
+    // The Always and RerunOnFailure VMs are done with: two guests fewer on the machine.
+    for (const name of ['keep', 'rerun']) await client.delete(resources.virtualMachines, 'default', name);
+    await client.create(resources.dataVolumes, {
+      apiVersion: 'cdi.kubevirt.io/v1beta1',
+      kind: 'DataVolume',
+      metadata: { name: 'local-data', namespace: 'default', annotations: { 'volume.kubernetes.io/selected-node': 'node-b' } },
+      spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '16Mi' } } } },
+    });
+    await client.create(resources.virtualMachines, vm('pinned', 'Always', {}, { disks: [{ name: 'data', disk: { bus: 'virtio' } }], volumes: [{ name: 'data', dataVolume: { name: 'local-data' } }] }));
+    await runningOn('pinned', 'node-b', 'pinned to run on node-b, where its volume is');
+    const out = await cli(['drain', 'node-b', '--grace-period', '0', '--timeout', '120s'], 180_000);
+    assert.equal(out.code, 0, `${out.stdout}${out.stderr}`);
+    assert.match(out.stderr, /^warning: virtualmachineinstance default\/pinned uses claim default\/local-data, whose volume lives on node node-b only: a new VMI of it stays Pending \("volume node affinity conflict"\) until node-b is uncordoned$/m);
+    assert.match(out.stdout, /^virtualmachineinstance\/pinned evicted$/m);
+    const pending = await eventually(async () => {
+      const vmi = await vmiOf('pinned');
+      const scheduled = (vmi?.status as { conditions?: { type: string; reason?: string; message?: string }[] } | undefined)?.conditions?.find((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable');
+      return scheduled?.message;
+    }, { timeoutMs: 60_000, what: 'the new VMI of pinned to be unschedulable' });
+    assert.equal(pending, '0/2 nodes are available: 1 node(s) had volume node affinity conflict, 1 node(s) were unschedulable. Claim "local-data" is a local volume of node node-b, which is cordoned: uncordon node-b to run it there again (a local volume does not follow its VMI to another node).');
+    assert.equal((await cli(['uncordon', 'node-b'])).code, 0);
+    await runningOn('pinned', 'node-b', 'pinned to run again on node-b once it is uncordoned');
   });
 
   await t.test('node-b\'s agent, with its node credential, was refused nothing on the way', () => {

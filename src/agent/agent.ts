@@ -45,6 +45,7 @@ import type { ImportTarget } from '../storage/import/index.js';
 import { pullerFor } from './images/index.js';
 import { NodeNetworkPolicy } from './network-policy.js';
 import { NodeServices } from './service-proxy.js';
+import { NodePodRoutes } from './pod-routes.js';
 
 /** What a node agent needs; see the fields. */
 export interface NodeAgentOptions {
@@ -105,6 +106,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private exporter: VolumeExporter | undefined;
   private networkPolicy: NodeNetworkPolicy | undefined;
   private services: NodeServices | undefined;
+  private podRoutes: NodePodRoutes | undefined;
   private podNetwork: PodNetwork | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
@@ -185,6 +187,9 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     // Services' cluster IPs and node ports, and the guests' DNS, from when the pod network is up.
     this.services = new NodeServices({ client, podNetwork, logger: this.logger });
     this.services.start();
+    // Routes to the other nodes' pod ranges, and the cluster's pod ranges the node's pods reach without masquerade.
+    this.podRoutes = new NodePodRoutes({ client, nodeName, podNetwork, logger: this.logger });
+    await this.podRoutes.start();
     informer.onChange((key) => { queue.add(key); });
     await informer.start();
     // Runtimes whose VMI is gone get no informer event: queue them too.
@@ -231,6 +236,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const noSandboxes = this.podNetwork === undefined || this.podNetwork.sandboxStates().size === 0;
     await this.networkPolicy?.stop({ removeTables: (options.stopGuests ?? false) || noSandboxes });
     await this.services?.stop({ removeTable: (options.stopGuests ?? false) || noSandboxes });
+    await this.podRoutes?.stop({ removeRoutes: (options.stopGuests ?? false) || noSandboxes });
     await this.events?.flush();
     this.logger.info('node agent stopped', { stopGuests: options.stopGuests ?? false });
   }

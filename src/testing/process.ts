@@ -47,8 +47,10 @@ interface Spawned {
 }
 
 /** Runs `vireo ARGS` and resolves once it prints `ready`; rejects if it exits first or takes longer than `timeoutMs`. */
-async function spawnUntilReady(args: string[], what: string, timeoutMs: number, env?: Record<string, string>): Promise<Spawned> {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
+async function spawnUntilReady(args: string[], what: string, timeoutMs: number, env?: Record<string, string>, prefix: readonly string[] = []): Promise<Spawned> {
+  // A prefix (e.g. a lab host's nsenter) execs node in the end, so the child's pid is vireo's either way.
+  const argv = [...prefix, process.execPath, cliPath, ...args];
+  const child = spawn(argv[0] ?? process.execPath, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
   let output = '';
   let stdout = '';
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); }));
@@ -91,17 +93,33 @@ export function processClusterCidr(dataDir: string): string {
   return `10.${200 + (a % 40)}.${(b % 64) * 4}.0/22,fd00:${((c << 8) | d).toString(16)}:${bytes.readUInt16BE(4).toString(16)}:${(bytes.readUInt16BE(6) & 0xfffc).toString(16)}::/62`;
 }
 
-/** Starts `vireo server` on loopback `port`; `store` is its `--store` (default: SQLite in the data dir). */
-export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string }): Promise<ServerProcess> {
+/** Where a test process runs: by default in this network namespace on loopback; or in a lab host (src/testing/hosts-lab.ts) on its address. */
+export interface ProcessPlace {
+  /** The address it listens on (default 127.0.0.1). */
+  host?: string;
+  /** The argv prefix that enters its host (HostsLab.command). */
+  prefix?: readonly string[];
+}
+
+/** `host:port` for --listen, bracketing IPv6. */
+function listenOn(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Starts `vireo server` on `port` (loopback unless `place` says otherwise); `store` is its `--store` (default: SQLite in the data dir). */
+export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string; place?: ProcessPlace; args?: string[] }): Promise<ServerProcess> {
+  const address = listenOn(options.place?.host ?? '127.0.0.1', options.port);
   const { child, output, exited } = await spawnUntilReady(
-    ['server', '--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn', '--cluster-cidr', processClusterCidr(options.dataDir), ...(options.store === undefined ? [] : ['--store', options.store])],
+    ['server', '--data-dir', options.dataDir, '--listen', address, '--log-level', 'warn', '--cluster-cidr', processClusterCidr(options.dataDir), ...(options.store === undefined ? [] : ['--store', options.store]), ...(options.args ?? [])],
     'vireo server',
     options.timeoutMs ?? 30_000,
+    undefined,
+    options.place?.prefix,
   );
   const kubeconfig = join(options.dataDir, 'kubeconfig');
   return {
     child,
-    url: `https://127.0.0.1:${options.port}`,
+    url: `https://${address}`,
     kubeconfig,
     token: readFileSync(join(options.dataDir, 'token'), 'utf8').trim(),
     caCert: readFileSync(join(options.dataDir, 'ca.crt'), 'utf8'),
@@ -113,7 +131,7 @@ export async function startServerProcess(options: { dataDir: string; port: numbe
 /** A `vireo agent` in a child process. */
 export interface AgentProcess {
   child: ChildProcess;
-  /** `https://127.0.0.1:<port>` of its endpoint. */
+  /** `https://ADDRESS:PORT` of its endpoint. */
   url: string;
   /** Everything the process printed (stdout and stderr). */
   output(): string;
@@ -126,18 +144,20 @@ export interface AgentProcess {
 /** How a test agent reaches its server: the cluster kubeconfig, or joining with a token (or a credential stored by an earlier join). */
 export type AgentAccess = { kubeconfig: string } | { join: { server?: string; token?: string; caCertHash?: string } };
 
-/** Starts `vireo agent` as node `nodeName`, its endpoint on loopback `port` (`env` added to its environment); resolves once it says ready. */
-export async function startAgentProcess(options: AgentAccess & { dataDir: string; nodeName: string; port: number; timeoutMs?: number; env?: Record<string, string> }): Promise<AgentProcess> {
+/** Starts `vireo agent` as node `nodeName`, its endpoint on `port` (loopback unless `place` says otherwise; `env` added to its environment); resolves once it says ready. */
+export async function startAgentProcess(options: AgentAccess & { dataDir: string; nodeName: string; port: number; timeoutMs?: number; env?: Record<string, string>; place?: ProcessPlace; args?: string[] }): Promise<AgentProcess> {
   const access = 'kubeconfig' in options ? ['--kubeconfig', options.kubeconfig] : joinArgs(options.join);
+  const address = listenOn(options.place?.host ?? '127.0.0.1', options.port);
   const { child, output, exited } = await spawnUntilReady(
-    ['agent', ...access, '--data-dir', options.dataDir, '--node-name', options.nodeName, '--listen', `127.0.0.1:${options.port}`, '--log-level', 'warn'],
+    ['agent', ...access, '--data-dir', options.dataDir, '--node-name', options.nodeName, '--listen', address, '--log-level', 'warn', ...(options.args ?? [])],
     `vireo agent ${options.nodeName}`,
     options.timeoutMs ?? 30_000,
     options.env,
+    options.place?.prefix,
   );
   return {
     child,
-    url: `https://127.0.0.1:${options.port}`,
+    url: `https://${address}`,
     output,
     exited,
     async stop() {

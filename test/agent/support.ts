@@ -86,7 +86,7 @@ export async function startAgentFixture(options: { logger?: Logger } = {}): Prom
 }
 
 /** Removes the cgroups of the VMI directories under `dataDir` (their QEMUs killed), so no test leaves one on the machine. */
-async function removeCgroupsOf(dataDir: string): Promise<void> {
+export async function removeCgroupsOf(dataDir: string): Promise<void> {
   const cgroups = await Cgroups.detect();
   let uids: string[] = [];
   try {

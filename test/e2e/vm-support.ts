@@ -38,6 +38,14 @@ export function hasQemu(): boolean {
 /** Skip reason for the tests that run QEMU, or false. */
 export const skipWithoutQemu: string | false = hasQemu() ? false : 'qemu-system-x86_64 is not installed';
 
+/** A server reached by URL, token and CA (a `vireo server` process), with a client of it. */
+export interface ApiAccess {
+  url: string;
+  token: string;
+  caCert: string;
+  client: HttpClient;
+}
+
 export interface VmEnv {
   server: TestServer;
   client: HttpClient;
@@ -196,14 +204,16 @@ export class ConsoleCapture {
 
   private constructor(private readonly ws: WebSocket) {}
 
-  static async open(env: VmEnv, name: string): Promise<ConsoleCapture> {
+  /** Opens VMI `name`'s console through the test server of `env`, or through any server (`ApiAccess`: a server process of the lab tests). */
+  static async open(env: VmEnv | ApiAccess, name: string): Promise<ConsoleCapture> {
+    const access = 'server' in env ? { url: env.server.url, token: env.server.token, caCert: env.server.pki.caCert, client: env.client } : env;
     const base = `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/${name}`;
-    const ws = await dialStream({ server: env.server.url, token: env.server.token, caCert: env.server.pki.caCert, path: `${base}/console` });
+    const ws = await dialStream({ server: access.url, token: access.token, caCert: access.caCert, path: `${base}/console` });
     const capture = new ConsoleCapture(ws);
     ws.on('message', (data) => { capture.streamed += toBuffer(data).toString('utf8'); });
     ws.once('close', () => { capture.ended = true; });
     // Read after the stream opened: whatever the guest printed before is in the log, whatever after in the stream.
-    const res = await env.server.fetch('GET', `${base}/consolelog`);
+    const res = await access.client.raw('GET', `${base}/consolelog`);
     if (res.status !== 200) throw new Error(`GET ${base}/consolelog answered ${res.status}: ${res.body}`);
     capture.kept = res.body;
     return capture;

@@ -10,7 +10,7 @@ import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../.
 import { networkNames } from '../../src/net/pod/names.js';
 import { eventually } from '../../src/testing/wait.js';
 import { ConsoleCapture, closeVmEnv, openVmEnv, phaseOf, vmis } from '../e2e/vm-support.js';
-import type { VmEnv } from '../e2e/vm-support.js';
+import type { ApiAccess, VmEnv } from '../e2e/vm-support.js';
 import { hostNetworkState } from './support.js';
 
 const bootMs = 360_000;
@@ -52,7 +52,7 @@ export function podGuest(name: string, binding: 'masquerade' | 'bridge', options
 }
 
 /** Waits for VMI `name` to run with its interfaces reported and its guest to be ready; its console. */
-export async function bootedGuest(env: VmEnv, name: string): Promise<{ vmi: KObject; console: ConsoleCapture }> {
+export async function bootedGuest(env: VmEnv | ApiAccess, name: string): Promise<{ vmi: KObject; console: ConsoleCapture }> {
   const vmi = await eventually(async () => {
     const found = await env.client.tryGet(vmis, 'default', name);
     if (phaseOf(found) === 'Failed') throw new Error(`VMI ${name} failed: ${JSON.stringify(found?.status)}`);
@@ -72,3 +72,23 @@ export async function runOnConsole(console: ConsoleCapture, command: string, mar
     return new RegExp(`${marker}-\\d`).test(text.replace(`echo ${marker}-$?`, '')) ? text : undefined;
   }, { what: `"${command}" to finish in the guest`, timeoutMs: 60_000, intervalMs: 200 });
 }
+
+/** A NetworkPolicy isolating the `app: web` guests for ingress, with no rule: nothing reaches them. */
+export const denyWeb = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-web, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+`;
+
+/** A NetworkPolicy letting the `app: client` guests reach the `app: web` guests on TCP port 80. */
+export const allowClient = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-client, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{protocol: TCP, port: 80}]
+`;

@@ -25,7 +25,7 @@ import { kubectl } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
 import { closeVmEnv, leftoverQemus, openVmEnv, skipWithoutQemu, vmis } from '../e2e/vm-support.js';
 import type { VmEnv } from '../e2e/vm-support.js';
-import { bootedGuest, podGuest, runOnConsole } from './guests.js';
+import { allowClient, bootedGuest, denyWeb, podGuest, runOnConsole } from './guests.js';
 import type { ConsoleCapture } from '../e2e/vm-support.js';
 import { hostNetworkState } from './support.js';
 
@@ -105,24 +105,6 @@ async function kubectlOk(args: string[], stdin?: string): Promise<void> {
   const result = await kubectl(args, { kubeconfig: env.server.kubeconfig, ...(stdin === undefined ? {} : { stdin }) });
   assert.equal(result.code, 0, `kubectl ${args.join(' ')}: ${result.stderr}`);
 }
-
-const denyWeb = `apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny-web, namespace: default}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Ingress]
-`;
-
-const allowClient = `apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: allow-client, namespace: default}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: client}}}]
-    ports: [{protocol: TCP, port: 80}]
-`;
 
 test('a NetworkPolicy on a real guest: denied without an ingress rule, allowed from the client label on port 80, open again once deleted', { skip: skipWithoutQemu, timeout: 900_000 }, async () => {
   const { client, webIp } = await guests;

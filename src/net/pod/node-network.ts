@@ -3,7 +3,10 @@
  * gateway address (the first address) of each of the node's pod subnets,
  * and an nftables table that lets traffic be forwarded to and from the
  * bridge and masquerades what leaves the node's pod subnets through any
- * other interface. Made once per agent (idempotent: `addr replace`, the
+ * other interface, except to the cluster's pod ranges (sets `pod_ranges4`
+ * and `pod_ranges6`: every Node's pod range, which the routes to other
+ * nodes carry): pod-to-pod traffic keeps its source address, so another
+ * node's network policy sees the real peer. Made once per agent (idempotent: `addr replace`, the
  * table replaced whole in one `nft -f` transaction); removed when the
  * agent stops its guests.
  */
@@ -20,13 +23,24 @@ export function gatewayOf(subnet: Cidr): string {
   return `${addressAt(subnet, 1n)}/${subnet.prefix}`;
 }
 
-/** The nftables program of the node's table: replaces it whole. */
-export function nodeRuleset(names: NetworkNames, subnets: readonly Cidr[]): string {
+/** The nftables program of the node's table: replaces it whole. `podRanges` are the cluster's pod ranges, reached without masquerade. */
+export function nodeRuleset(names: NetworkNames, subnets: readonly Cidr[], podRanges: readonly Cidr[] = []): string {
   const masquerade = subnets.map((s) => `    ${s.family === 4 ? 'ip' : 'ip6'} saddr ${formatCidr(s)} oifname != "${names.bridge}" masquerade`);
+  const rangeSet = (family: 4 | 6): string[] => {
+    const elements = [...subnets, ...podRanges].filter((c) => c.family === family).map(formatCidr);
+    return [
+      `  set pod_ranges${family} {`,
+      `    type ${family === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; auto-merge;`,
+      ...(elements.length === 0 ? [] : [`    elements = { ${[...new Set(elements)].join(', ')} }`]),
+      '  }',
+    ];
+  };
   return [
     `table inet ${names.table} {}`,
     `delete table inet ${names.table}`,
     `table inet ${names.table} {`,
+    ...rangeSet(4),
+    ...rangeSet(6),
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
     `    iifname "${names.bridge}" accept`,
@@ -34,6 +48,9 @@ export function nodeRuleset(names: NetworkNames, subnets: readonly Cidr[]): stri
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
+    // Pod to pod, on this node or another: the source stays (the service proxy's own masquerade, for node ports and hairpin, is in its table).
+    '    ip daddr @pod_ranges4 return',
+    '    ip6 daddr @pod_ranges6 return',
     ...masquerade,
     '  }',
     '}',
@@ -42,7 +59,7 @@ export function nodeRuleset(names: NetworkNames, subnets: readonly Cidr[]): stri
 }
 
 /** Makes (or refreshes) the bridge and the table; `workDir` receives the batch files. */
-export async function ensureNodeNetwork(names: NetworkNames, subnets: readonly Cidr[], options: { workDir: string; signal: AbortSignal }): Promise<void> {
+export async function ensureNodeNetwork(names: NetworkNames, subnets: readonly Cidr[], options: { workDir: string; podRanges: readonly Cidr[]; signal: AbortSignal }): Promise<void> {
   const lines: string[] = [];
   if (!existsSync(`/sys/class/net/${names.bridge}`)) lines.push(`link add ${names.bridge} type bridge`);
   for (const subnet of subnets) lines.push(`addr replace ${gatewayOf(subnet)} dev ${names.bridge}${subnet.family === 6 ? ' nodad' : ''}`);
@@ -50,8 +67,13 @@ export async function ensureNodeNetwork(names: NetworkNames, subnets: readonly C
   const batch = join(options.workDir, 'node.ip');
   await writeFile(batch, `${lines.join('\n')}\n`);
   await runTool('ip', ['-batch', batch], { signal: options.signal });
+  await writeNodeRuleset(names, subnets, options);
+}
+
+/** Replaces the node's table (forwarding and masquerade) in one transaction. */
+export async function writeNodeRuleset(names: NetworkNames, subnets: readonly Cidr[], options: { workDir: string; podRanges: readonly Cidr[]; signal: AbortSignal }): Promise<void> {
   const rules = join(options.workDir, 'node.nft');
-  await writeFile(rules, nodeRuleset(names, subnets));
+  await writeFile(rules, nodeRuleset(names, subnets, options.podRanges));
   await runTool('nft', ['-f', rules], { signal: options.signal });
 }
 

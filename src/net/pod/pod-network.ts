@@ -23,7 +23,7 @@ import { parseCidr } from './cidr.js';
 import { NodeIpam } from './ipam.js';
 import type { NetworkNames, SandboxNames } from './names.js';
 import { networkNames, sandboxNames } from './names.js';
-import { enableSysctl, ensureNodeNetwork, gatewayAddresses, removeNodeNetwork } from './node-network.js';
+import { enableSysctl, ensureNodeNetwork, gatewayAddresses, removeNodeNetwork, writeNodeRuleset } from './node-network.js';
 import type { SandboxSpec, SandboxState } from './sandbox.js';
 import { createSandbox, readSandboxState, removeSandbox, sandboxFiles } from './sandbox.js';
 import { defaultNetworkDhcpArgs, defaultNetworkState } from './default-network.js';
@@ -60,6 +60,10 @@ export class PodNetwork {
   private readonly ipam: NodeIpam;
   private subnets: Cidr[] | undefined;
   private making: Promise<Cidr[]> | undefined;
+  /** The cluster's pod ranges (every Node's), reached without masquerade; see {@link setClusterPodRanges}. */
+  private podRanges: Cidr[] = [];
+  /** The last node table rewrite for new pod ranges: one at a time, in order. */
+  private rangesWrite: Promise<void> = Promise.resolve();
   /** The sandboxes that exist, by VMI uid. */
   private readonly sandboxes = new Map<string, SandboxState>();
   private readonly listeners: (() => void)[] = [];
@@ -231,6 +235,28 @@ export class PodNetwork {
     return removed;
   }
 
+  /**
+   * Sets the cluster's pod ranges (every Node's `spec.podCIDRs`): traffic
+   * from this node's pods to them keeps its source address. Rewrites the
+   * node's table when the node's network is up (also one an earlier agent
+   * made); otherwise the ranges go in when it is made.
+   */
+  setClusterPodRanges(ranges: readonly string[], signal: AbortSignal): Promise<void> {
+    const parsed = ranges.map(parseCidr);
+    const write = this.rangesWrite.then(async () => {
+      this.podRanges = parsed;
+      if (!this.isUp()) return;
+      // Made by an earlier agent: making it again (idempotent) writes the new ranges and learns the subnets.
+      if (this.subnets === undefined) {
+        await this.nodeSubnets(signal);
+        return;
+      }
+      await writeNodeRuleset(this.names, this.subnets, { workDir: this.nodeDir, podRanges: this.podRanges, signal });
+    });
+    this.rangesWrite = write.catch(() => undefined);
+    return write;
+  }
+
   /** Removes the node bridge and table (when the agent stops its guests). */
   async removeNode(signal: AbortSignal): Promise<void> {
     this.subnets = undefined;
@@ -248,7 +274,10 @@ export class PodNetwork {
     if (cidrs.length === 0) throw new PodNetworkNotReady('this Node has no spec.podCIDRs yet: the node IPAM controller of vireo server assigns them from --cluster-cidr (a range with no subnet left gives the Node a CIDRNotAvailable Event)');
     const subnets = cidrs.map(parseCidr);
     await mkdir(this.root, { recursive: true, mode: 0o700 });
-    await ensureNodeNetwork(this.names, subnets, { workDir: this.nodeDir, signal });
+    const ranges = this.podRanges;
+    await ensureNodeNetwork(this.names, subnets, { workDir: this.nodeDir, podRanges: ranges, signal });
+    // New pod ranges that arrived meanwhile.
+    if (this.podRanges !== ranges) await writeNodeRuleset(this.names, subnets, { workDir: this.nodeDir, podRanges: this.podRanges, signal });
     await this.enableForwarding();
     this.options.logger.info('pod network ready', { bridge: this.names.bridge, podCIDRs: cidrs });
     this.subnets = subnets;

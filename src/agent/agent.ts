@@ -72,11 +72,13 @@ export interface NodeAgentOptions {
    */
   endpoint?: AgentEndpointInfo & { address?: string };
   /**
-   * The cluster bearer token, which this agent presents to another node's
-   * agent endpoint to copy a volume from it. Without it, clones whose
-   * source is on another node wait.
+   * The bearer token this agent presents to another node's export (its
+   * agent endpoint, or the API server's port) to copy a volume from it: the
+   * cluster token, or a joined agent's node credential, which the source
+   * checks with a TokenReview. Without it, clones whose source is on
+   * another node wait.
    */
-  clusterToken?: string;
+  copyToken?: string;
   /** Annotations the agent keeps on its Node (a joined agent marks its Node as bound to its credential). */
   nodeAnnotations?: Record<string, string>;
   /** The API server's URL and CA: the agent inside `vireo server` serves its volumes' exports there. */
@@ -205,7 +207,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     // Copies of volumes of this node to other nodes (the source side of a clone across nodes).
     this.exporter = new VolumeExporter({ client, nodeName, dataDir, live, logger: this.logger });
     const apiServer = this.options.apiServer;
-    const copyAccess = { token: this.options.clusterToken, ...(apiServer === undefined ? {} : { apiServer }) };
+    const copyAccess = { token: this.options.copyToken, ...(apiServer === undefined ? {} : { apiServer }) };
     this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess });
     await this.imports.start();
     // CDI uploads into the volumes of this node (CDI's upload server pods, without pods).

@@ -40,6 +40,12 @@ export interface AgentEndpointOptions {
   logger: Logger;
   /** The most bytes a second one volume export is sent at; default: as fast as the link goes. */
   exportRateBytesPerSecond?: number;
+  /**
+   * Who else may read volume exports (`export-access.ts`: another node's
+   * credential, reviewed by the API server, for a copy into a claim of its
+   * node). Without it, exports take the cluster token only.
+   */
+  exportAccess?: { authorize(token: string, targetUid: string): Promise<void> };
 }
 
 function digest(text: string): Buffer {
@@ -123,7 +129,7 @@ export class AgentEndpoint {
 
   private async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const request = this.authorize(req);
+      const request = await this.authorize(req);
       const { operation, namespace, name } = request;
       // Only an upload has a body worth reading.
       if (operation.kind !== 'upload') req.resume();
@@ -161,7 +167,7 @@ export class AgentEndpoint {
     // A peer that resets during the handshake must not take the agent down.
     socket.on('error', () => { socket.destroy(); });
     try {
-      const { operation, namespace, name } = this.authorize(req);
+      const { operation, namespace, name } = await this.authorize(req);
       if (operation.kind === 'portforward') {
         await this.streams.upgrade(req, socket, head, {
           path: pathOf(req),
@@ -180,14 +186,25 @@ export class AgentEndpoint {
     }
   }
 
-  /** The request, once its token is the cluster's and its path one the endpoint serves. */
-  private authorize(req: IncomingMessage): AgentRequest {
-    if (!bearerMatches(req.headers.authorization, this.options.token)) {
-      throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the API server\'s bearer token (the cluster token)');
-    }
+  /**
+   * The request, once its token is the cluster's (or, for an export, one the
+   * export access admits) and its path one the endpoint serves.
+   */
+  private async authorize(req: IncomingMessage): Promise<AgentRequest> {
     const request = parseAgentRequest(pathOf(req));
-    if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);
-    return request;
+    if (bearerMatches(req.headers.authorization, this.options.token)) {
+      if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);
+      return request;
+    }
+    const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    const access = this.options.exportAccess;
+    if (request?.operation.kind === 'export' && presented !== undefined && access !== undefined) {
+      const target = new URL(req.url ?? '/', 'https://agent.invalid').searchParams.get('target') ?? '';
+      if (target === '') throw badRequest(`${pathOf(req)} needs ?target=UID: the uid of the claim the volume is copied into`);
+      await access.authorize(presented, target);
+      return request;
+    }
+    throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the API server\'s bearer token (the cluster token), and for volume exports the node credential of a node copying into a claim of its own');
   }
 
   /** GET: the export of a claim or VolumeSnapshot for copy `?target=UID`; DELETE: its release. */

@@ -5,6 +5,7 @@ export { LocalAgentDirectory } from './handle.js';
 export type { AgentDirectory, AgentHandle, GuestAction, GuestActionParameters, UploadOptions, UploadResult } from './handle.js';
 export { agentFinalizer } from './vmi-status.js';
 export { AgentEndpoint, bearerMatches } from './endpoint.js';
+export { ExportAccess } from './export-access.js';
 export type { AgentEndpointOptions } from './endpoint.js';
 export { agentCertificateAnnotation, agentRequestMethod, agentRequestPath, defaultAgentPort } from './endpoint-api.js';
 export type { AgentEndpointInfo, AgentOperation, ExportedResource } from './endpoint-api.js';

@@ -5,19 +5,18 @@
  * Secret on every request, so deleting the Secret revokes it at once), or a
  * join token (`src/api/join-token.ts`), which is good for nothing but the
  * join exchange. A node may act only as itself, as Kubernetes' Node
- * authorizer and NodeRestriction admission have it: its own Node and Lease,
- * the VMIs bound to it; it may not read join tokens or node credentials.
+ * authorizer and NodeRestriction admission have it (`node-restriction.ts`).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ApiError } from '../api/errors.js';
-import { isPlainObject } from '../api/object.js';
-import { stringAt } from '../api/kinds/read.js';
-import { bootstrapTokenPrefix, joinTokenExpired, joinTokenNamespace, joinTokenOfSecret, joinTokenSecretName, parseJoinToken, sameSecret } from '../api/join-token.js';
+import { joinTokenExpired, joinTokenNamespace, joinTokenOfSecret, joinTokenSecretName, parseJoinToken, sameSecret } from '../api/join-token.js';
 import type { JoinToken } from '../api/join-token.js';
-import { credentialHash, credentialOfSecret, nodeCredentialSecretName, nodeCredentialSecretPrefix, nodeNameOfCredential } from '../api/node-credential.js';
+import { credentialHash, credentialOfSecret, nodeCredentialSecretName, nodeNameOfCredential } from '../api/node-credential.js';
 import type { Logger } from '../log/logger.js';
 import type { ObjectStore } from './object-store.js';
+import { NodeRestriction } from './node-restriction.js';
+import type { NodeRequest } from './node-restriction.js';
 import type { ResourceRequestInfo } from './request-info.js';
 import type { ResourceDef } from '../api/resource.js';
 import type { ResourceRegistry } from './resources.js';
@@ -29,6 +28,8 @@ export type Identity =
   | { kind: 'node'; nodeName: string }
   | { kind: 'joining'; token: JoinToken };
 
+export type { NodeRequest } from './node-restriction.js';
+
 export interface CredentialsOptions {
   objects: ObjectStore;
   registry: ResourceRegistry;
@@ -39,28 +40,28 @@ export interface CredentialsOptions {
   logger: Logger;
 }
 
-/** What a request acts on, for {@link Credentials.authorize}. */
-export interface NodeRequest {
-  method: string;
-  info: ResourceRequestInfo;
-}
 
-const nodeLeaseNamespace = 'kube-node-lease';
 /** What to do when a join token is refused. */
 const newTokenHint = 'create a new one on the server with "vireo token create" and join with it';
 
 export class Credentials {
   private readonly token: Buffer;
   private readonly componentToken: Buffer | undefined;
+  private readonly restriction: NodeRestriction;
 
   constructor(private readonly options: CredentialsOptions) {
+    this.restriction = new NodeRestriction({ objects: options.objects, registry: options.registry });
     this.token = Buffer.from(options.token);
     this.componentToken = options.componentToken === undefined ? undefined : Buffer.from(options.componentToken);
   }
 
   /** The identity of an `Authorization` header; 401 with the reason for a token that is not (or no longer) good. */
   async authenticate(req: IncomingMessage): Promise<Identity> {
-    const presented = bearerOf(req.headers.authorization);
+    return this.authenticateBearer(bearerOf(req.headers.authorization));
+  }
+
+  /** The identity of a bearer token (a request's, or one a TokenReview asks about); 401 saying why otherwise. */
+  async authenticateBearer(presented: string | undefined): Promise<Identity> {
     const bytes = Buffer.from(presented ?? '');
     if (sameToken(bytes, this.token)) return { kind: 'user' };
     if (this.componentToken !== undefined && sameToken(bytes, this.componentToken)) return { kind: 'controller' };
@@ -104,51 +105,22 @@ export class Credentials {
   }
 
   /**
-   * Refuses (403, saying why) what a node may not do; users and components
-   * may do anything. (A join token never gets here: the server refuses it
-   * everywhere but the join.)
+   * Refuses (403, saying why) what a node may not do (`node-restriction.ts`);
+   * users and components may do anything. (A join token never gets here:
+   * the server refuses it everywhere but the join.)
    */
   async authorize(identity: Identity, request: NodeRequest): Promise<void> {
-    if (identity.kind !== 'node') return;
-    const { method, info } = request;
-    const node = identity.nodeName;
-    const forbid = (why: string): ApiError =>
-      new ApiError('Forbidden', `node ${node} may not ${verbOf(method, info)} ${pathOf(info)}: ${why}`, { details: { kind: info.resource, ...(info.name === undefined ? {} : { name: info.name }) } });
-    const reading = method === 'GET' || method === 'HEAD';
-    if (info.group === '' && info.resource === 'secrets') {
-      if (reading && info.namespace !== undefined && info.namespace !== joinTokenNamespace) return;
-      if (reading && info.name !== undefined && !isCredentialSecretName(info.name)) return;
-      throw forbid(`a node credential reads Secrets, but not the join tokens and node credentials of ${joinTokenNamespace} (so it lists neither ${joinTokenNamespace}'s Secrets nor all namespaces'), and writes none`);
-    }
-    if (reading) return;
-    if (info.group === '' && info.resource === 'nodes') {
-      if (info.name !== undefined && info.name !== node) throw forbid(`a node credential acts only on its own Node (${node})`);
-      return;
-    }
-    if (info.group === 'coordination.k8s.io' && info.resource === 'leases' && info.namespace === nodeLeaseNamespace) {
-      if (info.name !== undefined && info.name !== node) throw forbid(`a node credential renews only its own Lease (${nodeLeaseNamespace}/${node})`);
-      return;
-    }
-    if (info.group === 'kubevirt.io' && info.resource === 'virtualmachineinstances') {
-      if (info.name === undefined || info.namespace === undefined) throw forbid('a node agent does not create VMIs or act on all of them at once');
-      const def = this.options.registry.lookup(info.group, info.version, info.resource);
-      const vmi = def === undefined ? undefined : await this.objects().tryGet(def, info.namespace, info.name);
-      const boundTo = vmi === undefined ? undefined : stringAt(vmi, 'status', 'nodeName');
-      if (vmi !== undefined && boundTo !== node) throw forbid(`the VMI is ${boundTo === undefined ? 'not bound to a node' : `bound to node ${boundTo}`}; a node credential acts only on the VMIs bound to its node`);
-    }
+    if (identity.kind === 'node') await this.restriction.authorize(identity.nodeName, request);
   }
 
-  /**
-   * The create-time half (NodeRestriction admission): a node creates only
-   * its own Node and Lease. Called with the decoded body of a create.
-   */
+  /** The create-time half (NodeRestriction admission), called with the decoded body of a create. */
   admitCreate(identity: Identity, info: ResourceRequestInfo, input: unknown): void {
-    if (identity.kind !== 'node') return;
-    const name = isPlainObject(input) && isPlainObject(input.metadata) && typeof input.metadata.name === 'string' ? input.metadata.name : undefined;
-    const own = (info.group === '' && info.resource === 'nodes') || (info.group === 'coordination.k8s.io' && info.resource === 'leases' && info.namespace === nodeLeaseNamespace);
-    if (own && name !== identity.nodeName) {
-      throw new ApiError('Forbidden', `node ${identity.nodeName} may not create ${info.resource} ${name ?? '(unnamed)'}: a node credential creates only its own (${identity.nodeName})`, { details: { kind: info.resource, ...(name === undefined ? {} : { name }) } });
-    }
+    if (identity.kind === 'node') this.restriction.admitCreate(identity.nodeName, info, input);
+  }
+
+  /** A node reads a volume export on the server's port only for a copy into a claim of its node. */
+  async authorizeExport(identity: Identity, targetUid: string): Promise<void> {
+    if (identity.kind === 'node') await this.restriction.authorizeExport(identity.nodeName, targetUid);
   }
 
   private async checkNodeCredential(nodeName: string, presented: string): Promise<string> {
@@ -184,10 +156,6 @@ function unknownJoinToken(id: string): ApiError {
   return new ApiError('Unauthorized', `join token ${id}.… is not valid: no such token (it was deleted, or mistyped): ${newTokenHint}`);
 }
 
-/** The names of the Secrets that hold join tokens and node credentials. */
-function isCredentialSecretName(name: string): boolean {
-  return name.startsWith(bootstrapTokenPrefix) || name.startsWith(nodeCredentialSecretPrefix);
-}
 
 function bearerOf(header: string | undefined): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
@@ -198,12 +166,4 @@ function sameToken(presented: Buffer, expected: Buffer): boolean {
   return presented.length === expected.length && timingSafeEqual(presented, expected);
 }
 
-function verbOf(method: string, info: ResourceRequestInfo): string {
-  const verbs: Record<string, string> = { GET: 'read', HEAD: 'read', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
-  return `${verbs[method] ?? method}${info.subresource === undefined ? '' : ` the ${info.subresource} of`}`;
-}
 
-function pathOf(info: ResourceRequestInfo): string {
-  const where = info.namespace === undefined ? '' : `${info.namespace}/`;
-  return `${info.resource}${info.group === '' ? '' : `.${info.group}`} ${where}${info.name ?? '(all)'}`;
-}

@@ -13,7 +13,7 @@ import type { Store } from '../store/types.js';
 import { decodeBody, mediaType, readBody } from './body.js';
 import { negotiateObject } from './negotiate.js';
 import { nowTimestamp } from './object-store.js';
-import type { ObjectStore, PropagationPolicy, WriteResult } from './object-store.js';
+import type { DeleteOptions, ObjectStore, WriteResult } from './object-store.js';
 import { applyPatchBody, patchTypeOf } from './patching.js';
 import type { RequestQuery } from './query.js';
 import { parseQuery } from './query.js';
@@ -281,8 +281,8 @@ async function deleteCollection(r: ResourceRequest, deps: HandlerDeps): Promise<
   sendJson(r.res, 200, { ...current, items });
 }
 
-async function deleteOptions(r: ResourceRequest): Promise<{ dryRun: boolean; propagationPolicy?: PropagationPolicy; preconditions?: { uid?: string; resourceVersion?: string } }> {
-  const out: { dryRun: boolean; propagationPolicy?: PropagationPolicy; preconditions?: { uid?: string; resourceVersion?: string } } = { dryRun: r.query.dryRun };
+async function deleteOptions(r: ResourceRequest): Promise<DeleteOptions & { dryRun: boolean }> {
+  const out: DeleteOptions & { dryRun: boolean } = { dryRun: r.query.dryRun };
   if (r.query.propagationPolicy !== undefined) out.propagationPolicy = r.query.propagationPolicy;
   const raw = await readBody(r.req);
   if (raw.length === 0 || raw.toString('utf8').trim() === '') return out;
@@ -298,6 +298,11 @@ async function deleteOptions(r: ResourceRequest): Promise<{ dryRun: boolean; pro
     out.propagationPolicy = 'Orphan';
   }
   if (Array.isArray(body.dryRun) && body.dryRun.includes('All')) out.dryRun = true;
+  const grace = body.gracePeriodSeconds;
+  if (grace !== undefined && grace !== null) {
+    if (typeof grace !== 'number' || !Number.isSafeInteger(grace) || grace < 0) throw badRequest(`gracePeriodSeconds ${JSON.stringify(grace)} is not valid: give a whole number of seconds, 0 or more`);
+    out.gracePeriodSeconds = grace;
+  }
   const pre = body.preconditions;
   if (isPlainObject(pre)) {
     out.preconditions = {};

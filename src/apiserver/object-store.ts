@@ -42,6 +42,12 @@ export interface DeleteOptions {
   dryRun?: boolean;
   propagationPolicy?: PropagationPolicy;
   preconditions?: { uid?: string; resourceVersion?: string };
+  /**
+   * How long the object's owner may take to let go (a VMI's guest to power
+   * off), recorded as `deletionGracePeriodSeconds`; the agent takes it when
+   * it is shorter than the VMI's own `terminationGracePeriodSeconds`.
+   */
+  gracePeriodSeconds?: number;
 }
 
 export interface ListOptions {
@@ -320,7 +326,7 @@ export class ObjectStore {
         }
         if (next.metadata.deletionTimestamp === undefined) {
           next.metadata.deletionTimestamp = nowTimestamp();
-          next.metadata.deletionGracePeriodSeconds = 0;
+          next.metadata.deletionGracePeriodSeconds = options.gracePeriodSeconds ?? 0;
           if ((next.metadata.generation ?? 0) > 0) next.metadata.generation = (next.metadata.generation ?? 0) + 1;
           this.admission.onDeleting?.(def, next);
         }

@@ -29,6 +29,7 @@ import { SubresourceApi, rejectUpgrade } from './subresources/index.js';
 import { UploadProxy } from './upload-proxy.js';
 import { UploadTokens } from './upload-token.js';
 import { createUploadTokenRequest, isUploadTokenRequest, uploadTokenRequestDef } from './upload-token-request.js';
+import { createTokenReview, isTokenReview, tokenReviewDef } from './token-review.js';
 import { version } from './version.js';
 import { exportRouteOf, serveVolumeExport } from './volume-export.js';
 import { listenOn } from '../net/listen.js';
@@ -99,6 +100,8 @@ export class ApiServer {
     // CDI's upload API: UploadTokenRequest (a create-only virtual resource) and the upload proxy on this port.
     this.uploadTokens = new UploadTokens(options.uploadKey ?? randomBytes(32));
     options.registry.set('upload.cdi.kubevirt.io', [uploadTokenRequestDef()]);
+    // TokenReview (create-only, nothing stored): node agents' endpoints ask who presented a token.
+    options.registry.set('authentication.k8s.io', [tokenReviewDef()]);
     this.uploads = new UploadProxy({ objects: this.objects, registry: options.registry, agents: options.agents, tokens: this.uploadTokens, logger: options.logger.child({ component: 'upload-proxy' }) });
     this.server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
       void this.handle(req, res);
@@ -188,12 +191,17 @@ export class ApiServer {
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
     if (identity.kind === 'joining') throw new ApiError('Forbidden', `a join token only joins a node (POST /vireo/v1/join, which vireo agent --token does): it cannot ${method} ${path}`);
-    if (identity.kind === 'node' && (exportRouteOf(path) !== undefined || (info.isResource && (this.subresources.serves(info) || isUploadTokenRequest(info))))) {
-      throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles, upload tokens and volume exports are for users (and, for exports, agents holding the cluster token)`);
+    if (identity.kind === 'node' && info.isResource && (this.subresources.serves(info) || isUploadTokenRequest(info))) {
+      throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles and upload tokens are for users`);
     }
     if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
-    // Exports of this server's own node's volumes, for copies to other nodes (their agents present the cluster token).
-    if (exportRouteOf(path) !== undefined) { await serveVolumeExport(req, res, this.options.agents); return; }
+    // Exports of this server's own node's volumes, for copies to other nodes (their agents present the cluster token, or their node credential for a claim of their node).
+    if (exportRouteOf(path) !== undefined) {
+      await this.credentials.authorizeExport(identity, url.searchParams.get('target') ?? '');
+      await serveVolumeExport(req, res, this.options.agents);
+      return;
+    }
+    if (info.isResource && isTokenReview(info)) { await createTokenReview(info, req, res, this.credentials); return; }
     if (info.isResource && isUploadTokenRequest(info)) { await createUploadTokenRequest(info, req, res, { objects: this.objects, registry: this.options.registry, tokens: this.uploadTokens }); return; }
     if (!info.isResource) {
       if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}: it is read-only`);

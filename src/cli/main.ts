@@ -5,6 +5,7 @@
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE | --server URL --token T [--ca-cert-hash sha256:…]  --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo token create|list|delete …  (join tokens, src/cli/commands/token.ts)
+ *   vireo drain|cordon|uncordon NODE …  (node maintenance, src/cli/commands/drain.ts)
  *   vireo kubeconfig [--data-dir DIR] [--servers URL,URL…]
  *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
  *   vireo image-upload dv|pvc NAME --image-path FILE --size SIZE …  (src/cli/commands/image-upload.ts)
@@ -27,6 +28,7 @@ import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
 import { imageUploadUsage, runImageUpload } from './commands/image-upload.js';
 import { runToken, tokenUsage } from './commands/token.js';
+import { drainUsage, runCordon, runDrain } from './commands/drain.js';
 
 const usage = `Usage: vireo <command> [flags]
 
@@ -73,7 +75,8 @@ ${vmCommandsUsage}
 Storage commands (-n/--namespace NS and --kubeconfig FILE as above):
 ${imageUploadUsage}
 Join tokens (--kubeconfig FILE as above):
-${tokenUsage}`;
+${tokenUsage}
+${drainUsage}`;
 
 export const defaultDataDir = join(homedir(), '.vireo');
 
@@ -151,6 +154,13 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'token':
       await runToken(rest);
+      return;
+    case 'drain':
+      await runDrain(rest);
+      return;
+    case 'cordon':
+    case 'uncordon':
+      await runCordon(command, rest);
       return;
     case undefined:
     case 'help':

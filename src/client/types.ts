@@ -44,6 +44,8 @@ export interface PatchOptions {
 export interface DeleteOptions {
   propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
   preconditions?: { uid?: string; resourceVersion?: string };
+  /** Seconds the object's owner may take to let go (a VMI's guest to power off); the server records it as `deletionGracePeriodSeconds`. */
+  gracePeriodSeconds?: number;
 }
 
 export interface Client {

@@ -34,8 +34,8 @@ import type { StorageView } from '../storage/local/index.js';
 import { place } from './placement.js';
 import type { RequestOptions, Resources } from './resources.js';
 import { add, vmiRequests, zero } from './resources.js';
-import { holdsDataSource, volumeFilter, volumeNeeds } from './volumes.js';
-import type { VolumeNeeds } from './volumes.js';
+import { cordonedVolumeHint, holdsDataSource, volumeFilter, volumeNeeds } from './volumes.js';
+import type { VolumeLookup, VolumeNeeds } from './volumes.js';
 
 /** Tuning and seams of the scheduler; every field is optional. */
 export interface SchedulerOptions {
@@ -141,12 +141,13 @@ export class Scheduler {
       return {};
     }
     const request = vmiRequests(vmi, this.requestOptions);
-    const needs = volumeNeeds(vmi, {
+    const lookup: VolumeLookup = {
       claim: (namespace, name) => this.claims.get(`${namespace}/${name}`),
       volume: (name) => this.volumes.get(name),
       storageClass: (name) => this.classes.get(name),
       node: (name) => this.nodes.get(name),
-    });
+    };
+    const needs = volumeNeeds(vmi, lookup);
     if ('unresolvable' in needs) {
       // kube-scheduler's PreFilter rejection: no node is even tried.
       await this.markUnschedulable(vmi, `0/${this.nodes.list().length} nodes are available: ${needs.unresolvable}.`, log);
@@ -155,7 +156,10 @@ export class Scheduler {
     const view = this.storageView();
     const placement = place(vmi, request, this.nodes.list(), this.usage(), (node) => volumeFilter(needs, node, this.freeLocal(node, view)), (node) => holdsDataSource(needs, node));
     if ('node' in placement) await this.bind(vmi, { node: placement.node, request, needs }, log);
-    else await this.markUnschedulable(vmi, placement.unschedulable, log);
+    else {
+      const hint = cordonedVolumeHint(vmi, lookup);
+      await this.markUnschedulable(vmi, hint === undefined ? placement.unschedulable : `${placement.unschedulable} ${hint[0]?.toUpperCase() ?? ''}${hint.slice(1)}.`, log);
+    }
     return {};
   }
 

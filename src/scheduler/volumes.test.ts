@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KObject } from '../api/object.js';
-import { holdsDataSource, volumeFilter, volumeNeeds, volumeReasons } from './volumes.js';
+import { cordonedVolumeHint, holdsDataSource, volumeFilter, volumeNeeds, volumeReasons } from './volumes.js';
 
 const gi = 2 ** 30;
 const vmi = (...claims: string[]): KObject => ({
@@ -92,4 +92,13 @@ test('a clone or restore from a node with an agent endpoint may go anywhere with
   const restore = volumeNeeds(vmi('copy'), { ...lookup([copy({ apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 's' })]), ...nodes });
   assert.ok(!('unresolvable' in restore));
   assert.deepEqual(volumeFilter(restore, node('n1'), 10 * gi), [], 'n1 copies the snapshot\'s data from n2');
+});
+
+test('a VMI held by local volumes of a cordoned node is told which claims and what to do', () => {
+  const cordoned = (name: string): KObject => ({ ...node(name), spec: { unschedulable: true } });
+  const claims = [claim('data', { volumeName: 'pv' }), claim('scratch', { size: '1Gi' })];
+  const on = (n: KObject) => ({ ...lookup(claims, pinnedTo('n1')), node: (name: string) => (name === 'n1' ? n : undefined) });
+  assert.equal(cordonedVolumeHint(vmi('data', 'scratch'), on(cordoned('n1'))), 'claim "data" is a local volume of node n1, which is cordoned: uncordon n1 to run it there again (a local volume does not follow its VMI to another node)');
+  assert.equal(cordonedVolumeHint(vmi('data'), on(node('n1'))), undefined, 'not cordoned: kube-scheduler\'s message says enough');
+  assert.equal(cordonedVolumeHint(vmi('scratch'), on(cordoned('n1'))), undefined, 'an unbound claim is not pinned');
 });

@@ -15,8 +15,8 @@
  * Immediate claim makes the VMI unschedulable on every node.
  */
 import type { KObject } from '../api/object.js';
-import { recordAt, stringAt } from '../api/kinds/read.js';
-import { bindingModeOf, claimNamesOf, isLocalClass, requestedBytes, selectedNodeAnnotation } from '../storage/local/index.js';
+import { booleanAt, recordAt, stringAt } from '../api/kinds/read.js';
+import { bindingModeOf, claimNamesOf, isLocalClass, requestedBytes, selectedNodeAnnotation, volumeNode } from '../storage/local/index.js';
 import { claimDataSource, dataSourceNodeAnnotation } from '../storage/snapshots/index.js';
 import { servesExports } from '../agent/index.js';
 import { matchesNodeSelector } from './filters.js';
@@ -121,4 +121,26 @@ export function volumeFilter(needs: VolumeNeeds, node: KObject, freeLocal: numbe
 export function holdsDataSource(needs: VolumeNeeds, node: KObject): boolean {
   const name = node.metadata.name ?? '';
   return needs.unbound.some((c) => c.local && c.selectedNode === undefined && c.sourceNode === name);
+}
+
+/**
+ * Vireo's hint after kube-scheduler's message when the VMI's bound local
+ * volumes are on a cordoned node (a drained node's VMIs come back Pending
+ * this way): which claims hold it there and what to do. Undefined when no
+ * claim is on a cordoned node.
+ */
+export function cordonedVolumeHint(vmi: KObject, lookup: VolumeLookup): string | undefined {
+  const namespace = vmi.metadata.namespace ?? '';
+  const pinned = new Map<string, string[]>();
+  for (const name of claimNamesOf(vmi)) {
+    const volumeName = stringAt(lookup.claim(namespace, name), 'spec', 'volumeName');
+    const pv = volumeName === undefined ? undefined : lookup.volume(volumeName);
+    const node = pv === undefined ? undefined : volumeNode(pv);
+    if (node === undefined || booleanAt(lookup.node?.(node), 'spec', 'unschedulable') !== true) continue;
+    pinned.set(node, [...(pinned.get(node) ?? []), name]);
+  }
+  if (pinned.size === 0) return undefined;
+  const parts = [...pinned].map(([node, claims]) => `${claims.length === 1 ? 'claim' : 'claims'} ${claims.map((c) => `"${c}"`).join(', ')} ${claims.length === 1 ? 'is a local volume' : 'are local volumes'} of node ${node}, which is cordoned`);
+  const nodes = [...pinned.keys()];
+  return `${parts.join('; ')}: uncordon ${nodes.join(' and ')} to run it there again (a local volume does not follow its VMI to another node)`;
 }

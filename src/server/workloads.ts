@@ -96,7 +96,7 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
       logger: options.logger,
       images,
       controlPlane: true,
-      ...(options.clusterToken === undefined ? {} : { clusterToken: options.clusterToken }),
+      ...(options.clusterToken === undefined ? {} : { copyToken: options.clusterToken }),
       apiServer: { url: options.server, caCert: options.caCert },
       ...(options.agent.facts === undefined ? {} : { facts: options.agent.facts }),
     });

@@ -172,7 +172,7 @@ test('hosts join with tokens and act only as their own node', { skip, timeout: 6
       await forbidden(asNode.list(resources.secrets, { namespace: 'kube-system' }), /may not read secrets/);
       const exported = await asNode.raw('GET', `/vireo/v1/nodes/${serverNode}/namespaces/default/persistentvolumeclaims/data/export?target=x`);
       assert.equal(exported.status, 403, exported.body);
-      assert.match(exported.body, /volume exports are for users/);
+      assert.match(exported.body, /node node-b may not read the volume export for target x: no claim has that uid; a node credential reads only the exports copied into claims of its own node/);
       const own = await asNode.patch(resources.nodes, undefined, 'node-b', 'merge', { metadata: { labels: { 'example.com/own': 'yes' } } });
       assert.equal(own.metadata.labels?.['example.com/own'], 'yes');
       assert.equal(await client.tryGet(resources.nodes, undefined, 'node-c'), undefined);

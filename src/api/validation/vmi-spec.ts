@@ -5,6 +5,7 @@
  */
 import type { FieldError } from '../errors.js';
 import { booleanAt, has, stringAt } from '../kinds/read.js';
+import { evictionStrategies, isEvictionStrategy } from '../kinds/eviction.js';
 import { invalid, notSupported } from './field-error.js';
 import { validateBootOrder, validateDisks, validateImplicitDisks } from './vmi-disks.js';
 import { validateNetworks } from './vmi-network.js';
@@ -20,8 +21,6 @@ export const reservedVmiLabels = [
   'kubevirt.io/schedulable',
   'kubevirt.io/install-strategy',
 ];
-
-const evictionStrategies = ['None', 'LiveMigrate', 'LiveMigrateIfPossible', 'External'];
 
 /** Checks a VMI spec found at `path` (e.g. `spec`, `spec.template.spec`). */
 export function validateVmiSpec(path: string, spec: Record<string, unknown>): FieldError[] {
@@ -60,7 +59,7 @@ function validateFirmware(path: string, spec: Record<string, unknown>): FieldErr
 function validateStrategies(path: string, spec: Record<string, unknown>): FieldError[] {
   const errors: FieldError[] = [];
   const eviction = stringAt(spec, 'evictionStrategy');
-  if (eviction !== undefined && !evictionStrategies.includes(eviction)) {
+  if (eviction !== undefined && !isEvictionStrategy(eviction)) {
     errors.push(invalid(`${path}.evictionStrategy`, `${path}.evictionStrategy is set with an unrecognized option: ${eviction}; use one of ${evictionStrategies.join(', ')}`));
   }
   const start = stringAt(spec, 'startStrategy');

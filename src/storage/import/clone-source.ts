@@ -7,7 +7,7 @@
  * the copy gets the importer's byte-range resume, format check, progress
  * and retries. The source agent is found from the source claim's volume
  * and that node's published endpoint; its certificate is pinned, and this
- * agent presents the cluster token. The agent inside `vireo server`
+ * agent presents the cluster token (a joined agent: its node credential, which the source checks with a TokenReview). The agent inside `vireo server`
  * publishes no endpoint: its exports are fetched from the API server's
  * port (`src/apiserver/volume-export.ts`), trusted through the cluster CA. Once the copy is in, the export is
  * released.
@@ -72,7 +72,7 @@ export interface CopyAccess {
 export async function copySource(client: Client, pvc: KObject, source: ExportSource, access: CopyAccess): Promise<HttpSource> {
   const what = `the source ${source.kind} ${source.namespace}/${source.name}`;
   const { token, apiServer } = access;
-  if (token === undefined) throw new ImportError('Unsupported', `this node agent has no cluster token to present to the agent holding ${what}: run it with the kubeconfig vireo server wrote`, false);
+  if (token === undefined) throw new ImportError('Unsupported', `this node agent has no token to present to the agent holding ${what} (neither the cluster token nor a node credential): run it with the kubeconfig vireo server wrote, or join it with a token`, false);
   const node = await nodeOf(client, source);
   const of = source.kind === 'VolumeSnapshot' ? 'volumesnapshots' : 'persistentvolumeclaims';
   const target = `?target=${encodeURIComponent(pvc.metadata.uid ?? '')}`;

@@ -11,7 +11,7 @@ export type { EncryptionSecretRef, LocalClassParameters, Preallocation, VolumeFo
 export { compressionAnnotation, encryptionAnnotation, encryptionAnnotations, encryptionSecretAnnotation, encryptionSecretKey, volumeEncryptionOf } from './encryption.js';
 export type { VolumeEncryption } from './encryption.js';
 export { bindingModeOf, classParameters, defaultClassName, defaultStorageClass, isDefaultClass, isLocalClass, pickDefaultClass, reclaimPolicyOf } from './storage-class.js';
-export { claimNameOf, claimNamesOf, importInProgress, isLocalVolume, localVolumeOf, requestedBytes, volumeBytes, volumeDir, volumeFile, volumeModeOf, volumeNameFor, volumeNode, volumesRoot } from './volume.js';
+export { claimNameOf, claimNamesOf, claimNode, exportTargetWhere, importInProgress, isLocalVolume, localVolumeOf, requestedBytes, volumeBytes, volumeDir, volumeFile, volumeModeOf, volumeNameFor, volumeNode, volumesRoot } from './volume.js';
 export type { LocalVolume, VolumeMode } from './volume.js';
 export { committedBytes, formatBytes, freeBytes, isPendingLocalClaim, nodeLocalCapacity } from './capacity.js';
 export type { StorageView } from './capacity.js';

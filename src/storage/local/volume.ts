@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { KObject } from '../../api/object.js';
 import { arrayAt, recordsAt, stringAt } from '../../api/kinds/read.js';
 import { parseQuantity } from '../../api/validation/quantity.js';
-import { hostnameLabel, importPhaseAnnotation, localProvisioner, provisionedByAnnotation, volumeFormatAnnotation } from './names.js';
+import { hostnameLabel, importPhaseAnnotation, localProvisioner, provisionedByAnnotation, selectedNodeAnnotation, volumeFormatAnnotation } from './names.js';
 import type { VolumeFormat } from './parameters.js';
 
 export type VolumeMode = 'Filesystem' | 'Block';
@@ -56,6 +56,20 @@ export function volumeBytes(pv: KObject): number {
 /** True for a PersistentVolume the local provisioner made. */
 export function isLocalVolume(pv: KObject): boolean {
   return pv.metadata.annotations?.[provisionedByAnnotation] === localProvisioner;
+}
+
+/**
+ * The node a claim's data is on: its bound volume's node, else (not bound
+ * yet) the node it was sent to (`volume.kubernetes.io/selected-node`).
+ */
+export function claimNode(pvc: KObject, pv: KObject | undefined): string | undefined {
+  return pv === undefined ? pvc.metadata.annotations?.[selectedNodeAnnotation] : volumeNode(pv);
+}
+
+/** Where the target claim of a copy is, for a refusal: `claim` is undefined when no claim has the target uid. */
+export function exportTargetWhere(claim: KObject | undefined, node: string | undefined): string {
+  if (claim === undefined) return 'no claim has that uid';
+  return `the claim ${claim.metadata.namespace ?? ''}/${claim.metadata.name ?? ''} is ${node === undefined ? 'on no node yet' : `on node ${node}`}`;
 }
 
 /** The node a volume is pinned to by its required node affinity on `kubernetes.io/hostname`. */

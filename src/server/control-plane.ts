@@ -130,6 +130,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger: options.logger,
     controllers: options.controllers ?? true,
     clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr),
+    agents,
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.

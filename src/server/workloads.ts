@@ -20,7 +20,8 @@ import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vms
 import { NodeIpamController } from '../controllers/nodeipam/controller.js';
 import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
-import type { LocalAgentDirectory } from '../agent/index.js';
+import type { AgentDirectory, LocalAgentDirectory } from '../agent/index.js';
+import { MigrationController } from '../controllers/migration/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
 import { ImageStore } from '../agent/images/index.js';
 import type { Logger } from '../log/logger.js';
@@ -37,6 +38,8 @@ export interface WorkloadOptions {
   controllers: boolean;
   /** The ranges the node IPAM (one of the controllers) hands Nodes their pod subnets from. */
   clusterCidrs: readonly Cidr[];
+  /** Every node's agent (this host's in-process, the others' over HTTPS): the migration controller drives migrations through them. */
+  agents?: AgentDirectory;
   /** Run a node agent for this host, with its files under `dataDir`. */
   agent?: {
     dataDir: string;
@@ -72,6 +75,11 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     const nodeIpam = new NodeIpamController(client, options.logger.child({ component: 'node-ipam-controller' }), { clusterCidrs: options.clusterCidrs });
     await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), cdiConfig.start(), nodeIpam.start()]);
     ttl.start();
+    if (options.agents !== undefined) {
+      const migrations = new MigrationController(client, options.agents, options.logger.child({ component: 'migration-controller' }));
+      await migrations.start();
+      stops.push(() => migrations.stop());
+    }
     stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => cdiConfig.stop(), () => nodeIpam.stop());
   }
   let agent: NodeAgent | undefined;

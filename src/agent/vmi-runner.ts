@@ -250,6 +250,11 @@ export class VmiRunner {
       machine.detach();
     }
     this.runtimes.clear();
+    for (const machine of this.arrivals.values()) {
+      if (options.stopGuests) await machine.kill().catch((err: unknown) => { this.options.logger.error('cannot stop a migrated guest', { err, pid: machine.pid }); });
+      machine.detach();
+    }
+    this.arrivals.clear();
     if (options.stopGuests) {
       // Nothing runs any more: the sandboxes and the node bridge go too (the next agent makes them again).
       try {

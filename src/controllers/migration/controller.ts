@@ -24,7 +24,7 @@ import { EventRecorder } from '../events/index.js';
 import { ControllerLoop } from '../loop.js';
 import { WorkQueue } from '../queue.js';
 import type { ReconcileResult } from '../queue.js';
-import { conditionsOf, isFinal, logFieldsOf, nodeNameOf, setCondition, timestamp, vmiPhase } from '../vmi/index.js';
+import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, setCondition, timestamp, vmiPhase } from '../vmi/index.js';
 import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from './migratable.js';
 import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
@@ -290,6 +290,8 @@ export class MigrationController {
   private requireVmi(vmi: KObject | undefined): KObject {
     if (vmi === undefined) throw new Error('the VMI is gone');
     if (isFinal(vmi)) throw new Error(`the VMI ended (${vmiPhase(vmi)}) during the migration`);
+    // The source agent leaves a migrating VMI alone: a delete is carried out once the migration is given up.
+    if (isMarkedForDeletion(vmi)) throw new Error('the VMI is being deleted');
     return vmi;
   }
 

@@ -25,7 +25,7 @@ import { ControllerLoop } from '../loop.js';
 import { WorkQueue } from '../queue.js';
 import type { ReconcileResult } from '../queue.js';
 import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, setCondition, timestamp, vmiPhase } from '../vmi/index.js';
-import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from './migratable.js';
+import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
 import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
 

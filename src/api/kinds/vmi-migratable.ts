@@ -5,8 +5,8 @@
  * move; host disks and host devices never do; claims (local volumes) and
  * the pod network or Multus networks are not supported yet.
  */
-import type { KObject } from '../../api/object.js';
-import { arrayAt, recordAt, recordsAt, stringAt } from '../../api/kinds/read.js';
+import type { KObject } from '../object.js';
+import { arrayAt, recordAt, recordsAt, stringAt } from './read.js';
 
 /** KubeVirt's condition type. */
 export const liveMigratableCondition = 'LiveMigratable';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { KObject } from '../../api/object.js';
-import { migratabilityOf, migrationMethodOf } from './migratable.js';
+import type { KObject } from '../object.js';
+import { migratabilityOf, migrationMethodOf } from './vmi-migratable.js';
 
 function vmi(spec: Record<string, unknown>): KObject {
   return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'g', namespace: 'default' }, spec: { domain: { devices: {} }, ...spec } };

@@ -4,6 +4,8 @@
  * node, and runs one QEMU per VMI directly. QEMU outlives the agent; a new
  * agent re-derives what runs from the VMI directories and carries on.
  */
+import { NodeMigrations } from './migration/index.js';
+import type { MigrationAnswer, MigrationCommand } from './migration/index.js';
 import { PodNetwork } from '../net/pod/index.js';
 import { CniRuntime, SecondaryNetworks } from '../net/cni/index.js';
 import { podCidrsOf } from '../controllers/nodeipam/controller.js';
@@ -108,6 +110,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private services: NodeServices | undefined;
   private podRoutes: NodePodRoutes | undefined;
   private podNetwork: PodNetwork | undefined;
+  private migrations: NodeMigrations | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -175,6 +178,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16 });
     this.informer = informer;
     this.runner = runner;
+    this.migrations = new NodeMigrations({ client, host: runner, logger: this.logger });
     this.queue = queue;
     for (const runtime of await recoverRuntimes({ dataDir, cgroups, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
     // Sandboxes no VMI directory accounts for (a start interrupted before its record): removed. The others go with their VMI's cleanup.
@@ -231,6 +235,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     await this.snapshots?.stop();
     await this.provisioner?.stop();
     await this.registrar?.stop();
+    await this.migrations?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
     // The policy tables stay enforcing for guests that run on; with none on the pod network they go, like the node bridge.
     const noSandboxes = this.podNetwork === undefined || this.podNetwork.sandboxStates().size === 0;
@@ -256,6 +261,11 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   async serialLog(namespace: string, name: string): Promise<string> {
     // Inside an async method a throw (not running) becomes the rejection the AgentHandle contract asks for.
     return Promise.resolve(this.started().serialLog(namespace, name));
+  }
+
+  async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {
+    if (this.migrations === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
+    return this.migrations.handle(namespace, name, command, this.abort.signal);
   }
 
   async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {

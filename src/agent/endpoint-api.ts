@@ -9,6 +9,7 @@
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/consolelog  (text/plain)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/{console,vnc} (WebSocket, plain.kubevirt.io)
  *   GET /v1/namespaces/NS/virtualmachineinstances/NAME/portforward/PORT (WebSocket: a TCP connection to the guest)
+ *   POST /v1/namespaces/NS/virtualmachineinstances/NAME/migration (JSON body: a step of a live migration, `src/agent/migration/protocol.ts`)
  *   POST /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async} (body: the image; CDI's upload server)
  *   GET|DELETE /v1/namespaces/NS/{persistentvolumeclaims,volumesnapshots}/NAME/export?target=UID (a copy to another node: the data
  *       as a qcow2 image, byte ranges with If-Range; DELETE releases it)
@@ -33,6 +34,8 @@ export type AgentOperation =
   | { kind: 'portforward'; port: number }
   | { kind: 'log' }
   | { kind: 'upload'; async: boolean }
+  /** A step of a live migration (POST, JSON body and answer). */
+  | { kind: 'migration' }
   /** The volume of a claim, or a VolumeSnapshot's data, as a qcow2 image for a copy to another node (GET; DELETE releases it). */
   | { kind: 'export'; of: ExportedResource };
 
@@ -72,6 +75,7 @@ function operationOf(resource: string, segment: string): AgentOperation | undefi
   if (isGuestAction(segment)) return { kind: 'action', action: segment };
   if (segment === 'console' || segment === 'vnc') return { kind: 'stream', stream: segment };
   if (segment === 'consolelog') return { kind: 'log' };
+  if (segment === 'migration') return { kind: 'migration' };
   return undefined;
 }
 
@@ -90,6 +94,8 @@ function segmentOf(operation: AgentOperation): string {
       return operation.async ? 'upload-async' : 'upload';
     case 'export':
       return 'export';
+    case 'migration':
+      return 'migration';
   }
 }
 
@@ -102,7 +108,7 @@ export function agentRequestPath(namespace: string, name: string, operation: Age
 
 /** The HTTP method of an operation: actions change the guest (PUT), uploads send a body (POST), the rest read (GET; an export is also released with DELETE). */
 export function agentRequestMethod(operation: AgentOperation): 'PUT' | 'GET' | 'POST' {
-  if (operation.kind === 'upload') return 'POST';
+  if (operation.kind === 'upload' || operation.kind === 'migration') return 'POST';
   return operation.kind === 'action' ? 'PUT' : 'GET';
 }
 

@@ -10,6 +10,8 @@
  * agent checks it by its SHA-256); refusals are Kubernetes `Status`
  * JSON, so the server turns them back into the same ApiError.
  */
+import { parseMigrationCommand } from './migration/index.js';
+import type { MigrationCommand } from './migration/index.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -132,12 +134,17 @@ export class AgentEndpoint {
       const request = await this.authorize(req);
       const { operation, namespace, name } = request;
       // Only an upload has a body worth reading.
-      if (operation.kind !== 'upload') req.resume();
+      if (operation.kind !== 'upload' && operation.kind !== 'migration') req.resume();
       if (operation.kind === 'stream' || operation.kind === 'portforward') throw badRequest(`${pathOf(req)} is a WebSocket endpoint: connect with "Upgrade: websocket" and subprotocol plain.kubevirt.io`);
       if (operation.kind === 'export') { await this.export(req, res, { kind: operation.of === 'volumesnapshots' ? 'VolumeSnapshot' : 'PersistentVolumeClaim', namespace, name }); return; }
       const method = agentRequestMethod(operation);
       if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
       if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
+      if (operation.kind === 'migration') {
+        const command = await readMigrationCommand(req);
+        sendJson(res, await this.agent().migration(namespace, name, command));
+        return;
+      }
       if (operation.kind === 'upload') {
         const length = Number(req.headers['content-length']);
         const result = await this.agent().upload(namespace, name, req, { async: operation.async, ...(Number.isSafeInteger(length) && length >= 0 ? { bytes: length } : {}) });
@@ -238,4 +245,21 @@ export class AgentEndpoint {
 
 function pathOf(req: IncomingMessage): string {
   return new URL(req.url ?? '/', 'https://agent.invalid').pathname;
+}
+
+/** The JSON body of a migration step (at most 64 KiB), checked. */
+async function readMigrationCommand(req: IncomingMessage): Promise<MigrationCommand> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buffer.length;
+    if (size > 65_536) throw badRequest('a migration step is at most 64 KiB of JSON');
+    chunks.push(buffer);
+  }
+  try {
+    return parseMigrationCommand(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+  } catch (err) {
+    throw badRequest(`not a migration step: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

@@ -13,6 +13,7 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import type { UploadOptions, UploadResult } from '../storage/import/index.js';
+import type { MigrationAnswer, MigrationCommand } from './migration/index.js';
 
 export type { UploadOptions, UploadResult };
 
@@ -57,6 +58,12 @@ export interface AgentHandle {
    * a bad image, 503 while the PVC is not bound here).
    */
   upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult>;
+  /**
+   * One step of a live migration of VMI `namespace/name` on this node, as
+   * its source or its target (`src/agent/migration`); rejects with an
+   * ApiError saying why a step cannot be done.
+   */
+  migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer>;
 }
 
 /** Where the API server finds the agent of a node. */

@@ -95,6 +95,8 @@ export interface LaunchOptions {
   podNetwork: PodNetwork;
   /** This node: the volumes of the VMI's claims must be pinned to it. */
   nodeName?: string;
+  /** The target of a live migration: QEMU waits for the guest (`-incoming defer`) and is not resumed here. */
+  incoming?: boolean;
   signal: AbortSignal;
 }
 
@@ -169,7 +171,9 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   const command = buildQemuCommand(vmi, { ...options.facts, now: new Date() }, paths);
   for (const warning of command.warnings) options.logger.warn('VMI field not applied', { warning });
   // Held at the first instruction until the console is attached, so the log has the whole boot.
-  const args = command.args.includes('-S') ? command.args : [...command.args, '-S'];
+  const held = command.args.includes('-S') ? command.args : [...command.args, '-S'];
+  // The same machine, waiting: the migration controller has it listen once its disks are exported.
+  const args = options.incoming === true ? [...held, '-incoming', 'defer'] : held;
   const record: VmiRecord = {
     namespace: vmi.metadata.namespace ?? '',
     name: vmi.metadata.name ?? '',
@@ -192,7 +196,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel });
     machine = await Machine.connect({ key: `${record.namespace}/${record.name}`, layout, record: withPid, logger: options.logger, onChange: options.onChange }, spawned.exited, options.signal);
     const startPaused = stringAt(vmi, 'spec', 'startStrategy') === 'Paused';
-    if (machine.runState === 'prelaunch' && !startPaused) {
+    if (machine.runState === 'prelaunch' && !startPaused && options.incoming !== true) {
       await machine.execute('cont');
       await machine.refreshRunState();
     }

@@ -75,6 +75,10 @@ export class VmiRunner {
   private readonly written = new Map<string, KObject>();
   /** Starts that failed for a reason worth retrying, by uid: how often, and not before when. */
   private readonly retries = new Map<string, { failures: number; notBefore: number }>();
+  /** VMIs whose guest is migrating off this node, or has left it, by uid (→ key): the migration drives them, not the runner. */
+  private readonly away = new Map<string, string>();
+  /** Guests that arrived by migration, by uid: held from the moment their VMI is bound to this node. */
+  private readonly arrivals = new Map<string, Machine>();
 
   constructor(private readonly options: VmiRunnerOptions) {}
 
@@ -93,8 +97,20 @@ export class VmiRunner {
     setMaxListeners(256, signal);
     const vmi = this.fresh(key);
     const uid = vmi?.metadata.uid;
+    for (const [awayUid, awayKey] of this.away) {
+      // A guest that left is forgotten once its VMI is no longer bound here (or gone).
+      if (awayKey === key && awayUid !== uid && !this.runtimes.has(awayUid)) this.away.delete(awayUid);
+    }
+    if (uid !== undefined && this.away.has(uid)) return undefined;
+    const arrival = uid === undefined ? undefined : this.arrivals.get(uid);
+    if (uid !== undefined && arrival !== undefined) {
+      // The VMI is bound here now (the informer only holds ours): its guest is this node's.
+      this.arrivals.delete(uid);
+      this.runtimes.set(uid, { kind: 'machine', machine: arrival });
+    }
     let result: ReconcileResult | undefined;
     for (const runtime of [...this.runtimes.values()].filter((r) => runtimeKey(r) === key)) {
+      if (this.away.has(runtimeUid(runtime))) continue;
       const ours = runtimeUid(runtime) === uid;
       result = merge(result, await this.execute(decideAction(ours ? vmi : undefined, runtime), signal));
     }
@@ -103,6 +119,80 @@ export class VmiRunner {
       if (latest?.metadata.uid === uid) result = merge(result, await this.execute(decideAction(latest, undefined), signal));
     }
     return result;
+  }
+
+  /** Leaves VMI `uid` to its outgoing migration: no status, no start, no cleanup until {@link migrationEnded}. */
+  holdForMigration(key: string, uid: string): void {
+    this.away.set(uid, key);
+  }
+
+  /** The outgoing migration of `uid` ended without moving the guest: the runner takes it back. */
+  migrationEnded(uid: string): void {
+    const key = this.away.get(uid);
+    this.away.delete(uid);
+    if (key !== undefined) this.options.enqueue(key);
+  }
+
+  /**
+   * The guest of `uid` left for another node: the runner forgets its QEMU
+   * (the caller quits it) and ignores its VMI until it is bound elsewhere.
+   */
+  handOver(uid: string): Machine | undefined {
+    const runtime = this.runtimes.get(uid);
+    this.runtimes.delete(uid);
+    this.retries.delete(uid);
+    return runtime?.kind === 'machine' ? runtime.machine : undefined;
+  }
+
+  /**
+   * Starts the target QEMU of an incoming migration of `vmi`: the same
+   * machine, its disks made fresh on this node, waiting for the guest. The
+   * runner does not hold it until {@link adoptIncoming}.
+   */
+  async launchIncoming(vmi: KObject, signal: AbortSignal): Promise<Machine> {
+    const key = keyOf(vmi);
+    const uid = vmi.metadata.uid ?? '';
+    const { facts, accelReason } = await this.options.startFacts(signal);
+    try {
+      return await launchMachine(vmi, {
+        client: this.options.client,
+        images: this.options.images,
+        dataDir: this.options.dataDir,
+        cgroups: this.options.cgroups,
+        podNetwork: this.options.podNetwork,
+        facts,
+        accelReason,
+        logger: this.objectLogger(vmi),
+        onChange: () => { this.options.enqueue(key); },
+        onPullEvent: (event) => { this.event(vmi, event); },
+        nodeName: this.options.nodeName,
+        incoming: true,
+        signal,
+      });
+    } catch (err) {
+      await this.removeGuestFiles(uid);
+      throw err;
+    }
+  }
+
+  /** The guest of an incoming migration arrived and runs: the runner takes it once its VMI is bound to this node. */
+  arrived(machine: Machine): void {
+    this.arrivals.set(machine.record.uid, machine);
+    this.options.enqueue(machine.key);
+  }
+
+  /**
+   * Removes a migrated guest's directory and cgroup on this node. The
+   * cgroup may still hold the other side's QEMU when both nodes share a
+   * machine (lab hosts): then it stays for that one to remove.
+   */
+  async removeGuestFiles(uid: string): Promise<void> {
+    await rm(vmiLayout(this.options.dataDir, uid).dir, { recursive: true, force: true });
+    try {
+      await this.options.cgroups.remove(uid);
+    } catch (err) {
+      this.options.logger.info('the cgroup of a migrated guest stays (another QEMU of the VMI is in it)', { uid, err });
+    }
   }
 
   /** The running machine of VMI `namespace/name`, if this node runs it. */
@@ -160,6 +250,11 @@ export class VmiRunner {
       machine.detach();
     }
     this.runtimes.clear();
+    for (const machine of this.arrivals.values()) {
+      if (options.stopGuests) await machine.kill().catch((err: unknown) => { this.options.logger.error('cannot stop a migrated guest', { err, pid: machine.pid }); });
+      machine.detach();
+    }
+    this.arrivals.clear();
     if (options.stopGuests) {
       // Nothing runs any more: the sandboxes and the node bridge go too (the next agent makes them again).
       try {

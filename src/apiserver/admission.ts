@@ -20,6 +20,7 @@ import type { Store } from '../store/types.js';
 import type { ResourceRegistry } from './resources.js';
 import { admitClaim, isClaim } from './admission-storage.js';
 import { admitNetwork, isNetworkAdmitted } from './admission-network.js';
+import { admitMigration, isMigrationAdmitted } from './admission-migration.js';
 import { ServiceAllocator, defaultServiceClusterIpRange, defaultNodePortRange, isService, parseServiceNetwork } from './admission-service.js';
 import type { ServiceNetwork } from './admission-service.js';
 
@@ -67,6 +68,7 @@ export function createAdmission(_registry: ResourceRegistry, options: AdmissionO
     async prepare(def, obj, old, store) {
       if (isClaim(def)) await admitClaim(obj, old, store);
       if (isNetworkAdmitted(def)) await admitNetwork(def, obj, old, store);
+      if (isMigrationAdmitted(def)) await admitMigration(obj, old, store);
       if (isService(def)) return services.admit(obj, old, store);
       return undefined;
     },

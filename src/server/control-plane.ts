@@ -148,7 +148,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
   singletons.add('endpoints-controller', () => new EndpointsController(workloads.client, log('endpoints-controller')));
   if (options.controllers ?? true) {
-    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr) });
+    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr), agents });
   }
   let elector: LeaderElector | undefined;
   if (options.leaderElection === undefined) {

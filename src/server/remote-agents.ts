@@ -17,6 +17,8 @@ import { ApiError } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
 import { agentRequestMethod, agentRequestPath, endpointOfNode } from '../agent/index.js';
 import type { RemoteEndpoint } from '../agent/index.js';
+import { parseMigrationAnswer } from '../agent/migration/index.js';
+import type { MigrationAnswer, MigrationCommand } from '../agent/migration/index.js';
 import type { AgentDirectory, AgentHandle, AgentOperation, GuestAction, GuestActionParameters, LocalAgentDirectory, UploadOptions, UploadResult } from '../agent/index.js';
 import { isPlainObject } from '../api/object.js';
 import { errorFromResponse } from '../client/index.js';
@@ -39,6 +41,9 @@ function readBody(res: IncomingMessage): Promise<string> {
 
 /** How long a guest action or log read may take before the agent counts as unreachable. */
 const requestTimeoutMs = 30_000;
+
+/** A migration step may start a QEMU (pulling its image) or wait for mirrors to finish. */
+const migrationTimeoutMs = 300_000;
 
 /** An {@link AgentHandle} over HTTPS and WebSocket to a `vireo agent` endpoint. */
 export class RemoteAgentHandle implements AgentHandle {
@@ -104,22 +109,32 @@ export class RemoteAgentHandle implements AgentHandle {
     return uploadResultOf(answer.body, this.nodeName);
   }
 
+  async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {
+    const text = await this.call(namespace, name, { kind: 'migration' }, JSON.stringify(command), migrationTimeoutMs);
+    try {
+      return parseMigrationAnswer(JSON.parse(text));
+    } catch (err) {
+      throw new ApiError('InternalError', `the agent of node ${this.nodeName} answered a migration step with ${JSON.stringify(text.slice(0, 200))}: ${err instanceof Error ? err.message : String(err)}: run the same Vireo version on the server and the agent`);
+    }
+  }
+
   /** Lets go of the kept-alive connections. */
   close(): void {
     this.agent.destroy();
   }
 
-  private async call(namespace: string, name: string, operation: AgentOperation): Promise<string> {
+  private async call(namespace: string, name: string, operation: AgentOperation, body?: string, timeoutMs = requestTimeoutMs): Promise<string> {
     const path = agentRequestPath(namespace, name, operation);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
     let answer: { code: number; body: string };
     try {
       answer = await new Promise((resolve, reject) => {
-        const req = request(`${this.base}${path}`, { method: agentRequestMethod(operation), agent: this.agent, headers: { authorization: `Bearer ${this.token}` }, timeout: requestTimeoutMs }, (res) => {
-          readBody(res).then((body) => { resolve({ code: res.statusCode ?? 0, body }); }, reject);
+        const req = request(`${this.base}${path}`, { method: agentRequestMethod(operation), agent: this.agent, headers, timeout: timeoutMs }, (res) => {
+          readBody(res).then((text) => { resolve({ code: res.statusCode ?? 0, body: text }); }, reject);
         });
-        req.on('timeout', () => { req.destroy(new Error(`no answer within ${requestTimeoutMs / 1000} s`)); });
+        req.on('timeout', () => { req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)); });
         req.on('error', reject);
-        req.end();
+        req.end(body);
       });
     } catch (err) {
       throw this.unreachable(err);
@@ -231,5 +246,9 @@ class LazyRemoteHandle implements AgentHandle {
 
   async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
     return (await this.resolve()).upload(namespace, pvc, body, options);
+  }
+
+  async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {
+    return (await this.resolve()).migration(namespace, name, command);
   }
 }

@@ -22,7 +22,8 @@ import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vms
 import { NodeIpamController } from '../controllers/nodeipam/controller.js';
 import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
-import type { LocalAgentDirectory } from '../agent/index.js';
+import type { AgentDirectory, LocalAgentDirectory } from '../agent/index.js';
+import { MigrationController } from '../controllers/migration/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
 import { ImageStore } from '../agent/images/index.js';
 import type { Logger } from '../log/logger.js';
@@ -62,6 +63,8 @@ export interface ControllerLoopOptions {
   logger: Logger;
   /** The ranges the node IPAM hands Nodes their pod subnets from. */
   clusterCidrs: readonly Cidr[];
+  /** Every node's agent (this host's in-process, the others' over HTTPS): the migration controller drives migrations through them. */
+  agents?: AgentDirectory;
 }
 
 /** Registers the VM/replica-set/storage controllers, the scheduler, the Event TTL and node IPAM as singletons. */
@@ -78,6 +81,8 @@ export function addControllerLoops(singletons: Singletons, options: ControllerLo
   singletons.add('cdi-config-controller', () => new CdiConfigController(client, options.server, log('cdi-config-controller')));
   singletons.add('node-ipam-controller', () => new NodeIpamController(client, log('node-ipam-controller'), { clusterCidrs: options.clusterCidrs }));
   singletons.add('event-ttl', () => new EventTtlCleaner(client, log('event-ttl')));
+  const { agents } = options;
+  if (agents !== undefined) singletons.add('migration-controller', () => new MigrationController(client, agents, log('migration-controller')));
 }
 
 export async function startWorkloads(options: WorkloadOptions): Promise<Workloads> {

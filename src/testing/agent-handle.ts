@@ -15,9 +15,10 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { conflict } from '../api/errors.js';
+import { ApiError, conflict } from '../api/errors.js';
 import type { Readable } from 'node:stream';
 import type { AgentDirectory, AgentHandle, GuestAction, UploadOptions, UploadResult } from '../agent/handle.js';
+import type { MigrationAnswer, MigrationCommand } from '../agent/migration/index.js';
 import { renderKubeconfig } from '../cli/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
 import { silentLogger } from '../log/logger.js';
@@ -151,6 +152,10 @@ export class EchoAgent implements AgentHandle {
   }
 
   /** Keeps the uploaded bytes in memory (test images are small). */
+  migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {
+    return Promise.reject(new ApiError('Conflict', `the echo agent runs no guests: it cannot do migration step ${command.step} of ${namespace}/${name}`));
+  }
+
   async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(chunk as Buffer);

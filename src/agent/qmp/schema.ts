@@ -63,6 +63,39 @@ const blockInfo = object(
   { qdev: string, inserted: blockDeviceInfo, tray_open: boolean, 'io-status': oneOf('ok', 'failed', 'nospace') },
 );
 
+/** QAPI `MigrationStatus`. */
+export const migrationStatus = oneOf(
+  'none', 'setup', 'cancelling', 'cancelled', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover',
+  'completed', 'failed', 'colo', 'pre-switchover', 'device', 'wait-unplug',
+);
+export type MigrationStatus = Decoded<typeof migrationStatus>;
+
+const migrationStats = object(
+  { transferred: integer, remaining: integer, total: integer, duplicate: integer, normal: integer },
+  { 'dirty-pages-rate': integer, 'dirty-sync-count': integer },
+);
+
+/** `query-migrate`: where a migration is, on either side; `downtime` and `total-time` (ms) once completed. */
+const migrationInfo = object(
+  {},
+  {
+    status: migrationStatus,
+    ram: migrationStats,
+    'total-time': integer,
+    'expected-downtime': integer,
+    downtime: integer,
+    'setup-time': integer,
+    'cpu-throttle-percentage': integer,
+    'error-desc': string,
+  },
+);
+
+/** `query-block-jobs`: one block job (a mirror into the target's NBD export). */
+const blockJobInfo = object(
+  { type: string, device: string, len: integer, offset: integer, busy: boolean, paused: boolean, speed: integer, ready: boolean, status: string },
+  { error: string },
+);
+
 /** What each command returns, as a decoder. */
 const returns = {
   qmp_capabilities: empty,
@@ -91,6 +124,19 @@ const returns = {
   'object-add': empty,
   'object-del': empty,
   'human-monitor-command': string,
+  'query-migrate': migrationInfo,
+  'query-block-jobs': array(blockJobInfo),
+  'migrate-set-capabilities': empty,
+  'migrate-set-parameters': empty,
+  migrate: empty,
+  'migrate-incoming': empty,
+  migrate_cancel: empty,
+  'migrate-continue': empty,
+  'nbd-server-start': empty,
+  'nbd-server-stop': empty,
+  'block-export-add': empty,
+  'blockdev-mirror': empty,
+  'block-job-cancel': empty,
 } satisfies Record<string, Decoder<unknown>>;
 
 type Returns = { [C in keyof typeof returns]: Decoded<(typeof returns)[C]> };
@@ -136,6 +182,22 @@ interface CommandArguments {
   /** A `secret` object (a disk's encryption key, itself encrypted with the VMI's master key). */
   'object-add': { 'qom-type': 'secret'; id: string; data: string; format: 'base64'; keyid: string; iv: string };
   'object-del': { id: string };
+  'migrate-set-capabilities': { capabilities: { capability: 'auto-converge' | 'pause-before-switchover' | 'late-block-activate' | 'events'; state: boolean }[] };
+  /** `max-bandwidth` in bytes per second; `downtime-limit` in ms. */
+  'migrate-set-parameters': { 'max-bandwidth'?: number; 'downtime-limit'?: number };
+  /** Starts an outgoing migration, e.g. to `tcp:HOST:PORT`. */
+  migrate: { uri: string };
+  /** A QEMU started with `-incoming defer` listens from now on, e.g. on `tcp:HOST:PORT`. */
+  'migrate-incoming': { uri: string };
+  /** Lets a migration paused in `pre-switchover` go on to switch over. */
+  'migrate-continue': { state: 'pre-switchover' };
+  'nbd-server-start': { addr: { type: 'inet'; data: { host: string; port: string } } };
+  /** Exports a node (its disk's format node) over the NBD server. */
+  'block-export-add': { type: 'nbd'; id: string; 'node-name': string; name: string; writable: boolean };
+  /** Copies `device` into `target` and keeps it in step with the guest's writes until cancelled. */
+  'blockdev-mirror': { 'job-id': string; device: string; target: string; sync: 'full' | 'top'; speed?: number };
+  /** Ends a block job; a mirror that is ready ends with its target in step (no pivot). */
+  'block-job-cancel': { device: string; force?: boolean };
 }
 
 /** A file or format node of a disk, as `-blockdev` takes it but in QMP's typed form. */
@@ -180,6 +242,10 @@ const events = {
   WATCHDOG: object({ action: oneOf('reset', 'shutdown', 'poweroff', 'pause', 'debug', 'none', 'inject-nmi') }),
   DEVICE_DELETED: object({ path: string }, { device: string }),
   BALLOON_CHANGE: object({ actual: integer }),
+  MIGRATION: object({ status: migrationStatus }),
+  BLOCK_JOB_READY: object({ type: string, device: string, len: integer, offset: integer, speed: integer }),
+  BLOCK_JOB_COMPLETED: object({ type: string, device: string, len: integer, offset: integer, speed: integer }, { error: string }),
+  BLOCK_JOB_CANCELLED: object({ type: string, device: string, len: integer, offset: integer, speed: integer }),
 } satisfies Record<string, Decoder<unknown>>;
 
 type EventData = { [E in keyof typeof events]: Decoded<(typeof events)[E]> };

@@ -3,6 +3,7 @@ import { runGuestAction, runVmAction } from './actions.js';
 import { runConsole } from './console.js';
 import { exposeUsage, runExpose } from './expose.js';
 import { runLogs } from './logs.js';
+import { runMigrate, runMigrateCancel } from './migrate.js';
 import { runPortForward } from './port-forward.js';
 import { runSsh } from './ssh.js';
 import { runVnc } from './vnc.js';
@@ -45,6 +46,11 @@ the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
                          guest as a SCSI disk; --persist also adds it to the VM's spec.
   removevolume VMI --volume-name=NAME [--persist] [--dry-run]
                          Unplug a hotplugged volume; --persist also removes it from the VM.
+  migrate NAME [--dry-run]
+                         Live-migrate the running VMI NAME to another node (creates a
+                         VirtualMachineInstanceMigration; follow it with kubectl get vmim).
+  migrate-cancel NAME    Cancel the migration of NAME before it switches over (deletes it);
+                         the guest runs on where it was.
 ${exposeUsage}`;
 
 const commands = {
@@ -63,6 +69,8 @@ const commands = {
   addvolume: runAddVolume,
   removevolume: runRemoveVolume,
   expose: runExpose,
+  migrate: runMigrate,
+  'migrate-cancel': runMigrateCancel,
 } satisfies Record<string, (args: string[]) => Promise<void>>;
 
 export type VmCommand = keyof typeof commands;

@@ -1,0 +1,78 @@
+/**
+ * Live migration on a node agent: the steps the migration controller asks
+ * of the source and the target agent (`protocol.ts`), carried out by the
+ * node's {@link MigrationSources} and {@link MigrationTargets}.
+ */
+import { ApiError } from '../../api/errors.js';
+import type { Client } from '../../client/index.js';
+import { resources } from '../../client/index.js';
+import type { Logger } from '../../log/logger.js';
+import type { MigrationHost } from './host.js';
+import type { MigrationAnswer, MigrationCommand } from './protocol.js';
+import { MigrationSources } from './source.js';
+import { MigrationTargets } from './target.js';
+
+export type { MigrationHost } from './host.js';
+export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, SourceProgress, SourceState } from './protocol.js';
+export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } from './protocol.js';
+
+/** The migrations of one node, both directions. */
+export class NodeMigrations {
+  private readonly sources: MigrationSources;
+  private readonly targets: MigrationTargets;
+
+  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger }) {
+    this.sources = new MigrationSources(options.host, options.logger.child({ part: 'migration-source' }));
+    this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }));
+  }
+
+  /** Carries out one step for VMI `namespace/name`; an ApiError saying why when it cannot. */
+  async handle(namespace: string, name: string, command: MigrationCommand, signal: AbortSignal): Promise<MigrationAnswer> {
+    try {
+      return await this.step(namespace, name, command, signal);
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError('Conflict', `migration step ${command.step} of VMI ${namespace}/${name} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  /** Kills the QEMUs waiting for guests that will not come now (agent stop). */
+  async stop(): Promise<void> {
+    await this.targets.stop();
+  }
+
+  private async step(namespace: string, name: string, command: MigrationCommand, signal: AbortSignal): Promise<MigrationAnswer> {
+    switch (command.step) {
+      case 'prepare-target': {
+        const vmi = await this.options.client.tryGet(resources.virtualMachineInstances, namespace, name);
+        if (vmi?.metadata.uid !== command.vmiUid) throw new ApiError('NotFound', `VMI ${namespace}/${name} with uid ${command.vmiUid} is gone: nothing to migrate`);
+        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal) };
+      }
+      case 'start-source': {
+        const machine = this.options.host.liveMachine(namespace, name);
+        if (machine === undefined) throw new ApiError('Conflict', `VMI ${namespace}/${name} is not running on this node: it cannot be migrated from here`);
+        this.sources.start(command.migrationUid, machine, { target: command.target, ...(command.bandwidthBytesPerSecond === undefined ? {} : { bandwidthBytesPerSecond: command.bandwidthBytesPerSecond }) });
+        return { source: this.sources.status(command.migrationUid) };
+      }
+      case 'source-status':
+        return { source: this.sources.status(command.migrationUid) };
+      case 'cancel-source':
+        return { source: await this.sources.cancel(command.migrationUid) };
+      case 'finish-source':
+        await this.sources.finish(command.migrationUid);
+        return {};
+      case 'finish-target':
+        await this.targets.finish(command.migrationUid);
+        return {};
+      case 'abort-target':
+        await this.targets.abort(command.migrationUid);
+        return {};
+      default:
+        return assertNever(command);
+    }
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unhandled migration step ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,17 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseMigrationAnswer, parseMigrationCommand } from './protocol.js';
+
+test('migration steps parse from the wire, and bad ones are refused saying what is wrong', () => {
+  const target = { address: '10.0.0.2', migrationPort: 40000, nbdPort: 40001, exports: ['disk0', 'disk1'] };
+  assert.deepEqual(parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target, bandwidthBytesPerSecond: 1048576 }), { step: 'start-source', migrationUid: 'u', target, bandwidthBytesPerSecond: 1048576 });
+  assert.deepEqual(parseMigrationCommand({ step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: '10.0.0.2' }), { step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: '10.0.0.2' });
+  assert.deepEqual(parseMigrationCommand({ step: 'cancel-source', migrationUid: 'u', extra: 1 }), { step: 'cancel-source', migrationUid: 'u' });
+  assert.throws(() => parseMigrationCommand({ step: 'reboot', migrationUid: 'u' }), /unknown migration step "reboot"/);
+  assert.throws(() => parseMigrationCommand({ step: 'source-status' }), /migrationUid is missing/);
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target: { ...target, nbdPort: 70000 } }), /nbdPort must be a TCP port/);
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target: { ...target, exports: ['disk0;rm'] } }), /block node names/);
+  assert.throws(() => parseMigrationCommand([]), /JSON object/);
+  assert.deepEqual(parseMigrationAnswer({ source: { state: 'completed', downtimeMs: 42, totalTimeMs: 900, disksCopied: true } }), { source: { state: 'completed', downtimeMs: 42, totalTimeMs: 900, disksCopied: true } });
+  assert.throws(() => parseMigrationAnswer({ source: { state: 'flying' } }), /unknown source state/);
+});

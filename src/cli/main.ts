@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `vireo` command. Subcommands:
- *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT]
+ *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR]  [--cluster-dns-listen HOST:PORT] [--node-monitor-grace-period DURATION]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE | --server URL --token T [--ca-cert-hash sha256:…]  --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo token create|list|delete …  (join tokens, src/cli/commands/token.ts)
@@ -41,6 +41,9 @@ Commands:
       --service-cluster-ip-range CIDR[,CIDR]  Where Services' cluster IPs come from (default 10.96.0.0/12).
       --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
       --cluster-dns-listen HOST:PORT          The cluster DNS (UDP and TCP; default 127.0.0.1:10053, "off" for none).
+      --node-monitor-grace-period DURATION    A node whose agent does not renew its Lease for this long is
+                         NotReady and its VMIs fail, to restart elsewhere (default 50s, as Kubernetes;
+                         at least 6s). Agents kill their guests before it runs out when cut off.
   agent                  Run the node agent of another host.
       --server URL       Join the server at https://HOST:PORT (with --token, on first start)...
       --token TOKEN      ...with a join token from "vireo token create"; the node's own
@@ -81,6 +84,7 @@ async function main(argv: string[]): Promise<void> {
           'service-node-port-range': { type: 'string' },
           'cluster-dns-listen': { type: 'string' },
           store: { type: 'string' },
+          'node-monitor-grace-period': { type: 'string' },
         },
         strict: true,
       });
@@ -95,6 +99,7 @@ async function main(argv: string[]): Promise<void> {
         serviceNetwork: serviceNetworkOf(values['service-cluster-ip-range'], values['service-node-port-range']),
         clusterDnsListen: values['cluster-dns-listen'],
         store: values.store,
+        nodeMonitorGracePeriod: values['node-monitor-grace-period'],
       });
       return;
     }

@@ -21,6 +21,7 @@ import type { ControlPlane } from '../server/control-plane.js';
 import { httpsUrl } from '../net/listen.js';
 import type { ServiceNetwork } from '../apiserver/index.js';
 import { untilStopSignal } from './signals.js';
+import { defaultNodeMonitorGracePeriodMs, formatDuration, minimumNodeMonitorGracePeriodMs, parseDurationMs } from '../api/kinds/node-lifecycle.js';
 
 export interface ServerCommandOptions {
   dataDir: string;
@@ -35,6 +36,8 @@ export interface ServerCommandOptions {
   clusterDnsListen: string | undefined;
   /** `--store`: "sqlite" (in the data dir) or `etcd://host:port[,host:port…][/prefix]`; undefined: sqlite. */
   store: string | undefined;
+  /** `--node-monitor-grace-period` as given (a Go duration); undefined: Kubernetes' default. */
+  nodeMonitorGracePeriod?: string | undefined;
 }
 
 export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
@@ -53,6 +56,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   } catch (err) {
     throw new CliError('usage', `--cluster-cidr: ${(err as Error).message}`);
   }
+  const nodeMonitorGracePeriodMs = parseGracePeriodFlag(options.nodeMonitorGracePeriod);
   const logger = createLogger({ level: options.logLevel }, { component: 'server' });
   // Everything the server writes (keys, token, database, kubeconfig) is for root only.
   process.umask(0o077);
@@ -81,6 +85,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     clusterCidrs,
     uploadKey: loadUploadKey(options.dataDir),
     serviceNetwork: options.serviceNetwork,
+    nodeMonitorGracePeriodMs,
     ...clusterDnsOption(options.clusterDnsListen),
   });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
@@ -103,6 +108,17 @@ function clusterDnsOption(listen: string | undefined): { clusterDns?: { host: st
   if (listen === 'off') return {};
   if (listen === undefined) return { clusterDns: { ...parseListen(defaultClusterDnsListen), optional: true } };
   return { clusterDns: parseListen(listen, '--cluster-dns-listen') };
+}
+
+/** `--node-monitor-grace-period`: a Go duration of at least 6 s; Kubernetes' 50 s when absent. */
+export function parseGracePeriodFlag(flag: string | undefined): number {
+  if (flag === undefined) return defaultNodeMonitorGracePeriodMs;
+  const ms = parseDurationMs(flag);
+  if (ms === undefined) throw new CliError('usage', `--node-monitor-grace-period ${flag} is not a duration: use e.g. 50s, 2m or 1m30s`);
+  if (ms < minimumNodeMonitorGracePeriodMs) {
+    throw new CliError('usage', `--node-monitor-grace-period ${flag} is too short: agents renew their Lease several times within it and fence themselves before it ends, which needs at least ${formatDuration(minimumNodeMonitorGracePeriodMs)}`);
+  }
+  return ms;
 }
 
 /** The store `--store` names: SQLite in the data dir unless it is an etcd URL. */

@@ -32,6 +32,7 @@ import type { Workloads } from './workloads.js';
 import { httpsUrl } from '../net/listen.js';
 import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
 import { parseCidr } from '../net/pod/cidr.js';
+import { defaultNodeMonitorGracePeriodMs } from '../api/kinds/node-lifecycle.js';
 import type { Cidr } from '../net/pod/cidr.js';
 
 export interface ControlPlaneOptions {
@@ -65,6 +66,8 @@ export interface ControlPlaneOptions {
   clusterDns?: { host: string; port: number; optional?: boolean };
   /** The pod network's ranges the node IPAM hands Nodes subnets of (default 10.244.0.0/16 and fd10:244::/56). */
   clusterCidrs?: readonly Cidr[];
+  /** `--node-monitor-grace-period` in ms (default Kubernetes' 50 s): a node whose Lease is not renewed for this long is NotReady and its VMIs fail. */
+  nodeMonitorGracePeriodMs?: number;
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -130,6 +133,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger: options.logger,
     controllers: options.controllers ?? true,
     clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr),
+    nodeMonitorGracePeriodMs: options.nodeMonitorGracePeriodMs ?? defaultNodeMonitorGracePeriodMs,
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.

@@ -18,6 +18,7 @@ import { VolumeController } from '../controllers/volumes/index.js';
 import { SnapshotController } from '../controllers/snapshots/index.js';
 import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vmsnapshot/index.js';
 import { NodeIpamController } from '../controllers/nodeipam/controller.js';
+import { NodeLifecycleController } from '../controllers/nodelifecycle/index.js';
 import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
 import type { LocalAgentDirectory } from '../agent/index.js';
@@ -37,6 +38,8 @@ export interface WorkloadOptions {
   controllers: boolean;
   /** The ranges the node IPAM (one of the controllers) hands Nodes their pod subnets from. */
   clusterCidrs: readonly Cidr[];
+  /** `--node-monitor-grace-period` of the node lifecycle controller (one of the controllers), in ms. */
+  nodeMonitorGracePeriodMs: number;
   /** Run a node agent for this host, with its files under `dataDir`. */
   agent?: {
     dataDir: string;
@@ -73,6 +76,12 @@ export async function startWorkloads(options: WorkloadOptions): Promise<Workload
     await Promise.all([vms.start(), sets.start(), scheduler.start(), volumes.start(), dataVolumes.start(), snapshots.start(), vmSnapshots.start(), cdiConfig.start(), nodeIpam.start()]);
     ttl.start();
     stops.push(() => vms.stop(), () => sets.stop(), () => scheduler.stop(), () => ttl.stop(), () => volumes.stop(), () => dataVolumes.stop(), () => snapshots.stop(), () => vmSnapshots.stop(), () => cdiConfig.stop(), () => nodeIpam.stop());
+  }
+  if (options.controllers) {
+    // Node failure: NotReady after the grace period, the node's VMIs Failed. One writer per cluster (a leader-only loop with several servers).
+    const nodeLifecycle = new NodeLifecycleController(client, options.logger.child({ component: 'node-lifecycle-controller' }), { gracePeriodMs: options.nodeMonitorGracePeriodMs });
+    await nodeLifecycle.start();
+    stops.push(() => nodeLifecycle.stop());
   }
   let agent: NodeAgent | undefined;
   let images: ImageStore | undefined;

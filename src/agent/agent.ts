@@ -28,6 +28,7 @@ import type { ResolvedFacts } from './node-facts.js';
 import { describeHost } from './node-info.js';
 import { NodeRegistrar } from './node-registration.js';
 import { NodeFence } from './node-fence.js';
+import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
 import { Cgroups } from './cgroups.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
@@ -127,7 +128,16 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const address = endpoint?.address === undefined ? {} : { address: endpoint.address };
     const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: version, dataDir, ...address });
     // Self-fencing: the guests die here before the server may start them elsewhere (the runner exists by the time it could fire).
-    const fence = new NodeFence({ dataDir, logger: this.logger, killGuests: async () => (await this.runner?.fence()) ?? [] });
+    const fence = new NodeFence({
+      dataDir,
+      logger: this.logger,
+      killGuests: async () => (await this.runner?.fence()) ?? [],
+      onRecovered: (guests) => {
+        const names = guests.length === 0 ? 'none was running' : guests.map((g) => `${g.namespace}/${g.name}`).join(', ');
+        const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } };
+        this.events?.record(node, 'Warning', nodeFencedReason, `the agent of ${nodeName} could not renew its Lease in time and killed its guests (self-fencing): ${names}; they are not started again here`);
+      },
+    });
     this.fence = fence;
     this.registrar = new NodeRegistrar({
       client,

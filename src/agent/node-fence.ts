@@ -41,6 +41,8 @@ export interface NodeFenceOptions {
   logger: Logger;
   /** Kills every guest of the node now; resolves with the guests it killed. */
   killGuests: () => Promise<FencedGuest[]>;
+  /** Told once the Lease is renewed again after a fencing, with the guests it killed (the agent records an Event on its Node). */
+  onRecovered?: (guests: FencedGuest[]) => void;
   /** A monotonic clock in ms (tests); default `performance.now`. */
   now?: () => number;
   /** How often the timeout is checked. Default 250 ms. */
@@ -54,6 +56,7 @@ export class NodeFence {
   private fencedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private fencing: Promise<void> | undefined;
+  private killed: FencedGuest[] = [];
   private readonly now: () => number;
 
   constructor(private readonly options: NodeFenceOptions) {
@@ -87,8 +90,10 @@ export class NodeFence {
   renewed(sentAt: number): void {
     if (sentAt > this.lastRenewSentAt) this.lastRenewSentAt = sentAt;
     if (this.fencedAt !== undefined && this.fencing === undefined) {
-      this.options.logger.warn('the Lease is renewed again after self-fencing: the killed guests are reported Failed (NodeFenced), not started again');
+      this.options.logger.warn('the Lease is renewed again after self-fencing: the killed guests are reported Failed (NodeFenced), not started again', { guests: this.killed.map((g) => `${g.namespace}/${g.name} (${g.uid})`) });
       this.fencedAt = undefined;
+      this.options.onRecovered?.(this.killed);
+      this.killed = [];
     }
   }
 
@@ -116,6 +121,7 @@ export class NodeFence {
     } catch (err) {
       logger.error('self-fencing could not kill every guest', { err });
     }
+    this.killed = guests;
     logger.error('SELF-FENCING done: guests killed', { guests: guests.map((g) => `${g.namespace}/${g.name} (${g.uid})`) });
     const record = { fencedAt: new Date().toISOString(), silentMs: Math.round(silentMs), fenceTimeoutMs: timeoutMs, nodeMonitorGracePeriodMs: this.graceMs, guests };
     await writeFile(join(this.options.dataDir, 'fenced.json'), `${JSON.stringify(record, null, 2)}\n`).catch((err: unknown) => { logger.error('cannot record the self-fencing', { err }); });

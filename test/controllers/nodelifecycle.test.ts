@@ -11,8 +11,9 @@ import { resources } from '../../src/client/index.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { NodeLifecycleController } from '../../src/controllers/nodelifecycle/index.js';
 import { agentFinalizer } from '../../src/agent/index.js';
+import { Scheduler } from '../../src/scheduler/index.js';
 import type { Env } from './support.js';
-import { eventsFor, eventually, nodeManifest, startEnv, vmiSpec } from './support.js';
+import { condition, eventsFor, eventually, nodeManifest, startEnv, vmiSpec } from './support.js';
 
 const graceMs = 1_500;
 let env: Env;
@@ -105,4 +106,43 @@ test('a cordon taint and others stay when the unreachable ones come and go', asy
     return unreachableTaints(n).length === 0 ? n : undefined;
   }, { what: 'taints removed' });
   assert.deepEqual(recordsAt(node, 'spec', 'taints').map((t) => t.key), ['dedicated']);
+});
+
+test('a VMI whose local volume is on a dead node stays unscheduled, saying why; one without volumes goes to a live node', async () => {
+  const scheduler = new Scheduler(env.client, silentLogger, { memoryOverheadBytes: 0 });
+  await scheduler.start();
+  try {
+    await env.client.create(resources.nodes, nodeManifest('dead', { cpu: '4', memory: '4Gi' }));
+    await env.client.create(resources.nodes, nodeManifest('live', { cpu: '4', memory: '4Gi' }));
+    await renew('live');
+    const keepLive = setInterval(() => { void renew('live').catch(() => undefined); }, graceMs / 4);
+    try {
+      await renew('dead');
+      await eventually(async () => unreachableTaints(await env.client.get(resources.nodes, undefined, 'dead')).length === 2 || undefined, { what: 'dead tainted', timeoutMs: 10_000 });
+      await env.client.create(resources.persistentVolumes, {
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name: 'pv-on-dead' },
+        spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], storageClassName: 'local', hostPath: { path: '/nonexistent' }, nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['dead'] }] }] } } },
+      });
+      await env.client.create(resources.persistentVolumeClaims, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data', namespace: 'default' }, spec: { storageClassName: 'local', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } }, volumeName: 'pv-on-dead' } });
+      await env.client.create(resources.virtualMachineInstances, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'pinned', namespace: 'default' }, spec: vmiSpec('64Mi', { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }], domain: { devices: { disks: [{ name: 'data', disk: { bus: 'virtio' } }] }, memory: { guest: '64Mi' }, resources: {} } }) });
+      await env.client.create(resources.virtualMachineInstances, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'free', namespace: 'default' }, spec: vmiSpec('64Mi') });
+      const message = await eventually(async () => {
+        const c = condition(await env.client.get(resources.virtualMachineInstances, 'default', 'pinned'), 'PodScheduled');
+        return c?.status === 'False' && c.reason === 'Unschedulable' && String(c.message).includes('conflict') ? String(c.message) : undefined;
+      }, { what: 'pinned unschedulable, with the live node failing on the volume' });
+      assert.match(message, /untolerated taint \{node\.kubernetes\.io\/unreachable: \}/);
+      assert.match(message, /volume node affinity conflict/);
+      // KubeVirt's phase for a VMI whose pod is Pending: Scheduling, with no node.
+      const pinned = await env.client.get(resources.virtualMachineInstances, 'default', 'pinned');
+      assert.equal(stringAt(pinned, 'status', 'phase'), 'Scheduling');
+      assert.equal(stringAt(pinned, 'status', 'nodeName'), undefined);
+      await eventually(async () => stringAt(await env.client.get(resources.virtualMachineInstances, 'default', 'free'), 'status', 'nodeName') === 'live' || undefined, { what: 'free scheduled to live' });
+    } finally {
+      clearInterval(keepLive);
+    }
+  } finally {
+    await scheduler.stop();
+  }
 });

@@ -18,6 +18,13 @@ export interface HttpClientOptions {
   caCert: string;
   /** `fieldManager` for writes (Kubernetes records it in managedFields). */
   userAgent?: string;
+  /**
+   * A request (not a watch) whose connection stays silent this long fails
+   * with a 503 ApiError and its socket is dropped. Default 30 s: without it
+   * a request sent into a cut link waits for TCP to give up (minutes), and
+   * holds up whatever awaits it (the agent's reconciles, its Lease).
+   */
+  requestTimeoutMs?: number;
 }
 
 const patchTypes: Record<PatchType, string> = {
@@ -185,7 +192,9 @@ export class HttpClient implements Client {
           res.on('error', reject);
         },
       );
-      req.on('error', (err) => { reject(new ApiError('ServiceUnavailable', `cannot reach the API server at ${this.options.server}: ${err.message}`, { cause: err })); });
+      req.on('error', (err) => { reject(err instanceof ApiError ? err : new ApiError('ServiceUnavailable', `cannot reach the API server at ${this.options.server}: ${err.message}`, { cause: err })); });
+      const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+      req.setTimeout(timeoutMs, () => { req.destroy(new ApiError('ServiceUnavailable', `the API server at ${this.options.server} did not answer ${method} ${path.split('?')[0] ?? path} within ${timeoutMs / 1000} s: the network or the server is down`)); });
       req.end(payload);
     });
   }

@@ -262,7 +262,7 @@ test('a dead node turns NotReady, its VMIs fail and its VMs run again elsewhere;
       return /NodeFenced/.test(events.stdout) || undefined;
     }, { what: 'the NodeFenced Event on host-1', timeoutMs: 60_000, intervalMs: 500 });
     assert.deepEqual(qemuPidsUnder(join(root, host1.name)), [], 'host-1 started nothing again');
-    await eventually(() => !existsSync(join(root, host1.name, 'agent', 'vmis', first.metadata.uid ?? '')) || undefined, { what: "host-1's agent to clean up the fenced guest's directory", timeoutMs: 60_000, intervalMs: 500 });
+    await eventually(() => !existsSync(join(root, host1.name, 'agent', 'vmis', first.metadata.uid ?? '')) || undefined, { what: "host-1's agent to clean up the fenced guest's directory", timeoutMs: 120_000, intervalMs: 500 });
     assert.equal(qemusWithOpen(disk).length, 1, 'only the moved guest has the disk open');
     await client.delete(resources.virtualMachines, 'default', 'writer');
     await eventually(async () => (await vmiOf(cluster, 'writer')) === undefined, { what: 'writer gone', timeoutMs: 60_000 });

@@ -383,7 +383,8 @@ export class VmiRunner {
       this.event(current, endedEvent(exit));
     }
     // An ended guest's console log stays until its VMI is deleted (a launcher pod's logs stay as long), and so does the finalizer.
-    const ended = current !== undefined && !isMarkedForDeletion(current) && isFinal(current);
+    // Not for a fenced guest: the server has likely failed its VMI and released the finalizer already (src/controllers/nodelifecycle), so no deletion would come to remove the log.
+    const ended = current !== undefined && !isMarkedForDeletion(current) && isFinal(current) && exit !== fencedExit;
     const logKept = await removeVmiFiles(vmiLayout(this.options.dataDir, uid), { keepSerialLog: ended });
     // Throws while a process still holds the cgroup: the cleanup is retried.
     await this.options.cgroups.remove(uid);

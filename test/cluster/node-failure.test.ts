@@ -47,8 +47,11 @@ test('a dead node turns NotReady, its VMIs fail and its VM runs again elsewhere;
     const ready = recordsAt(node, 'status', 'conditions').find((c) => c.type === 'Ready');
     assert.equal(ready?.status, 'Unknown');
     assert.equal(ready?.reason, 'NodeStatusUnknown');
-    const taints = recordsAt(node, 'spec', 'taints').map((t) => `${String(t.key)}:${String(t.effect)}`);
-    assert.ok(taints.includes('node.kubernetes.io/unreachable:NoSchedule') && taints.includes('node.kubernetes.io/unreachable:NoExecute'), taints.join(' '));
+    // The taints are a second write, just after the conditions.
+    await eventually(async () => {
+      const taints = recordsAt(await client.get(resources.nodes, undefined, host2.name), 'spec', 'taints').map((t) => `${String(t.key)}:${String(t.effect)}`);
+      return (taints.includes('node.kubernetes.io/unreachable:NoSchedule') && taints.includes('node.kubernetes.io/unreachable:NoExecute')) || undefined;
+    }, { what: 'the unreachable taints on host-2', timeoutMs: 10_000 });
 
     const lone = await eventually(async () => {
       const vmi = await vmiOf(cluster, 'lone');

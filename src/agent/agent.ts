@@ -29,6 +29,8 @@ import { qemuVersion, resolveNodeFacts } from './node-facts.js';
 import type { ResolvedFacts } from './node-facts.js';
 import { describeHost } from './node-info.js';
 import { NodeRegistrar } from './node-registration.js';
+import { NodeFence } from './node-fence.js';
+import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
 import { Cgroups } from './cgroups.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
@@ -96,6 +98,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private readonly abort = new AbortController();
   private readonly logger: Logger;
   private registrar: NodeRegistrar | undefined;
+  private fence: NodeFence | undefined;
   private informer: Informer | undefined;
   private queue: WorkQueue | undefined;
   private runner: VmiRunner | undefined;
@@ -131,15 +134,29 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const endpoint = this.options.endpoint;
     const address = endpoint?.address === undefined ? {} : { address: endpoint.address };
     const host = describeHost({ nodeName, controlPlane: this.options.controlPlane ?? false, qemuVersion: version, dataDir, ...address });
+    // Self-fencing: the guests die here before the server may start them elsewhere (the runner exists by the time it could fire).
+    const fence = new NodeFence({
+      dataDir,
+      logger: this.logger,
+      killGuests: async () => (await this.runner?.fence()) ?? [],
+      onRecovered: (guests) => {
+        const names = guests.length === 0 ? 'none was running' : guests.map((g) => `${g.namespace}/${g.name}`).join(', ');
+        const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } };
+        this.events?.record(node, 'Warning', nodeFencedReason, `the agent of ${nodeName} could not renew its Lease in time and killed its guests (self-fencing): ${names}; they are not started again here`);
+      },
+    });
+    this.fence = fence;
     this.registrar = new NodeRegistrar({
       client,
       nodeName,
       host,
       logger: this.logger,
+      fence,
       ...(endpoint === undefined ? {} : { endpoint: { port: endpoint.port, certificate: endpoint.certificate } }),
       ...(this.options.nodeAnnotations === undefined ? {} : { annotations: this.options.nodeAnnotations }),
     });
     await this.registrar.start();
+    fence.start();
     // The KVM probe boots a guest: it runs in the background, and only starting a VMI waits for it.
     // Its outcome is kept in the data directory until the host reboots or QEMU changes: a restarted agent does not probe again.
     const probeCache = { file: join(dataDir, 'accelerator.json'), fingerprint: `${binary} ${version ?? 'unknown version'}` };
@@ -174,6 +191,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       enqueue: (key) => { queue.add(key); },
       startFacts: (s) => this.startFacts(s),
       events,
+      mayStartGuests: () => fence.mayStartGuests(),
     });
     const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16 });
     this.informer = informer;
@@ -236,6 +254,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     await this.provisioner?.stop();
     await this.registrar?.stop();
     await this.migrations?.stop();
+    await this.fence?.stop();
     await this.runner?.stop({ stopGuests: options.stopGuests ?? false });
     // The policy tables stay enforcing for guests that run on; with none on the pod network they go, like the node bridge.
     const noSandboxes = this.podNetwork === undefined || this.podNetwork.sandboxStates().size === 0;

@@ -21,6 +21,8 @@ export interface MachineExit {
   phase: 'Succeeded' | 'Failed';
   /** For the VMI's condition message. */
   message: string;
+  /** The VMI's `status.reason` and its Ready condition's reason, when the end has a name of its own (`NodeFenced`). */
+  reason?: string;
 }
 
 /** QEMU's `query-status` run state (`running`, `paused`, `prelaunch`, `io-error`, …), or `unknown` before the first answer. */

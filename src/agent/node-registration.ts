@@ -2,11 +2,16 @@
  * The agent's presence in the API, as a kubelet keeps it: its Node (labels,
  * capacity, allocatable, nodeInfo, conditions, and for `vireo agent` the
  * endpoint the API server reaches it on), and a Lease in
- * `kube-node-lease` renewed every 10 s that says the agent is alive. The
- * Node's status is refreshed every minute, and recreated if someone
- * deleted the Node.
+ * `kube-node-lease` renewed every 10 s (more often when the server's grace
+ * period is short) that says the agent is alive. The Node's status is
+ * refreshed every minute, at once when the Node is not Ready (the server
+ * marked it Unknown while the agent was cut off), and the Node recreated if
+ * someone deleted it. Each successful renew feeds the self-fencing clock
+ * (src/agent/node-fence.ts), which learns the grace period from the Node.
  */
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { defaultNodeMonitorGracePeriodMs, leaseRenewIntervalMs, nodeMonitorGracePeriodAnnotation, parseDurationMs } from '../api/kinds/node-lifecycle.js';
 import { ApiError } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
 import { recordsAt, stringAt } from '../api/kinds/read.js';
@@ -16,6 +21,7 @@ import type { Logger } from '../log/logger.js';
 import { agentCertificateAnnotation } from './endpoint-api.js';
 import type { AgentEndpointInfo } from './endpoint-api.js';
 import type { HostDescription } from './node-info.js';
+import type { NodeFence } from './node-fence.js';
 import { rfc3339 } from './vmi-status.js';
 
 /** What registering the Node needs. */
@@ -28,8 +34,10 @@ export interface NodeRegistrarOptions {
   endpoint?: AgentEndpointInfo;
   /** More annotations to keep on the Node. */
   annotations?: Record<string, string>;
-  /** Default 10 s, as the kubelet. */
+  /** Default 10 s, as the kubelet, or a quarter of the fencing timeout when that is shorter. */
   leaseRenewMs?: number;
+  /** The self-fencing clock: told of every successful renew and of the grace period the server publishes. */
+  fence?: NodeFence;
   /** Default 60 s. */
   statusRefreshMs?: number;
 }
@@ -49,8 +57,10 @@ export class NodeRegistrar {
 
   /** Registers the Node and takes the Lease; then keeps both fresh until `stop`. */
   async start(): Promise<void> {
-    await this.registerNode();
+    this.learnGracePeriod(await this.registerNode());
+    const sentAt = performance.now();
     await this.renewLease();
+    this.options.fence?.renewed(sentAt);
     this.loop = this.heartbeat();
   }
 
@@ -60,29 +70,41 @@ export class NodeRegistrar {
   }
 
   private async heartbeat(): Promise<void> {
-    const renewMs = this.options.leaseRenewMs ?? 10_000;
     const refreshMs = this.options.statusRefreshMs ?? 60_000;
     let lastStatus = Date.now();
     while (!this.abort.signal.aborted) {
+      const renewMs = this.options.leaseRenewMs ?? leaseRenewIntervalMs(this.options.fence?.gracePeriodMs ?? defaultNodeMonitorGracePeriodMs);
       try {
         await sleep(renewMs, undefined, { signal: this.abort.signal });
       } catch {
         return;
       }
       try {
-        if (Date.now() - lastStatus >= refreshMs) {
-          await this.registerNode();
+        // A request to a server cut off may hang for minutes: the next renew must not wait for it.
+        const sentAt = performance.now();
+        await withDeadline(this.renewLease(), renewMs * 2, 'renewing the Lease');
+        this.options.fence?.renewed(sentAt);
+        const node = await withDeadline(this.options.client.get(resources.nodes, undefined, this.options.nodeName), renewMs * 2, 'reading the Node');
+        this.learnGracePeriod(node);
+        if (Date.now() - lastStatus >= refreshMs || !isReady(node)) {
+          this.learnGracePeriod(await this.registerNode());
           lastStatus = Date.now();
         }
-        await this.renewLease();
       } catch (err) {
         if (!this.abort.signal.aborted) this.options.logger.warn('node heartbeat failed; retrying', { err });
       }
     }
   }
 
-  /** Creates the Node, or brings its labels and status up to date. */
-  private async registerNode(): Promise<void> {
+  /** The grace period the server published on the Node (its node lifecycle controller). */
+  private learnGracePeriod(node: KObject): void {
+    const text = node.metadata.annotations?.[nodeMonitorGracePeriodAnnotation];
+    const ms = text === undefined ? undefined : parseDurationMs(text);
+    if (ms !== undefined && ms > 0) this.options.fence?.setGracePeriod(ms);
+  }
+
+  /** Creates the Node, or brings its labels and status up to date; resolves with the Node as written. */
+  private async registerNode(): Promise<KObject> {
     const { client, nodeName, host, endpoint } = this.options;
     const annotations: Record<string, string> = { ...this.options.annotations, ...(endpoint === undefined ? {} : { [agentCertificateAnnotation]: endpoint.certificate }) };
     const port = endpoint?.port ?? 0;
@@ -99,7 +121,7 @@ export class NodeRegistrar {
       node = await client.patch(resources.nodes, undefined, nodeName, 'merge', { metadata: { labels: host.labels, annotations } });
     }
     this.nodeUid = node.metadata.uid;
-    await client.patch(resources.nodes, undefined, nodeName, 'merge', { status: nodeStatus(host, port, new Date(), node) }, { subresource: 'status' });
+    return client.patch(resources.nodes, undefined, nodeName, 'merge', { status: nodeStatus(host, port, new Date(), node) }, { subresource: 'status' });
   }
 
   private async renewLease(): Promise<void> {
@@ -124,6 +146,25 @@ export class NodeRegistrar {
     } catch (err) {
       if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
     }
+  }
+}
+
+/** True when the Node's Ready condition is True. */
+function isReady(node: KObject): boolean {
+  return recordsAt(node, 'status', 'conditions').some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** `work`, or a rejection after `ms` saying what took too long (the work itself goes on). */
+async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what} took longer than ${ms} ms: the API server does not answer`)); }, ms);
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

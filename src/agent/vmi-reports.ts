@@ -143,12 +143,13 @@ export function pausedCondition(runState: QemuRunState): DesiredCondition | unde
 
 /** The final status of a VMI whose QEMU ended. */
 export function endedUpdate(exit: MachineExit): StatusUpdate {
-  const reason = exit.phase === 'Succeeded' ? 'GuestShutdown' : 'GuestFailed';
-  return { phase: exit.phase, set: [{ type: 'Ready', status: 'False', reason, message: exit.message }], remove: ['Paused', 'AgentConnected'] };
+  const reason = exit.reason ?? (exit.phase === 'Succeeded' ? 'GuestShutdown' : 'GuestFailed');
+  return { phase: exit.phase, set: [{ type: 'Ready', status: 'False', reason, message: exit.message }], remove: ['Paused', 'AgentConnected'], ...(exit.reason === undefined ? {} : { fields: { reason: exit.reason } }) };
 }
 
 /** The Event for a guest that ended (KubeVirt's `Stopped`). */
 export function endedEvent(exit: MachineExit): AgentEvent {
+  if (exit.reason !== undefined) return { type: 'Warning', reason: exit.reason, message: exit.message };
   return exit.phase === 'Succeeded'
     ? { type: 'Normal', reason: 'Stopped', message: 'The VirtualMachineInstance was shut down.' }
     : { type: 'Warning', reason: 'Stopped', message: `The VirtualMachineInstance crashed: ${exit.message}` };

@@ -12,7 +12,9 @@ import { ApiError } from '../api/errors.js';
 import { isFinal, isMarkedForDeletion, vmiPhase } from '../api/kinds/vm-state.js';
 import type { KObject } from '../api/object.js';
 import type { Client } from '../client/index.js';
-import { resources } from '../client/index.js';
+import { resources, splitKey } from '../client/index.js';
+import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
+import type { FencedGuest } from './node-fence.js';
 import type { EventRecorder } from '../controllers/events/index.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
@@ -65,7 +67,16 @@ export interface VmiRunnerOptions {
   startFacts: (signal: AbortSignal) => Promise<StartFacts>;
   /** Where the VMI Events go (KubeVirt's virt-handler records them as component `virt-handler`). */
   events: EventRecorder;
+  /** False while the node is fenced or its Lease is too old (src/agent/node-fence.ts): no guest starts. Default always true. */
+  mayStartGuests?: () => boolean;
 }
+
+/** How a guest the node fenced ended, as its VMI reports it. */
+const fencedExit: MachineExit = {
+  phase: 'Failed',
+  reason: nodeFencedReason,
+  message: 'the node agent killed this guest itself (self-fencing): it could not renew its Lease on any server for longer than its fencing timeout, so the VM may run on another node now',
+};
 
 /** Reconciles the VMIs of one node and holds their runtimes; see the module comment. */
 export class VmiRunner {
@@ -79,12 +90,34 @@ export class VmiRunner {
   private readonly away = new Map<string, string>();
   /** Guests that arrived by migration, by uid: held from the moment their VMI is bound to this node. */
   private readonly arrivals = new Map<string, Machine>();
+  /** Uids of the guests self-fencing killed: their VMIs end as fenced. */
+  private readonly fenced = new Set<string>();
 
   constructor(private readonly options: VmiRunnerOptions) {}
 
   /** Takes over what recovery found. */
   adopt(runtime: Runtime): void {
     this.runtimes.set(runtimeUid(runtime), runtime);
+  }
+
+  /**
+   * Self-fencing: kills every running guest at once (no ACPI, no grace) and
+   * remembers them, so that their VMIs are reported Failed (NodeFenced)
+   * once the API answers again.
+   */
+  async fence(): Promise<FencedGuest[]> {
+    const killed: FencedGuest[] = [];
+    await Promise.all(
+      [...this.runtimes.values()].map(async (runtime) => {
+        if (runtime.kind !== 'machine' || runtime.machine.exit !== undefined) return;
+        const { machine } = runtime;
+        const { namespace, name } = splitKey(machine.key);
+        this.fenced.add(machine.record.uid);
+        await machine.kill();
+        killed.push({ namespace: namespace ?? '', name, uid: machine.record.uid });
+      }),
+    );
+    return killed;
   }
 
   /** Keys of every VMI the node holds something for. */
@@ -304,6 +337,10 @@ export class VmiRunner {
     // Our own status write wakes the key again: the backoff holds regardless.
     const wait = (this.retries.get(uid)?.notBefore ?? 0) - Date.now();
     if (wait > 0) return { requeueAfter: wait };
+    if (this.options.mayStartGuests?.() === false) {
+      logger.warn('not starting the guest: the node is fenced or its Lease is not renewed (the server may run this VM elsewhere)');
+      return { requeueAfter: 1_000 };
+    }
     // The finalizer first: from here on the node may hold files or a process the VMI must not outlive.
     const current = hasAgentFinalizer(vmi) ? vmi : await this.patchVmi(vmi, { metadata: { resourceVersion: vmi.metadata.resourceVersion, finalizers: [...(vmi.metadata.finalizers ?? []), agentFinalizer] } });
     const { facts, accelReason } = await this.options.startFacts(signal);
@@ -329,6 +366,13 @@ export class VmiRunner {
     }
     this.runtimes.set(uid, { kind: 'machine', machine });
     this.retries.delete(uid);
+    if (this.options.mayStartGuests?.() === false) {
+      // Fenced while QEMU was starting: it must not run on.
+      logger.warn('killing a guest that started while the node fenced itself');
+      this.fenced.add(uid);
+      await machine.kill();
+      return undefined;
+    }
     return this.observe(current, machine, signal);
   }
 
@@ -420,7 +464,8 @@ export class VmiRunner {
     return undefined;
   }
 
-  private async cleanup(vmi: KObject | undefined, uid: string, exit: MachineExit | undefined): Promise<ReconcileResult | undefined> {
+  private async cleanup(vmi: KObject | undefined, uid: string, reported: MachineExit | undefined): Promise<ReconcileResult | undefined> {
+    const exit = reported !== undefined && this.fenced.has(uid) ? fencedExit : reported;
     const runtime = this.runtimes.get(uid);
     if (runtime?.kind === 'machine') runtime.machine.detach();
     let current = vmi?.metadata.uid === uid ? vmi : undefined;
@@ -428,15 +473,20 @@ export class VmiRunner {
       current = await this.writeStatus(current, endedUpdate(exit));
       this.objectLogger(current).info('VMI ended', { phase: exit.phase, message: exit.message });
       this.event(current, endedEvent(exit));
+    } else if (current !== undefined && exit === fencedExit) {
+      // The server failed it first (NodeUnresponsive): the fencing is still worth saying.
+      this.event(current, endedEvent(exit));
     }
     // An ended guest's console log stays until its VMI is deleted (a launcher pod's logs stay as long), and so does the finalizer.
-    const ended = current !== undefined && !isMarkedForDeletion(current) && isFinal(current);
+    // Not for a fenced guest: the server has likely failed its VMI and released the finalizer already (src/controllers/nodelifecycle), so no deletion would come to remove the log.
+    const ended = current !== undefined && !isMarkedForDeletion(current) && isFinal(current) && exit !== fencedExit;
     const logKept = await removeVmiFiles(vmiLayout(this.options.dataDir, uid), { keepSerialLog: ended });
     // Throws while a process still holds the cgroup: the cleanup is retried.
     await this.options.cgroups.remove(uid);
     await this.options.podNetwork.tearDown(uid, AbortSignal.timeout(30_000));
     this.runtimes.delete(uid);
     this.retries.delete(uid);
+    this.fenced.delete(uid);
     if (current === undefined) return undefined;
     if (isMarkedForDeletion(current) || isFinal(current)) {
       if (hasAgentFinalizer(current) && !logKept) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `vireo` command. Subcommands:
- *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT] [--store URL] [--pki-dir DIR]
+ *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT] [--store URL] [--pki-dir DIR] [--node-name NAME] [--node-monitor-grace-period DURATION]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE | --server URL --token T [--ca-cert-hash sha256:…]  --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
  *   vireo token create|list|delete …  (join tokens, src/cli/commands/token.ts)
@@ -52,6 +52,9 @@ Commands:
       --service-cluster-ip-range CIDR[,CIDR]  Where Services' cluster IPs come from (default 10.96.0.0/12).
       --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
       --cluster-dns-listen HOST:PORT          The cluster DNS (UDP and TCP; default 127.0.0.1:10053, "off" for none).
+      --node-monitor-grace-period DURATION    A node whose agent does not renew its Lease for this long is
+                         NotReady and its VMIs fail, to restart elsewhere (default 50s, as Kubernetes;
+                         at least 6s). Agents kill their guests before it runs out when cut off.
   agent                  Run the node agent of another host.
       --server URL[,URL…] Join the server at https://HOST:PORT (with --token, on first start)...
                          several servers of one cluster: the agent uses the next when one fails.
@@ -98,6 +101,7 @@ async function main(argv: string[]): Promise<void> {
           store: { type: 'string' },
           'pki-dir': { type: 'string' },
           'node-name': { type: 'string' },
+          'node-monitor-grace-period': { type: 'string' },
         },
         strict: true,
       });
@@ -114,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
         store: values.store,
         pkiDir: values['pki-dir'],
         nodeName: values['node-name'],
+        nodeMonitorGracePeriod: values['node-monitor-grace-period'],
       });
       return;
     }

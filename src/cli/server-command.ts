@@ -22,6 +22,7 @@ import type { ControlPlane } from '../server/control-plane.js';
 import { httpsUrl } from '../net/listen.js';
 import type { ServiceNetwork } from '../apiserver/index.js';
 import { untilStopSignal } from './signals.js';
+import { defaultNodeMonitorGracePeriodMs, formatDuration, minimumNodeMonitorGracePeriodMs, parseDurationMs } from '../api/kinds/node-lifecycle.js';
 
 export interface ServerCommandOptions {
   dataDir: string;
@@ -44,6 +45,8 @@ export interface ServerCommandOptions {
   pkiDir: string | undefined;
   /** `--node-name`: the Node of this server's own agent (default this host's name; servers side by side on one host need their own). */
   nodeName: string | undefined;
+  /** `--node-monitor-grace-period` as given (a Go duration); undefined: Kubernetes' default. */
+  nodeMonitorGracePeriod?: string | undefined;
 }
 
 export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
@@ -62,6 +65,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   } catch (err) {
     throw new CliError('usage', `--cluster-cidr: ${(err as Error).message}`);
   }
+  const nodeMonitorGracePeriodMs = parseGracePeriodFlag(options.nodeMonitorGracePeriod);
   const logger = createLogger({ level: options.logLevel }, { component: 'server' });
   // Everything the server writes (keys, token, database, kubeconfig) is for root only.
   process.umask(0o077);
@@ -98,6 +102,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     // Several servers may share an etcd: the singletons run on the one holding the leader Lease. SQLite has one server, which leads at once.
     ...(storeOptions.backend === 'etcd' ? { leaderElection: {} } : {}),
     serviceNetwork: options.serviceNetwork,
+    nodeMonitorGracePeriodMs,
     ...clusterDnsOption(options.clusterDnsListen),
   });
   const advertised = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
@@ -121,6 +126,17 @@ function clusterDnsOption(listen: string | undefined): { clusterDns?: { host: st
   if (listen === 'off') return {};
   if (listen === undefined) return { clusterDns: { ...parseListen(defaultClusterDnsListen), optional: true } };
   return { clusterDns: parseListen(listen, '--cluster-dns-listen') };
+}
+
+/** `--node-monitor-grace-period`: a Go duration of at least 6 s; Kubernetes' 50 s when absent. */
+export function parseGracePeriodFlag(flag: string | undefined): number {
+  if (flag === undefined) return defaultNodeMonitorGracePeriodMs;
+  const ms = parseDurationMs(flag);
+  if (ms === undefined) throw new CliError('usage', `--node-monitor-grace-period ${flag} is not a duration: use e.g. 50s, 2m or 1m30s`);
+  if (ms < minimumNodeMonitorGracePeriodMs) {
+    throw new CliError('usage', `--node-monitor-grace-period ${flag} is too short: agents renew their Lease several times within it and fence themselves before it ends, which needs at least ${formatDuration(minimumNodeMonitorGracePeriodMs)}`);
+  }
+  return ms;
 }
 
 /** The store `--store` names: SQLite in the data dir unless it is an etcd URL. */

@@ -25,6 +25,13 @@ export interface HttpClientOptions {
   caCert: string;
   /** `fieldManager` for writes (Kubernetes records it in managedFields). */
   userAgent?: string;
+  /**
+   * A request (not a watch) whose connection stays silent this long fails
+   * with a 503 ApiError and its socket is dropped. Default 30 s: without it
+   * a request sent into a cut link waits for TCP to give up (minutes), and
+   * holds up whatever awaits it (the agent's reconciles, its Lease).
+   */
+  requestTimeoutMs?: number;
 }
 
 const patchTypes: Record<PatchType, string> = {
@@ -269,6 +276,9 @@ export class HttpClient implements Client {
       );
       this.limitConnect(req);
       req.on('error', reject);
+      // A request sent into a cut link may never be answered: it fails (503 once acrossServers wraps it) and its socket goes.
+      const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+      req.setTimeout(timeoutMs, () => { req.destroy(Object.assign(new Error(`no answer to ${method} ${path.split('?')[0] ?? path} within ${timeoutMs / 1000} s: the network or the server is down`), { code: 'ETIMEDOUT' })); });
       req.end(payload);
     });
   }

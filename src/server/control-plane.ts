@@ -38,6 +38,7 @@ import type { Workloads } from './workloads.js';
 import { httpsUrl } from '../net/listen.js';
 import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
 import { parseCidr } from '../net/pod/cidr.js';
+import { defaultNodeMonitorGracePeriodMs } from '../api/kinds/node-lifecycle.js';
 import type { Cidr } from '../net/pod/cidr.js';
 
 export interface ControlPlaneOptions {
@@ -77,6 +78,8 @@ export interface ControlPlaneOptions {
   clusterDns?: { host: string; port: number; optional?: boolean };
   /** The pod network's ranges the node IPAM hands Nodes subnets of (default 10.244.0.0/16 and fd10:244::/56). */
   clusterCidrs?: readonly Cidr[];
+  /** `--node-monitor-grace-period` in ms (default Kubernetes' 50 s): a node whose Lease is not renewed for this long is NotReady and its VMIs fail. */
+  nodeMonitorGracePeriodMs?: number;
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -148,7 +151,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
   singletons.add('endpoints-controller', () => new EndpointsController(workloads.client, log('endpoints-controller')));
   if (options.controllers ?? true) {
-    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr), agents });
+    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr), agents, nodeMonitorGracePeriodMs: options.nodeMonitorGracePeriodMs ?? defaultNodeMonitorGracePeriodMs });
   }
   let elector: LeaderElector | undefined;
   if (options.leaderElection === undefined) {

@@ -20,6 +20,7 @@ import { VolumeController } from '../controllers/volumes/index.js';
 import { SnapshotController } from '../controllers/snapshots/index.js';
 import { SnapshotControllers as VmSnapshotControllers } from '../controllers/vmsnapshot/index.js';
 import { NodeIpamController } from '../controllers/nodeipam/controller.js';
+import { NodeLifecycleController } from '../controllers/nodelifecycle/index.js';
 import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
 import type { AgentDirectory, LocalAgentDirectory } from '../agent/index.js';
@@ -65,6 +66,8 @@ export interface ControllerLoopOptions {
   clusterCidrs: readonly Cidr[];
   /** Every node's agent (this host's in-process, the others' over HTTPS): the migration controller drives migrations through them. */
   agents?: AgentDirectory;
+  /** `--node-monitor-grace-period` of the node lifecycle controller, in ms. */
+  nodeMonitorGracePeriodMs: number;
 }
 
 /** Registers the VM/replica-set/storage controllers, the scheduler, the Event TTL and node IPAM as singletons. */
@@ -81,6 +84,8 @@ export function addControllerLoops(singletons: Singletons, options: ControllerLo
   singletons.add('cdi-config-controller', () => new CdiConfigController(client, options.server, log('cdi-config-controller')));
   singletons.add('node-ipam-controller', () => new NodeIpamController(client, log('node-ipam-controller'), { clusterCidrs: options.clusterCidrs }));
   singletons.add('event-ttl', () => new EventTtlCleaner(client, log('event-ttl')));
+  // Node failure: NotReady after the grace period, the node's VMIs Failed.
+  singletons.add('node-lifecycle-controller', () => new NodeLifecycleController(client, log('node-lifecycle-controller'), { gracePeriodMs: options.nodeMonitorGracePeriodMs }));
   const { agents } = options;
   if (agents !== undefined) singletons.add('migration-controller', () => new MigrationController(client, agents, log('migration-controller')));
 }

@@ -1,8 +1,10 @@
 /**
  * KubeVirt's admission of a new VirtualMachineInstanceMigration that reads
  * the cluster (its migration-create admitter): the VMI named by
- * `spec.vmiName` exists in the namespace and runs, can be live-migrated
- * (the `LiveMigratable` reasons), and has no other migration in flight.
+ * `spec.vmiName` exists in the namespace and is not finished, can be
+ * live-migrated (the `LiveMigratable` reasons), and has no other migration
+ * in flight. A VMI that does not run yet is admitted, as in KubeVirt: the
+ * migration waits in Pending until it runs.
  * Runs before the synchronous chain, like the network admission.
  */
 import { badRequest } from '../api/errors.js';
@@ -28,10 +30,9 @@ export async function admitMigration(obj: KObject, old: KObject | undefined, sto
   // A missing name is the synchronous validation's to refuse, with its field.
   if (name === '') return;
   const stored = await store.get(`/registry/kubevirt.io/virtualmachineinstances/${namespace}/${name}`);
-  if (stored === undefined) throw badRequest(`virtualmachineinstance.kubevirt.io "${name}" not found: spec.vmiName must name a running VMI in namespace ${namespace}`);
+  if (stored === undefined) throw badRequest(`virtualmachineinstance.kubevirt.io "${name}" not found: spec.vmiName must name a VMI in namespace ${namespace}`);
   const vmi = JSON.parse(stored.value) as KObject;
   if (isFinal(vmi)) throw badRequest(`Cannot migrate VMI in finalized state: VMI ${name} is ${vmiPhase(vmi)}; start it again to migrate it`);
-  if (vmiPhase(vmi) !== 'Running') throw badRequest(`Cannot migrate VMI ${name}: it is not running yet (phase ${vmiPhase(vmi) || 'unset'}); wait until it runs`);
   const verdict = migratabilityOf(vmi);
   if (!verdict.migratable) throw badRequest(`Cannot migrate VMI, Reason: ${verdict.reason}, Message: ${verdict.message}`);
   const migrations = await store.list(`/registry/kubevirt.io/virtualmachineinstancemigrations/${namespace}/`);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { kubectlSuites, sharedExamples } from './support.js';
+import type { Kubectl } from './support.js';
 
 /** Kinds Vireo does not serve yet, with the reason a file that uses them is skipped. */
 const unserved: Record<string, string> = {
@@ -62,6 +63,19 @@ function applyLine(d: Doc, verb: string): string {
   return `${d.kind.toLowerCase()}${group}/${d.name} ${verb}`;
 }
 
+/**
+ * What an example needs to exist first, as on KubeVirt: a migration is admitted only for an existing VMI
+ * (one that does not run yet waits in Pending), so its `spec.vmiName` gets a VMI without networks.
+ */
+async function applyPrerequisites(k: Kubectl, path: string, freshNamespace: string | undefined): Promise<void> {
+  for (const doc of parseAllDocuments(readFileSync(path, 'utf8')).map((d) => d.toJS() as { kind?: string; metadata?: { namespace?: string }; spec?: { vmiName?: string } })) {
+    const vmi = doc.spec?.vmiName;
+    if (doc.kind !== 'VirtualMachineInstanceMigration' || vmi === undefined) continue;
+    const namespace = doc.metadata?.namespace ?? freshNamespace ?? 'default';
+    await k.apply(`apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata:\n  name: ${vmi}\n  namespace: ${namespace}\nspec:\n  domain:\n    devices:\n      autoattachPodInterface: false\n      disks: [{ name: root, disk: { bus: virtio } }]\n    memory: { guest: 64Mi }\n  volumes: [{ name: root, containerDisk: { image: localhost/vireo/blank:latest } }]\n`);
+  }
+}
+
 const folders = ['kubevirt-examples', 'cdi-examples'].map((name) => ({ name, path: sharedExamples(name) }));
 
 kubectlSuites('upstream examples apply', (k) => {
@@ -105,6 +119,7 @@ kubectlSuites('upstream examples apply', (k) => {
         }
         test(example.file, async () => {
           const ns = example.freshNamespace === undefined ? [] : ['-n', example.freshNamespace];
+          await applyPrerequisites(k, example.path, example.freshNamespace);
           const created = await k.run(['apply', '-f', example.path, ...ns]);
           assert.equal(created.code, 0, `apply -f ${example.file} failed:\n${created.stderr}`);
           assert.equal(created.stdout, example.docs.map((d) => `${applyLine(d, seeded.has(`${d.kind}/${d.name}`) ? 'configured' : 'created')}\n`).join(''));

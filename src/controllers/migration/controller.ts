@@ -149,11 +149,13 @@ export class MigrationController {
     }
   }
 
-  /** The checks before anything is made: the VMI runs, can migrate, and has no other migration in flight. */
+  /** The checks before anything is made: the VMI exists and runs (else the migration waits), can migrate, and has no other migration in flight. */
   private async pending(migration: KObject, vmi: KObject | undefined): Promise<ReconcileResult> {
     const name = stringAt(migration, 'spec', 'vmiName') ?? '';
     if (vmi === undefined) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it does not exist in namespace ${migration.metadata.namespace ?? ''}`);
-    if (vmiPhase(vmi) !== 'Running' || nodeNameOf(vmi) === undefined) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it is not running (phase ${vmiPhase(vmi) || 'unset'}); start it first`);
+    if (isFinal(vmi)) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it has finished (phase ${vmiPhase(vmi)}); start it again to migrate it`);
+    // Admitted before the VMI runs (as KubeVirt does): Pending until it does; its changes requeue this migration.
+    if (vmiPhase(vmi) !== 'Running' || nodeNameOf(vmi) === undefined) return {};
     const verdict = migratabilityOf(vmi);
     if (!verdict.migratable) return this.fail(migration, vmi, `Cannot migrate VMI, Reason: ${verdict.reason}, Message: ${verdict.message}`);
     const earlier = this.migrations.list().find((m) => m.metadata.uid !== migration.metadata.uid && m.metadata.namespace === migration.metadata.namespace && stringAt(m, 'spec', 'vmiName') === name && !isFinished(m) && phaseOf(m) !== '' && phaseOf(m) !== 'Pending');

@@ -16,7 +16,6 @@
  * VIREO_BENCH_GRACE_SECONDS, default 12).
  */
 import { join } from 'node:path';
-import type { KObject } from '../src/api/object.js';
 import { recordsAt, stringAt } from '../src/api/kinds/read.js';
 import { resources } from '../src/client/index.js';
 import { ImageStore } from '../src/agent/images/index.js';
@@ -24,27 +23,10 @@ import { eventually } from '../src/testing/wait.js';
 import { blankImage, importBlankImage } from '../test/agent/support.js';
 import { startLabCluster } from '../test/cluster/support.js';
 import type { LabCluster } from '../test/cluster/support.js';
+import { vm } from '../test/cluster/node-failure-support.js';
 
 const rounds = Number(process.env.VIREO_BENCH_ROUNDS ?? '3');
 const graceSeconds = Number(process.env.VIREO_BENCH_GRACE_SECONDS ?? '12');
-
-function blankVm(name: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: 0,
-          domain: { devices: { autoattachGraphicsDevice: false, autoattachPodInterface: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }] }, memory: { guest: '64Mi' }, resources: {} },
-          volumes: [{ name: 'root', containerDisk: { image: blankImage } }],
-        },
-      },
-    },
-  };
-}
 
 async function setUnschedulable(cluster: LabCluster, node: string, unschedulable: boolean): Promise<void> {
   await cluster.client.patch(resources.nodes, undefined, node, 'merge', { spec: { unschedulable } });
@@ -57,7 +39,7 @@ async function round(cluster: LabCluster, index: number, victim: number): Promis
   const name = `bench-${index}`;
   const others = [cluster.serverNode, ...cluster.lab.hosts.slice(1).map((h) => h.name)].filter((n) => n !== host.name);
   for (const node of others) await setUnschedulable(cluster, node, true);
-  await cluster.client.create(resources.virtualMachines, blankVm(name));
+  await cluster.client.create(resources.virtualMachines, vm(name, blankImage));
   const first = await eventually(async () => {
     const vmi = await cluster.client.tryGet(resources.virtualMachineInstances, 'default', name);
     return stringAt(vmi ?? { metadata: {} }, 'status', 'phase') === 'Running' ? vmi : undefined;

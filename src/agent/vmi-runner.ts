@@ -30,6 +30,7 @@ import type { HotplugOptions } from './hotplug.js';
 import { syncHotplug } from './hotplug.js';
 import { dialGuestPort } from './port-forward.js';
 import { launchMachine } from './launcher.js';
+import type { LaunchOptions } from './launcher.js';
 import type { PodNetwork, SandboxState } from '../net/pod/index.js';
 import { isDefaultNetworkSandbox } from '../net/pod/index.js';
 import { networkStatusAnnotation, networkStatusValue } from '../net/cni/index.js';
@@ -187,25 +188,28 @@ export class VmiRunner {
     const uid = vmi.metadata.uid ?? '';
     const { facts, accelReason } = await this.options.startFacts(signal);
     try {
-      return await launchMachine(vmi, {
-        client: this.options.client,
-        images: this.options.images,
-        dataDir: this.options.dataDir,
-        cgroups: this.options.cgroups,
-        podNetwork: this.options.podNetwork,
-        facts,
-        accelReason,
-        logger: this.objectLogger(vmi),
-        onChange: () => { this.options.enqueue(key); },
-        onPullEvent: (event) => { this.event(vmi, event); },
-        nodeName: this.options.nodeName,
-        incoming: true,
-        signal,
-      });
+      return await launchMachine(vmi, { ...this.launchOptions(vmi, key, { facts, accelReason }, this.objectLogger(vmi), signal), incoming: true });
     } catch (err) {
       await this.removeGuestFiles(uid);
       throw err;
     }
+  }
+
+  /** What launching `vmi`'s QEMU needs of this runner; image pulls are recorded on the VMI, as the kubelet records them on the launcher pod. */
+  private launchOptions(vmi: KObject, key: string, start: Pick<LaunchOptions, 'facts' | 'accelReason'>, logger: Logger, signal: AbortSignal): LaunchOptions {
+    return {
+      client: this.options.client,
+      images: this.options.images,
+      dataDir: this.options.dataDir,
+      cgroups: this.options.cgroups,
+      podNetwork: this.options.podNetwork,
+      ...start,
+      logger,
+      onChange: () => { this.options.enqueue(key); },
+      onPullEvent: (event) => { this.event(vmi, event); },
+      nodeName: this.options.nodeName,
+      signal,
+    };
   }
 
   /** The guest of an incoming migration arrived and runs: the runner takes it once its VMI is bound to this node. */
@@ -346,21 +350,7 @@ export class VmiRunner {
     const { facts, accelReason } = await this.options.startFacts(signal);
     let machine: Machine;
     try {
-      machine = await launchMachine(current, {
-        client: this.options.client,
-        images: this.options.images,
-        dataDir: this.options.dataDir,
-        cgroups: this.options.cgroups,
-        podNetwork: this.options.podNetwork,
-        facts,
-        accelReason,
-        logger,
-        onChange: () => { this.options.enqueue(key); },
-        // As the kubelet records image pulls on the launcher pod.
-        onPullEvent: (event) => { this.event(current, event); },
-        nodeName: this.options.nodeName,
-        signal,
-      });
+      machine = await launchMachine(current, this.launchOptions(current, key, { facts, accelReason }, logger, signal));
     } catch (err) {
       return this.startFailed(current, err, signal);
     }

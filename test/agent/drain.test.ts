@@ -17,7 +17,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,12 +30,9 @@ import type { AgentProcess, ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
 import { vireo } from '../subresources/support.js';
 import { importBlankImage, phase, qemuPidsUnder, vmiManifest } from './support.js';
+import { hasBinary } from '../../src/testing/binaries.js';
 
-function has(binary: string): boolean {
-  return spawnSync('which', [binary]).status === 0;
-}
-
-const skip = !has('qemu-system-x86_64') || !has('qemu-img') ? 'qemu-system-x86_64 and qemu-img are needed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+const skip = !hasBinary('qemu-system-x86_64') || !hasBinary('qemu-img') ? 'qemu-system-x86_64 and qemu-img are needed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
 
 const root = mkdtempSync(join(tmpdir(), 'vd-'));
 const agentDir = join(root, 'b');

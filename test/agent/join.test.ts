@@ -27,17 +27,9 @@ import { freePort, startAgentProcess, startServerProcess } from '../../src/testi
 import type { AgentProcess, ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
 import { vireo } from '../subresources/support.js';
+import { hasBinary } from '../../src/testing/binaries.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (the agents check QEMU at start)' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+const skip = !hasBinary('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (the agents check QEMU at start)' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
 
 /** The refusal an agent that never got ready printed (startAgentProcess rejects with its output). */
 async function refusal(start: Promise<AgentProcess>): Promise<string> {

@@ -8,7 +8,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -23,17 +22,9 @@ import type { AgentProcess, ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
 import { vireo } from '../subresources/support.js';
 import { condition, phase, qemuPidsUnder } from './support.js';
+import { hasBinary } from '../../src/testing/binaries.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+const skip = !hasBinary('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
 
 /** The guest of the test: the test guest, pinned to node-b, TCG forced by the KubeVirt CR below. */
 const manifests = `

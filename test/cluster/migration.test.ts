@@ -13,7 +13,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { KObject } from '../../src/api/object.js';
@@ -21,23 +20,14 @@ import { recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
 import { dialStream } from '../../src/console/index.js';
-import { kubectlBinary } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
 import { startLabCluster } from './support.js';
 import type { LabCluster } from './support.js';
+import { labSkip } from './requirements.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed' : !has('nsenter') ? 'nsenter is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+const skip = labSkip;
 
 const bootMs = 300_000;
 const labLabel = 'vireo.io/migration-lab';

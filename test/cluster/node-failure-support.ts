@@ -5,29 +5,20 @@
  * without a nodeSelector, and who has a disk file open.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { stringAt } from '../../src/api/kinds/read.js';
 import { resources } from '../../src/client/index.js';
 import { ImageStore } from '../../src/agent/images/index.js';
-import { kubectl, kubectlBinary } from '../../src/testing/kubectl.js';
+import { kubectl } from '../../src/testing/kubectl.js';
 import { eventually } from '../../src/testing/wait.js';
 import { importBlankImage } from '../agent/support.js';
 import { startLabCluster } from './support.js';
 import type { LabCluster } from './support.js';
+import { labSkip } from './requirements.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export const skip = !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed (the agents check QEMU at start)' : !has('nsenter') ? 'nsenter is not installed' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+export const skip = labSkip;
 
 export const graceSeconds = 12;
 

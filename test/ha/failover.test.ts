@@ -14,7 +14,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,17 +30,9 @@ import type { AgentProcess, ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
 import { vireo } from '../subresources/support.js';
 import { blankImage, condition, importBlankImage, phase, qemuPidsUnder } from '../agent/support.js';
+import { hasBinary } from '../../src/testing/binaries.js';
 
-function has(binary: string): boolean {
-  try {
-    execFileSync('which', [binary]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = !has('etcd') ? 'etcd is not installed (scripts/setup installs etcd-server)' : !has('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed' : false;
+const skip = !hasBinary('etcd') ? 'etcd is not installed (scripts/setup installs etcd-server)' : !hasBinary('qemu-system-x86_64') ? 'qemu-system-x86_64 is not installed' : false;
 
 /** One running server of the test: its process and what identifies it in the Lease. */
 interface Member {

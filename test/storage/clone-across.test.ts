@@ -38,12 +38,9 @@ import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
 import { pvcVm } from './support.js';
+import { hasBinary } from '../../src/testing/binaries.js';
 
-function has(binary: string): boolean {
-  return spawnSync('which', [binary]).status === 0;
-}
-
-const skip = !has('qemu-img') || !has('qemu-io') || !has('qemu-system-x86_64') ? 'qemu-img, qemu-io and qemu-system-x86_64 are needed (the agents check QEMU at start)' : false;
+const skip = !hasBinary('qemu-img') || !hasBinary('qemu-io') || !hasBinary('qemu-system-x86_64') ? 'qemu-img, qemu-io and qemu-system-x86_64 are needed (the agents check QEMU at start)' : false;
 
 /** node-b sends an export at this many bytes a second. */
 const rate = 512 * 1024;

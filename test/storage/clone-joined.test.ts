@@ -33,12 +33,9 @@ import type { AgentProcess, ServerProcess } from '../../src/testing/process.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
+import { hasBinary } from '../../src/testing/binaries.js';
 
-function has(binary: string): boolean {
-  return spawnSync('which', [binary]).status === 0;
-}
-
-const skip = !has('qemu-img') || !has('qemu-io') || !has('qemu-system-x86_64') ? 'qemu-img, qemu-io and qemu-system-x86_64 are needed (the agents check QEMU at start)' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
+const skip = !hasBinary('qemu-img') || !hasBinary('qemu-io') || !hasBinary('qemu-system-x86_64') ? 'qemu-img, qemu-io and qemu-system-x86_64 are needed (the agents check QEMU at start)' : kubectlBinary() === undefined ? 'kubectl is not installed' : false;
 
 const root = mkdtempSync(join(tmpdir(), 'vcj-'));
 const image = join(root, 'source.qcow2');

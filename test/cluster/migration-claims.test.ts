@@ -9,7 +9,8 @@
  * host-1 (the target's copy is gone). Then the VM moves host-1 → host-2:
  * the counter goes on, the file holds every count in order, the
  * PersistentVolume (kubectl) names host-2 and a path there, the source's
- * copy is gone, the DataVolume stays Succeeded; stopped and started, the
+ * copy is gone, the DataVolume stays Succeeded, a user cannot point the
+ * PV back (immutable for users); stopped and started, the
  * VM runs on host-2 and finds its data.
  */
 import { test } from 'node:test';
@@ -183,6 +184,10 @@ test('a VM with a claim on a local volume migrates with its data; a cancelled mi
     const shown = await kubectl(['get', 'pv', pvName, '-o', 'jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]} {.spec.local.path} {.status.phase} {.spec.claimRef.name}'], kc);
     assert.equal(shown.code, 0, shown.stderr);
     assert.equal(shown.stdout.trim(), `${host2.name} ${targetPath} Bound keeper-data`, 'kubectl shows the volume on host-2');
+    // Only Vireo's controllers move a volume: for users its source and node affinity stay immutable, as in Kubernetes.
+    const back = await kubectl(['patch', 'pv', pvName, '--type', 'merge', '-p', JSON.stringify({ spec: { local: { path: sourcePath } } })], kc);
+    assert.notEqual(back.code, 0, 'a user cannot point the volume back at host-1');
+    assert.match(back.stderr, /spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation/);
     const pvc = await client.get(resources.persistentVolumeClaims, 'default', 'keeper-data');
     assert.equal(stringAt(pvc, 'spec', 'volumeName'), pvName, 'the claim stays bound to its volume');
     assert.equal(stringAt(pvc, 'status', 'phase'), 'Bound');

@@ -5,6 +5,7 @@
  */
 import type { KObject } from '../../api/object.js';
 import type { Machine } from '../machine.js';
+import type { ClaimFile } from '../volumes.js';
 
 export interface MigrationHost {
   /** The running machine of VMI `namespace/name` on this node. */
@@ -12,7 +13,8 @@ export interface MigrationHost {
   holdForMigration(key: string, uid: string): void;
   migrationEnded(uid: string): void;
   handOver(uid: string): Machine | undefined;
-  launchIncoming(vmi: KObject, signal: AbortSignal): Promise<Machine>;
+  /** `claimFiles`: the target's copies of the VMI's claims, by volume name. */
+  launchIncoming(vmi: KObject, signal: AbortSignal, claimFiles?: Record<string, ClaimFile>): Promise<Machine>;
   arrived(machine: Machine): void;
   removeGuestFiles(uid: string): Promise<void>;
 }

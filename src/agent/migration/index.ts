@@ -1,7 +1,8 @@
 /**
  * Live migration on a node agent: the steps the migration controller asks
  * of the source and the target agent (`protocol.ts`), carried out by the
- * node's {@link MigrationSources} and {@link MigrationTargets}.
+ * node's {@link MigrationSources} and {@link MigrationTargets}; the
+ * claims' volumes copied with the guest in `claim-copies.ts`.
  */
 import { ApiError } from '../../api/errors.js';
 import type { Client } from '../../client/index.js';
@@ -11,9 +12,11 @@ import type { MigrationHost } from './host.js';
 import type { MigrationAnswer, MigrationCommand } from './protocol.js';
 import { MigrationSources } from './source.js';
 import { MigrationTargets } from './target.js';
+import { removeSourceCopies } from './claim-copies.js';
+import type { ClaimNode } from './claim-copies.js';
 
 export type { MigrationHost } from './host.js';
-export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, SourceProgress, SourceState } from './protocol.js';
+export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, MovedVolume, SourceProgress, SourceState } from './protocol.js';
 export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } from './protocol.js';
 
 /** The migrations of one node, both directions. */
@@ -21,9 +24,13 @@ export class NodeMigrations {
   private readonly sources: MigrationSources;
   private readonly targets: MigrationTargets;
 
-  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger }) {
+  private readonly claimNode: ClaimNode;
+
+  /** `dataDir` and `nodeName`: where this node keeps its local volumes (claims' copies are made and removed there). */
+  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger; dataDir: string; nodeName: string }) {
+    this.claimNode = { client: options.client, dataDir: options.dataDir, nodeName: options.nodeName, logger: options.logger.child({ part: 'migration-claims' }) };
     this.sources = new MigrationSources(options.host, options.logger.child({ part: 'migration-source' }));
-    this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }));
+    this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }), this.claimNode);
   }
 
   /** Carries out one step for VMI `namespace/name`; an ApiError saying why when it cannot. */
@@ -58,9 +65,12 @@ export class NodeMigrations {
         return { source: this.sources.status(command.migrationUid) };
       case 'cancel-source':
         return { source: await this.sources.cancel(command.migrationUid) };
-      case 'finish-source':
+      case 'finish-source': {
+        const moved = this.sources.movedVolumes(command.migrationUid);
         await this.sources.finish(command.migrationUid);
+        await removeSourceCopies(moved, this.claimNode);
         return {};
+      }
       case 'finish-target':
         await this.targets.finish(command.migrationUid);
         return {};

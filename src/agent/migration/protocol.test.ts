@@ -15,3 +15,10 @@ test('migration steps parse from the wire, and bad ones are refused saying what 
   assert.deepEqual(parseMigrationAnswer({ source: { state: 'completed', downtimeMs: 42, totalTimeMs: 900, disksCopied: true } }), { source: { state: 'completed', downtimeMs: 42, totalTimeMs: 900, disksCopied: true } });
   assert.throws(() => parseMigrationAnswer({ source: { state: 'flying' } }), /unknown source state/);
 });
+
+test('a target\'s copied claim volumes parse from the wire; a relative path is refused', () => {
+  const target = { address: '10.0.0.2', migrationPort: 40000, nbdPort: 40001, exports: ['disk0'], volumes: [{ claimUid: 'c1', persistentVolume: 'pvc-c1', path: '/data/volumes/pvc-c1' }] };
+  assert.deepEqual(parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target }), { step: 'start-source', migrationUid: 'u', target });
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target: { ...target, volumes: [{ claimUid: 'c1', persistentVolume: 'pvc-c1', path: 'volumes/x' }] } }), /absolute path/);
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target: { ...target, volumes: {} } }), /must be a list/);
+});

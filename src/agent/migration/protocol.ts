@@ -15,6 +15,15 @@ export interface MigrationTarget {
   nbdPort: number;
   /** The exported nodes (each exported under its node name): the target's writable disks. */
   exports: string[];
+  /** The claims' volumes made afresh on the target node for the copy (none: the VMI has no claims). */
+  volumes?: MovedVolume[];
+}
+
+/** A claim's local volume copied to the target node: its PersistentVolume, and its `spec.local.path` there. */
+export interface MovedVolume {
+  claimUid: string;
+  persistentVolume: string;
+  path: string;
 }
 
 /** A step of one migration (`migrationUid`, the VirtualMachineInstanceMigration's uid) on one agent. */
@@ -83,7 +92,18 @@ export function parseMigrationTarget(value: unknown): MigrationTarget {
   if (record === undefined) throw new Error('target must be an object');
   const exports = record.exports;
   if (!Array.isArray(exports) || !exports.every((e): e is string => typeof e === 'string' && /^[A-Za-z][\w-]{0,63}$/.test(e))) throw new Error('target.exports must be a list of block node names');
-  return { address: requiredString(record, 'address'), migrationPort: port(record, 'migrationPort'), nbdPort: port(record, 'nbdPort'), exports };
+  const target: MigrationTarget = { address: requiredString(record, 'address'), migrationPort: port(record, 'migrationPort'), nbdPort: port(record, 'nbdPort'), exports };
+  if (record.volumes !== undefined) {
+    if (!Array.isArray(record.volumes)) throw new Error('target.volumes must be a list');
+    target.volumes = record.volumes.map((v: unknown) => parseMovedVolume(v));
+  }
+  return target;
+}
+
+function parseMovedVolume(value: unknown): MovedVolume {
+  const path = requiredString(value, 'path');
+  if (!path.startsWith('/')) throw new Error(`target.volumes[].path must be an absolute path, not ${JSON.stringify(path)}`);
+  return { claimUid: requiredString(value, 'claimUid'), persistentVolume: requiredString(value, 'persistentVolume'), path };
 }
 
 /** Checks a command from the wire; throws saying what is wrong. */

@@ -12,7 +12,7 @@ import type { Machine } from '../machine.js';
 import { QmpError } from '../qmp/index.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
-import type { MigrationTarget, SourceProgress } from './protocol.js';
+import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
 const pollMs = 100;
@@ -26,6 +26,8 @@ interface Outgoing {
   /** Aborted by a cancel. */
   abort: AbortController;
   run: Promise<void>;
+  /** The claims' volumes copied to the target. */
+  volumes: MovedVolume[];
 }
 
 /** What a migration run needs besides the machine. */
@@ -50,7 +52,7 @@ export class MigrationSources {
   start(migrationUid: string, machine: Machine, options: OutgoingOptions): void {
     if (this.outgoing.has(migrationUid)) return;
     const abort = new AbortController();
-    const entry: Outgoing = { machine, progress: { state: 'mirroring' }, abort, run: Promise.resolve() };
+    const entry: Outgoing = { machine, progress: { state: 'mirroring' }, abort, run: Promise.resolve(), volumes: options.target.volumes ?? [] };
     this.host.holdForMigration(machine.key, machine.record.uid);
     entry.run = this.run(entry, options, abort.signal).then(
       (progress) => { entry.progress = progress; },
@@ -63,6 +65,11 @@ export class MigrationSources {
       },
     );
     this.outgoing.set(migrationUid, entry);
+  }
+
+  /** The claims' volumes the target made for migration `migrationUid`: their copies here go once it finished. */
+  movedVolumes(migrationUid: string): MovedVolume[] {
+    return this.outgoing.get(migrationUid)?.volumes ?? [];
   }
 
   /** Where migration `migrationUid` is; `unknown` when this agent knows nothing of it (restarted). */

@@ -1,6 +1,7 @@
 /**
  * The target side of live migrations on one node: a QEMU with the VMI's
- * machine and fresh local disks, started with `-incoming defer`; its
+ * machine and fresh local disks (claims' volumes too, `claim-copies.ts`),
+ * started with `-incoming defer`; its
  * writable disks exported over NBD for the source to mirror into; the
  * migration stream accepted on a port this agent picks on the node's
  * address. Finishing resumes the guest and hands it to the runner; an
@@ -12,12 +13,23 @@ import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
-import type { MigrationTarget } from './protocol.js';
+import type { MigrationTarget, MovedVolume } from './protocol.js';
+import { makeClaimCopies, removeClaimCopies } from './claim-copies.js';
+import type { ClaimNode } from './claim-copies.js';
 
 interface Incoming {
   machine: Machine;
   target: MigrationTarget;
 }
+
+/** What a target waiting for a guest has made: its QEMU and the copies of its claims. */
+interface Made {
+  machine: Machine;
+  volumes: MovedVolume[];
+}
+
+/** How long the target waits for the last of the stream after the source reported completion. */
+const arrivalTimeoutMs = 30_000;
 
 /** A port free on `address` now (the kernel's pick), for QEMU to listen on. */
 async function freePort(address: string): Promise<number> {
@@ -36,13 +48,20 @@ async function freePort(address: string): Promise<number> {
 export class MigrationTargets {
   private readonly incoming = new Map<string, Incoming>();
 
-  constructor(private readonly host: MigrationHost, private readonly logger: Logger) {}
+  constructor(private readonly host: MigrationHost, private readonly logger: Logger, private readonly claims: ClaimNode) {}
 
   /** Starts the waiting QEMU for `vmi` (once per migration: a repeated call answers the same target). */
   async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal): Promise<MigrationTarget> {
     const known = this.incoming.get(migrationUid);
     if (known !== undefined) return known.target;
-    const machine = await this.host.launchIncoming(vmi, signal);
+    const copies = await makeClaimCopies(vmi, this.claims, signal);
+    let machine: Machine;
+    try {
+      machine = await this.host.launchIncoming(vmi, signal, copies.files);
+    } catch (err) {
+      await removeClaimCopies(copies.volumes, this.claims);
+      throw err;
+    }
     try {
       const exports = await writableNodes(machine);
       const nbdPort = await freePort(address);
@@ -55,12 +74,12 @@ export class MigrationTargets {
       await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
       const migrationPort = await freePort(address);
       await machine.execute('migrate-incoming', { uri: `tcp:${hostPort(address, migrationPort)}` });
-      const target: MigrationTarget = { address, migrationPort, nbdPort, exports };
+      const target: MigrationTarget = { address, migrationPort, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
       this.incoming.set(migrationUid, { machine, target });
       this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, ...target });
       return target;
     } catch (err) {
-      await this.kill(machine);
+      await this.kill({ machine, volumes: copies.volumes });
       throw err;
     }
   }
@@ -70,9 +89,7 @@ export class MigrationTargets {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
-    const info = await machine.execute('query-migrate');
-    const state = await machine.refreshRunState();
-    if (info.status !== 'completed' || state === 'inmigrate') throw new Error(`the guest has not arrived yet (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
+    await this.arrival(machine);
     await machine.execute('nbd-server-stop');
     // Held by -S after the stream: resumed only once the source has finished writing its disks here.
     await machine.execute('cont');
@@ -82,12 +99,28 @@ export class MigrationTargets {
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
   }
 
+  /**
+   * Waits until the incoming stream is complete here: the source reports
+   * completion when it has sent the last bytes, which this side may still
+   * be loading for a moment (longer with large disks or a slow link).
+   */
+  private async arrival(machine: Machine): Promise<void> {
+    const deadline = Date.now() + arrivalTimeoutMs;
+    for (;;) {
+      const info = await machine.execute('query-migrate');
+      const state = await machine.refreshRunState();
+      if (info.status === 'completed' && state !== 'inmigrate') return;
+      if (info.status === 'failed' || Date.now() > deadline) throw new Error(`the guest has not arrived (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** Kills the waiting QEMU and removes its files; nothing to do when there is none. */
   async abort(migrationUid: string): Promise<void> {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) return;
     this.incoming.delete(migrationUid);
-    await this.kill(entry.machine);
+    await this.kill({ machine: entry.machine, volumes: entry.target.volumes ?? [] });
     this.logger.info('migration target removed', { migrationUid, uid: entry.machine.record.uid });
   }
 
@@ -96,9 +129,12 @@ export class MigrationTargets {
     for (const id of [...this.incoming.keys()]) await this.abort(id).catch((err: unknown) => { this.logger.error('cannot remove a migration target', { err }); });
   }
 
-  private async kill(machine: Machine): Promise<void> {
+  private async kill(made: Made): Promise<void> {
+    const { machine } = made;
     machine.detach();
     await machine.kill();
     await this.host.removeGuestFiles(machine.record.uid);
+    // The claims stay on the source as they were: only this node's copies go.
+    await removeClaimCopies(made.volumes, this.claims);
   }
 }

@@ -25,7 +25,10 @@ import { ControllerLoop } from '../loop.js';
 import { WorkQueue } from '../queue.js';
 import type { ReconcileResult } from '../queue.js';
 import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, setCondition, timestamp, vmiPhase } from '../vmi/index.js';
-import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
+import { liveMigratableCondition, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
+import type { ClaimLookup } from '../../api/kinds/vmi-claims-migratable.js';
+import { claimNamesOf } from '../../storage/local/index.js';
+import { copyRoomShortage, liveMigratabilityOf, moveClaimVolumes } from './claims.js';
 import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
 
@@ -44,6 +47,9 @@ export class MigrationController {
   private readonly nodes: Informer;
   private readonly policies: Informer;
   private readonly namespaces: Informer;
+  private readonly claims: Informer;
+  private readonly volumes: Informer;
+  private readonly snapshots: Informer;
   private readonly loop: ControllerLoop;
   private readonly recorder: EventRecorder;
   /** The migration as our last status write returned it, by uid: fresher than the cache until the watch catches up. */
@@ -62,9 +68,19 @@ export class MigrationController {
     this.nodes = this.loop.informer(undefined, () => new Informer(client, resources.nodes, logger));
     this.policies = this.loop.informer(undefined, () => new Informer(client, migrationPolicies, logger));
     this.namespaces = this.loop.informer(undefined, () => new Informer(client, resources.namespaces, logger));
+    this.claims = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumeClaims, logger));
+    this.volumes = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumes, logger));
+    this.snapshots = this.loop.informer(undefined, () => new Informer(client, resources.volumeSnapshots, logger));
+    // A claim's state, its volume's, its snapshots' and the other VMIs using it decide whether a VMI with claims can migrate.
+    const requeueClaimUsers = (): void => { for (const vmi of this.vmis.list()) if (claimNamesOf(vmi).length > 0) queue.add(`vmi/${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`); };
+    this.claims.onChange(requeueClaimUsers);
+    this.volumes.onChange(requeueClaimUsers);
+    this.snapshots.onChange(requeueClaimUsers);
     this.migrations.onChange((key) => { queue.add(`migration/${key}`); });
     this.vmis.onChange((key) => {
       queue.add(`vmi/${key}`);
+      const changed = this.vmis.get(key);
+      if (changed === undefined || claimNamesOf(changed).length > 0) requeueClaimUsers();
       for (const m of this.migrations.list()) if (`${m.metadata.namespace ?? ''}/${stringAt(m, 'spec', 'vmiName') ?? ''}` === key) queue.add(`migration/${m.metadata.namespace ?? ''}/${m.metadata.name ?? ''}`);
     });
   }
@@ -98,7 +114,7 @@ export class MigrationController {
   private async syncMigratable(key: string): Promise<void> {
     const vmi = this.vmis.get(key);
     if (vmi === undefined || vmiPhase(vmi) !== 'Running') return;
-    const verdict = migratabilityOf(vmi);
+    const verdict = liveMigratabilityOf(vmi, this.claimLookup());
     const condition = verdict.migratable
       ? { type: liveMigratableCondition, status: 'True', lastProbeTime: null, lastTransitionTime: null }
       : { type: liveMigratableCondition, status: 'False', reason: verdict.reason, message: verdict.message, lastProbeTime: null, lastTransitionTime: null };
@@ -156,7 +172,7 @@ export class MigrationController {
     if (isFinal(vmi)) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it has finished (phase ${vmiPhase(vmi)}); start it again to migrate it`);
     // Admitted before the VMI runs (as KubeVirt does): Pending until it does; its changes requeue this migration.
     if (vmiPhase(vmi) !== 'Running' || nodeNameOf(vmi) === undefined) return {};
-    const verdict = migratabilityOf(vmi);
+    const verdict = liveMigratabilityOf(vmi, this.claimLookup());
     if (!verdict.migratable) return this.fail(migration, vmi, `Cannot migrate VMI, Reason: ${verdict.reason}, Message: ${verdict.message}`);
     const earlier = this.migrations.list().find((m) => m.metadata.uid !== migration.metadata.uid && m.metadata.namespace === migration.metadata.namespace && stringAt(m, 'spec', 'vmiName') === name && !isFinished(m) && phaseOf(m) !== '' && phaseOf(m) !== 'Pending');
     if (earlier !== undefined) return this.fail(migration, vmi, `in-flight migration detected. Active migration job (${earlier.metadata.uid ?? ''}) is currently already in progress for VMI ${name}.`);
@@ -168,7 +184,9 @@ export class MigrationController {
   private async schedule(migration: KObject, vmi: KObject): Promise<ReconcileResult> {
     const source = nodeNameOf(vmi) ?? '';
     const candidates = this.nodes.list().filter((n) => n.metadata.name !== source);
-    const placement = place(vmi, vmiRequests(vmi, requestOptions), candidates, this.usage());
+    const claims = this.claimLookup();
+    const roomForClaims = (node: KObject): string[] => { const short = copyRoomShortage(vmi, node, claims); return short === undefined ? [] : [short]; };
+    const placement = place(vmi, vmiRequests(vmi, requestOptions), candidates, this.usage(), roomForClaims);
     if ('unschedulable' in placement) {
       this.recorder.record(migration, 'Warning', 'FailedScheduling', `no target node for the migration: ${placement.unschedulable}`);
       // Like a target pod that stays Pending: tried again as nodes change.
@@ -232,6 +250,8 @@ export class MigrationController {
     const done = { ...state, completed: true, endTimestamp: timestamp(Date.now()), targetNodeDomainReadyTimestamp: timestamp(Date.now()) };
     // From here the target's agent holds the guest: the VMI is bound there.
     await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
+    // The claims' data is the target's now; until their volumes say so, the source keeps its copy (finish-source checks).
+    await moveClaimVolumes(this.client, this.requireTarget(migration).volumes ?? [], { targetNode, sourceNode: source, migrationUid: uid }).catch((err: unknown) => { log.error('the migrated claims\' volumes still name the source node', { err }); });
     await this.step(source, vmi, { step: 'finish-source', migrationUid: uid }).catch((err: unknown) => { log.warn('the source did not clean up after the migration', { err }); });
     const annotations: Record<string, string> = {};
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
@@ -287,6 +307,16 @@ export class MigrationController {
     const agent: AgentHandle | undefined = this.agents.forNode(node);
     if (agent === undefined) throw new Error(`node ${node} has no agent this server can reach`);
     return agent.migration(vmi.metadata.namespace ?? '', vmi.metadata.name ?? '', command);
+  }
+
+  /** The claims, volumes, VMIs and snapshots the claims check reads, from the informers. */
+  private claimLookup(): ClaimLookup {
+    return {
+      claim: (namespace, name) => this.claims.get(`${namespace}/${name}`),
+      volume: (name) => this.volumes.get(name),
+      vmis: () => this.vmis.list(),
+      snapshots: (namespace) => this.snapshots.list().filter((s) => s.metadata.namespace === namespace),
+    };
   }
 
   private requireVmi(vmi: KObject | undefined): KObject {

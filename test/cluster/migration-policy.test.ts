@@ -61,6 +61,7 @@ test('a migration that cannot converge: aborted at the completion timeout, or fi
   const serverDir = join(cluster.root, 'server');
   const hostDir = join(cluster.root, host1.name);
   await Promise.all([join(serverDir, 'images'), ...cluster.agents.map((a) => join(a.dataDir, 'images'))].map((dir) => importTestGuest(new ImageStore(dir))));
+  t.diagnostic(`guest image imported ${Date.now() - started} ms after the start`);
   await client.create(resources.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kubevirt' } }).catch(() => undefined);
   await client.create(resources.kubeVirts, {
     apiVersion: 'kubevirt.io/v1',
@@ -79,6 +80,7 @@ test('a migration that cannot converge: aborted at the completion timeout, or fi
     return stringAt(vmi, 'status', 'phase') === 'Running' ? vmi : undefined;
   }, { what: 'VMI churn running', timeoutMs: bootMs, intervalMs: 200 });
   assert.equal(stringAt(running, 'status', 'nodeName'), host1.name);
+  t.diagnostic(`VMI running ${Date.now() - started} ms after the start`);
   await client.patch(resources.nodes, undefined, serverNode, 'merge', { spec: { unschedulable: false } });
   const sourceConsole = await LabConsole.open(cluster, 'churn');
   t.after(() => { sourceConsole.close(); });

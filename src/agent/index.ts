@@ -13,3 +13,4 @@ export { endpointOfNode, publishesEndpoint, servesExports } from './endpoint-add
 export type { RemoteEndpoint } from './endpoint-address.js';
 export type { MigrationAnswer, MigrationCommand, MigrationTarget, MovedVolume, SourceProgress } from './migration/index.js';
 export { parseMigrationTarget } from './migration/index.js';
+export type { ConvergenceSettings, MigrationMode } from './migration/index.js';

@@ -12,8 +12,8 @@ export class LabConsole {
   private text = '';
   private constructor(private readonly ws: WebSocket) {}
 
-  static async open(cluster: LabCluster, name: string): Promise<LabConsole> {
-    const base = `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/${name}`;
+  static async open(cluster: LabCluster, name: string, namespace = 'default'): Promise<LabConsole> {
+    const base = `/apis/subresources.kubevirt.io/v1/namespaces/${namespace}/virtualmachineinstances/${name}`;
     const ws = await dialStream({ server: cluster.server.url, token: cluster.server.token, caCert: cluster.server.caCert, path: `${base}/console` });
     const console = new LabConsole(ws);
     let streamed = '';

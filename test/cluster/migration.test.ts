@@ -21,8 +21,8 @@ import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
-import { startLabCluster } from './support.js';
 import { LabConsole, counters } from './lab-console.js';
+import { startLabCluster } from './support.js';
 import { labSkip } from './requirements.js';
 
 const skip = labSkip;

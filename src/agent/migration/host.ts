@@ -34,3 +34,17 @@ export async function writableNodes(machine: Machine): Promise<string[]> {
 export function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
+
+/**
+ * What a migration of `machine` copies, in bytes, as KubeVirt sizes it for
+ * the completion timeout: the guest's memory plus what the writable disks
+ * hold (their files' allocated bytes).
+ */
+export async function migrationDataBytes(machine: Machine): Promise<number> {
+  const memory = await machine.execute('query-memory-size-summary');
+  let bytes = memory['base-memory'] + (memory['plugged-memory'] ?? 0);
+  for (const block of await machine.execute('query-block')) {
+    if (block.inserted !== undefined && !block.inserted.ro) bytes += block.inserted.image['actual-size'] ?? 0;
+  }
+  return bytes;
+}

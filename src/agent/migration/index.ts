@@ -17,6 +17,7 @@ import type { ClaimNode } from './claim-copies.js';
 
 export type { MigrationHost } from './host.js';
 export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, MovedVolume, SourceProgress, SourceState } from './protocol.js';
+export type { ConvergenceSettings, MigrationMode } from './convergence.js';
 export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } from './protocol.js';
 
 /** The migrations of one node, both directions. */
@@ -53,12 +54,16 @@ export class NodeMigrations {
       case 'prepare-target': {
         const vmi = await this.options.client.tryGet(resources.virtualMachineInstances, namespace, name);
         if (vmi?.metadata.uid !== command.vmiUid) throw new ApiError('NotFound', `VMI ${namespace}/${name} with uid ${command.vmiUid} is gone: nothing to migrate`);
-        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal) };
+        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal, command.allowPostCopy === undefined ? {} : { allowPostCopy: command.allowPostCopy }) };
       }
       case 'start-source': {
         const machine = this.options.host.liveMachine(namespace, name);
         if (machine === undefined) throw new ApiError('Conflict', `VMI ${namespace}/${name} is not running on this node: it cannot be migrated from here`);
-        this.sources.start(command.migrationUid, machine, { target: command.target, ...(command.bandwidthBytesPerSecond === undefined ? {} : { bandwidthBytesPerSecond: command.bandwidthBytesPerSecond }) });
+        this.sources.start(command.migrationUid, machine, {
+          target: command.target,
+          ...(command.bandwidthBytesPerSecond === undefined ? {} : { bandwidthBytesPerSecond: command.bandwidthBytesPerSecond }),
+          ...(command.convergence === undefined ? {} : { convergence: command.convergence }),
+        });
         return { source: this.sources.status(command.migrationUid) };
       }
       case 'source-status':
@@ -71,6 +76,9 @@ export class NodeMigrations {
         await removeSourceCopies(moved, this.claimNode);
         return {};
       }
+      case 'resume-target':
+        await this.targets.resumePostCopy(command.migrationUid);
+        return {};
       case 'finish-target':
         await this.targets.finish(command.migrationUid);
         return {};

@@ -5,7 +5,9 @@
  * writable disks exported over NBD for the source to mirror into; the
  * migration stream accepted on a port this agent picks on the node's
  * address. Finishing resumes the guest and hands it to the runner; an
- * abort kills it and removes what was made.
+ * abort kills it and removes what was made. A post-copy migration resumes
+ * the guest here at the switch-over, while its memory still arrives, and
+ * hands it over once all of it has.
  */
 import { createServer } from 'node:net';
 import type { KObject } from '../../api/object.js';
@@ -20,6 +22,8 @@ import type { ClaimNode } from './claim-copies.js';
 interface Incoming {
   machine: Machine;
   target: MigrationTarget;
+  /** Resumed at a post-copy switch-over (NBD stopped, `cont` done). */
+  resumed: boolean;
 }
 
 /** What a target waiting for a guest has made: its QEMU and the copies of its claims. */
@@ -51,7 +55,7 @@ export class MigrationTargets {
   constructor(private readonly host: MigrationHost, private readonly logger: Logger, private readonly claims: ClaimNode) {}
 
   /** Starts the waiting QEMU for `vmi` (once per migration: a repeated call answers the same target). */
-  async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal): Promise<MigrationTarget> {
+  async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal, options: { allowPostCopy?: boolean } = {}): Promise<MigrationTarget> {
     const known = this.incoming.get(migrationUid);
     if (known !== undefined) return known.target;
     const copies = await makeClaimCopies(vmi, this.claims, signal);
@@ -71,11 +75,12 @@ export class MigrationTargets {
         await machine.execute('block-export-add', { type: 'nbd', id: `migration-${node}`, 'node-name': node, name: node, writable: true });
       }
       // The disks become the guest's only at `cont`, after the NBD server (which holds them writable) is stopped.
-      await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
+      // Post-copy needs the capability on both sides before the stream starts.
+      await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }, ...(options.allowPostCopy === true ? [{ capability: 'postcopy-ram' as const, state: true }] : [])] });
       const migrationPort = await freePort(address);
       await machine.execute('migrate-incoming', { uri: `tcp:${hostPort(address, migrationPort)}` });
       const target: MigrationTarget = { address, migrationPort, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
-      this.incoming.set(migrationUid, { machine, target });
+      this.incoming.set(migrationUid, { machine, target, resumed: false });
       this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, ...target });
       return target;
     } catch (err) {
@@ -90,9 +95,11 @@ export class MigrationTargets {
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
     await this.arrival(machine);
-    await machine.execute('nbd-server-stop');
-    // Held by -S after the stream: resumed only once the source has finished writing its disks here.
-    await machine.execute('cont');
+    if (!entry.resumed) {
+      await machine.execute('nbd-server-stop');
+      // Held by -S after the stream: resumed only once the source has finished writing its disks here.
+      await machine.execute('cont');
+    }
     await machine.refreshRunState();
     this.incoming.delete(migrationUid);
     this.host.arrived(machine);
@@ -113,6 +120,24 @@ export class MigrationTargets {
       if (info.status === 'failed' || Date.now() > deadline) throw new Error(`the guest has not arrived (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /**
+   * The migration switched to post-copy: the source completed its disk
+   * mirrors with the guest paused, so the exports stop and the guest runs
+   * here (as libvirt resumes a post-copy destination); its memory pages
+   * come from the source as it touches them. Repeated calls are no-ops.
+   */
+  async resumePostCopy(migrationUid: string): Promise<void> {
+    const entry = this.incoming.get(migrationUid);
+    if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
+    if (entry.resumed) return;
+    const info = await entry.machine.execute('query-migrate');
+    if (info.status !== 'postcopy-active' && info.status !== 'completed') throw new Error(`the migration has not switched over in post-copy (incoming migration ${info.status ?? 'not started'})`);
+    await entry.machine.execute('nbd-server-stop');
+    await entry.machine.execute('cont');
+    entry.resumed = true;
+    this.logger.info('guest resumed in post-copy', { migrationUid, uid: entry.machine.record.uid });
   }
 
   /** Kills the waiting QEMU and removes its files; nothing to do when there is none. */

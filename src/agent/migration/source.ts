@@ -7,12 +7,14 @@
  * then the switch-over. The run is followed by polling; a cancel before the
  * switch-over stops both and leaves the guest running here.
  */
+import { join } from 'node:path';
 import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
 import { QmpError } from '../qmp/index.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
 import type { MigrationTarget, SourceProgress } from './protocol.js';
+import { SocketRelay, closeRelays } from './socket-relay.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
 const pollMs = 100;
@@ -22,6 +24,8 @@ const unlimitedBytesPerSecond = 10 * 1024 ** 3;
 
 interface Outgoing {
   machine: Machine;
+  /** A sandboxed QEMU's relays from its unix sockets to the target. */
+  relays: SocketRelay[];
   progress: SourceProgress;
   /** Aborted by a cancel. */
   abort: AbortController;
@@ -50,7 +54,7 @@ export class MigrationSources {
   start(migrationUid: string, machine: Machine, options: OutgoingOptions): void {
     if (this.outgoing.has(migrationUid)) return;
     const abort = new AbortController();
-    const entry: Outgoing = { machine, progress: { state: 'mirroring' }, abort, run: Promise.resolve() };
+    const entry: Outgoing = { machine, relays: [], progress: { state: 'mirroring' }, abort, run: Promise.resolve() };
     this.host.holdForMigration(machine.key, machine.record.uid);
     entry.run = this.run(entry, options, abort.signal).then(
       (progress) => { entry.progress = progress; },
@@ -90,6 +94,8 @@ export class MigrationSources {
     await machine.execute('quit').catch(() => undefined);
     machine.detach();
     await machine.kill();
+    await closeRelays(entry.relays);
+    await this.host.networkDeparted(machine.record.uid, AbortSignal.timeout(30_000));
     await this.host.removeGuestFiles(machine.record.uid);
     this.outgoing.delete(migrationUid);
     this.logger.info('migrated guest left this node', { migrationUid, uid: machine.record.uid });
@@ -102,8 +108,9 @@ export class MigrationSources {
     for (const node of nodes) {
       if (!target.exports.includes(node)) throw new Error(`the target exports no disk for ${node} (it exports ${target.exports.join(', ') || 'none'})`);
     }
+    const paths = await targetPaths(machine, target, this.host.sandboxed(machine.record.uid), entry.relays);
     for (const node of nodes) {
-      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: { type: 'inet', host: target.address, port: String(target.nbdPort) }, export: node });
+      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node });
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
     await this.until(signal, async () => {
@@ -118,7 +125,7 @@ export class MigrationSources {
     entry.progress = { state: 'migrating', disksCopied: nodes.length > 0 };
     await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }, { capability: 'pause-before-switchover', state: true }] });
     await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
-    await machine.execute('migrate', { uri: `tcp:${hostPort(target.address, target.migrationPort)}` });
+    await machine.execute('migrate', { uri: paths.migrationUri });
     let completed: SourceProgress | undefined;
     await this.until(signal, async () => {
       const info = await machine.execute('query-migrate');
@@ -157,7 +164,10 @@ export class MigrationSources {
   /** Undoes a migration that did not complete: the stream and the mirrors stop, the NBD connections close, the guest runs. */
   private async rollBack(entry: Outgoing): Promise<void> {
     const { machine } = entry;
-    if (machine.exit !== undefined) return;
+    if (machine.exit !== undefined) {
+      await closeRelays(entry.relays);
+      return;
+    }
     const quietly = async (what: () => Promise<unknown>): Promise<void> => {
       try {
         await what();
@@ -186,6 +196,7 @@ export class MigrationSources {
     const state = await machine.refreshRunState().catch(() => 'unknown');
     if (state === 'paused' || state === 'postmigrate' || state === 'finish-migrate') await quietly(() => machine.execute('cont'));
     await machine.refreshRunState().catch(() => undefined);
+    await closeRelays(entry.relays);
   }
 
   /** Polls `check` until it is true; a cancel ends the wait with {@link Cancelled}. */
@@ -196,6 +207,20 @@ export class MigrationSources {
       await sleep(pollMs);
     }
   }
+}
+
+/**
+ * How QEMU reaches the target: its node address directly, or, for a QEMU
+ * in a network sandbox, unix sockets in its directory relayed by this
+ * agent (`relays`) to the target's ports.
+ */
+async function targetPaths(machine: Machine, target: MigrationTarget, sandboxed: boolean, relays: SocketRelay[]): Promise<{ nbdServer: Record<string, string>; migrationUri: string }> {
+  if (!sandboxed) return { nbdServer: { type: 'inet', host: target.address, port: String(target.nbdPort) }, migrationUri: `tcp:${hostPort(target.address, target.migrationPort)}` };
+  const nbdPath = join(machine.layout.dir, 'nbd-out.sock');
+  const migrationPath = join(machine.layout.dir, 'migration-out.sock');
+  relays.push(await SocketRelay.unixToTcp(nbdPath, target.address, target.nbdPort));
+  relays.push(await SocketRelay.unixToTcp(migrationPath, target.address, target.migrationPort));
+  return { nbdServer: { type: 'unix', path: nbdPath }, migrationUri: `unix:${migrationPath}` };
 }
 
 /** The NBD client node (and mirror job) for disk node `node`. */

@@ -7,16 +7,46 @@
  * abort kills it and removes what was made.
  */
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import type { KObject } from '../../api/object.js';
 import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
 import type { MigrationTarget } from './protocol.js';
+import { SocketRelay, closeRelays } from './socket-relay.js';
 
 interface Incoming {
   machine: Machine;
   target: MigrationTarget;
+  /** A sandboxed QEMU's relays from the node's address to its unix sockets. */
+  relays: SocketRelay[];
+}
+
+/**
+ * Where the source reaches the waiting QEMU: its NBD server and migration
+ * listener on `address`, or, for a QEMU in a network sandbox, on unix
+ * sockets in its directory with relays from `address` (`relays`).
+ */
+async function listenForGuest(machine: Machine, address: string, sandboxed: boolean, relays: SocketRelay[]): Promise<{ nbdPort: number; migrationUri: () => Promise<{ uri: string; port: number }> }> {
+  if (!sandboxed) {
+    const nbdPort = await freePort(address);
+    await machine.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(nbdPort) } } });
+    return { nbdPort, migrationUri: async () => { const port = await freePort(address); return { uri: `tcp:${hostPort(address, port)}`, port }; } };
+  }
+  const nbdPath = join(machine.layout.dir, 'nbd-in.sock');
+  await machine.execute('nbd-server-start', { addr: { type: 'unix', data: { path: nbdPath } } });
+  const nbd = await SocketRelay.tcpToUnix(address, nbdPath);
+  relays.push(nbd);
+  return {
+    nbdPort: nbd.port,
+    migrationUri: async () => {
+      const path = join(machine.layout.dir, 'migration-in.sock');
+      const relay = await SocketRelay.tcpToUnix(address, path);
+      relays.push(relay);
+      return { uri: `unix:${path}`, port: relay.port };
+    },
+  };
 }
 
 /** A port free on `address` now (the kernel's pick), for QEMU to listen on. */
@@ -43,23 +73,25 @@ export class MigrationTargets {
     const known = this.incoming.get(migrationUid);
     if (known !== undefined) return known.target;
     const machine = await this.host.launchIncoming(vmi, signal);
+    const relays: SocketRelay[] = [];
     try {
       const exports = await writableNodes(machine);
-      const nbdPort = await freePort(address);
-      await machine.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(nbdPort) } } });
+      const listening = await listenForGuest(machine, address, this.host.sandboxed(machine.record.uid), relays);
+      const { nbdPort } = listening;
       for (const node of exports) {
         // Exporting activates the node, which `-incoming` leaves inactive: the source writes into it before the switch-over.
         await machine.execute('block-export-add', { type: 'nbd', id: `migration-${node}`, 'node-name': node, name: node, writable: true });
       }
       // The disks become the guest's only at `cont`, after the NBD server (which holds them writable) is stopped.
       await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
-      const migrationPort = await freePort(address);
-      await machine.execute('migrate-incoming', { uri: `tcp:${hostPort(address, migrationPort)}` });
-      const target: MigrationTarget = { address, migrationPort, nbdPort, exports };
-      this.incoming.set(migrationUid, { machine, target });
+      const migration = await listening.migrationUri();
+      await machine.execute('migrate-incoming', { uri: migration.uri });
+      const target: MigrationTarget = { address, migrationPort: migration.port, nbdPort, exports };
+      this.incoming.set(migrationUid, { machine, target, relays });
       this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, ...target });
       return target;
     } catch (err) {
+      await closeRelays(relays);
       await this.kill(machine);
       throw err;
     }
@@ -74,9 +106,14 @@ export class MigrationTargets {
     const state = await machine.refreshRunState();
     if (info.status !== 'completed' || state === 'inmigrate') throw new Error(`the guest has not arrived yet (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
     await machine.execute('nbd-server-stop');
+    await closeRelays(entry.relays);
+    // The guest's kept addresses lead here from now on (this node first; the others once the VMI says it runs here).
+    await this.host.networkArrived(machine.record.uid, AbortSignal.timeout(30_000));
     // Held by -S after the stream: resumed only once the source has finished writing its disks here.
     await machine.execute('cont');
     await machine.refreshRunState();
+    // The sandbox's bridge learns the guest's MAC on its new port at once (QEMU also announces by itself; this is for certain).
+    await machine.execute('announce-self', { initial: 50, max: 550, rounds: 5, step: 100 }).catch((err: unknown) => { this.logger.warn('cannot announce the migrated guest', { err }); });
     this.incoming.delete(migrationUid);
     this.host.arrived(machine);
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
@@ -87,6 +124,7 @@ export class MigrationTargets {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) return;
     this.incoming.delete(migrationUid);
+    await closeRelays(entry.relays);
     await this.kill(entry.machine);
     this.logger.info('migration target removed', { migrationUid, uid: entry.machine.record.uid });
   }

@@ -7,7 +7,8 @@
  * and one through a Service's cluster IP; the VMI moves host-1 → host-2;
  * both open connections still echo, new ones to the pod IP and the Service
  * work, `status.interfaces` and the EndpointSlice's address are unchanged
- * (its nodeName follows), host-1 routes the /32 to host-2 and host-2 onto
+ * (its nodeName follows), host-2's NetworkPolicy table covers the guest,
+ * host-1 routes the /32 to host-2 and host-2 onto
  * its bridge, and host-1 keeps its lease of the address. Deleting the VMI
  * removes the host routes on both hosts and releases the lease. (Three
  * hosts: host-0 runs the server, whose own node is not on a lab address a
@@ -56,13 +57,18 @@ class LabTcpClient {
     child.stderr.on('data', (data: Buffer) => { this.errors += data.toString('utf8'); });
   }
 
-  static async open(prefix: readonly string[], ip: string, port: number): Promise<LabTcpClient> {
+  static async open(prefix: readonly string[], ip: string, port: number, timeoutMs = 20_000): Promise<LabTcpClient> {
     const [program = 'nsenter', ...args] = prefix;
     const client = new LabTcpClient(spawn(program, [...args, process.execPath, '-e', clientScript, ip, String(port)], { stdio: 'pipe' }));
-    await eventually(() => {
-      if (client.child.exitCode !== null) throw new Error(`the connection to ${ip}:${port} failed: ${client.errors}`);
-      return client.errors.includes('connected') || undefined;
-    }, { what: `a TCP connection to ${ip}:${port}`, timeoutMs: 20_000, intervalMs: 50 });
+    try {
+      await eventually(() => {
+        if (client.child.exitCode !== null) throw new Error(`the connection to ${ip}:${port} failed: ${client.errors}`);
+        return client.errors.includes('connected') || undefined;
+      }, { what: `a TCP connection to ${ip}:${port}`, timeoutMs, intervalMs: 50 });
+    } catch (err) {
+      client.close();
+      throw err;
+    }
     return client;
   }
 
@@ -183,6 +189,20 @@ test('a VMI on the pod network migrates between lab hosts keeping its addresses;
       const endpoints = slices.flatMap((s) => recordsAt(s, 'endpoints'));
       return endpoints.length === 1 && endpoints[0]?.nodeName === host2.name && JSON.stringify(endpoints[0]?.addresses) === JSON.stringify([ip]) || undefined;
     }, { what: 'the EndpointSlice to name host-2 with the same address', timeoutMs: 30_000 });
+  });
+
+  await t.test('host-2\'s NetworkPolicy covers the arrived guest: a policy without ingress rules blocks new connections, one allowing host-1 lets them in', async () => {
+    const policyTable = networkNames(agentDir(host2)).policyTable;
+    const table = (): Promise<string> => lab.exec(host2, 'nft', 'list', 'table', 'inet', policyTable).catch(() => '');
+    await client.create(resources.networkPolicies, { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'deny-echo', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'echo' } }, policyTypes: ['Ingress'] } });
+    await eventually(async () => (await table()).includes('default/echo ingress: no policy allows it') || undefined, { what: 'host-2 to isolate the migrated guest', timeoutMs: 60_000, intervalMs: 250 });
+    await assert.rejects(LabTcpClient.open(lab.command(host1), ip, echoPort, 4_000), /timed out|failed/);
+    await client.create(resources.networkPolicies, { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'allow-host-1', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'echo' } }, ingress: [{ from: [{ ipBlock: { cidr: `${host1.address}/32` } }] }] } });
+    await eventually(async () => (await table()).includes(host1.address) || undefined, { what: `host-2's policy to allow ${host1.address}`, timeoutMs: 60_000, intervalMs: 250 });
+    const allowed = await LabTcpClient.open(lab.command(host1), ip, echoPort);
+    await allowed.echo('allowed');
+    allowed.close();
+    for (const name of ['deny-echo', 'allow-host-1']) await client.delete(resources.networkPolicies, 'default', name);
   });
 
   await t.test('host-1 routes the kept address to host-2 (over its own range\'s route), host-2 onto its bridge; host-1 keeps the lease', async () => {

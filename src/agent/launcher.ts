@@ -8,6 +8,7 @@ import { copyFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KObject } from '../api/object.js';
 import { stringAt } from '../api/kinds/read.js';
+import { podAddresses } from '../api/kinds/vmi-addresses.js';
 import type { Client } from '../client/index.js';
 import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
@@ -116,6 +117,8 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
   const nics = interfacesOf(vmi);
   const primary = primaryNicOf(nics);
   const sandboxSpec = primary === undefined ? undefined : sandboxSpecOf(vmi, primary.nic, nics.multus);
+  // The target of a live migration: the guest keeps the addresses it has.
+  if (options.incoming === true && sandboxSpec !== undefined) sandboxSpec.keptAddresses = keptPodAddresses(vmi);
   // Whatever an earlier, interrupted attempt left is not trusted.
   await rm(layout.dir, { recursive: true, force: true });
   await createVmiDir(layout);
@@ -211,6 +214,13 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     signalQemu(spawned.pid, layout.qmpSocket, 'SIGKILL');
     throw err;
   }
+}
+
+/** The pod addresses a migrating VMI keeps (from its status); throws when it has reported none yet. */
+function keptPodAddresses(vmi: KObject): string[] {
+  const ips = podAddresses(vmi);
+  if (ips.length === 0) throw new Error('the VMI reports no pod address in status.interfaces yet, so the target cannot keep it: retry the migration once the VMI is Running with its interfaces');
+  return ips;
 }
 
 /** `work`'s value, once `companion` (if any) has settled too; `work`'s error first, else `companion`'s. */

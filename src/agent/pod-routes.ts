@@ -7,12 +7,19 @@
  * masquerade. It publishes this node's IPv6 link-local address on its Node
  * for nodes whose only InternalIP is IPv4 (the nexthop of IPv6 pod ranges).
  *
+ * VMIs that keep their addresses on another node (live migration) get
+ * host routes on top (src/net/pod/vmi-routes.ts), from an informer on
+ * every VMI and the sandboxes whose migrated guests arrived here; a
+ * departed lease of this node's range is released once its VMI is gone.
+ *
  * Started with the agent, whether or not a guest runs yet (node ports and
  * the node itself reach other nodes' pods through the routes too). The
  * routes outlive an agent that leaves its guests running, and go with one
  * that stops them or has none, like the node bridge.
  */
 import { recordsAt, stringAt } from '../api/kinds/read.js';
+import { podAddresses } from '../api/kinds/vmi-addresses.js';
+import { isFinal, nodeNameOf } from '../api/kinds/vm-state.js';
 import type { KObject } from '../api/object.js';
 import type { Client } from '../client/index.js';
 import { Informer, resources } from '../client/index.js';
@@ -23,6 +30,8 @@ import type { PodNetwork } from '../net/pod/index.js';
 import { clusterPodRanges, desiredPodRoutes, linkLocalAnnotation, linkLocalBeside, removePodRoutes, syncPodRoutes } from '../net/pod/node-routes.js';
 import type { RouteNode } from '../net/pod/node-routes.js';
 import { parseAddress } from '../net/pod/cidr.js';
+import { movedVmiRoutes } from '../net/pod/vmi-routes.js';
+import type { RoutedVmi } from '../net/pod/vmi-routes.js';
 
 export interface NodePodRoutesOptions {
   client: Client;
@@ -50,9 +59,18 @@ function routeNodeOf(node: KObject): RouteNode {
   return { name: node.metadata.name ?? '', podCidrs: podCidrsOf(node), addresses: internalIps(node), ...(linkLocal === undefined ? {} : { linkLocal }) };
 }
 
+/** A running VMI with pod addresses, as the host routes need it. */
+function routedVmiOf(vmi: KObject): RoutedVmi | undefined {
+  const node = nodeNameOf(vmi);
+  if (node === undefined || isFinal(vmi)) return undefined;
+  const ips = podAddresses(vmi);
+  return ips.length === 0 ? undefined : { key: `${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`, node, ips };
+}
+
 /** Keeps this node's pod routes; see the module comment. */
 export class NodePodRoutes {
   private readonly nodes: Informer;
+  private readonly vmis: Informer;
   private readonly sync: CoalescedSync;
   private readonly abort = new AbortController();
   private readonly logger: Logger;
@@ -65,13 +83,16 @@ export class NodePodRoutes {
   constructor(private readonly options: NodePodRoutesOptions) {
     this.logger = options.logger.child({ component: 'pod-routes' });
     this.nodes = new Informer(options.client, resources.nodes, this.logger);
+    this.vmis = new Informer(options.client, resources.virtualMachineInstances, this.logger);
     this.sync = new CoalescedSync(() => this.run(), debounceMs);
   }
 
   /** Lists the Nodes and makes the routes once; from then on follows the Nodes. */
   async start(): Promise<void> {
     this.nodes.onChange(() => { this.sync.schedule(); });
-    await this.nodes.start();
+    this.vmis.onChange(() => { this.sync.schedule(); });
+    this.options.podNetwork.onChange(() => { this.sync.schedule(); });
+    await Promise.all([this.nodes.start(), this.vmis.start()]);
     await this.sync.start();
   }
 
@@ -81,6 +102,7 @@ export class NodePodRoutes {
     if (this.retry !== undefined) clearTimeout(this.retry);
     await this.sync.stop();
     await this.nodes.stop();
+    await this.vmis.stop();
     if (!options.removeRoutes) return;
     try {
       const removed = await removePodRoutes(AbortSignal.timeout(30_000));
@@ -102,7 +124,11 @@ export class NodePodRoutes {
   private async run(): Promise<void> {
     const signal = this.abort.signal;
     const nodes = this.nodes.list().map(routeNodeOf).sort((a, b) => a.name.localeCompare(b.name));
-    const input = JSON.stringify(nodes);
+    const vmis = this.vmis.list();
+    await this.releaseDeparted(vmis);
+    const moved = vmis.map(routedVmiOf).filter((v) => v !== undefined).sort((a, b) => a.key.localeCompare(b.key));
+    const arrived = this.options.podNetwork.arrivedForeignIps();
+    const input = JSON.stringify({ nodes, moved, arrived });
     if (input === this.lastInput) return;
     try {
       const self = nodes.find((n) => n.name === this.options.nodeName);
@@ -113,8 +139,10 @@ export class NodePodRoutes {
         this.lastPublishError = message;
         return true;
       });
-      const { routes, skipped } = desiredPodRoutes(nodes, this.options.nodeName);
-      const result = await syncPodRoutes(routes, signal);
+      const ranges = desiredPodRoutes(nodes, this.options.nodeName);
+      const hosts = movedVmiRoutes(moved, nodes, this.options.nodeName, { bridge: this.options.podNetwork.names.bridge, ips: arrived });
+      const skipped = [...ranges.skipped, ...hosts.skipped];
+      const result = await syncPodRoutes([...ranges.routes, ...hosts.routes], signal);
       await this.options.podNetwork.setClusterPodRanges(clusterPodRanges(nodes), signal);
       if (result.installed.length > 0 || result.removed.length > 0) this.logger.info('routes to other nodes\' pod ranges', { installed: result.installed, removed: result.removed });
       const notRouted = [...skipped, ...result.skipped];
@@ -127,6 +155,16 @@ export class NodePodRoutes {
       if (signal.aborted) return;
       this.logger.error('cannot sync the routes to other nodes\' pod ranges; trying again', { err });
       this.later();
+    }
+  }
+
+  /** Frees the leases of this node's range kept for migrated VMIs that are gone. */
+  private async releaseDeparted(vmis: readonly KObject[]): Promise<void> {
+    try {
+      const released = await this.options.podNetwork.releaseDeparted(new Set(vmis.map((v) => v.metadata.uid ?? '')));
+      if (released.length > 0) this.logger.info('released the pod addresses of migrated VMIs that are gone', { uids: released });
+    } catch (err) {
+      this.logger.warn('cannot release the pod addresses of migrated VMIs that are gone; trying again at the next change', { err });
     }
   }
 

@@ -232,6 +232,20 @@ export class VmiRunner {
     } catch (err) {
       this.options.logger.info('the cgroup of a migrated guest stays (another QEMU of the VMI is in it)', { uid, err });
     }
+    // The sandbox of a target given up, or what is left of a source's (a departed lease stays: the VMI keeps its addresses).
+    await this.options.podNetwork.tearDown(uid, AbortSignal.timeout(30_000), { keepDeparted: true });
+  }
+
+  sandboxed(uid: string): boolean {
+    return this.options.podNetwork.sandboxStates().has(uid);
+  }
+
+  networkArrived(uid: string, signal: AbortSignal): Promise<void> {
+    return this.options.podNetwork.arrive(uid, signal);
+  }
+
+  networkDeparted(uid: string, signal: AbortSignal): Promise<void> {
+    return this.options.podNetwork.depart(uid, signal);
   }
 
   /** The running machine of VMI `namespace/name`, if this node runs it. */

@@ -9,7 +9,7 @@
  * migration slowed by a MigrationPolicy's bandwidth is cancelled with
  * `vireo migrate-cancel` half-way: the guest runs on at the source, the
  * target QEMU is gone. Migrations of a VMI that does not exist, that is
- * on the pod network, or that is already migrating are refused saying why.
+ * bridge-bound on the pod network, or that is already migrating are refused saying why.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +30,7 @@ const skip = labSkip;
 const bootMs = 300_000;
 const labLabel = 'vireo.io/migration-lab';
 
-/** The migrating guest: the test guest's containerDisk, a 16 MiB emptyDisk, no network (the pod network cannot move yet). */
+/** The migrating guest: the test guest's containerDisk, a 16 MiB emptyDisk, no network (the pod network's move is test/cluster/migration-network.test.ts). */
 function moverVmi(name: string): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',
@@ -208,12 +208,12 @@ test('a running guest moves between lab hosts with its disks, and a cancelled mi
     assert.equal(stringAt(await client.get(resources.virtualMachineInstances, 'default', 'mover'), 'status', 'phase'), 'Running');
   });
 
-  await t.test('a VMI on the pod network is not migratable yet, and its migration is refused saying why', async () => {
+  await t.test('a VMI with the bridge binding on the pod network is not migratable, and its migration is refused saying why', async () => {
     const vmi = moverVmi('pod-guest');
     const spec = vmi.spec as Record<string, unknown>;
     spec.networks = [{ name: 'default', pod: {} }];
     const domain = spec.domain as { devices: Record<string, unknown> };
-    domain.devices.interfaces = [{ name: 'default', masquerade: {} }];
+    domain.devices.interfaces = [{ name: 'default', bridge: {} }];
     delete domain.devices.autoattachPodInterface;
     await client.create(resources.virtualMachineInstances, vmi);
     await eventually(async () => {
@@ -221,11 +221,11 @@ test('a running guest moves between lab hosts with its disks, and a cancelled mi
       if (stringAt(found, 'status', 'phase') === 'Failed') throw new Error(`VMI pod-guest failed: ${JSON.stringify(found?.status)}`);
       const conditions = (recordAt(found, 'status')?.conditions ?? []) as { type?: string; status?: string; reason?: string; message?: string }[];
       const c = conditions.find((x) => x.type === 'LiveMigratable');
-      return c?.status === 'False' && c.reason === 'InterfaceNotLiveMigratable' && /not yet supported/.test(c.message ?? '') ? c : undefined;
+      return c?.status === 'False' && c.reason === 'InterfaceNotLiveMigratable' && /bridge binding/.test(c.message ?? '') ? c : undefined;
     }, { what: 'LiveMigratable False on the pod-network guest', timeoutMs: bootMs, intervalMs: 300 });
     const out = await vireo(['migrate', 'pod-guest'], kc);
     assert.notEqual(out.code, 0, 'the migration is refused');
-    assert.match(out.stderr, /Cannot migrate VMI, Reason: InterfaceNotLiveMigratable, Message: live migration of a VMI on the pod network .*not yet supported/);
+    assert.match(out.stderr, /Cannot migrate VMI, Reason: InterfaceNotLiveMigratable, Message: interface default on the pod network uses the bridge binding.*use the masquerade binding/);
     assert.deepEqual(await migrationsOf('pod-guest'), []);
     // Gone only once its agent tore its network sandbox down: nothing of it outlives the lab.
     await client.delete(resources.virtualMachineInstances, 'default', 'pod-guest');

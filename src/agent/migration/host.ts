@@ -17,6 +17,12 @@ export interface MigrationHost {
   launchIncoming(vmi: KObject, signal: AbortSignal, claimFiles?: Record<string, ClaimFile>): Promise<Machine>;
   arrived(machine: Machine): void;
   removeGuestFiles(uid: string): Promise<void>;
+  /** True when VMI `uid`'s QEMU runs in a network sandbox (the pod network): it cannot reach the node's address itself. */
+  sandboxed(uid: string): boolean;
+  /** The guest switched over to this node: its kept pod addresses are routed to its sandbox here (before it resumes). */
+  networkArrived(uid: string, signal: AbortSignal): Promise<void>;
+  /** The guest left this node: its sandbox goes, a lease of this node's range stays with the VMI (see `PodNetwork.depart`). */
+  networkDeparted(uid: string, signal: AbortSignal): Promise<void>;
 }
 
 /** The writable block nodes of a QEMU (its disks' format nodes and EFI variables): what a block migration copies. */

@@ -10,6 +10,7 @@
  * switch-over stops both and leaves the guest running here; a post-copy
  * migration cannot be cancelled.
  */
+import { join } from 'node:path';
 import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
 import { QmpError } from '../qmp/index.js';
@@ -18,6 +19,7 @@ import { hostPort, migrationDataBytes, writableNodes } from './host.js';
 import { ConvergenceAbort, ConvergenceMonitor } from './convergence.js';
 import type { ConvergenceSettings, MigrationMode } from './convergence.js';
 import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js';
+import { SocketRelay, closeRelays } from './socket-relay.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
 const pollMs = 100;
@@ -30,6 +32,8 @@ const unmanagedSettings: ConvergenceSettings = { allowAutoConverge: true, allowP
 
 interface Outgoing {
   machine: Machine;
+  /** A sandboxed QEMU's relays from its unix sockets to the target. */
+  relays: SocketRelay[];
   progress: SourceProgress;
   mode: MigrationMode;
   /** Post-copy was asked for while the disks were still mirroring: switch once the memory migration starts. */
@@ -66,7 +70,7 @@ export class MigrationSources {
   start(migrationUid: string, machine: Machine, options: OutgoingOptions): void {
     if (this.outgoing.has(migrationUid)) return;
     const abort = new AbortController();
-    const entry: Outgoing = { machine, progress: { state: 'mirroring', mode: 'PreCopy' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort, run: Promise.resolve(), volumes: options.target.volumes ?? [] };
+    const entry: Outgoing = { machine, relays: [], progress: { state: 'mirroring', mode: 'PreCopy' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort, run: Promise.resolve(), volumes: options.target.volumes ?? [] };
     this.host.holdForMigration(machine.key, machine.record.uid);
     entry.run = this.run(entry, options, abort.signal).then(
       (progress) => { entry.progress = progress; },
@@ -115,6 +119,8 @@ export class MigrationSources {
     await machine.execute('quit').catch(() => undefined);
     machine.detach();
     await machine.kill();
+    await closeRelays(entry.relays);
+    await this.host.networkDeparted(machine.record.uid, AbortSignal.timeout(30_000));
     await this.host.removeGuestFiles(machine.record.uid);
     this.outgoing.delete(migrationUid);
     this.logger.info('migrated guest left this node', { migrationUid, uid: machine.record.uid });
@@ -129,8 +135,9 @@ export class MigrationSources {
     for (const node of nodes) {
       if (!target.exports.includes(node)) throw new Error(`the target exports no disk for ${node} (it exports ${target.exports.join(', ') || 'none'})`);
     }
+    const paths = await targetPaths(machine, target, this.host.sandboxed(machine.record.uid), entry.relays);
     for (const node of nodes) {
-      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: { type: 'inet', host: target.address, port: String(target.nbdPort) }, export: node });
+      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node });
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
     await this.until(signal, async () => {
@@ -153,7 +160,7 @@ export class MigrationSources {
       ],
     });
     await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
-    await machine.execute('migrate', { uri: `tcp:${hostPort(target.address, target.migrationPort)}` });
+    await machine.execute('migrate', { uri: paths.migrationUri });
     if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
     await this.until(signal, async () => {
@@ -237,7 +244,10 @@ export class MigrationSources {
   /** Undoes a migration that did not complete: the stream and the mirrors stop, the NBD connections close, the guest runs. */
   private async rollBack(entry: Outgoing): Promise<void> {
     const { machine } = entry;
-    if (machine.exit !== undefined) return;
+    if (machine.exit !== undefined) {
+      await closeRelays(entry.relays);
+      return;
+    }
     const quietly = async (what: () => Promise<unknown>): Promise<void> => {
       try {
         await what();
@@ -266,6 +276,7 @@ export class MigrationSources {
     const state = await machine.refreshRunState().catch(() => 'unknown');
     if (state === 'paused' || state === 'postmigrate' || state === 'finish-migrate') await quietly(() => machine.execute('cont'));
     await machine.refreshRunState().catch(() => undefined);
+    await closeRelays(entry.relays);
   }
 
   /** Polls `check` until it is true; a cancel ends the wait with {@link Cancelled}. */
@@ -276,6 +287,20 @@ export class MigrationSources {
       await sleep(pollMs);
     }
   }
+}
+
+/**
+ * How QEMU reaches the target: its node address directly, or, for a QEMU
+ * in a network sandbox, unix sockets in its directory relayed by this
+ * agent (`relays`) to the target's ports.
+ */
+async function targetPaths(machine: Machine, target: MigrationTarget, sandboxed: boolean, relays: SocketRelay[]): Promise<{ nbdServer: Record<string, string>; migrationUri: string }> {
+  if (!sandboxed) return { nbdServer: { type: 'inet', host: target.address, port: String(target.nbdPort) }, migrationUri: `tcp:${hostPort(target.address, target.migrationPort)}` };
+  const nbdPath = join(machine.layout.dir, 'nbd-out.sock');
+  const migrationPath = join(machine.layout.dir, 'migration-out.sock');
+  relays.push(await SocketRelay.unixToTcp(nbdPath, target.address, target.nbdPort));
+  relays.push(await SocketRelay.unixToTcp(migrationPath, target.address, target.migrationPort));
+  return { nbdServer: { type: 'unix', path: nbdPath }, migrationUri: `unix:${migrationPath}` };
 }
 
 /** The NBD client node (and mirror job) for disk node `node`. */

@@ -10,6 +10,7 @@
  * hands it over once all of it has.
  */
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import type { KObject } from '../../api/object.js';
 import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
@@ -18,12 +19,41 @@ import { hostPort, writableNodes } from './host.js';
 import type { MigrationTarget, MovedVolume } from './protocol.js';
 import { makeClaimCopies, removeClaimCopies } from './claim-copies.js';
 import type { ClaimNode } from './claim-copies.js';
+import { SocketRelay, closeRelays } from './socket-relay.js';
 
 interface Incoming {
   machine: Machine;
   target: MigrationTarget;
   /** Resumed at a post-copy switch-over (NBD stopped, `cont` done). */
   resumed: boolean;
+  /** A sandboxed QEMU's relays from the node's address to its unix sockets. */
+  relays: SocketRelay[];
+}
+
+/**
+ * Where the source reaches the waiting QEMU: its NBD server and migration
+ * listener on `address`, or, for a QEMU in a network sandbox, on unix
+ * sockets in its directory with relays from `address` (`relays`).
+ */
+async function listenForGuest(machine: Machine, address: string, sandboxed: boolean, relays: SocketRelay[]): Promise<{ nbdPort: number; migrationUri: () => Promise<{ uri: string; port: number }> }> {
+  if (!sandboxed) {
+    const nbdPort = await freePort(address);
+    await machine.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(nbdPort) } } });
+    return { nbdPort, migrationUri: async () => { const port = await freePort(address); return { uri: `tcp:${hostPort(address, port)}`, port }; } };
+  }
+  const nbdPath = join(machine.layout.dir, 'nbd-in.sock');
+  await machine.execute('nbd-server-start', { addr: { type: 'unix', data: { path: nbdPath } } });
+  const nbd = await SocketRelay.tcpToUnix(address, nbdPath);
+  relays.push(nbd);
+  return {
+    nbdPort: nbd.port,
+    migrationUri: async () => {
+      const path = join(machine.layout.dir, 'migration-in.sock');
+      const relay = await SocketRelay.tcpToUnix(address, path);
+      relays.push(relay);
+      return { uri: `unix:${path}`, port: relay.port };
+    },
+  };
 }
 
 /** What a target waiting for a guest has made: its QEMU and the copies of its claims. */
@@ -66,10 +96,11 @@ export class MigrationTargets {
       await removeClaimCopies(copies.volumes, this.claims);
       throw err;
     }
+    const relays: SocketRelay[] = [];
     try {
       const exports = await writableNodes(machine);
-      const nbdPort = await freePort(address);
-      await machine.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(nbdPort) } } });
+      const listening = await listenForGuest(machine, address, this.host.sandboxed(machine.record.uid), relays);
+      const { nbdPort } = listening;
       for (const node of exports) {
         // Exporting activates the node, which `-incoming` leaves inactive: the source writes into it before the switch-over.
         await machine.execute('block-export-add', { type: 'nbd', id: `migration-${node}`, 'node-name': node, name: node, writable: true });
@@ -77,13 +108,14 @@ export class MigrationTargets {
       // The disks become the guest's only at `cont`, after the NBD server (which holds them writable) is stopped.
       // Post-copy needs the capability on both sides before the stream starts.
       await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }, ...(options.allowPostCopy === true ? [{ capability: 'postcopy-ram' as const, state: true }] : [])] });
-      const migrationPort = await freePort(address);
-      await machine.execute('migrate-incoming', { uri: `tcp:${hostPort(address, migrationPort)}` });
-      const target: MigrationTarget = { address, migrationPort, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
-      this.incoming.set(migrationUid, { machine, target, resumed: false });
+      const migration = await listening.migrationUri();
+      await machine.execute('migrate-incoming', { uri: migration.uri });
+      const target: MigrationTarget = { address, migrationPort: migration.port, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
+      this.incoming.set(migrationUid, { machine, target, resumed: false, relays });
       this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, ...target });
       return target;
     } catch (err) {
+      await closeRelays(relays);
       await this.kill({ machine, volumes: copies.volumes });
       throw err;
     }
@@ -95,12 +127,17 @@ export class MigrationTargets {
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
     await this.arrival(machine);
+    if (!entry.resumed) await machine.execute('nbd-server-stop');
+    await closeRelays(entry.relays);
     if (!entry.resumed) {
-      await machine.execute('nbd-server-stop');
+      // The guest's kept addresses lead here from now on (this node first; the others once the VMI says it runs here).
+      await this.host.networkArrived(machine.record.uid, AbortSignal.timeout(30_000));
       // Held by -S after the stream: resumed only once the source has finished writing its disks here.
       await machine.execute('cont');
     }
     await machine.refreshRunState();
+    // The sandbox's bridge learns the guest's MAC on its new port at once (QEMU also announces by itself; this is for certain).
+    await machine.execute('announce-self', { initial: 50, max: 550, rounds: 5, step: 100 }).catch((err: unknown) => { this.logger.warn('cannot announce the migrated guest', { err }); });
     this.incoming.delete(migrationUid);
     this.host.arrived(machine);
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
@@ -135,6 +172,8 @@ export class MigrationTargets {
     const info = await entry.machine.execute('query-migrate');
     if (info.status !== 'postcopy-active' && info.status !== 'completed') throw new Error(`the migration has not switched over in post-copy (incoming migration ${info.status ?? 'not started'})`);
     await entry.machine.execute('nbd-server-stop');
+    // The guest's kept addresses lead here before it runs (the stream itself still needs the relays).
+    await this.host.networkArrived(entry.machine.record.uid, AbortSignal.timeout(30_000));
     await entry.machine.execute('cont');
     entry.resumed = true;
     this.logger.info('guest resumed in post-copy', { migrationUid, uid: entry.machine.record.uid });
@@ -145,6 +184,7 @@ export class MigrationTargets {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) return;
     this.incoming.delete(migrationUid);
+    await closeRelays(entry.relays);
     await this.kill({ machine: entry.machine, volumes: entry.target.volumes ?? [] });
     this.logger.info('migration target removed', { migrationUid, uid: entry.machine.record.uid });
   }

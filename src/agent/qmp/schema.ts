@@ -139,6 +139,7 @@ const returns = {
   'block-export-add': empty,
   'blockdev-mirror': empty,
   'block-job-cancel': empty,
+  'announce-self': empty,
 } satisfies Record<string, Decoder<unknown>>;
 
 type Returns = { [C in keyof typeof returns]: Decoded<(typeof returns)[C]> };
@@ -193,13 +194,15 @@ interface CommandArguments {
   'migrate-incoming': { uri: string };
   /** Lets a migration paused in `pre-switchover` go on to switch over. */
   'migrate-continue': { state: 'pre-switchover' };
-  'nbd-server-start': { addr: { type: 'inet'; data: { host: string; port: string } } };
+  'nbd-server-start': { addr: { type: 'inet'; data: { host: string; port: string } } | { type: 'unix'; data: { path: string } } };
   /** Exports a node (its disk's format node) over the NBD server. */
   'block-export-add': { type: 'nbd'; id: string; 'node-name': string; name: string; writable: boolean };
   /** Copies `device` into `target` and keeps it in step with the guest's writes until cancelled. */
   'blockdev-mirror': { 'job-id': string; device: string; target: string; sync: 'full' | 'top'; speed?: number };
   /** Ends a block job; a mirror that is ready ends with its target in step (no pivot). */
   'block-job-cancel': { device: string; force?: boolean };
+  /** Sends RARP announcements of the guest's NICs (and asks a virtio guest for its gratuitous ARPs): `initial` ms, then `step` ms more each round, at most `max`. */
+  'announce-self': { initial: number; max: number; rounds: number; step: number };
 }
 
 /** A file or format node of a disk, as `-blockdev` takes it but in QMP's typed form. */

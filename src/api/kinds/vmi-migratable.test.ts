@@ -22,12 +22,18 @@ test('claims are left to the claims check (vmi-claims-migratable.ts) and copied 
   assert.equal(migrationMethodOf(guest), 'BlockMigration');
 });
 
-test('a hostDisk, a host device, the pod network and Multus networks are refused with KubeVirt\'s reasons', () => {
+test('a masquerade NIC on the pod network migrates (it keeps its addresses), also when the interface names no binding', () => {
+  const nic = (binding: Record<string, unknown>): Record<string, unknown> => ({ domain: { devices: { interfaces: [{ name: 'default', ...binding }] } }, networks: [{ name: 'default', pod: {} }], volumes: [containerDisk] });
+  assert.deepEqual(migratabilityOf(vmi(nic({ masquerade: {} }))), { migratable: true });
+  assert.deepEqual(migratabilityOf(vmi(nic({}))), { migratable: true });
+});
+
+test('a hostDisk, a host device, the bridge binding on the pod network and Multus networks are refused with KubeVirt\'s reasons', () => {
   const cases: [Record<string, unknown>, string, RegExp][] = [
     [{ volumes: [{ name: 'h', hostDisk: { path: '/x', type: 'Disk' } }] }, 'DisksNotLiveMigratable', /non-shared HostDisk/],
     [{ domain: { devices: { hostDevices: [{ name: 'd', deviceName: 'x' }] } }, volumes: [containerDisk] }, 'HostDeviceNotLiveMigratable', /host device/],
-    [{ volumes: [containerDisk], networks: [{ name: 'default', pod: {} }] }, 'InterfaceNotLiveMigratable', /pod network .*not yet supported.*keeps the address/],
-    [{ volumes: [containerDisk], networks: [{ name: 'n', multus: { networkName: 'br' } }] }, 'InterfaceNotLiveMigratable', /Multus .*not yet supported/],
+    [{ domain: { devices: { interfaces: [{ name: 'default', bridge: {} }] } }, volumes: [containerDisk], networks: [{ name: 'default', pod: {} }] }, 'InterfaceNotLiveMigratable', /interface default on the pod network uses the bridge binding.*use the masquerade binding/],
+    [{ volumes: [containerDisk], networks: [{ name: 'n', multus: { networkName: 'br' } }] }, 'InterfaceNotLiveMigratable', /Multus network \(network n\) is not supported: .*IPAM plugin/],
   ];
   for (const [spec, reason, message] of cases) {
     const verdict = migratabilityOf(vmi(spec));

@@ -3,8 +3,10 @@
  * condition says it, with this slice's limits: volumes that are made again
  * on the target (containerDisk, emptyDisk, cloud-init and config disks)
  * move; host disks and host devices never do; claims (local volumes) are
- * copied, as `vmi-claims-migratable.ts` decides; the pod network or Multus
- * networks are not supported yet.
+ * copied, as `vmi-claims-migratable.ts` decides. A masquerade NIC on the
+ * pod network moves with its addresses; the bridge binding on the pod
+ * network and Multus networks do not (their addresses belong to the node's
+ * subnet or the node's IPAM plugin).
  */
 import type { KObject } from '../object.js';
 import { arrayAt, recordAt, recordsAt, stringAt } from './read.js';
@@ -39,13 +41,23 @@ export function migratabilityOf(vmi: KObject): Migratability {
   for (const network of recordsAt(vmi, 'spec', 'networks')) {
     const name = stringAt(network, 'name') ?? '';
     if (network.pod !== undefined) {
-      return { migratable: false, reason: 'InterfaceNotLiveMigratable', message: `live migration of a VMI on the pod network (network ${name}) is not yet supported: its address cannot move to another node yet; the next step keeps the address across the move. A VMI without networks (autoattachPodInterface: false) migrates` };
+      const binding = bindingOf(vmi, name);
+      if (binding !== 'masquerade') {
+        return { migratable: false, reason: 'InterfaceNotLiveMigratable', message: `interface ${name} on the pod network uses the ${binding} binding, which hands the guest its pod address with its node's subnet as on-link, and another node cannot serve that subnet: use the masquerade binding (it keeps its address across the move), as KubeVirt also asks` };
+      }
     }
     if (network.multus !== undefined) {
-      return { migratable: false, reason: 'InterfaceNotLiveMigratable', message: `live migration of a VMI on a Multus network (network ${name}) is not yet supported` };
+      return { migratable: false, reason: 'InterfaceNotLiveMigratable', message: `live migration of a VMI on a Multus network (network ${name}) is not supported: its address comes from the NetworkAttachmentDefinition's IPAM plugin on this node, which cannot hand the same address out on another node` };
     }
   }
   return { migratable: true };
+}
+
+/** The binding of the interface named `name` (`masquerade`, `bridge`, …); `masquerade` when it names none, as the agent reads it. */
+function bindingOf(vmi: KObject, name: string): string {
+  const nic = recordsAt(vmi, 'spec', 'domain', 'devices', 'interfaces').find((i) => stringAt(i, 'name') === name);
+  const bindings = ['masquerade', 'bridge', 'sriov', 'slirp', 'passt', 'macvtap', 'binding'];
+  return bindings.find((b) => nic?.[b] !== undefined) ?? 'masquerade';
 }
 
 /** KubeVirt's BlockMigration when local disks (claims' local volumes too) are copied, else LiveMigration. */

@@ -52,6 +52,9 @@ export function nodeRuleset(names: NetworkNames, subnets: readonly Cidr[], podRa
     '    ip daddr @pod_ranges4 return',
     '    ip6 daddr @pod_ranges6 return',
     ...masquerade,
+    // A migrated VMI here keeps an address of another node's range: what it sends beyond the pod ranges is masqueraded here too.
+    `    iifname "${names.bridge}" ip saddr @pod_ranges4 oifname != "${names.bridge}" masquerade`,
+    `    iifname "${names.bridge}" ip6 saddr @pod_ranges6 oifname != "${names.bridge}" masquerade`,
     '  }',
     '}',
     '',

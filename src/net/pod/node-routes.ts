@@ -39,14 +39,34 @@ export interface RouteNode {
   linkLocal?: string;
 }
 
-/** One wanted route: `destination` via `via` (an on-link address, or a link-local one on `viaOf`'s link). */
-export interface PodRoute {
+/** One wanted route: `destination` via `via` (an on-link address, or a link-local one on `viaOf`'s link), or straight onto `dev`. */
+export type PodRoute = PodRouteVia | PodRouteOnDevice;
+
+export interface PodRouteVia {
   node: string;
   destination: string;
   family: 4 | 6;
   via: string;
   /** For a link-local nexthop: the node address whose link it is on (the interface is the one that reaches it). */
   linkOf?: string;
+}
+
+/** A route onto an interface of this node (a migrated VMI's address, onto the node bridge where its sandbox is). */
+export interface PodRouteOnDevice {
+  node: string;
+  destination: string;
+  family: 4 | 6;
+  dev: string;
+}
+
+/** Where `node` is reached for `family` pod traffic: its InternalIP of that family, else (IPv6) its published link-local address; or why not. */
+export function nexthopOf(node: RouteNode, family: 4 | 6): { via: string; linkOf?: string } | { reason: string } {
+  const v4 = node.addresses.find((a) => parseAddress(a)?.family === 4);
+  const v6 = node.addresses.find((a) => parseAddress(a)?.family === 6);
+  if (family === 4) return v4 === undefined ? { reason: 'the Node has no IPv4 InternalIP to route its IPv4 pod range to' } : { via: v4 };
+  if (v6 !== undefined) return { via: v6 };
+  if (node.linkLocal !== undefined && v4 !== undefined && /^fe80:/i.test(node.linkLocal) && parseAddress(node.linkLocal)?.family === 6) return { via: node.linkLocal, linkOf: v4 };
+  return { reason: `the Node has no IPv6 InternalIP and publishes no IPv6 link-local address (annotation ${linkLocalAnnotation}) to route its IPv6 pod range to` };
 }
 
 /** A Node that gets no route (or not for one of its ranges), and why. */
@@ -64,8 +84,6 @@ export function desiredPodRoutes(nodes: readonly RouteNode[], self: string): { r
   const taken: Cidr[] = [...own];
   for (const node of [...nodes].sort((a, b) => a.name.localeCompare(b.name))) {
     if (node.name === self) continue;
-    const v4 = node.addresses.find((a) => parseAddress(a)?.family === 4);
-    const v6 = node.addresses.find((a) => parseAddress(a)?.family === 6);
     for (const text of node.podCidrs) {
       const cidr = parsedOrEmpty(text)[0];
       if (cidr === undefined) {
@@ -79,16 +97,9 @@ export function desiredPodRoutes(nodes: readonly RouteNode[], self: string): { r
         continue;
       }
       taken.push(cidr);
-      if (cidr.family === 4) {
-        if (v4 === undefined) skipped.push({ node: node.name, destination, reason: 'the Node has no IPv4 InternalIP to route its IPv4 pod range to' });
-        else routes.push({ node: node.name, destination, family: 4, via: v4 });
-      } else if (v6 !== undefined) {
-        routes.push({ node: node.name, destination, family: 6, via: v6 });
-      } else if (node.linkLocal !== undefined && v4 !== undefined && /^fe80:/i.test(node.linkLocal) && parseAddress(node.linkLocal)?.family === 6) {
-        routes.push({ node: node.name, destination, family: 6, via: node.linkLocal, linkOf: v4 });
-      } else {
-        skipped.push({ node: node.name, destination, reason: `the Node has no IPv6 InternalIP and publishes no IPv6 link-local address (annotation ${linkLocalAnnotation}) to route its IPv6 pod range to` });
-      }
+      const nexthop = nexthopOf(node, cidr.family);
+      if ('reason' in nexthop) skipped.push({ node: node.name, destination, reason: nexthop.reason });
+      else routes.push({ node: node.name, destination, family: cidr.family, ...nexthop });
     }
   }
   return { routes, skipped };
@@ -167,7 +178,7 @@ export interface RouteSyncResult {
 }
 
 function describe(route: PodRoute): string {
-  return `${route.destination} via ${route.via} (${route.node})`;
+  return 'dev' in route ? `${route.destination} dev ${route.dev} (${route.node})` : `${route.destination} via ${route.via} (${route.node})`;
 }
 
 /**
@@ -181,6 +192,10 @@ export async function syncPodRoutes(routes: readonly PodRoute[], signal: AbortSi
   const installed = await installedPodRoutes(signal);
   const wanted = new Map<string, { route: PodRoute; dev: string }>();
   for (const route of routes) {
+    if ('dev' in route) {
+      wanted.set(route.destination, { route, dev: route.dev });
+      continue;
+    }
     const reach = await reachOf(route.linkOf ?? route.via, signal);
     if (reach.kind !== 'onLink') {
       const reason = reach.kind === 'local'
@@ -195,7 +210,7 @@ export async function syncPodRoutes(routes: readonly PodRoute[], signal: AbortSi
   }
   for (const found of installed) {
     const want = wanted.get(found.destination);
-    if (want !== undefined && want.route.via === found.via && want.dev === found.dev) {
+    if (want !== undefined && ('via' in want.route ? want.route.via : undefined) === found.via && want.dev === found.dev) {
       wanted.delete(found.destination);
       continue;
     }
@@ -205,7 +220,8 @@ export async function syncPodRoutes(routes: readonly PodRoute[], signal: AbortSi
   }
   for (const { route, dev } of wanted.values()) {
     try {
-      await runTool('ip', [`-${route.family}`, 'route', 'replace', route.destination, 'via', route.via, 'dev', dev, 'proto', String(podRouteProtocol)], { signal, timeoutMs: 10_000 });
+      const nexthop = 'via' in route ? ['via', route.via] : [];
+      await runTool('ip', [`-${route.family}`, 'route', 'replace', route.destination, ...nexthop, 'dev', dev, 'proto', String(podRouteProtocol)], { signal, timeoutMs: 10_000 });
       result.installed.push(describe(route));
     } catch (err) {
       result.skipped.push({ node: route.node, destination: route.destination, reason: `the kernel refused the route: ${err instanceof Error ? err.message : String(err)}` });

@@ -10,22 +10,30 @@
  * alone (`default-network.ts`).
  * It also keeps the sandboxes that exist in memory and says when they
  * change: the node's network policy filters by them.
+ *
+ * Live migration keeps the VMI's addresses: the target's sandbox is made
+ * with them ({@link PodNetwork.setUp} with `keptAddresses`), routed to it
+ * from this node once the guest arrives ({@link PodNetwork.arrive}); the
+ * source's goes with {@link PodNetwork.depart}, which keeps a lease of this
+ * node's range until {@link PodNetwork.releaseDeparted} sees the VMI gone.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from '../../host/run-tool.js';
 import type { Logger } from '../../log/logger.js';
 import type { SecondaryNetworks } from '../cni/index.js';
 import type { Cidr } from './cidr.js';
 import { parseCidr } from './cidr.js';
-import { NodeIpam } from './ipam.js';
+import type { Lease } from './ipam.js';
+import { NodeIpam, foreignAddresses, leaseFile, readLease } from './ipam.js';
 import type { NetworkNames, SandboxNames } from './names.js';
 import { networkNames, sandboxNames } from './names.js';
 import { enableSysctl, ensureNodeNetwork, gatewayAddresses, removeNodeNetwork, writeNodeRuleset } from './node-network.js';
 import type { SandboxSpec, SandboxState } from './sandbox.js';
-import { createSandbox, readSandboxState, removeSandbox, sandboxFiles } from './sandbox.js';
+import { createSandbox, readSandboxState, removeSandbox, sandboxFiles, writeSandboxState } from './sandbox.js';
+import { podRouteProtocol } from './node-routes.js';
 import { defaultNetworkDhcpArgs, defaultNetworkState } from './default-network.js';
 import type { SecondaryLink } from './secondary.js';
 import { secondaryBatch, secondaryLinkOf } from './secondary.js';
@@ -93,14 +101,80 @@ export class PodNetwork {
     await this.detachSecondaries(uid, signal);
     await removeSandbox(names, stateDir, { keepLease: true, signal });
     this.forget(uid);
-    const lease = await this.ipam.acquire(uid, subnets);
+    const lease = await this.leaseFor(uid, spec, subnets);
     const secondaries = spec.secondaries ?? [];
     const attachSecondaries = secondaries.length === 0 ? undefined : (netns: string): Promise<SecondaryLink[]> => this.attachSecondaries(uid, spec, { netns, stateDir, signal });
     const dns = spec.dnsServers.length > 0 || this.options.gatewayDns !== true ? spec.dnsServers : gatewayAddresses(subnets).filter((a) => !a.includes(':'));
-    const state = await createSandbox(this.names, names, { spec: { ...spec, dnsServers: dns }, lease, subnets, stateDir, signal, ...(attachSecondaries === undefined ? {} : { attachSecondaries }) });
+    const gatewayMac = spec.gatewayMac ?? spareMac(uid, 'k6t-eth0');
+    const state = await createSandbox(this.names, names, { spec: { ...spec, dnsServers: dns, gatewayMac }, lease, subnets, stateDir, signal, ...(attachSecondaries === undefined ? {} : { attachSecondaries }) });
     this.sandboxes.set(uid, state);
     this.changed();
     return state;
+  }
+
+  /** New addresses, or for the target of a live migration the VMI's own (another node's only with the masquerade binding). */
+  private async leaseFor(uid: string, spec: SandboxSpec, subnets: readonly Cidr[]): Promise<Lease> {
+    if (spec.keptAddresses === undefined) return this.ipam.acquire(uid, subnets);
+    const lease = await this.ipam.keep(uid, subnets, spec.keptAddresses);
+    if (spec.binding !== 'masquerade' && foreignAddresses(lease, subnets).length > 0) {
+      await rm(join(this.root, uid), { recursive: true, force: true });
+      throw new Error(`the ${spec.binding} binding hands the guest its pod address with its node's subnet on-link, which another node cannot serve: only the masquerade binding keeps its address on another node`);
+    }
+    return lease;
+  }
+
+  /**
+   * The guest of a live migration switched over to VMI `uid`'s sandbox:
+   * its addresses of another node's range are routed here at once (routes
+   * of `proto 211` on the node bridge, which the node's pod routes then
+   * keep, from {@link arrivedForeignIps}).
+   */
+  async arrive(uid: string, signal: AbortSignal): Promise<void> {
+    const state = this.sandboxes.get(uid) ?? await this.state(uid);
+    if (state === undefined || state.foreignIps === undefined || state.arrived === true) return;
+    for (const ip of state.foreignIps) {
+      const family = ip.includes(':') ? 6 : 4;
+      await runTool('ip', [`-${family}`, 'route', 'replace', `${ip}/${family === 4 ? 32 : 128}`, 'dev', this.names.bridge, 'proto', String(podRouteProtocol)], { signal });
+    }
+    const arrived = { ...state, arrived: true };
+    await writeSandboxState(join(this.root, uid), arrived);
+    this.sandboxes.set(uid, arrived);
+    this.changed();
+  }
+
+  /** The addresses of other nodes' ranges whose guests run here (arrived by migration), to be routed to this node's bridge. */
+  arrivedForeignIps(): string[] {
+    return [...this.sandboxes.values()].flatMap((s) => (s.arrived === true ? s.foreignIps ?? [] : [])).sort();
+  }
+
+  /**
+   * VMI `uid`'s guest left this node by live migration: its sandbox goes; a
+   * lease of this node's range stays, departed (the VMI keeps the
+   * addresses elsewhere), until {@link releaseDeparted}.
+   */
+  async depart(uid: string, signal: AbortSignal): Promise<void> {
+    const lease = await readLease(leaseFile(this.root, uid));
+    const subnets = this.subnets ?? (this.isUp() ? await this.nodeSubnets(signal) : []);
+    const home = lease !== undefined && foreignAddresses(lease, subnets).length < lease.addresses.length;
+    if (!home) {
+      await this.tearDown(uid, signal);
+      return;
+    }
+    await this.detachSecondaries(uid, signal);
+    this.forget(uid);
+    await removeSandbox(this.sandboxNames(uid), join(this.root, uid), { keepLease: true, signal });
+    await this.ipam.depart(uid);
+  }
+
+  /** Releases the departed leases of VMIs not in `live` (deleted wherever they ran); their uids. */
+  async releaseDeparted(live: ReadonlySet<string>): Promise<string[]> {
+    const released: string[] = [];
+    for (const [uid, lease] of await this.ipam.leases()) {
+      if (lease.departed !== true || live.has(uid) || this.sandboxes.has(uid)) continue;
+      await rm(join(this.root, uid), { recursive: true, force: true });
+      released.push(uid);
+    }
+    return released;
   }
 
   /** The node's gateway addresses (the bridge's, IPv4 first), making the node's network first if it is not made yet. */
@@ -204,12 +278,17 @@ export class PodNetwork {
     return readSandboxState(join(this.root, uid));
   }
 
-  /** Removes VMI `uid`'s sandbox and releases its lease; nothing to do when it has none. */
-  async tearDown(uid: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Removes VMI `uid`'s sandbox and releases its lease; nothing to do when
+   * it has none. With `keepDeparted`, a departed lease stays (its VMI runs
+   * on elsewhere with the addresses).
+   */
+  async tearDown(uid: string, signal: AbortSignal, options: { keepDeparted?: boolean } = {}): Promise<void> {
     // Before the namespace goes: plugins release their IPAM leases and host-side ends with the netns still there.
     await this.detachSecondaries(uid, signal);
     this.forget(uid);
-    await removeSandbox(this.sandboxNames(uid), join(this.root, uid), { keepLease: false, signal });
+    const departed = options.keepDeparted === true && (await readLease(leaseFile(this.root, uid)))?.departed === true;
+    await removeSandbox(this.sandboxNames(uid), join(this.root, uid), { keepLease: departed, signal });
   }
 
   /** Removes the sandbox of every uid not in `keep`, and sandbox namespaces of this agent with no state at all. */
@@ -227,8 +306,10 @@ export class PodNetwork {
     } catch {
       // no namespaces on the host
     }
+    const departed = new Set([...(await this.ipam.leases()).values()].filter((l) => l.departed === true).map((l) => l.uid));
     for (const uid of new Set([...entries, ...namespaces])) {
-      if (keep.has(uid)) continue;
+      // A departed lease holds a migrated VMI's addresses, not a sandbox: releaseDeparted frees it.
+      if (keep.has(uid) || (departed.has(uid) && !namespaces.includes(uid))) continue;
       await this.tearDown(uid, signal);
       removed.push(uid);
     }

@@ -71,3 +71,15 @@ test('bridge: IPv4 only, as KubeVirt’s bridge binding (no DHCPv6, no router ad
   assert.ok(args.includes('--dhcp-host=02:00:00:00:00:0a,10.244.1.5,vm,infinite'));
   assert.equal(sandboxBatch(spec('bridge'), dualStack, subnets).some((l) => l.includes('fd10:0:2::')), false);
 });
+
+test('a migration target\'s sandbox: another node\'s addresses as host addresses with onlink default routes, the gateway MAC set on k6t-eth0', () => {
+  const kept: Lease = { uid: 'u', addresses: ['10.244.0.5/32', 'fd10:244::5/128'] };
+  const lines = sandboxBatch({ ...spec('masquerade'), gatewayMac: '02:aa:bb:cc:dd:ee' }, kept, subnets);
+  assert.ok(lines.includes('link add k6t-eth0 address 02:aa:bb:cc:dd:ee type bridge'), lines.join('\n'));
+  assert.ok(lines.includes('addr add 10.244.0.5/32 dev eth0'));
+  assert.ok(lines.includes('addr add fd10:244::5/128 dev eth0 nodad'));
+  assert.ok(lines.includes('route add default via 10.244.1.1 dev eth0 onlink'));
+  assert.ok(lines.includes('route add ::/0 via fd10:244:0:1::1 dev eth0 onlink'));
+  const own = sandboxBatch(spec('masquerade'), dualStack, subnets);
+  assert.ok(own.includes('route add default via 10.244.1.1 dev eth0'), 'an address of the node\'s own range needs no onlink');
+});

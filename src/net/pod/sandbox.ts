@@ -19,6 +19,12 @@
  *   IPv4 only, as in KubeVirt, whose DHCPv6 server serves masquerade
  *   alone: the guest gets no IPv6 pod address.
  *
+ * A sandbox made for the target of a live migration keeps the VMI's
+ * addresses: those of another node's range sit on `eth0` as host addresses
+ * (/32, /128) with the default routes `onlink` via this node's gateway, and
+ * `k6t-eth0` has the MAC derived from the VMI (every sandbox's), so the
+ * guest's neighbour entry for its gateway stays right after the move.
+ *
  * DHCP is Debian's dnsmasq run inside the sandbox (`ip netns exec`),
  * daemonised with a pid file in the sandbox's state directory: it outlives
  * an agent restart like QEMU and is killed with the sandbox. Every step is
@@ -32,6 +38,7 @@ import { runTool } from '../../host/run-tool.js';
 import type { Cidr } from './cidr.js';
 import { addressAt } from './cidr.js';
 import type { Lease } from './ipam.js';
+import { foreignAddresses } from './ipam.js';
 import type { NetworkNames, SandboxNames } from './names.js';
 import { sandboxBridge, sandboxTable, sandboxTap } from './names.js';
 import type { SecondaryLink, SecondaryNic } from './secondary.js';
@@ -74,6 +81,10 @@ export interface SandboxSpec {
   secondaries?: readonly SecondaryNic[];
   /** The VMI the sandbox is for, as CNI plugins are told (`K8S_POD_NAMESPACE`/`K8S_POD_NAME`); needed with `secondaries`. */
   owner?: { namespace: string; name: string };
+  /** The MAC of `k6t-eth0`, the guest's gateway (masquerade): the same on every node the VMI runs on. */
+  gatewayMac?: string;
+  /** The target of a live migration: the pod addresses the VMI has (no prefix), kept instead of new ones. */
+  keptAddresses?: readonly string[];
 }
 
 /** What a made sandbox is, kept in its state directory for status and cleanup. */
@@ -89,6 +100,10 @@ export interface SandboxState {
   guestIps: string[];
   /** The Multus NICs, net1, net2… in order. */
   secondaries: SecondaryLink[];
+  /** Pod addresses of another node's range (a migrated VMI's): this node routes them to the sandbox once the guest runs here. */
+  foreignIps?: string[];
+  /** The guest of a live migration switched over to this sandbox: its foreign addresses are routed here. */
+  arrived?: boolean;
 }
 
 /** Where one sandbox's files are. */
@@ -114,11 +129,15 @@ function withoutPrefix(address: string): string {
 
 /** The `ip -n NS -batch` lines that configure the inside of a sandbox. */
 export function sandboxBatch(spec: SandboxSpec, lease: Lease, subnets: readonly Cidr[]): string[] {
-  const lines = ['link set lo up', `link add ${sandboxBridge} type bridge`, `tuntap add dev ${sandboxTap} mode tap`, `link set ${sandboxTap} master ${sandboxBridge}`, `link set ${sandboxTap} up`];
+  const mac = spec.gatewayMac === undefined ? '' : ` address ${spec.gatewayMac}`;
+  const lines = ['link set lo up', `link add ${sandboxBridge}${mac} type bridge`, `tuntap add dev ${sandboxTap} mode tap`, `link set ${sandboxTap} master ${sandboxBridge}`, `link set ${sandboxTap} up`];
   if (spec.binding === 'masquerade') {
     lines.push('link set eth0 up');
     for (const address of lease.addresses) lines.push(`addr add ${address} dev eth0${address.includes(':') ? ' nodad' : ''}`);
-    for (const subnet of subnets) lines.push(`route add ${subnet.family === 4 ? 'default' : '::/0'} via ${addressAt(subnet, 1n)} dev eth0`);
+    // Another node's address is no neighbour of this node's gateway: the route says the gateway is on the link anyway.
+    const foreign = foreignAddresses(lease, subnets);
+    const onlink = (family: 4 | 6): string => (foreign.some((ip) => ip.includes(':') === (family === 6)) ? ' onlink' : '');
+    for (const subnet of subnets) lines.push(`route add ${subnet.family === 4 ? 'default' : '::/0'} via ${addressAt(subnet, 1n)} dev eth0${onlink(subnet.family)}`);
     lines.push(`addr add ${masqueradeGateway}/24 dev ${sandboxBridge}`);
     if (hasIpv6(lease)) lines.push(`addr add ${masqueradeGateway6}/${masqueradePrefix6} dev ${sandboxBridge} nodad`);
   } else {
@@ -242,8 +261,15 @@ export async function createSandbox(
     guestIps: spec.binding === 'masquerade' ? [masqueradeGuest, ...(hasIpv6(lease) ? [masqueradeGuest6] : [])] : podIps.filter((ip) => !ip.includes(':')),
     secondaries,
   };
-  await writeFile(files.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  const foreign = foreignAddresses(lease, subnets);
+  if (foreign.length > 0) Object.assign(state, { foreignIps: foreign, arrived: false });
+  await writeSandboxState(options.stateDir, state);
   return state;
+}
+
+/** Writes a sandbox's record (after a change: a migrated guest arrived). */
+export async function writeSandboxState(stateDir: string, state: SandboxState): Promise<void> {
+  await writeFile(sandboxFiles(stateDir).state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** The state a sandbox was made with; undefined when there is none (or it is unreadable). */
@@ -263,7 +289,10 @@ export async function readSandboxState(stateDir: string): Promise<SandboxState |
   if ((binding !== 'masquerade' && binding !== 'bridge') || pod === undefined || guest === undefined) return undefined;
   // Written by this agent with the state (a sandbox from before Multus NICs has none).
   const links = Array.isArray(secondaries) ? secondaries.map(readSecondaryLink).filter((l) => l !== undefined) : [];
-  return { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest, secondaries: links };
+  const state: SandboxState = { netns, hostVeth, tap, binding, mac, podIps: pod, guestIps: guest, secondaries: links };
+  const foreign = strings(value.foreignIps);
+  if (foreign !== undefined && foreign.length > 0) Object.assign(state, { foreignIps: foreign, arrived: value.arrived === true });
+  return state;
 }
 
 /** One Multus NIC of a sandbox record; undefined when it is not one. */

@@ -11,6 +11,7 @@ import type { MigrationHost } from './host.js';
 import type { MigrationAnswer, MigrationCommand } from './protocol.js';
 import { MigrationSources } from './source.js';
 import { MigrationTargets } from './target.js';
+import { TargetJanitor } from './target-janitor.js';
 
 export type { MigrationHost } from './host.js';
 export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, SourceProgress, SourceState } from './protocol.js';
@@ -20,10 +21,13 @@ export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } fro
 export class NodeMigrations {
   private readonly sources: MigrationSources;
   private readonly targets: MigrationTargets;
+  private readonly janitor: TargetJanitor;
 
   constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger }) {
     this.sources = new MigrationSources(options.host, options.logger.child({ part: 'migration-source' }));
     this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }));
+    this.janitor = new TargetJanitor({ client: options.client, targets: this.targets, logger: options.logger.child({ part: 'migration-target' }) });
+    this.janitor.start();
   }
 
   /** Carries out one step for VMI `namespace/name`; an ApiError saying why when it cannot. */
@@ -38,7 +42,15 @@ export class NodeMigrations {
 
   /** Kills the QEMUs waiting for guests that will not come now (agent stop). */
   async stop(): Promise<void> {
+    await this.janitor.stop();
     await this.targets.stop();
+  }
+
+  /** A migration this agent does not know while it runs the VMI's guest: it restarted mid-way, and takes the migration over (see {@link MigrationSources.adopt}). */
+  private async adoptAfterRestart(namespace: string, name: string, migrationUid: string): Promise<void> {
+    if (this.sources.knows(migrationUid)) return;
+    const machine = this.options.host.liveMachine(namespace, name);
+    if (machine !== undefined) await this.sources.adopt(migrationUid, machine);
   }
 
   private async step(namespace: string, name: string, command: MigrationCommand, signal: AbortSignal): Promise<MigrationAnswer> {
@@ -55,8 +67,10 @@ export class NodeMigrations {
         return { source: this.sources.status(command.migrationUid) };
       }
       case 'source-status':
+        await this.adoptAfterRestart(namespace, name, command.migrationUid);
         return { source: this.sources.status(command.migrationUid) };
       case 'cancel-source':
+        await this.adoptAfterRestart(namespace, name, command.migrationUid);
         return { source: await this.sources.cancel(command.migrationUid) };
       case 'finish-source':
         await this.sources.finish(command.migrationUid);

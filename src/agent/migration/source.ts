@@ -13,6 +13,7 @@ import { QmpError } from '../qmp/index.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
 import type { MigrationTarget, SourceProgress } from './protocol.js';
+import { StallWatch, severConnections } from './stall.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
 const pollMs = 100;
@@ -70,6 +71,40 @@ export class MigrationSources {
     return this.outgoing.get(migrationUid)?.progress ?? { state: 'unknown', message: 'the source agent knows nothing of this migration (it restarted?)' };
   }
 
+  /** Whether this agent knows migration `migrationUid` (it started it, or took it over after a restart). */
+  knows(migrationUid: string): boolean {
+    return this.outgoing.has(migrationUid);
+  }
+
+  /**
+   * Takes over migration `migrationUid` of `machine` after this agent
+   * restarted mid-way (the QEMU ran on, the run that drove it did not). No
+   * run can be resumed, so QEMU's own state decides: a migration QEMU
+   * completed (the switch-over was done) stays completed for the
+   * controller to finish; anything else is rolled back and the guest runs
+   * on here. Never both: the target only resumes after a completed one.
+   */
+  async adopt(migrationUid: string, machine: Machine): Promise<SourceProgress> {
+    const known = this.outgoing.get(migrationUid);
+    if (known !== undefined) return known.progress;
+    const info = await machine.execute('query-migrate');
+    const entry: Outgoing = { machine, progress: { state: 'unknown' }, abort: new AbortController(), run: Promise.resolve() };
+    this.outgoing.set(migrationUid, entry);
+    this.host.holdForMigration(machine.key, machine.record.uid);
+    if (info.status === 'completed') {
+      entry.progress = { state: 'completed', ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
+      this.logger.info('took over a completed migration after a restart', { migrationUid, uid: machine.record.uid });
+      return entry.progress;
+    }
+    entry.progress = { state: 'failed', message: `migration failed: the source node's agent restarted during the migration (QEMU's migration was ${info.status ?? 'not started'}); it was rolled back and the guest runs on at the source` };
+    entry.run = this.rollBack(entry).finally(() => {
+      this.host.migrationEnded(machine.record.uid);
+      this.logger.info('rolled back a migration interrupted by an agent restart; the guest runs on here', { migrationUid, uid: machine.record.uid });
+    });
+    await entry.run;
+    return entry.progress;
+  }
+
   /** Stops a migration that has not switched over; resolves once the guest runs on here alone. */
   async cancel(migrationUid: string): Promise<SourceProgress> {
     const entry = this.outgoing.get(migrationUid);
@@ -106,8 +141,10 @@ export class MigrationSources {
       await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: { type: 'inet', host: target.address, port: String(target.nbdPort) }, export: node });
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
+    const mirrorWatch = new StallWatch();
     await this.until(signal, async () => {
       const jobs = await machine.execute('query-block-jobs');
+      await this.failIfStalled(mirrorWatch, jobs.reduce((sum, j) => sum + j.offset, 0), target);
       for (const node of nodes) {
         const job = jobs.find((j) => j.device === mirrorNode(node));
         if (job === undefined) throw new Error(`the mirror of ${node} into the target ended before it was in step`);
@@ -120,13 +157,16 @@ export class MigrationSources {
     await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
     await machine.execute('migrate', { uri: `tcp:${hostPort(target.address, target.migrationPort)}` });
     let completed: SourceProgress | undefined;
+    let streamWatch = new StallWatch();
     await this.until(signal, async () => {
       const info = await machine.execute('query-migrate');
+      if (info.status === 'active' || info.status === 'setup') await this.failIfStalled(streamWatch, info.ram?.transferred ?? 0, target);
       switch (info.status) {
         case 'pre-switchover':
           // The guest is paused: the mirrors catch up with its last writes and end, then the switch-over.
           await this.completeMirrors(machine, nodes);
           await machine.execute('migrate-continue', { state: 'pre-switchover' });
+          streamWatch = new StallWatch();
           return false;
         case 'completed':
           completed = { state: 'completed', disksCopied: nodes.length > 0, ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
@@ -142,6 +182,14 @@ export class MigrationSources {
     if (completed === undefined) throw new Error('the migration ended without completing');
     this.logger.info('migration completed on the source', { uid: machine.record.uid, downtimeMs: completed.downtimeMs, totalTimeMs: completed.totalTimeMs });
     return completed;
+  }
+
+  /** Fails the run once nothing moved to the target for too long; the sockets to it go first, so that the roll-back does not hang on them. */
+  private async failIfStalled(watch: StallWatch, bytes: number, target: MigrationTarget): Promise<void> {
+    const stalled = watch.observe(bytes);
+    if (stalled === undefined) return;
+    await severConnections(target).catch((err: unknown) => { this.logger.warn('cannot close the connections to a silent migration target', { err }); });
+    throw new Error(stalled);
   }
 
   /** Cancels each mirror (ready ones complete without a pivot: the target holds all the guest wrote) and waits until they are gone. */

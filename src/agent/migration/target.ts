@@ -35,6 +35,8 @@ async function freePort(address: string): Promise<number> {
 /** The node's incoming migrations, by migration uid. */
 export class MigrationTargets {
   private readonly incoming = new Map<string, Incoming>();
+  /** Migrations whose guest arrived here: a repeated finish (a controller that restarted mid-way) is a no-op. */
+  private readonly finished = new Set<string>();
 
   constructor(private readonly host: MigrationHost, private readonly logger: Logger) {}
 
@@ -67,6 +69,7 @@ export class MigrationTargets {
 
   /** The guest arrived: stop exporting, resume it, and let the runner take it. */
   async finish(migrationUid: string): Promise<void> {
+    if (this.finished.has(migrationUid)) return;
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
@@ -78,6 +81,7 @@ export class MigrationTargets {
     await machine.execute('cont');
     await machine.refreshRunState();
     this.incoming.delete(migrationUid);
+    this.finished.add(migrationUid);
     this.host.arrived(machine);
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
   }
@@ -89,6 +93,11 @@ export class MigrationTargets {
     this.incoming.delete(migrationUid);
     await this.kill(entry.machine);
     this.logger.info('migration target removed', { migrationUid, uid: entry.machine.record.uid });
+  }
+
+  /** The waiting QEMUs, by migration uid (for the janitor). */
+  waiting(): [string, Machine][] {
+    return [...this.incoming].map(([uid, entry]) => [uid, entry.machine]);
   }
 
   /** Kills every waiting QEMU (agent stop). */

@@ -28,6 +28,7 @@ import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, se
 import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
 import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
+import { cleanupWaitMs, sourceCleanupAnnotation, within } from './faults.js';
 
 /** How often a running migration is polled (KubeVirt's monitor polls every 400 ms). */
 const pollMs = 300;
@@ -112,7 +113,7 @@ export class MigrationController {
   private async syncMigration(migration: KObject): Promise<ReconcileResult> {
     const vmi = this.vmis.get(`${migration.metadata.namespace ?? ''}/${stringAt(migration, 'spec', 'vmiName') ?? ''}`);
     if (migration.metadata.deletionTimestamp !== undefined) return this.cancel(migration, vmi);
-    if (isFinished(migration)) return {};
+    if (isFinished(migration)) return this.retrySourceCleanup(migration);
     if (!(migration.metadata.finalizers ?? []).includes(migrationFinalizer)) {
       await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', {
         metadata: { resourceVersion: migration.metadata.resourceVersion, finalizers: [...(migration.metadata.finalizers ?? []), migrationFinalizer] },
@@ -224,6 +225,7 @@ export class MigrationController {
     const source = stringAt(state, 'sourceNode') ?? '';
     const targetNode = stringAt(state, 'targetNode') ?? '';
     const uid = migration.metadata.uid ?? '';
+    if (state.completed === true && nodeNameOf(vmi) === targetNode) return this.resumeAfterHandOver(migration, vmi, state, log);
     const progress = (await this.step(source, vmi, { step: 'source-status', migrationUid: uid })).source;
     if (progress === undefined) throw new Error(`the agent of ${source} did not say where the migration is`);
     if (progress.state === 'mirroring' || progress.state === 'migrating') return { requeueAfter: pollMs };
@@ -232,8 +234,8 @@ export class MigrationController {
     const done = { ...state, completed: true, endTimestamp: timestamp(Date.now()), targetNodeDomainReadyTimestamp: timestamp(Date.now()) };
     // From here the target's agent holds the guest: the VMI is bound there.
     await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
-    await this.step(source, vmi, { step: 'finish-source', migrationUid: uid }).catch((err: unknown) => { log.warn('the source did not clean up after the migration', { err }); });
-    const annotations: Record<string, string> = {};
+    const sourceLeft = await this.finishSource(migration, source, vmi, log);
+    const annotations: Record<string, string> = sourceLeft === undefined ? {} : { [sourceCleanupAnnotation]: sourceLeft };
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
     if (progress.totalTimeMs !== undefined) annotations[totalTimeAnnotation] = String(progress.totalTimeMs);
     await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations } });
@@ -253,7 +255,8 @@ export class MigrationController {
       const source = stringAt(state, 'sourceNode');
       const target = stringAt(state, 'targetNode');
       if (source !== undefined && phase === 'Running') await this.step(source, vmi, { step: 'cancel-source', migrationUid: uid });
-      if (target !== undefined) await this.step(target, vmi, { step: 'abort-target', migrationUid: uid });
+      // A target out of reach removes its QEMU by itself once it reads the aborted state (src/agent/migration/target-janitor.ts).
+      if (target !== undefined) await within(this.step(target, vmi, { step: 'abort-target', migrationUid: uid }), cleanupWaitMs, `the agent of ${target}`).catch((err: unknown) => { this.logger.warn('the target did not remove its QEMU now', { ...logFieldsOf(migration), target, err }); });
       if (state !== undefined) await this.patchVmi(vmi, { status: { migrationState: { ...state, abortRequested: true, abortStatus: 'Succeeded', failed: true, completed: false, endTimestamp: timestamp(Date.now()) } } });
       await this.setPhase(migration, 'Failed', { migrationState: { ...state, abortStatus: 'Succeeded', failed: true } }).catch(() => migration);
       this.recorder.record(vmi, 'Normal', 'MigrationAborted', 'the migration was cancelled; the guest runs on at the source');
@@ -271,8 +274,9 @@ export class MigrationController {
     const state = vmi === undefined ? undefined : migrationStateOf(vmi, uid);
     const source = stringAt(state, 'sourceNode');
     const target = stringAt(state, 'targetNode');
-    if (vmi !== undefined && source !== undefined && phaseOf(migration) === 'Running') await this.step(source, vmi, { step: 'cancel-source', migrationUid: uid }).catch(() => undefined);
-    if (vmi !== undefined && target !== undefined) await this.step(target, vmi, { step: 'abort-target', migrationUid: uid }).catch(() => undefined);
+    // Bounded: a cut-off or dead agent answers nothing; a target cleans up by itself once it can read the VMI again.
+    if (vmi !== undefined && source !== undefined && phaseOf(migration) === 'Running') await within(this.step(source, vmi, { step: 'cancel-source', migrationUid: uid }), cleanupWaitMs, `the agent of ${source}`).catch(() => undefined);
+    if (vmi !== undefined && target !== undefined) await within(this.step(target, vmi, { step: 'abort-target', migrationUid: uid }), cleanupWaitMs, `the agent of ${target}`).catch(() => undefined);
     const failed = state === undefined ? undefined : { ...state, failed: true, completed: false, endTimestamp: timestamp(Date.now()), failureReason: message };
     if (vmi !== undefined && failed !== undefined) await this.patchVmi(vmi, { status: { migrationState: failed } });
     await this.setPhase(migration, 'Failed', {
@@ -280,6 +284,57 @@ export class MigrationController {
       conditions: [{ type: 'Failed', status: 'True', reason: 'MigrationFailed', message, lastProbeTime: null, lastTransitionTime: timestamp(Date.now()) }],
     });
     this.recorder.record(migration, 'Warning', 'FailedMigration', message);
+    return {};
+  }
+
+  /**
+   * The source quits its QEMU after the hand-over; undefined once it did,
+   * else why not (kept on the migration for {@link retrySourceCleanup}).
+   */
+  private async finishSource(migration: KObject, source: string, vmi: KObject, log: Logger): Promise<string | undefined> {
+    try {
+      await within(this.step(source, vmi, { step: 'finish-source', migrationUid: migration.metadata.uid ?? '' }), cleanupWaitMs, `the agent of ${source}`);
+      return undefined;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn('the source did not clean up after the migration; retrying', { source, message });
+      return `finish-source on ${source} failed (${message}): retried until the source's QEMU is gone`;
+    }
+  }
+
+  /**
+   * A Succeeded migration whose source did not quit its paused QEMU: asked
+   * again, with the queue's backoff, until the source agent answers (a
+   * restarted source agent removes it by itself: its VMI is bound elsewhere).
+   */
+  private async retrySourceCleanup(migration: KObject): Promise<ReconcileResult> {
+    if (migration.metadata.annotations?.[sourceCleanupAnnotation] === undefined) return {};
+    const source = stringAt(recordAt(migration, 'status', 'migrationState'), 'sourceNode');
+    if (source === undefined || this.nodes.get(source) === undefined) {
+      // The source node is gone: nothing left to clean there.
+      await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: null } } });
+      return {};
+    }
+    const agent = source === undefined ? undefined : this.agents.forNode(source);
+    if (agent === undefined) throw new Error(`the source node ${source ?? '(unknown)'} of migration ${migration.metadata.name ?? ''} has no agent this server can reach to quit its QEMU`);
+    await within(agent.migration(migration.metadata.namespace ?? '', stringAt(migration, 'spec', 'vmiName') ?? '', { step: 'finish-source', migrationUid: migration.metadata.uid ?? '' }), cleanupWaitMs, `the agent of ${source ?? ''}`);
+    await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: null } } });
+    this.logger.info('the source quit its QEMU after the migration', { ...logFieldsOf(migration), source });
+    return {};
+  }
+
+  /**
+   * A leader that took over after the hand-over (the VMI already bound to
+   * the target, the migration not yet Succeeded): the guest runs on the
+   * target, so the migration ends Succeeded, without QEMU's figures.
+   */
+  private async resumeAfterHandOver(migration: KObject, vmi: KObject, state: Record<string, unknown>, log: Logger): Promise<ReconcileResult> {
+    const source = stringAt(state, 'sourceNode') ?? '';
+    const sourceLeft = await this.finishSource(migration, source, vmi, log);
+    if (sourceLeft !== undefined) await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: sourceLeft } } });
+    await this.setPhase(migration, 'Succeeded', { migrationState: state });
+    log.info('migration succeeded (taken over after the hand-over)', { source, targetNode: stringAt(state, 'targetNode') });
+    this.recorder.record(migration, 'Normal', 'SuccessfulMigration', 'Source node reported migration succeeded');
     return {};
   }
 

@@ -138,6 +138,8 @@ export class MigrationSources {
       if (!target.exports.includes(node)) throw new Error(`the target exports no disk for ${node} (it exports ${target.exports.join(', ') || 'none'})`);
     }
     for (const node of nodes) {
+      // An NBD node an interrupted migration left (its agent restarted before the roll-back) would clash with the new one.
+      await machine.execute('blockdev-del', { 'node-name': mirrorNode(node) }).catch(() => undefined);
       await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: { type: 'inet', host: target.address, port: String(target.nbdPort) }, export: node });
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }

@@ -28,7 +28,7 @@ import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, se
 import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
 import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
-import { cleanupWaitMs, sourceCleanupAnnotation, within } from './faults.js';
+import { cleanupWaitMs, sourceCleanupAnnotation, sourceSilenceLimitMs, within } from './faults.js';
 
 /** How often a running migration is polled (KubeVirt's monitor polls every 400 ms). */
 const pollMs = 300;
@@ -49,6 +49,8 @@ export class MigrationController {
   private readonly recorder: EventRecorder;
   /** The migration as our last status write returned it, by uid: fresher than the cache until the watch catches up. */
   private readonly written = new Map<string, KObject>();
+  /** When a running migration's source agent first did not answer, by migration uid. */
+  private readonly sourceSilentSince = new Map<string, number>();
 
   constructor(
     private readonly client: Client,
@@ -226,7 +228,9 @@ export class MigrationController {
     const targetNode = stringAt(state, 'targetNode') ?? '';
     const uid = migration.metadata.uid ?? '';
     if (state.completed === true && nodeNameOf(vmi) === targetNode) return this.resumeAfterHandOver(migration, vmi, state, log);
-    const progress = (await this.step(source, vmi, { step: 'source-status', migrationUid: uid })).source;
+    const answer = await this.askSource(source, vmi, uid);
+    if (answer === 'silent') return { requeueAfter: 1_000 };
+    const progress = answer.source;
     if (progress === undefined) throw new Error(`the agent of ${source} did not say where the migration is`);
     if (progress.state === 'mirroring' || progress.state === 'migrating') return { requeueAfter: pollMs };
     if (progress.state !== 'completed') throw new Error(progress.message ?? `the migration ended ${progress.state} on the source`);
@@ -285,6 +289,29 @@ export class MigrationController {
     });
     this.recorder.record(migration, 'Warning', 'FailedMigration', message);
     return {};
+  }
+
+  /**
+   * Where the source is with migration `uid`; `silent` while its agent has
+   * not answered for less than {@link sourceSilenceLimitMs} (the caller
+   * asks again), then an error saying so, which fails the migration.
+   */
+  private async askSource(source: string, vmi: KObject, uid: string): Promise<MigrationAnswer | 'silent'> {
+    try {
+      const answer = await within(this.step(source, vmi, { step: 'source-status', migrationUid: uid }), cleanupWaitMs, `the agent of ${source}`);
+      this.sourceSilentSince.delete(uid);
+      return answer;
+    } catch (err) {
+      const since = this.sourceSilentSince.get(uid) ?? Date.now();
+      this.sourceSilentSince.set(uid, since);
+      const message = err instanceof Error ? err.message : String(err);
+      if (Date.now() - since < sourceSilenceLimitMs) {
+        this.logger.info('the source agent does not answer; asking again', { migrationUid: uid, source, message });
+        return 'silent';
+      }
+      this.sourceSilentSince.delete(uid);
+      throw new Error(`the agent of the source node ${source} did not answer for ${sourceSilenceLimitMs / 1000} s (${message})`);
+    }
   }
 
   /**

@@ -15,6 +15,14 @@
  */
 export const cleanupWaitMs = 10_000;
 
+/**
+ * How long a running migration waits for a source agent that does not
+ * answer (it restarts, or its host is briefly out of reach) before it is
+ * failed. QEMU runs on meanwhile; a restarted agent takes the migration
+ * over (src/agent/migration/source.ts `adopt`).
+ */
+export const sourceSilenceLimitMs = 60_000;
+
 /** Set on a Succeeded migration whose source has not yet quit its QEMU (the value says why); removed once it has. */
 export const sourceCleanupAnnotation = 'vireo.io/migration-source-cleanup';
 

@@ -189,15 +189,18 @@ test('faults mid-migration leave the guest on the source, the migration Failed w
     await nothingOnTarget('after its agent came back');
   });
 
-  await t.test('the source agent restarts mid-way: its guest runs on, the migration is rolled back and Failed, one QEMU runs the guest', async () => {
-    await startMigration('restart-source-agent');
+  await t.test('the source agent restarts mid-way: its guest runs on, the migration is rolled back and Failed, one QEMU runs the guest', async (st) => {
+    await streaming(await startMigration('restart-source-agent'));
     const source = cluster.agents.find((a) => a.host === host1);
     assert.ok(source !== undefined);
+    const killedAt = Date.now();
     source.process.child.kill('SIGKILL');
     await source.process.exited;
     assert.equal(qemuPidsUnder(agentDir(host1)).length, 1, 'the guest outlives its agent');
     await cluster.startAgent(host1);
+    st.diagnostic(`source agent back ${Date.now() - killedAt} ms after it was killed`);
     await failedWith('restart-source-agent', /agent restarted during the migration/);
+    st.diagnostic(`Failed ${Date.now() - killedAt} ms after the source agent was killed`);
     await stillCountingOnSource();
     await nothingOnTarget('after the source rolled back');
   });

@@ -159,7 +159,7 @@ test('a source agent silent for a few seconds (restarting) does not fail the mig
   });
 });
 
-test('a target that refuses to prepare fails the migration with its message', async () => {
+test('a target that refuses to prepare fails the migration with its message; the next migration starts with a fresh state', async () => {
   await runningVmi('refused');
   const agents = cooperativeAgents(() => 'migrating');
   agents.script('dst', (command) => {
@@ -175,13 +175,25 @@ test('a target that refuses to prepare fails the migration with its message', as
   assert.equal(stringAt(vmi, 'status', 'nodeName'), 'src');
   assert.match(String(recordAt(vmi, 'status', 'migrationState')?.failureReason), /manifest unknown/);
   assert.ok(!agents.stepsOf('src', failed.metadata.uid).includes('start-source'), 'the source never started');
+  // The next migration's state starts afresh: nothing of the failed one lingers in it (a target agent would take it as failed).
+  agents.script('dst', (command) => (command.step === 'prepare-target' ? { target } : {}));
+  await withController(agents, async () => {
+    await migrate('refused-again', 'refused');
+    await phaseIs('refused-again', 'Running');
+    const state = recordAt(await env.client.get(resources.virtualMachineInstances, 'default', 'refused'), 'status', 'migrationState') ?? {};
+    assert.equal(state.failed, undefined, JSON.stringify(state));
+    assert.equal(state.failureReason, undefined);
+    // Cancelled, so that no later test's controller picks it up.
+    await env.client.delete(resources.virtualMachineInstanceMigrations, 'default', 'refused-again');
+    await eventually(async () => (await env.client.tryGet(resources.virtualMachineInstanceMigrations, 'default', 'refused-again')) === undefined || undefined, { what: 'refused-again cancelled' });
+  });
 });
 
 test('a source that does not quit its QEMU after the hand-over is asked again until it does', async () => {
   await runningVmi('stuck-source');
   const agents = cooperativeAgents(() => 'completed');
   const answer = cooperativeAgents(() => 'completed').forNode('src');
-  let refusals = 2;
+  let refusals = 4;
   agents.script('src', (command) => {
     if (command.step === 'finish-source' && refusals-- > 0) throw new Error('connect ECONNREFUSED 192.0.2.1:10250');
     return answer?.migration('default', 'stuck-source', command) ?? {};
@@ -191,6 +203,6 @@ test('a source that does not quit its QEMU after the hand-over is asked again un
     const done = await phaseIs('stuck-source', 'Succeeded');
     assert.match(done.metadata.annotations?.['vireo.io/migration-source-cleanup'] ?? '', /finish-source on src failed \(connect ECONNREFUSED/);
     await eventually(async () => (await env.client.get(resources.virtualMachineInstanceMigrations, 'default', 'stuck-source')).metadata.annotations?.['vireo.io/migration-source-cleanup'] === undefined || undefined, { what: 'the source clean-up mark to go', timeoutMs: 20_000 });
-    assert.equal(agents.stepsOf('src', done.metadata.uid).filter((s) => s === 'finish-source').length, 3);
+    assert.equal(agents.stepsOf('src', done.metadata.uid).filter((s) => s === 'finish-source').length, 5);
   });
 });

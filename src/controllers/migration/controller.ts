@@ -28,7 +28,7 @@ import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, se
 import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
 import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
-import { cleanupWaitMs, sourceCleanupAnnotation, sourceSilenceLimitMs, within } from './faults.js';
+import { cleanupWaitMs, replacingState, sourceCleanupAnnotation, sourceSilenceLimitMs, within } from './faults.js';
 
 /** How often a running migration is polled (KubeVirt's monitor polls every 400 ms). */
 const pollMs = 300;
@@ -185,7 +185,7 @@ export class MigrationController {
       mode: 'PreCopy',
       ...(policy === undefined ? {} : { migrationPolicyName: policy.metadata.name }),
     };
-    await this.patchVmi(vmi, { status: { migrationState: state, migrationMethod: migrationMethodOf(vmi) } });
+    await this.patchVmi(vmi, { status: { migrationState: replacingState(recordAt(vmi, 'status', 'migrationState'), state), migrationMethod: migrationMethodOf(vmi) } });
     await this.setPhase(migration, 'Scheduled', { migrationState: state });
     this.recorder.record(migration, 'Normal', 'SuccessfulCreate', `target node ${placement.node} chosen for the migration from ${source}`);
     return {};

@@ -13,7 +13,7 @@ import { QmpError } from '../qmp/index.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
 import type { MigrationTarget, SourceProgress } from './protocol.js';
-import { StallWatch, severConnections } from './stall.js';
+import { StallWatch, probeTarget, severConnections } from './stall.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
 const pollMs = 100;
@@ -137,6 +137,7 @@ export class MigrationSources {
     for (const node of nodes) {
       if (!target.exports.includes(node)) throw new Error(`the target exports no disk for ${node} (it exports ${target.exports.join(', ') || 'none'})`);
     }
+    if (nodes.length > 0) await probeTarget(target);
     for (const node of nodes) {
       // An NBD node an interrupted migration left (its agent restarted before the roll-back) would clash with the new one.
       await machine.execute('blockdev-del', { 'node-name': mirrorNode(node) }).catch(() => undefined);

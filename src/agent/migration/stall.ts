@@ -10,6 +10,7 @@
  * them.
  */
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import type { MigrationTarget } from './protocol.js';
 
 /**
@@ -48,6 +49,32 @@ export function severConnections(target: MigrationTarget): Promise<void> {
     execFile('ss', ['-K', '-t', ...filter], { timeout: 10_000 }, (err, _stdout, stderr) => {
       if (err === null) resolve();
       else reject(new Error(`cannot close the connections to the migration target ${target.address}: ${stderr.trim() || err.message}`));
+    });
+  });
+}
+
+/** How long the target's NBD server has to accept a probe connection. */
+const probeTimeoutMs = 5_000;
+
+/**
+ * Resolves once the target's NBD server accepts a TCP connection (closed at
+ * once). QEMU 7.2 connects an NBD node synchronously in `blockdev-add`,
+ * holding its monitor (and the guest's vCPUs when they need the main
+ * lock) until the connect times out: the probe keeps an unreachable target
+ * from doing that to the guest.
+ */
+export function probeTarget(target: MigrationTarget): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: target.address, port: target.nbdPort });
+    const fail = (why: string): void => {
+      socket.destroy();
+      reject(new Error(`the target's NBD server at ${target.address}:${target.nbdPort} ${why}: the target node or the network to it is down`));
+    };
+    socket.setTimeout(probeTimeoutMs, () => { fail(`did not answer within ${probeTimeoutMs / 1000} s`); });
+    socket.once('error', (err) => { fail(`refused the connection (${err.message})`); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
     });
   });
 }

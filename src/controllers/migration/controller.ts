@@ -276,11 +276,13 @@ export class MigrationController {
   private async fail(migration: KObject, vmi: KObject | undefined, message: string): Promise<ReconcileResult> {
     const uid = migration.metadata.uid ?? '';
     const state = vmi === undefined ? undefined : migrationStateOf(vmi, uid);
-    const source = stringAt(state, 'sourceNode');
-    const target = stringAt(state, 'targetNode');
+    // The VMI may be gone already: the migration's own copy of the state still names both nodes.
+    const nodes = state ?? recordAt(migration, 'status', 'migrationState');
+    const source = stringAt(nodes, 'sourceNode');
+    const target = stringAt(nodes, 'targetNode');
     // Bounded: a cut-off or dead agent answers nothing; a target cleans up by itself once it can read the VMI again.
-    if (vmi !== undefined && source !== undefined && phaseOf(migration) === 'Running') await within(this.step(source, vmi, { step: 'cancel-source', migrationUid: uid }), cleanupWaitMs, `the agent of ${source}`).catch(() => undefined);
-    if (vmi !== undefined && target !== undefined) await within(this.step(target, vmi, { step: 'abort-target', migrationUid: uid }), cleanupWaitMs, `the agent of ${target}`).catch(() => undefined);
+    if (source !== undefined && phaseOf(migration) === 'Running') await within(this.stepOf(migration, source, { step: 'cancel-source', migrationUid: uid }), cleanupWaitMs, `the agent of ${source}`).catch(() => undefined);
+    if (target !== undefined) await within(this.stepOf(migration, target, { step: 'abort-target', migrationUid: uid }), cleanupWaitMs, `the agent of ${target}`).catch(() => undefined);
     const failed = state === undefined ? undefined : { ...state, failed: true, completed: false, endTimestamp: timestamp(Date.now()), failureReason: message };
     if (vmi !== undefined && failed !== undefined) await this.patchVmi(vmi, { status: { migrationState: failed } });
     await this.setPhase(migration, 'Failed', {
@@ -342,9 +344,7 @@ export class MigrationController {
       await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: null } } });
       return {};
     }
-    const agent = source === undefined ? undefined : this.agents.forNode(source);
-    if (agent === undefined) throw new Error(`the source node ${source ?? '(unknown)'} of migration ${migration.metadata.name ?? ''} has no agent this server can reach to quit its QEMU`);
-    await within(agent.migration(migration.metadata.namespace ?? '', stringAt(migration, 'spec', 'vmiName') ?? '', { step: 'finish-source', migrationUid: migration.metadata.uid ?? '' }), cleanupWaitMs, `the agent of ${source ?? ''}`);
+    await within(this.stepOf(migration, source, { step: 'finish-source', migrationUid: migration.metadata.uid ?? '' }), cleanupWaitMs, `the agent of ${source}`);
     await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: null } } });
     this.logger.info('the source quit its QEMU after the migration', { ...logFieldsOf(migration), source });
     return {};
@@ -363,6 +363,13 @@ export class MigrationController {
     log.info('migration succeeded (taken over after the hand-over)', { source, targetNode: stringAt(state, 'targetNode') });
     this.recorder.record(migration, 'Normal', 'SuccessfulMigration', 'Source node reported migration succeeded');
     return {};
+  }
+
+  /** A step for the VMI migration `migration` names, whether or not the VMI still exists. */
+  private async stepOf(migration: KObject, node: string, command: MigrationCommand): Promise<MigrationAnswer> {
+    const agent = this.agents.forNode(node);
+    if (agent === undefined) throw new Error(`node ${node} has no agent this server can reach`);
+    return agent.migration(migration.metadata.namespace ?? '', stringAt(migration, 'spec', 'vmiName') ?? '', command);
   }
 
   private async step(node: string, vmi: KObject, command: MigrationCommand): Promise<MigrationAnswer> {

@@ -21,6 +21,7 @@ import type { VmiRecord } from './layout.js';
 import { Machine } from './machine.js';
 import { signalQemu, spawnQemu } from './qemu-process.js';
 import { prepareVolumes } from './volumes.js';
+import type { ClaimFile } from './volumes.js';
 import type { PodNetwork, SandboxSpec } from '../net/pod/index.js';
 import type { NicDevice, PodInterface, VmiInterfaces } from './pod-interfaces.js';
 import { interfacesOf, nicModels } from './pod-interfaces.js';
@@ -97,6 +98,8 @@ export interface LaunchOptions {
   nodeName?: string;
   /** The target of a live migration: QEMU waits for the guest (`-incoming defer`) and is not resumed here. */
   incoming?: boolean;
+  /** A migration target's fresh copies of the VMI's claims, by volume name. */
+  claimFiles?: Record<string, ClaimFile>;
   signal: AbortSignal;
 }
 
@@ -128,6 +131,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     signal: options.signal,
     onPullEvent: options.onPullEvent,
     ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
+    ...(options.claimFiles === undefined ? {} : { claimFiles: options.claimFiles }),
   }));
   const paths: VmiPaths = {
     dir: layout.dir,

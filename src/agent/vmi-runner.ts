@@ -21,6 +21,7 @@ import type { Logger } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
 import type { GuestAction, GuestActionParameters } from './handle.js';
 import type { ImageStore } from './images/index.js';
+import type { ClaimFile } from './volumes.js';
 import type { NodeFacts } from './qemu/index.js';
 import type { Runtime, VmiAction } from './actions.js';
 import { assertNever, decideAction, runtimeUid } from './actions.js';
@@ -180,15 +181,16 @@ export class VmiRunner {
 
   /**
    * Starts the target QEMU of an incoming migration of `vmi`: the same
-   * machine, its disks made fresh on this node, waiting for the guest. The
-   * runner does not hold it until {@link adoptIncoming}.
+   * machine, its disks made fresh on this node (`claimFiles` in place of
+   * its claims' volumes), waiting for the guest. The runner does not hold
+   * it until {@link adoptIncoming}.
    */
-  async launchIncoming(vmi: KObject, signal: AbortSignal): Promise<Machine> {
+  async launchIncoming(vmi: KObject, signal: AbortSignal, claimFiles?: Record<string, ClaimFile>): Promise<Machine> {
     const key = keyOf(vmi);
     const uid = vmi.metadata.uid ?? '';
     const { facts, accelReason } = await this.options.startFacts(signal);
     try {
-      return await launchMachine(vmi, { ...this.launchOptions(vmi, key, { facts, accelReason }, this.objectLogger(vmi), signal), incoming: true });
+      return await launchMachine(vmi, { ...this.launchOptions(vmi, key, { facts, accelReason }, this.objectLogger(vmi), signal), incoming: true, ...(claimFiles === undefined ? {} : { claimFiles }) });
     } catch (err) {
       await this.removeGuestFiles(uid);
       throw err;

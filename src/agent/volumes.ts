@@ -56,6 +56,14 @@ export interface PrepareVolumesOptions {
   onPullEvent?: (event: PullEvent) => void;
   /** This node: a claim's volume must be pinned to it. Unset, the check is skipped. */
   nodeName?: string;
+  /** Files that stand in for claims, by VMI volume name: a migration target's fresh copies, filled by the source's mirror. */
+  claimFiles?: Record<string, ClaimFile>;
+}
+
+/** A claim's volume file on this node. */
+export interface ClaimFile {
+  path: string;
+  format: 'raw' | 'qcow2';
 }
 
 /** Volume types this agent serves. */
@@ -134,6 +142,8 @@ async function prepareOne(vmi: KObject, volume: Record<string, unknown>, which: 
     case 'persistentVolumeClaim':
     case 'dataVolume': {
       const claimName = (source === 'dataVolume' ? stringAt(volume, 'dataVolume', 'name') : stringAt(volume, 'persistentVolumeClaim', 'claimName')) ?? '';
+      const copy = options.claimFiles?.[name];
+      if (copy !== undefined) return { name, file: copy.path, format: copy.format };
       const local = await resolveClaim(vmi, { volume: name, claimName, viaDataVolume: source === 'dataVolume' }, options);
       const readOnly = booleanAt(volume, 'persistentVolumeClaim', 'readOnly') === true;
       return { name, file: local.path, format: local.format, ...(readOnly ? { readOnly } : {}), ...(local.key === undefined ? {} : { key: local.key }) };

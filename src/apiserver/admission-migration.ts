@@ -2,7 +2,8 @@
  * KubeVirt's admission of a new VirtualMachineInstanceMigration that reads
  * the cluster (its migration-create admitter): the VMI named by
  * `spec.vmiName` exists in the namespace and is not finished, can be
- * live-migrated (the `LiveMigratable` reasons), and has no other migration
+ * live-migrated (the `LiveMigratable` reasons, its claims' read from the
+ * store), and has no other migration
  * in flight. A VMI that does not run yet is admitted, as in KubeVirt: the
  * migration waits in Pending until it runs.
  * Runs before the synchronous chain, like the network admission.
@@ -10,9 +11,11 @@
 import { badRequest } from '../api/errors.js';
 import type { KObject } from '../api/object.js';
 import type { ResourceDef } from '../api/resource.js';
-import { stringAt } from '../api/kinds/read.js';
+import { recordsAt, stringAt } from '../api/kinds/read.js';
 import { isFinal, vmiPhase } from '../api/kinds/vm-state.js';
 import { migratabilityOf } from '../api/kinds/vmi-migratable.js';
+import type { Migratability } from '../api/kinds/vmi-migratable.js';
+import { claimMigratabilityOf } from '../api/kinds/vmi-claims-migratable.js';
 import type { Store } from '../store/types.js';
 
 const finishedPhases = ['Succeeded', 'Failed'];
@@ -33,7 +36,8 @@ export async function admitMigration(obj: KObject, old: KObject | undefined, sto
   if (stored === undefined) throw badRequest(`virtualmachineinstance.kubevirt.io "${name}" not found: spec.vmiName must name a VMI in namespace ${namespace}`);
   const vmi = JSON.parse(stored.value) as KObject;
   if (isFinal(vmi)) throw badRequest(`Cannot migrate VMI in finalized state: VMI ${name} is ${vmiPhase(vmi)}; start it again to migrate it`);
-  const verdict = migratabilityOf(vmi);
+  const own = migratabilityOf(vmi);
+  const verdict = own.migratable ? await claimsVerdict(vmi, store) : own;
   if (!verdict.migratable) throw badRequest(`Cannot migrate VMI, Reason: ${verdict.reason}, Message: ${verdict.message}`);
   const migrations = await store.list(`/registry/kubevirt.io/virtualmachineinstancemigrations/${namespace}/`);
   for (const item of migrations.items) {
@@ -42,4 +46,25 @@ export async function admitMigration(obj: KObject, old: KObject | undefined, sto
     if (finishedPhases.includes(stringAt(migration, 'status', 'phase') ?? '')) continue;
     throw badRequest(`in-flight migration detected. Active migration job (${migration.metadata.uid ?? ''}) is currently already in progress for VMI ${name}: wait for it to end, or cancel it (vireo migrate-cancel ${name})`);
   }
+}
+
+/** Whether `vmi`'s claims can be copied to another node, read from the store (only for a VMI with claims). */
+async function claimsVerdict(vmi: KObject, store: Store): Promise<Migratability> {
+  const namespace = vmi.metadata.namespace ?? '';
+  const uses = (v: Record<string, unknown>): boolean => v.persistentVolumeClaim !== undefined || v.dataVolume !== undefined;
+  if (!recordsAt(vmi, 'spec', 'volumes').some(uses)) return { migratable: true };
+  const read = async (prefix: string): Promise<KObject[]> => (await store.list(prefix)).items.map((item) => JSON.parse(item.value) as KObject);
+  const [claims, pvs, vmis, snapshots] = await Promise.all([
+    read(`/registry/core/persistentvolumeclaims/${namespace}/`),
+    read('/registry/core/persistentvolumes/'),
+    read(`/registry/kubevirt.io/virtualmachineinstances/${namespace}/`),
+    read(`/registry/snapshot.storage.k8s.io/volumesnapshots/${namespace}/`),
+  ]);
+  const verdict = claimMigratabilityOf(vmi, {
+    claim: (_ns, name) => claims.find((c) => c.metadata.name === name),
+    volume: (name) => pvs.find((p) => p.metadata.name === name),
+    vmis: () => vmis,
+    snapshots: () => snapshots,
+  });
+  return verdict.migratable ? { migratable: true } : verdict;
 }

@@ -23,7 +23,8 @@ import { resources } from '../../src/client/index.js';
 import type { LabHost } from '../../src/testing/hosts-lab.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
-import { LabConsole, bootMs, counterLoop, counters, labLabel, moverVmi } from './migration-support.js';
+import { LabConsole, counters } from './lab-console.js';
+import { bootMs, counterLoop, labLabel, moverVmi } from './migration-support.js';
 import { agentPort, startLabCluster } from './support.js';
 import { labSkip } from './requirements.js';
 

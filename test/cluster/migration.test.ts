@@ -21,8 +21,9 @@ import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
+import { LabConsole, counters } from './lab-console.js';
+import { bootMs, counterLoop, labLabel, moverVmi } from './migration-support.js';
 import { startLabCluster } from './support.js';
-import { LabConsole, bootMs, counterLoop, counters, labLabel, moverVmi } from './migration-support.js';
 import { labSkip } from './requirements.js';
 
 const skip = labSkip;

@@ -13,7 +13,6 @@ import assert from 'node:assert/strict';
 import type { KObject } from '../../src/api/object.js';
 import { ApiError } from '../../src/api/errors.js';
 import { recordAt, stringAt } from '../../src/api/kinds/read.js';
-import type { MigrationCommand, MigrationTarget } from '../../src/agent/index.js';
 import { resources } from '../../src/client/index.js';
 import { MigrationController } from '../../src/controllers/migration/index.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -21,7 +20,6 @@ import { ScriptedMigrationAgents } from '../../src/testing/migration-agents.js';
 import type { Env } from './support.js';
 import { condition, eventually, nodeManifest, startEnv } from './support.js';
 
-const target: MigrationTarget = { address: '192.0.2.2', migrationPort: 40000, nbdPort: 40001, exports: ['disk0'] };
 let env: Env;
 
 before(async () => {
@@ -61,19 +59,9 @@ function phaseIs(name: string, phase: string, timeoutMs = 20_000): Promise<KObje
   }, { what: `migration ${name} ${phase}`, timeoutMs, intervalMs: 50 });
 }
 
-/** Agents that carry a migration through: the target prepares, the source reports `sourceState()`; finishing works. */
-function cooperativeAgents(sourceState: () => 'migrating' | 'completed' | 'unknown'): ScriptedMigrationAgents {
-  const agents = new ScriptedMigrationAgents();
-  agents.script('dst', (command: MigrationCommand) => (command.step === 'prepare-target' ? { target } : {}));
-  agents.script('src', (command: MigrationCommand) => {
-    if (command.step === 'start-source') return { source: { state: 'mirroring' } };
-    if (command.step === 'source-status' || command.step === 'cancel-source') {
-      const state = sourceState();
-      return { source: state === 'unknown' ? { state, message: 'the source agent knows nothing of this migration (it restarted?)' } : { state, ...(state === 'completed' ? { downtimeMs: 12 } : {}) } };
-    }
-    return {};
-  });
-  return agents;
+/** The steps `node` was asked for migration `uid`, by name. */
+function stepsOf(agents: ScriptedMigrationAgents, node: string, uid: string | undefined): string[] {
+  return agents.stepsOf(uid ?? '').filter((s) => s.node === node).map((s) => s.command.step);
 }
 
 async function withController<T>(agents: ScriptedMigrationAgents, work: () => Promise<T>): Promise<T> {
@@ -88,44 +76,42 @@ async function withController<T>(agents: ScriptedMigrationAgents, work: () => Pr
 
 test('a new leader continues a running migration to Succeeded when the source still has it', async () => {
   await runningVmi('resume-ok');
-  let state: 'migrating' | 'completed' = 'migrating';
-  const agents = cooperativeAgents(() => state);
-  await withController(agents, async () => {
+  const agents = new ScriptedMigrationAgents();
+  const migration = await withController(agents, async () => {
     await migrate('resume-ok', 'resume-ok');
-    await phaseIs('resume-ok', 'Running');
+    return phaseIs('resume-ok', 'Running');
   });
   // No leader now: the migration waits in Running; the next one takes it from there.
-  state = 'completed';
+  agents.setSource(migration.metadata.uid ?? '', { state: 'completed', downtimeMs: 12 });
   const done = await withController(agents, () => phaseIs('resume-ok', 'Succeeded'));
   assert.equal(done.metadata.annotations?.['vireo.io/migration-downtime-ms'], '12');
   const vmi = await env.client.get(resources.virtualMachineInstances, 'default', 'resume-ok');
   assert.equal(stringAt(vmi, 'status', 'nodeName'), 'dst');
   assert.equal(recordAt(vmi, 'status', 'migrationState')?.completed, true);
-  assert.deepEqual(agents.stepsOf('dst', done.metadata.uid), ['prepare-target', 'finish-target']);
-  assert.equal(agents.stepsOf('src', done.metadata.uid).filter((s) => s === 'start-source').length, 1, 'the source is not started twice');
+  assert.deepEqual(stepsOf(agents, 'dst', done.metadata.uid), ['prepare-target', 'finish-target']);
+  assert.equal(stepsOf(agents, 'src', done.metadata.uid).filter((s) => s === 'start-source').length, 1, 'the source is not started twice');
 });
 
 test('a new leader fails a migration the source no longer has, saying why, and removes the target', async () => {
   await runningVmi('resume-lost');
-  let state: 'migrating' | 'unknown' = 'migrating';
-  const agents = cooperativeAgents(() => state);
-  await withController(agents, async () => {
+  const agents = new ScriptedMigrationAgents();
+  const migration = await withController(agents, async () => {
     await migrate('resume-lost', 'resume-lost');
-    await phaseIs('resume-lost', 'Running');
+    return phaseIs('resume-lost', 'Running');
   });
-  state = 'unknown';
+  agents.setSource(migration.metadata.uid ?? '', { state: 'unknown', message: 'the source agent knows nothing of this migration (it restarted?)' });
   const failed = await withController(agents, () => phaseIs('resume-lost', 'Failed'));
   assert.match(String(condition(failed, 'Failed')?.message), /knows nothing of this migration/);
   const vmi = await env.client.get(resources.virtualMachineInstances, 'default', 'resume-lost');
   assert.equal(stringAt(vmi, 'status', 'nodeName'), 'src');
   assert.equal(recordAt(vmi, 'status', 'migrationState')?.failed, true);
   assert.match(String(recordAt(vmi, 'status', 'migrationState')?.failureReason), /knows nothing of this migration/);
-  assert.ok(agents.stepsOf('dst', failed.metadata.uid).includes('abort-target'), 'the target was told to remove its QEMU');
+  assert.ok(stepsOf(agents, 'dst', failed.metadata.uid).includes('abort-target'), 'the target was told to remove its QEMU');
 });
 
 test('a new leader that finds the hand-over done ends the migration Succeeded without asking the source where it is', async () => {
   await runningVmi('resume-handed');
-  const agents = cooperativeAgents(() => 'migrating');
+  const agents = new ScriptedMigrationAgents();
   const running = await withController(agents, async () => {
     await migrate('resume-handed', 'resume-handed');
     return phaseIs('resume-handed', 'Running');
@@ -133,38 +119,36 @@ test('a new leader that finds the hand-over done ends the migration Succeeded wi
   // The previous leader died right after binding the VMI to the target.
   const vmi = await env.client.get(resources.virtualMachineInstances, 'default', 'resume-handed');
   await env.client.patch(resources.virtualMachineInstances, 'default', 'resume-handed', 'merge', { status: { nodeName: 'dst', migrationState: { ...recordAt(vmi, 'status', 'migrationState'), completed: true } } });
-  const before = agents.stepsOf('src', running.metadata.uid).length;
+  const before = stepsOf(agents, 'src', running.metadata.uid).length;
   const done = await withController(agents, () => phaseIs('resume-handed', 'Succeeded'));
-  assert.deepEqual(agents.stepsOf('src', done.metadata.uid).slice(before), ['finish-source']);
+  assert.deepEqual(stepsOf(agents, 'src', done.metadata.uid).slice(before), ['finish-source']);
 });
 
 test('a source agent silent for a few seconds (restarting) does not fail the migration', async () => {
   await runningVmi('silent-source');
+  const agents = new ScriptedMigrationAgents();
   let silentUntil = 0;
-  let state: 'migrating' | 'completed' = 'migrating';
-  const agents = cooperativeAgents(() => state);
-  const answer = cooperativeAgents(() => state).forNode('src');
-  agents.script('src', (command) => {
+  agents.intercept('src', () => {
     if (Date.now() < silentUntil) throw new Error('connect ECONNREFUSED 192.0.2.1:10250');
-    return answer?.migration('default', 'silent-source', command) ?? {};
+    return undefined;
   });
   await withController(agents, async () => {
-    await migrate('silent-source', 'silent-source');
+    const migration = await migrate('silent-source', 'silent-source');
     await phaseIs('silent-source', 'Running');
     silentUntil = Date.now() + 3_000;
     await new Promise((resolve) => setTimeout(resolve, 3_500));
     assert.equal(stringAt(await env.client.get(resources.virtualMachineInstanceMigrations, 'default', 'silent-source'), 'status', 'phase'), 'Running');
-    state = 'completed';
+    agents.setSource(migration.metadata.uid ?? '', { state: 'completed' });
     await phaseIs('silent-source', 'Succeeded');
   });
 });
 
 test('a target that refuses to prepare fails the migration with its message; the next migration starts with a fresh state', async () => {
   await runningVmi('refused');
-  const agents = cooperativeAgents(() => 'migrating');
-  agents.script('dst', (command) => {
+  const agents = new ScriptedMigrationAgents();
+  agents.intercept('dst', (command) => {
     if (command.step === 'prepare-target') throw new ApiError('Conflict', 'migration step prepare-target of VMI default/refused failed: cannot pull image localhost/vireo/tiny:latest: manifest unknown');
-    return {};
+    return undefined;
   });
   const failed = await withController(agents, async () => {
     await migrate('refused', 'refused');
@@ -174,9 +158,9 @@ test('a target that refuses to prepare fails the migration with its message; the
   const vmi = await env.client.get(resources.virtualMachineInstances, 'default', 'refused');
   assert.equal(stringAt(vmi, 'status', 'nodeName'), 'src');
   assert.match(String(recordAt(vmi, 'status', 'migrationState')?.failureReason), /manifest unknown/);
-  assert.ok(!agents.stepsOf('src', failed.metadata.uid).includes('start-source'), 'the source never started');
+  assert.ok(!stepsOf(agents, 'src', failed.metadata.uid).includes('start-source'), 'the source never started');
   // The next migration's state starts afresh: nothing of the failed one lingers in it (a target agent would take it as failed).
-  agents.script('dst', (command) => (command.step === 'prepare-target' ? { target } : {}));
+  agents.intercept('dst', undefined);
   await withController(agents, async () => {
     await migrate('refused-again', 'refused');
     await phaseIs('refused-again', 'Running');
@@ -191,18 +175,18 @@ test('a target that refuses to prepare fails the migration with its message; the
 
 test('a source that does not quit its QEMU after the hand-over is asked again until it does', async () => {
   await runningVmi('stuck-source');
-  const agents = cooperativeAgents(() => 'completed');
-  const answer = cooperativeAgents(() => 'completed').forNode('src');
+  const agents = new ScriptedMigrationAgents();
   let refusals = 4;
-  agents.script('src', (command) => {
+  agents.intercept('src', (command) => {
+    if (command.step === 'start-source') agents.setSource(command.migrationUid, { state: 'completed' });
     if (command.step === 'finish-source' && refusals-- > 0) throw new Error('connect ECONNREFUSED 192.0.2.1:10250');
-    return answer?.migration('default', 'stuck-source', command) ?? {};
+    return undefined;
   });
   await withController(agents, async () => {
     await migrate('stuck-source', 'stuck-source');
     const done = await phaseIs('stuck-source', 'Succeeded');
     assert.match(done.metadata.annotations?.['vireo.io/migration-source-cleanup'] ?? '', /finish-source on src failed \(connect ECONNREFUSED/);
     await eventually(async () => (await env.client.get(resources.virtualMachineInstanceMigrations, 'default', 'stuck-source')).metadata.annotations?.['vireo.io/migration-source-cleanup'] === undefined || undefined, { what: 'the source clean-up mark to go', timeoutMs: 20_000 });
-    assert.equal(agents.stepsOf('src', done.metadata.uid).filter((s) => s === 'finish-source').length, 5);
+    assert.equal(stepsOf(agents, 'src', done.metadata.uid).filter((s) => s === 'finish-source').length, 5);
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { KObject } from '../../api/object.js';
 import type { Machine } from '../machine.js';
+import type { ClaimFile } from '../volumes.js';
 
 export interface MigrationHost {
   /** The running machine of VMI `namespace/name` on this node. */
@@ -12,7 +13,8 @@ export interface MigrationHost {
   holdForMigration(key: string, uid: string): void;
   migrationEnded(uid: string): void;
   handOver(uid: string): Machine | undefined;
-  launchIncoming(vmi: KObject, signal: AbortSignal): Promise<Machine>;
+  /** `claimFiles`: the target's copies of the VMI's claims, by volume name. */
+  launchIncoming(vmi: KObject, signal: AbortSignal, claimFiles?: Record<string, ClaimFile>): Promise<Machine>;
   arrived(machine: Machine): void;
   removeGuestFiles(uid: string): Promise<void>;
 }
@@ -31,4 +33,18 @@ export async function writableNodes(machine: Machine): Promise<string[]> {
 /** `HOST:PORT` for QEMU's URIs (IPv6 in brackets). */
 export function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * What a migration of `machine` copies, in bytes, as KubeVirt sizes it for
+ * the completion timeout: the guest's memory plus what the writable disks
+ * hold (their files' allocated bytes).
+ */
+export async function migrationDataBytes(machine: Machine): Promise<number> {
+  const memory = await machine.execute('query-memory-size-summary');
+  let bytes = memory['base-memory'] + (memory['plugged-memory'] ?? 0);
+  for (const block of await machine.execute('query-block')) {
+    if (block.inserted !== undefined && !block.inserted.ro) bytes += block.inserted.image['actual-size'] ?? 0;
+  }
+  return bytes;
 }

@@ -1,7 +1,8 @@
 /**
  * Live migration on a node agent: the steps the migration controller asks
  * of the source and the target agent (`protocol.ts`), carried out by the
- * node's {@link MigrationSources} and {@link MigrationTargets}.
+ * node's {@link MigrationSources} and {@link MigrationTargets}; the
+ * claims' volumes copied with the guest in `claim-copies.ts`.
  */
 import { ApiError } from '../../api/errors.js';
 import type { Client } from '../../client/index.js';
@@ -12,9 +13,12 @@ import type { MigrationAnswer, MigrationCommand } from './protocol.js';
 import { MigrationSources } from './source.js';
 import { MigrationTargets } from './target.js';
 import { TargetJanitor } from './target-janitor.js';
+import { removeSourceCopies } from './claim-copies.js';
+import type { ClaimNode } from './claim-copies.js';
 
 export type { MigrationHost } from './host.js';
-export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, SourceProgress, SourceState } from './protocol.js';
+export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, MovedVolume, SourceProgress, SourceState } from './protocol.js';
+export type { ConvergenceSettings, MigrationMode } from './convergence.js';
 export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } from './protocol.js';
 
 /** The migrations of one node, both directions. */
@@ -23,9 +27,13 @@ export class NodeMigrations {
   private readonly targets: MigrationTargets;
   private readonly janitor: TargetJanitor;
 
-  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger }) {
+  private readonly claimNode: ClaimNode;
+
+  /** `dataDir` and `nodeName`: where this node keeps its local volumes (claims' copies are made and removed there). */
+  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger; dataDir: string; nodeName: string }) {
+    this.claimNode = { client: options.client, dataDir: options.dataDir, nodeName: options.nodeName, logger: options.logger.child({ part: 'migration-claims' }) };
     this.sources = new MigrationSources(options.host, options.logger.child({ part: 'migration-source' }));
-    this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }));
+    this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }), this.claimNode);
     this.janitor = new TargetJanitor({ client: options.client, targets: this.targets, logger: options.logger.child({ part: 'migration-target' }) });
     this.janitor.start();
   }
@@ -58,12 +66,16 @@ export class NodeMigrations {
       case 'prepare-target': {
         const vmi = await this.options.client.tryGet(resources.virtualMachineInstances, namespace, name);
         if (vmi?.metadata.uid !== command.vmiUid) throw new ApiError('NotFound', `VMI ${namespace}/${name} with uid ${command.vmiUid} is gone: nothing to migrate`);
-        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal) };
+        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal, command.allowPostCopy === undefined ? {} : { allowPostCopy: command.allowPostCopy }) };
       }
       case 'start-source': {
         const machine = this.options.host.liveMachine(namespace, name);
         if (machine === undefined) throw new ApiError('Conflict', `VMI ${namespace}/${name} is not running on this node: it cannot be migrated from here`);
-        this.sources.start(command.migrationUid, machine, { target: command.target, ...(command.bandwidthBytesPerSecond === undefined ? {} : { bandwidthBytesPerSecond: command.bandwidthBytesPerSecond }) });
+        this.sources.start(command.migrationUid, machine, {
+          target: command.target,
+          ...(command.bandwidthBytesPerSecond === undefined ? {} : { bandwidthBytesPerSecond: command.bandwidthBytesPerSecond }),
+          ...(command.convergence === undefined ? {} : { convergence: command.convergence }),
+        });
         return { source: this.sources.status(command.migrationUid) };
       }
       case 'source-status':
@@ -72,8 +84,14 @@ export class NodeMigrations {
       case 'cancel-source':
         await this.adoptAfterRestart(namespace, name, command.migrationUid);
         return { source: await this.sources.cancel(command.migrationUid) };
-      case 'finish-source':
+      case 'finish-source': {
+        const moved = this.sources.movedVolumes(command.migrationUid);
         await this.sources.finish(command.migrationUid);
+        await removeSourceCopies(moved, this.claimNode);
+        return {};
+      }
+      case 'resume-target':
+        await this.targets.resumePostCopy(command.migrationUid);
         return {};
       case 'finish-target':
         await this.targets.finish(command.migrationUid);

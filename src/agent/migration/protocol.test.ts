@@ -15,3 +15,22 @@ test('migration steps parse from the wire, and bad ones are refused saying what 
   assert.deepEqual(parseMigrationAnswer({ source: { state: 'completed', downtimeMs: 42, totalTimeMs: 900, disksCopied: true } }), { source: { state: 'completed', downtimeMs: 42, totalTimeMs: 900, disksCopied: true } });
   assert.throws(() => parseMigrationAnswer({ source: { state: 'flying' } }), /unknown source state/);
 });
+
+test('a target\'s copied claim volumes parse from the wire; a relative path is refused', () => {
+  const target = { address: '10.0.0.2', migrationPort: 40000, nbdPort: 40001, exports: ['disk0'], volumes: [{ claimUid: 'c1', persistentVolume: 'pvc-c1', path: '/data/volumes/pvc-c1' }] };
+  assert.deepEqual(parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target }), { step: 'start-source', migrationUid: 'u', target });
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target: { ...target, volumes: [{ claimUid: 'c1', persistentVolume: 'pvc-c1', path: 'volumes/x' }] } }), /absolute path/);
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target: { ...target, volumes: {} } }), /must be a list/);
+});
+
+test('the settings of a migration travel with its steps, checked, and the source reports its mode', () => {
+  const target = { address: '10.0.0.2', migrationPort: 40000, nbdPort: 40001, exports: [] };
+  const convergence = { allowAutoConverge: false, allowPostCopy: true, allowWorkloadDisruption: true, completionTimeoutPerGiB: 150, progressTimeoutSeconds: 150 };
+  assert.deepEqual(parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target, convergence }), { step: 'start-source', migrationUid: 'u', target, convergence });
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target, convergence: { ...convergence, completionTimeoutPerGiB: -1 } }), /convergence.completionTimeoutPerGiB must be a whole number of seconds/);
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target, convergence: { ...convergence, allowPostCopy: 'yes' } }), /convergence.allowPostCopy must be true or false/);
+  assert.deepEqual(parseMigrationCommand({ step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: '10.0.0.2', allowPostCopy: true }), { step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: '10.0.0.2', allowPostCopy: true });
+  assert.deepEqual(parseMigrationCommand({ step: 'resume-target', migrationUid: 'u' }), { step: 'resume-target', migrationUid: 'u' });
+  assert.deepEqual(parseMigrationAnswer({ source: { state: 'migrating', mode: 'PostCopy', switchedOver: true } }), { source: { state: 'migrating', mode: 'PostCopy', switchedOver: true } });
+  assert.deepEqual(parseMigrationAnswer({ source: { state: 'failed', aborted: true, message: 'm', mode: 'Sideways' } }), { source: { state: 'failed', aborted: true, message: 'm' } }, 'an unknown mode is dropped');
+});

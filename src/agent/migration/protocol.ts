@@ -6,7 +6,8 @@
  * up. One discriminated union, parsed at the wire (the agent endpoint's
  * `migration` operation) before it becomes typed.
  */
-import { asRecord, numberAt, stringAt } from '../../api/kinds/read.js';
+import { asRecord, booleanAt, numberAt, stringAt } from '../../api/kinds/read.js';
+import type { ConvergenceSettings, MigrationMode } from './convergence.js';
 
 /** Where the target QEMU waits: the migration stream's and the NBD server's ports on the target node's address, and the disks exported. */
 export interface MigrationTarget {
@@ -15,15 +16,26 @@ export interface MigrationTarget {
   nbdPort: number;
   /** The exported nodes (each exported under its node name): the target's writable disks. */
   exports: string[];
+  /** The claims' volumes made afresh on the target node for the copy (none: the VMI has no claims). */
+  volumes?: MovedVolume[];
+}
+
+/** A claim's local volume copied to the target node: its PersistentVolume, and its `spec.local.path` there. */
+export interface MovedVolume {
+  claimUid: string;
+  persistentVolume: string;
+  path: string;
 }
 
 /** A step of one migration (`migrationUid`, the VirtualMachineInstanceMigration's uid) on one agent. */
 export type MigrationCommand =
-  /** Target: start a QEMU for VMI `vmiUid` with `-incoming`, listening on `address`. */
-  | { step: 'prepare-target'; migrationUid: string; vmiUid: string; address: string }
-  /** Source: mirror the disks into `target`'s exports, then migrate (in the background; `source-status` follows it). */
-  | { step: 'start-source'; migrationUid: string; target: MigrationTarget; bandwidthBytesPerSecond?: number }
+  /** Target: start a QEMU for VMI `vmiUid` with `-incoming`, listening on `address` (ready for post-copy when `allowPostCopy`). */
+  | { step: 'prepare-target'; migrationUid: string; vmiUid: string; address: string; allowPostCopy?: boolean }
+  /** Source: mirror the disks into `target`'s exports, then migrate (in the background; `source-status` follows it), enforcing `convergence`. */
+  | { step: 'start-source'; migrationUid: string; target: MigrationTarget; bandwidthBytesPerSecond?: number; convergence?: ConvergenceSettings }
   | { step: 'source-status'; migrationUid: string }
+  /** Target: the migration switched to post-copy: the guest runs here from now on (its memory still arriving). */
+  | { step: 'resume-target'; migrationUid: string }
   /** Target: the guest arrived: resume it and take the VMI over. */
   | { step: 'finish-target'; migrationUid: string }
   /** Source: the guest left: quit its QEMU and remove its files. */
@@ -46,6 +58,12 @@ export interface SourceProgress {
   totalTimeMs?: number;
   /** True when local disks were copied (KubeVirt's BlockMigration). */
   disksCopied?: boolean;
+  /** KubeVirt's migration mode: PreCopy, PostCopy once switched, Paused when the guest was paused to converge. */
+  mode?: MigrationMode;
+  /** In post-copy, the guest has left the source: the target must run it now. */
+  switchedOver?: boolean;
+  /** The source aborted the migration itself (a timeout, `message` saying which): KubeVirt's abortStatus Succeeded. */
+  aborted?: boolean;
 }
 
 /** An agent's answer: the target it prepared, or the source's progress, or neither. */
@@ -54,11 +72,16 @@ export interface MigrationAnswer {
   source?: SourceProgress;
 }
 
-const steps: ReadonlySet<string> = new Set<MigrationStep>(['prepare-target', 'start-source', 'source-status', 'finish-target', 'finish-source', 'cancel-source', 'abort-target']);
+const steps: ReadonlySet<string> = new Set<MigrationStep>(['prepare-target', 'start-source', 'source-status', 'resume-target', 'finish-target', 'finish-source', 'cancel-source', 'abort-target']);
+const modes: ReadonlySet<string> = new Set<MigrationMode>(['PreCopy', 'PostCopy', 'Paused']);
 const sourceStates: ReadonlySet<string> = new Set<SourceState>(['mirroring', 'migrating', 'completed', 'failed', 'cancelled', 'unknown']);
 
 function isStep(value: string): value is MigrationStep {
   return steps.has(value);
+}
+
+function isMode(value: string): value is MigrationMode {
+  return modes.has(value);
 }
 
 function isSourceState(value: string): value is SourceState {
@@ -83,7 +106,41 @@ export function parseMigrationTarget(value: unknown): MigrationTarget {
   if (record === undefined) throw new Error('target must be an object');
   const exports = record.exports;
   if (!Array.isArray(exports) || !exports.every((e): e is string => typeof e === 'string' && /^[A-Za-z][\w-]{0,63}$/.test(e))) throw new Error('target.exports must be a list of block node names');
-  return { address: requiredString(record, 'address'), migrationPort: port(record, 'migrationPort'), nbdPort: port(record, 'nbdPort'), exports };
+  const target: MigrationTarget = { address: requiredString(record, 'address'), migrationPort: port(record, 'migrationPort'), nbdPort: port(record, 'nbdPort'), exports };
+  if (record.volumes !== undefined) {
+    if (!Array.isArray(record.volumes)) throw new Error('target.volumes must be a list');
+    target.volumes = record.volumes.map((v: unknown) => parseMovedVolume(v));
+  }
+  return target;
+}
+
+function parseMovedVolume(value: unknown): MovedVolume {
+  const path = requiredString(value, 'path');
+  if (!path.startsWith('/')) throw new Error(`target.volumes[].path must be an absolute path, not ${JSON.stringify(path)}`);
+  return { claimUid: requiredString(value, 'claimUid'), persistentVolume: requiredString(value, 'persistentVolume'), path };
+}
+
+/** Checks the convergence settings of a start-source command. */
+export function parseConvergenceSettings(value: unknown): ConvergenceSettings {
+  const record = asRecord(value);
+  if (record === undefined) throw new Error('convergence must be an object');
+  const flag = (field: string): boolean => {
+    const b = booleanAt(record, field);
+    if (b === undefined) throw new Error(`convergence.${field} must be true or false`);
+    return b;
+  };
+  const seconds = (field: string): number => {
+    const n = numberAt(record, field);
+    if (n === undefined || !Number.isSafeInteger(n) || n < 0) throw new Error(`convergence.${field} must be a whole number of seconds, 0 or more`);
+    return n;
+  };
+  return {
+    allowAutoConverge: flag('allowAutoConverge'),
+    allowPostCopy: flag('allowPostCopy'),
+    allowWorkloadDisruption: flag('allowWorkloadDisruption'),
+    completionTimeoutPerGiB: seconds('completionTimeoutPerGiB'),
+    progressTimeoutSeconds: seconds('progressTimeoutSeconds'),
+  };
 }
 
 /** Checks a command from the wire; throws saying what is wrong. */
@@ -94,12 +151,15 @@ export function parseMigrationCommand(value: unknown): MigrationCommand {
   if (!isStep(step)) throw new Error(`unknown migration step ${JSON.stringify(step)}: use one of ${[...steps].join(', ')}`);
   const migrationUid = requiredString(record, 'migrationUid');
   switch (step) {
-    case 'prepare-target':
-      return { step, migrationUid, vmiUid: requiredString(record, 'vmiUid'), address: requiredString(record, 'address') };
+    case 'prepare-target': {
+      const allowPostCopy = booleanAt(record, 'allowPostCopy');
+      return { step, migrationUid, vmiUid: requiredString(record, 'vmiUid'), address: requiredString(record, 'address'), ...(allowPostCopy === undefined ? {} : { allowPostCopy }) };
+    }
     case 'start-source': {
       const bandwidth = numberAt(record, 'bandwidthBytesPerSecond');
       if (bandwidth !== undefined && (!Number.isSafeInteger(bandwidth) || bandwidth < 0)) throw new Error('bandwidthBytesPerSecond must be a whole number of bytes per second');
-      return { step, migrationUid, target: parseMigrationTarget(record.target), ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }) };
+      const convergence = record.convergence === undefined ? undefined : parseConvergenceSettings(record.convergence);
+      return { step, migrationUid, target: parseMigrationTarget(record.target), ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }), ...(convergence === undefined ? {} : { convergence }) };
     }
     default:
       return { step, migrationUid };
@@ -124,6 +184,10 @@ export function parseMigrationAnswer(value: unknown): MigrationAnswer {
     const total = numberAt(source, 'totalTimeMs');
     if (total !== undefined) progress.totalTimeMs = total;
     if (typeof source.disksCopied === 'boolean') progress.disksCopied = source.disksCopied;
+    const mode = stringAt(source, 'mode');
+    if (mode !== undefined && isMode(mode)) progress.mode = mode;
+    if (typeof source.switchedOver === 'boolean') progress.switchedOver = source.switchedOver;
+    if (typeof source.aborted === 'boolean') progress.aborted = source.aborted;
     answer.source = progress;
   }
   return answer;

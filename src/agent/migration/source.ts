@@ -2,17 +2,22 @@
  * The source side of live migrations on one node. Block migration as
  * libvirt drives it: each writable local disk is mirrored (`blockdev-mirror`,
  * sync full) into the target's NBD export until the mirror is ready, then
- * the memory is migrated (pre-copy, auto-converge) with QEMU pausing before
- * the switch-over, where the mirrors are completed with the guest paused,
- * then the switch-over. The run is followed by polling; a cancel before the
- * switch-over stops both and leaves the guest running here.
+ * the memory is migrated (pre-copy; auto-converge and post-copy when
+ * allowed) with QEMU pausing before the switch-over, where the mirrors are
+ * completed with the guest paused, then the switch-over. The run is
+ * followed by polling, each sample going through the migration's
+ * {@link ConvergenceMonitor} (timeouts, post-copy); a cancel before the
+ * switch-over stops both and leaves the guest running here; a post-copy
+ * migration cannot be cancelled.
  */
 import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
 import { QmpError } from '../qmp/index.js';
 import type { MigrationHost } from './host.js';
-import { hostPort, writableNodes } from './host.js';
-import type { MigrationTarget, SourceProgress } from './protocol.js';
+import { hostPort, migrationDataBytes, writableNodes } from './host.js';
+import { ConvergenceAbort, ConvergenceMonitor } from './convergence.js';
+import type { ConvergenceSettings, MigrationMode } from './convergence.js';
+import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js';
 import { StallWatch, probeTarget, severConnections } from './stall.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
@@ -21,18 +26,29 @@ const pollMs = 100;
 /** `max-bandwidth` without a policy: QEMU's default (32 MiB/s) would slow every migration, KubeVirt's default is unlimited. */
 const unlimitedBytesPerSecond = 10 * 1024 ** 3;
 
+/** Without settings from the controller: auto-converge, no timeouts (how this agent migrated before it enforced settings). */
+const unmanagedSettings: ConvergenceSettings = { allowAutoConverge: true, allowPostCopy: false, allowWorkloadDisruption: false, completionTimeoutPerGiB: 0, progressTimeoutSeconds: 0 };
+
 interface Outgoing {
   machine: Machine;
   progress: SourceProgress;
+  mode: MigrationMode;
+  /** Post-copy was asked for while the disks were still mirroring: switch once the memory migration starts. */
+  postCopyPending: boolean;
+  /** In post-copy, the guest left: this QEMU must not run it again. */
+  switchedOver: boolean;
   /** Aborted by a cancel. */
   abort: AbortController;
   run: Promise<void>;
+  /** The claims' volumes copied to the target. */
+  volumes: MovedVolume[];
 }
 
 /** What a migration run needs besides the machine. */
 export interface OutgoingOptions {
   target: MigrationTarget;
   bandwidthBytesPerSecond?: number;
+  convergence?: ConvergenceSettings;
 }
 
 class Cancelled extends Error {
@@ -51,19 +67,27 @@ export class MigrationSources {
   start(migrationUid: string, machine: Machine, options: OutgoingOptions): void {
     if (this.outgoing.has(migrationUid)) return;
     const abort = new AbortController();
-    const entry: Outgoing = { machine, progress: { state: 'mirroring' }, abort, run: Promise.resolve() };
+    const entry: Outgoing = { machine, progress: { state: 'mirroring', mode: 'PreCopy' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort, run: Promise.resolve(), volumes: options.target.volumes ?? [] };
     this.host.holdForMigration(machine.key, machine.record.uid);
     entry.run = this.run(entry, options, abort.signal).then(
       (progress) => { entry.progress = progress; },
       async (err: unknown) => {
         const cancelled = err instanceof Cancelled;
-        entry.progress = { state: cancelled ? 'cancelled' : 'failed', message: cancelled ? err.message : `migration failed: ${err instanceof Error ? err.message : String(err)}` };
-        await this.rollBack(entry);
+        const aborted = err instanceof ConvergenceAbort;
+        entry.progress = { state: cancelled ? 'cancelled' : 'failed', message: cancelled || aborted ? err.message : `migration failed: ${err instanceof Error ? err.message : String(err)}`, mode: entry.mode, ...(aborted ? { aborted } : {}) };
+        // After a post-copy switch-over this QEMU's memory is stale: it must not run the guest again.
+        if (entry.switchedOver) entry.progress.message = `${entry.progress.message ?? ''} (after the post-copy switch-over: the guest cannot run on at the source)`;
+        else await this.rollBack(entry);
         this.host.migrationEnded(machine.record.uid);
-        this.logger.info('migration ended on the source; the guest runs on here', { migrationUid, uid: machine.record.uid, state: entry.progress.state, message: entry.progress.message });
+        this.logger.info(entry.switchedOver ? 'migration failed after the post-copy switch-over' : 'migration ended on the source; the guest runs on here', { migrationUid, uid: machine.record.uid, state: entry.progress.state, message: entry.progress.message });
       },
     );
     this.outgoing.set(migrationUid, entry);
+  }
+
+  /** The claims' volumes the target made for migration `migrationUid`: their copies here go once it finished. */
+  movedVolumes(migrationUid: string): MovedVolume[] {
+    return this.outgoing.get(migrationUid)?.volumes ?? [];
   }
 
   /** Where migration `migrationUid` is; `unknown` when this agent knows nothing of it (restarted). */
@@ -88,12 +112,21 @@ export class MigrationSources {
     const known = this.outgoing.get(migrationUid);
     if (known !== undefined) return known.progress;
     const info = await machine.execute('query-migrate');
-    const entry: Outgoing = { machine, progress: { state: 'unknown' }, abort: new AbortController(), run: Promise.resolve() };
+    // The claims' copies are not known here after a restart: the source's copies of moved claims stay (a known limit).
+    const entry: Outgoing = { machine, progress: { state: 'unknown' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort: new AbortController(), run: Promise.resolve(), volumes: [] };
     this.outgoing.set(migrationUid, entry);
     this.host.holdForMigration(machine.key, machine.record.uid);
     if (info.status === 'completed') {
       entry.progress = { state: 'completed', ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
       this.logger.info('took over a completed migration after a restart', { migrationUid, uid: machine.record.uid });
+      return entry.progress;
+    }
+    if (info.status === 'postcopy-active' || info.status === 'postcopy-paused' || info.status === 'postcopy-recover') {
+      // Past a post-copy switch-over this QEMU's memory is stale: never rolled back, followed until QEMU ends it.
+      entry.switchedOver = true;
+      entry.mode = 'PostCopy';
+      entry.progress = { state: 'migrating', mode: 'PostCopy', switchedOver: true };
+      entry.run = this.followAdopted(entry);
       return entry.progress;
     }
     entry.progress = { state: 'failed', message: `migration failed: the source node's agent restarted during the migration (QEMU's migration was ${info.status ?? 'not started'}); it was rolled back and the guest runs on at the source` };
@@ -105,11 +138,22 @@ export class MigrationSources {
     return entry.progress;
   }
 
+  /** Polls an adopted post-copy migration until QEMU completes or fails it. */
+  private async followAdopted(entry: Outgoing): Promise<void> {
+    await this.until(entry.abort.signal, async () => {
+      const info = await entry.machine.execute('query-migrate');
+      if (info.status === 'completed') entry.progress = { state: 'completed', mode: 'PostCopy', ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
+      else if (info.status === 'failed') entry.progress = { state: 'failed', mode: 'PostCopy', message: `migration failed after the post-copy switch-over: ${info['error-desc'] ?? 'QEMU reports the migration failed'} (the guest cannot run on at the source)` };
+      return info.status === 'completed' || info.status === 'failed';
+    }).catch((err: unknown) => { this.logger.warn('cannot follow an adopted post-copy migration', { err }); });
+  }
+
   /** Stops a migration that has not switched over; resolves once the guest runs on here alone. */
   async cancel(migrationUid: string): Promise<SourceProgress> {
     const entry = this.outgoing.get(migrationUid);
     if (entry === undefined) return this.status(migrationUid);
     if (entry.progress.state === 'completed') throw new Error('the migration has already switched over: the guest runs on the target');
+    if (entry.mode === 'PostCopy' && entry.progress.state === 'migrating') throw new Error('the migration is in post-copy mode: the guest runs on the target, with part of its memory still here; it cannot be cancelled and completes by itself');
     entry.abort.abort(new Cancelled());
     await entry.run;
     return entry.progress;
@@ -133,6 +177,8 @@ export class MigrationSources {
   private async run(entry: Outgoing, options: OutgoingOptions, signal: AbortSignal): Promise<SourceProgress> {
     const { machine } = entry;
     const { target } = options;
+    const settings = options.convergence ?? unmanagedSettings;
+    const monitor = new ConvergenceMonitor(settings, await migrationDataBytes(machine), Date.now());
     const nodes = await writableNodes(machine);
     for (const node of nodes) {
       if (!target.exports.includes(node)) throw new Error(`the target exports no disk for ${node} (it exports ${target.exports.join(', ') || 'none'})`);
@@ -153,18 +199,37 @@ export class MigrationSources {
         if (job === undefined) throw new Error(`the mirror of ${node} into the target ended before it was in step`);
         if (job.error !== undefined) throw new Error(`the mirror of ${node} failed: ${job.error}`);
       }
+      await this.converge(entry, monitor, jobs.filter((j) => j.device.startsWith('migration-')).reduce((sum, j) => sum + Math.max(0, j.len - j.offset), 0));
       return nodes.every((node) => jobs.find((j) => j.device === mirrorNode(node))?.ready === true);
     });
-    entry.progress = { state: 'migrating', disksCopied: nodes.length > 0 };
-    await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }, { capability: 'pause-before-switchover', state: true }] });
+    entry.progress = { state: 'migrating', disksCopied: nodes.length > 0, mode: entry.mode };
+    await machine.execute('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'auto-converge', state: settings.allowAutoConverge },
+        { capability: 'pause-before-switchover', state: true },
+        // Set either way: a QEMU keeps capabilities from an earlier migration that was given up.
+        { capability: 'postcopy-ram', state: settings.allowPostCopy },
+      ],
+    });
     await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
     await machine.execute('migrate', { uri: `tcp:${hostPort(target.address, target.migrationPort)}` });
+    if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
     let streamWatch = new StallWatch();
     await this.until(signal, async () => {
       const info = await machine.execute('query-migrate');
       if (info.status === 'active' || info.status === 'setup') await this.failIfStalled(streamWatch, info.ram?.transferred ?? 0, target);
       switch (info.status) {
+        case 'active':
+          await this.converge(entry, monitor, info.ram?.remaining);
+          return false;
+        case 'postcopy-active':
+          // The guest left: the target runs it (the controller resumes it there) while the rest of its memory follows.
+          entry.switchedOver = true;
+          entry.progress = { state: 'migrating', disksCopied: nodes.length > 0, mode: entry.mode, switchedOver: true };
+          return false;
+        case 'postcopy-paused':
+          throw new Error('the post-copy stream broke (QEMU paused it): neither node holds all of the guest\'s memory');
         case 'pre-switchover':
           // The guest is paused: the mirrors catch up with its last writes and end, then the switch-over.
           await this.completeMirrors(machine, nodes);
@@ -172,7 +237,7 @@ export class MigrationSources {
           streamWatch = new StallWatch();
           return false;
         case 'completed':
-          completed = { state: 'completed', disksCopied: nodes.length > 0, ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
+          completed = { state: 'completed', disksCopied: nodes.length > 0, mode: entry.mode, ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
           return true;
         case 'failed':
           throw new Error(info['error-desc'] ?? 'QEMU reports the migration failed');
@@ -193,6 +258,40 @@ export class MigrationSources {
     if (stalled === undefined) return;
     await severConnections(target).catch((err: unknown) => { this.logger.warn('cannot close the connections to a silent migration target', { err }); });
     throw new Error(stalled);
+  }
+
+  /** Carries out what the convergence monitor says about a sample of `remainingBytes`. */
+  private async converge(entry: Outgoing, monitor: ConvergenceMonitor, remainingBytes: number | undefined): Promise<void> {
+    const action = monitor.observe(Date.now(), remainingBytes, entry.mode);
+    switch (action.kind) {
+      case 'wait':
+        return;
+      case 'abort':
+        this.logger.warn('aborting the migration', { uid: entry.machine.record.uid, reason: action.reason });
+        throw new ConvergenceAbort(action.reason);
+      case 'pause':
+        this.logger.info('completion timeout reached: pausing the guest so that the migration completes', { uid: entry.machine.record.uid });
+        await entry.machine.execute('stop');
+        this.setMode(entry, 'Paused');
+        return;
+      case 'post-copy':
+        if (entry.progress.state === 'mirroring') entry.postCopyPending = true;
+        else await this.startPostCopy(entry);
+        return;
+      default:
+        assertNever(action);
+    }
+  }
+
+  private async startPostCopy(entry: Outgoing): Promise<void> {
+    this.logger.info('completion timeout reached: switching the migration to post-copy', { uid: entry.machine.record.uid });
+    await entry.machine.execute('migrate-start-postcopy');
+    this.setMode(entry, 'PostCopy');
+  }
+
+  private setMode(entry: Outgoing, mode: MigrationMode): void {
+    entry.mode = mode;
+    entry.progress = { ...entry.progress, mode };
   }
 
   /** Cancels each mirror (ready ones complete without a pivot: the target holds all the guest wrote) and waits until they are gone. */
@@ -252,6 +351,10 @@ export class MigrationSources {
 /** The NBD client node (and mirror job) for disk node `node`. */
 function mirrorNode(node: string): string {
   return `migration-${node}`;
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unhandled convergence action ${JSON.stringify(value)}`);
 }
 
 function sleep(ms: number): Promise<void> {

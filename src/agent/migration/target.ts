@@ -1,10 +1,13 @@
 /**
  * The target side of live migrations on one node: a QEMU with the VMI's
- * machine and fresh local disks, started with `-incoming defer`; its
+ * machine and fresh local disks (claims' volumes too, `claim-copies.ts`),
+ * started with `-incoming defer`; its
  * writable disks exported over NBD for the source to mirror into; the
  * migration stream accepted on a port this agent picks on the node's
  * address. Finishing resumes the guest and hands it to the runner; an
- * abort kills it and removes what was made.
+ * abort kills it and removes what was made. A post-copy migration resumes
+ * the guest here at the switch-over, while its memory still arrives, and
+ * hands it over once all of it has.
  */
 import { createServer } from 'node:net';
 import type { KObject } from '../../api/object.js';
@@ -12,12 +15,25 @@ import type { Logger } from '../../log/logger.js';
 import type { Machine } from '../machine.js';
 import type { MigrationHost } from './host.js';
 import { hostPort, writableNodes } from './host.js';
-import type { MigrationTarget } from './protocol.js';
+import type { MigrationTarget, MovedVolume } from './protocol.js';
+import { makeClaimCopies, removeClaimCopies } from './claim-copies.js';
+import type { ClaimNode } from './claim-copies.js';
 
 interface Incoming {
   machine: Machine;
   target: MigrationTarget;
+  /** Resumed at a post-copy switch-over (NBD stopped, `cont` done). */
+  resumed: boolean;
 }
+
+/** What a target waiting for a guest has made: its QEMU and the copies of its claims. */
+interface Made {
+  machine: Machine;
+  volumes: MovedVolume[];
+}
+
+/** How long the target waits for the last of the stream after the source reported completion. */
+const arrivalTimeoutMs = 30_000;
 
 /** A port free on `address` now (the kernel's pick), for QEMU to listen on. */
 async function freePort(address: string): Promise<number> {
@@ -38,13 +54,20 @@ export class MigrationTargets {
   /** Migrations whose guest arrived here: a repeated finish (a controller that restarted mid-way) is a no-op. */
   private readonly finished = new Set<string>();
 
-  constructor(private readonly host: MigrationHost, private readonly logger: Logger) {}
+  constructor(private readonly host: MigrationHost, private readonly logger: Logger, private readonly claims: ClaimNode) {}
 
   /** Starts the waiting QEMU for `vmi` (once per migration: a repeated call answers the same target). */
-  async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal): Promise<MigrationTarget> {
+  async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal, options: { allowPostCopy?: boolean } = {}): Promise<MigrationTarget> {
     const known = this.incoming.get(migrationUid);
     if (known !== undefined) return known.target;
-    const machine = await this.host.launchIncoming(vmi, signal);
+    const copies = await makeClaimCopies(vmi, this.claims, signal);
+    let machine: Machine;
+    try {
+      machine = await this.host.launchIncoming(vmi, signal, copies.files);
+    } catch (err) {
+      await removeClaimCopies(copies.volumes, this.claims);
+      throw err;
+    }
     try {
       const exports = await writableNodes(machine);
       const nbdPort = await freePort(address);
@@ -54,15 +77,16 @@ export class MigrationTargets {
         await machine.execute('block-export-add', { type: 'nbd', id: `migration-${node}`, 'node-name': node, name: node, writable: true });
       }
       // The disks become the guest's only at `cont`, after the NBD server (which holds them writable) is stopped.
-      await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
+      // Post-copy needs the capability on both sides before the stream starts.
+      await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }, ...(options.allowPostCopy === true ? [{ capability: 'postcopy-ram' as const, state: true }] : [])] });
       const migrationPort = await freePort(address);
       await machine.execute('migrate-incoming', { uri: `tcp:${hostPort(address, migrationPort)}` });
-      const target: MigrationTarget = { address, migrationPort, nbdPort, exports };
-      this.incoming.set(migrationUid, { machine, target });
+      const target: MigrationTarget = { address, migrationPort, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
+      this.incoming.set(migrationUid, { machine, target, resumed: false });
       this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, ...target });
       return target;
     } catch (err) {
-      await this.kill(machine);
+      await this.kill({ machine, volumes: copies.volumes });
       throw err;
     }
   }
@@ -73,12 +97,12 @@ export class MigrationTargets {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
-    const info = await machine.execute('query-migrate');
-    const state = await machine.refreshRunState();
-    if (info.status !== 'completed' || state === 'inmigrate') throw new Error(`the guest has not arrived yet (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
-    await machine.execute('nbd-server-stop');
-    // Held by -S after the stream: resumed only once the source has finished writing its disks here.
-    await machine.execute('cont');
+    await this.arrival(machine);
+    if (!entry.resumed) {
+      await machine.execute('nbd-server-stop');
+      // Held by -S after the stream: resumed only once the source has finished writing its disks here.
+      await machine.execute('cont');
+    }
     await machine.refreshRunState();
     this.incoming.delete(migrationUid);
     this.finished.add(migrationUid);
@@ -86,12 +110,46 @@ export class MigrationTargets {
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
   }
 
+  /**
+   * Waits until the incoming stream is complete here: the source reports
+   * completion when it has sent the last bytes, which this side may still
+   * be loading for a moment (longer with large disks or a slow link).
+   */
+  private async arrival(machine: Machine): Promise<void> {
+    const deadline = Date.now() + arrivalTimeoutMs;
+    for (;;) {
+      const info = await machine.execute('query-migrate');
+      const state = await machine.refreshRunState();
+      if (info.status === 'completed' && state !== 'inmigrate') return;
+      if (info.status === 'failed' || Date.now() > deadline) throw new Error(`the guest has not arrived (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /**
+   * The migration switched to post-copy: the source completed its disk
+   * mirrors with the guest paused, so the exports stop and the guest runs
+   * here (as libvirt resumes a post-copy destination); its memory pages
+   * come from the source as it touches them. Repeated calls are no-ops.
+   */
+  async resumePostCopy(migrationUid: string): Promise<void> {
+    const entry = this.incoming.get(migrationUid);
+    if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
+    if (entry.resumed) return;
+    const info = await entry.machine.execute('query-migrate');
+    if (info.status !== 'postcopy-active' && info.status !== 'completed') throw new Error(`the migration has not switched over in post-copy (incoming migration ${info.status ?? 'not started'})`);
+    await entry.machine.execute('nbd-server-stop');
+    await entry.machine.execute('cont');
+    entry.resumed = true;
+    this.logger.info('guest resumed in post-copy', { migrationUid, uid: entry.machine.record.uid });
+  }
+
   /** Kills the waiting QEMU and removes its files; nothing to do when there is none. */
   async abort(migrationUid: string): Promise<void> {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) return;
     this.incoming.delete(migrationUid);
-    await this.kill(entry.machine);
+    await this.kill({ machine: entry.machine, volumes: entry.target.volumes ?? [] });
     this.logger.info('migration target removed', { migrationUid, uid: entry.machine.record.uid });
   }
 
@@ -105,9 +163,12 @@ export class MigrationTargets {
     for (const id of [...this.incoming.keys()]) await this.abort(id).catch((err: unknown) => { this.logger.error('cannot remove a migration target', { err }); });
   }
 
-  private async kill(machine: Machine): Promise<void> {
+  private async kill(made: Made): Promise<void> {
+    const { machine } = made;
     machine.detach();
     await machine.kill();
     await this.host.removeGuestFiles(machine.record.uid);
+    // The claims stay on the source as they were: only this node's copies go.
+    await removeClaimCopies(made.volumes, this.claims);
   }
 }

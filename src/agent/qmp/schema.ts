@@ -132,6 +132,8 @@ const returns = {
   'migrate-incoming': empty,
   migrate_cancel: empty,
   'migrate-continue': empty,
+  'migrate-start-postcopy': empty,
+  'query-memory-size-summary': object({ 'base-memory': integer }, { 'plugged-memory': integer }),
   'nbd-server-start': empty,
   'nbd-server-stop': empty,
   'block-export-add': empty,
@@ -182,7 +184,7 @@ interface CommandArguments {
   /** A `secret` object (a disk's encryption key, itself encrypted with the VMI's master key). */
   'object-add': { 'qom-type': 'secret'; id: string; data: string; format: 'base64'; keyid: string; iv: string };
   'object-del': { id: string };
-  'migrate-set-capabilities': { capabilities: { capability: 'auto-converge' | 'pause-before-switchover' | 'late-block-activate' | 'events'; state: boolean }[] };
+  'migrate-set-capabilities': { capabilities: { capability: 'auto-converge' | 'pause-before-switchover' | 'late-block-activate' | 'events' | 'postcopy-ram'; state: boolean }[] };
   /** `max-bandwidth` in bytes per second; `downtime-limit` in ms. */
   'migrate-set-parameters': { 'max-bandwidth'?: number; 'downtime-limit'?: number };
   /** Starts an outgoing migration, e.g. to `tcp:HOST:PORT`. */

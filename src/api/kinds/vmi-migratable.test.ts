@@ -16,10 +16,15 @@ test('containerDisk, emptyDisk and cloud-init volumes without networks migrate, 
   assert.equal(migrationMethodOf(vmi({ volumes: [{ name: 'ci', cloudInitNoCloud: {} }] })), 'LiveMigration');
 });
 
-test('a hostDisk, a claim, a host device, the pod network and Multus networks are refused with KubeVirt\'s reasons', () => {
+test('claims are left to the claims check (vmi-claims-migratable.ts) and copied by block migration', () => {
+  const guest = vmi({ networks: [], volumes: [{ name: 'c', persistentVolumeClaim: { claimName: 'c' } }, { name: 'd', dataVolume: { name: 'd' } }] });
+  assert.deepEqual(migratabilityOf(guest), { migratable: true });
+  assert.equal(migrationMethodOf(guest), 'BlockMigration');
+});
+
+test('a hostDisk, a host device, the pod network and Multus networks are refused with KubeVirt\'s reasons', () => {
   const cases: [Record<string, unknown>, string, RegExp][] = [
     [{ volumes: [{ name: 'h', hostDisk: { path: '/x', type: 'Disk' } }] }, 'DisksNotLiveMigratable', /non-shared HostDisk/],
-    [{ volumes: [{ name: 'c', persistentVolumeClaim: { claimName: 'c' } }] }, 'DisksNotLiveMigratable', /not yet supported/],
     [{ domain: { devices: { hostDevices: [{ name: 'd', deviceName: 'x' }] } }, volumes: [containerDisk] }, 'HostDeviceNotLiveMigratable', /host device/],
     [{ volumes: [containerDisk], networks: [{ name: 'default', pod: {} }] }, 'InterfaceNotLiveMigratable', /pod network .*not yet supported.*keeps the address/],
     [{ volumes: [containerDisk], networks: [{ name: 'n', multus: { networkName: 'br' } }] }, 'InterfaceNotLiveMigratable', /Multus .*not yet supported/],

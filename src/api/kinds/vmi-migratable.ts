@@ -2,8 +2,9 @@
  * Whether a VMI can be live-migrated, as KubeVirt's `LiveMigratable`
  * condition says it, with this slice's limits: volumes that are made again
  * on the target (containerDisk, emptyDisk, cloud-init and config disks)
- * move; host disks and host devices never do; claims (local volumes) and
- * the pod network or Multus networks are not supported yet.
+ * move; host disks and host devices never do; claims (local volumes) are
+ * copied, as `vmi-claims-migratable.ts` decides; the pod network or Multus
+ * networks are not supported yet.
  */
 import type { KObject } from '../object.js';
 import { arrayAt, recordAt, recordsAt, stringAt } from './read.js';
@@ -29,9 +30,8 @@ export function migratabilityOf(vmi: KObject): Migratability {
     if (volume.hostDisk !== undefined) {
       return { migratable: false, reason: 'DisksNotLiveMigratable', message: `cannot migrate VMI with non-shared HostDisk: volume ${name} is a file of this host; use a containerDisk or emptyDisk to migrate` };
     }
-    if (volume.persistentVolumeClaim !== undefined || volume.dataVolume !== undefined) {
-      return { migratable: false, reason: 'DisksNotLiveMigratable', message: `volume ${name} is a claim on a local volume of this node: copying claims to the target node is not yet supported` };
-    }
+    // Claims are copied to the target node: whether each can be is `claimMigratabilityOf` (vmi-claims-migratable.ts), which reads them.
+    if (volume.persistentVolumeClaim !== undefined || volume.dataVolume !== undefined) continue;
     if (!movableVolumes.some((source) => volume[source] !== undefined)) {
       return { migratable: false, reason: 'DisksNotLiveMigratable', message: `volume ${name} is of a kind live migration does not move yet` };
     }
@@ -48,8 +48,8 @@ export function migratabilityOf(vmi: KObject): Migratability {
   return { migratable: true };
 }
 
-/** KubeVirt's BlockMigration when local disks are copied, else LiveMigration. */
+/** KubeVirt's BlockMigration when local disks (claims' local volumes too) are copied, else LiveMigration. */
 export function migrationMethodOf(vmi: KObject): 'BlockMigration' | 'LiveMigration' {
-  const copied = recordsAt(vmi, 'spec', 'volumes').some((v) => v.containerDisk !== undefined || v.emptyDisk !== undefined);
+  const copied = recordsAt(vmi, 'spec', 'volumes').some((v) => v.containerDisk !== undefined || v.emptyDisk !== undefined || v.persistentVolumeClaim !== undefined || v.dataVolume !== undefined);
   return copied ? 'BlockMigration' : 'LiveMigration';
 }

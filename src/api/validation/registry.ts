@@ -10,6 +10,7 @@ import { validateDataVolume } from './datavolume.js';
 import { validateMigration } from './migration.js';
 import { validateNetworkPolicy } from './networkpolicy.js';
 import { validatePersistentVolumeClaim } from './persistentvolumeclaim.js';
+import { validatePersistentVolume } from './persistentvolume.js';
 import { validatePool, validateReplicaSet } from './replicas.js';
 import type { WriterOptions } from './virtualmachine.js';
 import { validateVirtualMachine } from './virtualmachine.js';
@@ -29,6 +30,7 @@ const validators = new Map<string, KindValidator>([
   ['pool.kubevirt.io/VirtualMachinePool', validatePool],
   ['cdi.kubevirt.io/DataVolume', (obj, old) => validateDataVolume(obj, old)],
   ['/PersistentVolumeClaim', (obj, old) => validatePersistentVolumeClaim(obj, old)],
+  ['/PersistentVolume', validatePersistentVolume],
   ['/Service', (obj, old) => validateService(obj, old)],
   ['k8s.cni.cncf.io/NetworkAttachmentDefinition', (obj) => validateNetworkAttachmentDefinition(obj)],
   ['snapshot.kubevirt.io/VirtualMachineSnapshot', (obj, old) => validateVirtualMachineSnapshot(obj, old)],

@@ -2,10 +2,12 @@
  * `vireo migrate NAME` and `vireo migrate-cancel NAME`, as virtctl has
  * them: the first creates a VirtualMachineInstanceMigration of the VMI
  * NAME, the second deletes the migration of NAME that is still in flight,
- * which cancels it before the switch-over.
+ * which cancels it before the switch-over; one in post-copy mode cannot be
+ * cancelled (the guest already runs on the target), and is refused.
  */
 import { parseArgs } from 'node:util';
-import { stringAt } from '../../api/kinds/read.js';
+import { ApiError } from '../../api/errors.js';
+import { recordAt, stringAt } from '../../api/kinds/read.js';
 import { resources } from '../../client/index.js';
 import { CliError } from '../errors.js';
 import { clientFor, connectionFlags, connectionFor } from './connection.js';
@@ -55,6 +57,11 @@ export async function runMigrateCancel(args: string[]): Promise<void> {
     const list = await client.list(resources.virtualMachineInstanceMigrations, { namespace: connection.namespace });
     const active = list.items.find((m) => stringAt(m, 'spec', 'vmiName') === name && !finishedPhases.includes(stringAt(m, 'status', 'phase') ?? '') && m.metadata.deletionTimestamp === undefined);
     if (active === undefined) throw new CliError('not-found', `VMI ${name} in namespace ${connection.namespace} has no migration in flight: nothing to cancel`);
+    const vmi = await client.tryGet(resources.virtualMachineInstances, connection.namespace, name);
+    const state = recordAt(vmi, 'status', 'migrationState');
+    if (stringAt(state, 'migrationUid') === active.metadata.uid && stringAt(state, 'mode') === 'PostCopy') {
+      throw new ApiError('Conflict', `it is in post-copy mode: the guest already runs on ${stringAt(state, 'targetNode') ?? 'the target'} with part of its memory still on ${stringAt(state, 'sourceNode') ?? 'the source'}; it completes by itself (kubectl get vmim ${active.metadata.name ?? ''} -n ${connection.namespace} follows it)`);
+    }
     await client.delete(resources.virtualMachineInstanceMigrations, connection.namespace, active.metadata.name ?? '');
     process.stdout.write(`VM ${name} was scheduled to migrate-cancel\n`);
   } catch (err) {

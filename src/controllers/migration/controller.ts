@@ -9,7 +9,8 @@
  * hand-over (Succeeded) or the roll-back (Failed) — and keeps the VMI's
  * `status.migrationState` and `LiveMigratable` condition true. A deleted
  * migration that has not switched over is cancelled: the guest runs on at
- * the source.
+ * the source. The settings (`settings.ts`) are resolved at scheduling; the
+ * cluster's parallel limits (`limits.ts`) hold migrations in Pending.
  */
 import type { KObject } from '../../api/object.js';
 import { ApiError } from '../../api/errors.js';
@@ -25,10 +26,18 @@ import { ControllerLoop } from '../loop.js';
 import { WorkQueue } from '../queue.js';
 import type { ReconcileResult } from '../queue.js';
 import { conditionsOf, isFinal, isMarkedForDeletion, logFieldsOf, nodeNameOf, setCondition, timestamp, vmiPhase } from '../vmi/index.js';
-import { liveMigratableCondition, migratabilityOf, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
-import { bandwidthOf, downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, policyFor, targetAnnotation, totalTimeAnnotation } from './model.js';
+import { liveMigratableCondition, migrationMethodOf } from '../../api/kinds/vmi-migratable.js';
+import type { ClaimLookup } from '../../api/kinds/vmi-claims-migratable.js';
+import { claimNamesOf } from '../../storage/local/index.js';
+import { copyRoomShortage, liveMigratabilityOf, moveClaimVolumes } from './claims.js';
+import { downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
-import { cleanupWaitMs, replacingState, sourceCleanupAnnotation, sourceSilenceLimitMs, within } from './faults.js';
+import { cleanupWaitMs, sourceCleanupAnnotation, sourceSilenceLimitMs, within } from './faults.js';
+import { slotVerdict } from './limits.js';
+import type { SlotHolder, SlotRequest, SlotVerdict } from './limits.js';
+import { recordedSettings, resolvedSettingsState, sourceSettingsOf } from './settings.js';
+import { clusterKubeVirtOf, clusterMigrationConfigurationOf } from '../../api/kinds/migration-config.js';
+import type { MigrationAnswer as AgentAnswer } from '../../agent/index.js';
 
 /** How often a running migration is polled (KubeVirt's monitor polls every 400 ms). */
 const pollMs = 300;
@@ -45,7 +54,13 @@ export class MigrationController {
   private readonly nodes: Informer;
   private readonly policies: Informer;
   private readonly namespaces: Informer;
+  private readonly claims: Informer;
+  private readonly volumes: Informer;
+  private readonly snapshots: Informer;
+  private readonly kubevirts: Informer;
   private readonly loop: ControllerLoop;
+  /** Migrations this controller let past Pending (uid → source node), until the cache shows them so: the slots they hold. */
+  private readonly starting = new Map<string, string>();
   private readonly recorder: EventRecorder;
   /** The migration as our last status write returned it, by uid: fresher than the cache until the watch catches up. */
   private readonly written = new Map<string, KObject>();
@@ -65,9 +80,25 @@ export class MigrationController {
     this.nodes = this.loop.informer(undefined, () => new Informer(client, resources.nodes, logger));
     this.policies = this.loop.informer(undefined, () => new Informer(client, migrationPolicies, logger));
     this.namespaces = this.loop.informer(undefined, () => new Informer(client, resources.namespaces, logger));
-    this.migrations.onChange((key) => { queue.add(`migration/${key}`); });
+    this.claims = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumeClaims, logger));
+    this.volumes = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumes, logger));
+    this.snapshots = this.loop.informer(undefined, () => new Informer(client, resources.volumeSnapshots, logger));
+    // A claim's state, its volume's, its snapshots' and the other VMIs using it decide whether a VMI with claims can migrate.
+    const requeueClaimUsers = (): void => { for (const vmi of this.vmis.list()) if (claimNamesOf(vmi).length > 0) queue.add(`vmi/${vmi.metadata.namespace ?? ''}/${vmi.metadata.name ?? ''}`); };
+    this.claims.onChange(requeueClaimUsers);
+    this.volumes.onChange(requeueClaimUsers);
+    this.snapshots.onChange(requeueClaimUsers);
+    this.kubevirts = this.loop.informer(undefined, () => new Informer(client, resources.kubeVirts, logger));
+    const queueWaiting = (): void => {
+      for (const m of this.migrations.list()) if (phaseOf(m) === 'Pending') queue.add(`migration/${m.metadata.namespace ?? ''}/${m.metadata.name ?? ''}`);
+    };
+    // A migration that ends frees a slot, a changed KubeVirt CR may change the limits: the waiting ones look again.
+    this.migrations.onChange((key) => { queue.add(`migration/${key}`); queueWaiting(); });
+    this.kubevirts.onChange(() => { queueWaiting(); });
     this.vmis.onChange((key) => {
       queue.add(`vmi/${key}`);
+      const changed = this.vmis.get(key);
+      if (changed === undefined || claimNamesOf(changed).length > 0) requeueClaimUsers();
       for (const m of this.migrations.list()) if (`${m.metadata.namespace ?? ''}/${stringAt(m, 'spec', 'vmiName') ?? ''}` === key) queue.add(`migration/${m.metadata.namespace ?? ''}/${m.metadata.name ?? ''}`);
     });
   }
@@ -97,11 +128,56 @@ export class MigrationController {
     return this.syncMigration(migration);
   }
 
+  /** The migrations past Pending and not ended (with those this controller just started), each with the node its guest leaves. */
+  private inFlight(): SlotHolder[] {
+    const holders = new Map<string, SlotHolder>();
+    const seen = new Set<string>();
+    for (const m of this.migrations.list()) {
+      const uid = m.metadata.uid ?? '';
+      seen.add(uid);
+      const phase = phaseOf(m);
+      if (phase === '' || phase === 'Pending' || isFinished(m)) {
+        if (isFinished(m)) this.starting.delete(uid);
+        if (!this.starting.has(uid)) continue;
+      } else {
+        this.starting.delete(uid);
+      }
+      const vmi = this.vmis.get(`${m.metadata.namespace ?? ''}/${stringAt(m, 'spec', 'vmiName') ?? ''}`);
+      const sourceNode = stringAt(m, 'status', 'migrationState', 'sourceNode') ?? this.starting.get(uid) ?? (vmi === undefined ? '' : nodeNameOf(vmi) ?? '');
+      holders.set(uid, { uid, sourceNode });
+    }
+    for (const uid of [...this.starting.keys()]) if (!seen.has(uid)) this.starting.delete(uid);
+    return [...holders.values()];
+  }
+
+  /**
+   * Whether the cluster's parallel limits let `migration` (its guest on
+   * `sourceNode`) start now; the slot is taken before this returns (no
+   * await between the count and the claim), so concurrent passes never
+   * overshoot.
+   */
+  private takeSlot(migration: KObject, sourceNode: string): SlotVerdict {
+    const config = clusterMigrationConfigurationOf(clusterKubeVirtOf(this.kubevirts.list()));
+    const inFlight = this.inFlight();
+    const request = (m: KObject, node: string): SlotRequest => ({ uid: m.metadata.uid ?? '', sourceNode: node, name: m.metadata.name ?? '', creationTimestamp: m.metadata.creationTimestamp ?? '' });
+    const waiting: SlotRequest[] = [];
+    for (const m of this.migrations.list()) {
+      if (phaseOf(m) !== 'Pending' || m.metadata.deletionTimestamp !== undefined || this.starting.has(m.metadata.uid ?? '')) continue;
+      const vmi = this.vmis.get(`${m.metadata.namespace ?? ''}/${stringAt(m, 'spec', 'vmiName') ?? ''}`);
+      const node = vmi === undefined ? undefined : nodeNameOf(vmi);
+      // Only those ready to go queue for a slot: a migration of a VMI that does not run yet holds no one back.
+      if (vmi !== undefined && node !== undefined && vmiPhase(vmi) === 'Running') waiting.push(request(m, node));
+    }
+    const verdict = slotVerdict(request(migration, sourceNode), inFlight, waiting, { perCluster: config.parallelMigrationsPerCluster, perSourceNode: config.parallelOutboundMigrationsPerNode });
+    if (verdict.start) this.starting.set(migration.metadata.uid ?? '', sourceNode);
+    return verdict;
+  }
+
   /** The VMI's `LiveMigratable` condition, on VMIs that run. */
   private async syncMigratable(key: string): Promise<void> {
     const vmi = this.vmis.get(key);
     if (vmi === undefined || vmiPhase(vmi) !== 'Running') return;
-    const verdict = migratabilityOf(vmi);
+    const verdict = liveMigratabilityOf(vmi, this.claimLookup());
     const condition = verdict.migratable
       ? { type: liveMigratableCondition, status: 'True', lastProbeTime: null, lastTransitionTime: null }
       : { type: liveMigratableCondition, status: 'False', reason: verdict.reason, message: verdict.message, lastProbeTime: null, lastTransitionTime: null };
@@ -114,7 +190,11 @@ export class MigrationController {
 
   private async syncMigration(migration: KObject): Promise<ReconcileResult> {
     const vmi = this.vmis.get(`${migration.metadata.namespace ?? ''}/${stringAt(migration, 'spec', 'vmiName') ?? ''}`);
-    if (migration.metadata.deletionTimestamp !== undefined) return this.cancel(migration, vmi);
+    if (migration.metadata.deletionTimestamp !== undefined) {
+      const postCopy = vmi !== undefined && !isFinished(migration) && stringAt(migrationStateOf(vmi, migration.metadata.uid ?? ''), 'mode') === 'PostCopy';
+      if (!postCopy) return this.cancel(migration, vmi);
+      await this.refuseCancelInPostCopy(migration, vmi);
+    }
     if (isFinished(migration)) return this.retrySourceCleanup(migration);
     if (!(migration.metadata.finalizers ?? []).includes(migrationFinalizer)) {
       await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', {
@@ -159,11 +239,22 @@ export class MigrationController {
     if (isFinal(vmi)) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it has finished (phase ${vmiPhase(vmi)}); start it again to migrate it`);
     // Admitted before the VMI runs (as KubeVirt does): Pending until it does; its changes requeue this migration.
     if (vmiPhase(vmi) !== 'Running' || nodeNameOf(vmi) === undefined) return {};
-    const verdict = migratabilityOf(vmi);
+    const verdict = liveMigratabilityOf(vmi, this.claimLookup());
     if (!verdict.migratable) return this.fail(migration, vmi, `Cannot migrate VMI, Reason: ${verdict.reason}, Message: ${verdict.message}`);
     const earlier = this.migrations.list().find((m) => m.metadata.uid !== migration.metadata.uid && m.metadata.namespace === migration.metadata.namespace && stringAt(m, 'spec', 'vmiName') === name && !isFinished(m) && phaseOf(m) !== '' && phaseOf(m) !== 'Pending');
     if (earlier !== undefined) return this.fail(migration, vmi, `in-flight migration detected. Active migration job (${earlier.metadata.uid ?? ''}) is currently already in progress for VMI ${name}.`);
-    await this.setPhase(migration, 'Scheduling');
+    const slot = this.takeSlot(migration, nodeNameOf(vmi) ?? '');
+    if (!slot.start) {
+      this.recorder.record(migration, 'Normal', 'MigrationWaiting', slot.message);
+      // As KubeVirt, looked at again after a while, besides whenever a migration ends.
+      return { requeueAfter: 5_000 };
+    }
+    try {
+      await this.setPhase(migration, 'Scheduling');
+    } catch (err) {
+      this.starting.delete(migration.metadata.uid ?? '');
+      throw err;
+    }
     return {};
   }
 
@@ -171,21 +262,24 @@ export class MigrationController {
   private async schedule(migration: KObject, vmi: KObject): Promise<ReconcileResult> {
     const source = nodeNameOf(vmi) ?? '';
     const candidates = this.nodes.list().filter((n) => n.metadata.name !== source);
-    const placement = place(vmi, vmiRequests(vmi, requestOptions), candidates, this.usage());
+    const claims = this.claimLookup();
+    const roomForClaims = (node: KObject): string[] => { const short = copyRoomShortage(vmi, node, claims); return short === undefined ? [] : [short]; };
+    const placement = place(vmi, vmiRequests(vmi, requestOptions), candidates, this.usage(), roomForClaims);
     if ('unschedulable' in placement) {
       this.recorder.record(migration, 'Warning', 'FailedScheduling', `no target node for the migration: ${placement.unschedulable}`);
       // Like a target pod that stays Pending: tried again as nodes change.
       return { requeueAfter: 5_000 };
     }
-    const policy = policyFor(vmi, this.namespaces.get(migration.metadata.namespace ?? ''), this.policies.list());
     const state = {
       migrationUid: migration.metadata.uid,
       sourceNode: source,
       targetNode: placement.node,
       mode: 'PreCopy',
-      ...(policy === undefined ? {} : { migrationPolicyName: policy.metadata.name }),
+      ...resolvedSettingsState(vmi, this.namespaces.get(migration.metadata.namespace ?? ''), this.policies.list(), this.kubevirts.list()),
     };
-    await this.patchVmi(vmi, { status: { migrationState: replacingState(recordAt(vmi, 'status', 'migrationState'), state), migrationMethod: migrationMethodOf(vmi) } });
+    // A merge patch keeps what a previous migration wrote (failed, abortStatus…): those fields are cleared.
+    const previous = Object.keys(recordAt(vmi, 'status', 'migrationState') ?? {}).filter((field) => !(field in state));
+    await this.patchVmi(vmi, { status: { migrationState: { ...Object.fromEntries(previous.map((field) => [field, null])), ...state }, migrationMethod: migrationMethodOf(vmi) } });
     await this.setPhase(migration, 'Scheduled', { migrationState: state });
     this.recorder.record(migration, 'Normal', 'SuccessfulCreate', `target node ${placement.node} chosen for the migration from ${source}`);
     return {};
@@ -197,7 +291,7 @@ export class MigrationController {
     const targetNode = stringAt(state, 'targetNode') ?? '';
     const preparing = phaseOf(migration) === 'Scheduled' ? await this.setPhase(migration, 'PreparingTarget', { migrationState: state }) : migration;
     const address = this.nodeAddress(targetNode);
-    const answer = await this.step(targetNode, vmi, { step: 'prepare-target', migrationUid: migration.metadata.uid ?? '', vmiUid: vmi.metadata.uid ?? '', address });
+    const answer = await this.step(targetNode, vmi, { step: 'prepare-target', migrationUid: migration.metadata.uid ?? '', vmiUid: vmi.metadata.uid ?? '', address, allowPostCopy: recordedSettings(state).allowPostCopy });
     const target = answer.target;
     if (target === undefined) throw new Error(`the agent of ${targetNode} prepared no target`);
     log.info('migration target ready', { targetNode, ...target });
@@ -212,9 +306,7 @@ export class MigrationController {
   private async startSource(migration: KObject, vmi: KObject): Promise<ReconcileResult> {
     const state = this.requireState(migration, vmi);
     const target = this.requireTarget(migration);
-    const policy = policyFor(vmi, this.namespaces.get(migration.metadata.namespace ?? ''), this.policies.list());
-    const bandwidth = bandwidthOf(policy);
-    await this.step(nodeNameOf(vmi) ?? '', vmi, { step: 'start-source', migrationUid: migration.metadata.uid ?? '', target, ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }) });
+    await this.step(nodeNameOf(vmi) ?? '', vmi, { step: 'start-source', migrationUid: migration.metadata.uid ?? '', target, ...sourceSettingsOf(recordedSettings(state)) });
     const running = { ...state, startTimestamp: timestamp(Date.now()) };
     await this.patchVmi(vmi, { status: { migrationState: running } });
     await this.setPhase(migration, 'Running', { migrationState: running });
@@ -223,21 +315,25 @@ export class MigrationController {
 
   /** Polls the source; on completion hands the guest over, on failure rolls back. */
   private async follow(migration: KObject, vmi: KObject, log: Logger): Promise<ReconcileResult> {
-    const state = this.requireState(migration, vmi);
-    const source = stringAt(state, 'sourceNode') ?? '';
-    const targetNode = stringAt(state, 'targetNode') ?? '';
+    const known = this.requireState(migration, vmi);
+    const source = stringAt(known, 'sourceNode') ?? '';
+    const targetNode = stringAt(known, 'targetNode') ?? '';
     const uid = migration.metadata.uid ?? '';
-    if (state.completed === true && nodeNameOf(vmi) === targetNode) return this.resumeAfterHandOver(migration, vmi, state, log);
+    if (known.completed === true && nodeNameOf(vmi) === targetNode) return this.resumeAfterHandOver(migration, vmi, known, log);
     const answer = await this.askSource(source, vmi, uid);
     if (answer === 'silent') return { requeueAfter: 1_000 };
     const progress = answer.source;
     if (progress === undefined) throw new Error(`the agent of ${source} did not say where the migration is`);
+    if (progress.state === 'failed' && progress.aborted === true) return this.abortedBySource(migration, vmi, known, progress.message ?? 'the source aborted the migration');
+    const state = await this.followMode(migration, vmi, known, progress);
     if (progress.state === 'mirroring' || progress.state === 'migrating') return { requeueAfter: pollMs };
     if (progress.state !== 'completed') throw new Error(progress.message ?? `the migration ended ${progress.state} on the source`);
     await this.step(targetNode, vmi, { step: 'finish-target', migrationUid: uid });
     const done = { ...state, completed: true, endTimestamp: timestamp(Date.now()), targetNodeDomainReadyTimestamp: timestamp(Date.now()) };
     // From here the target's agent holds the guest: the VMI is bound there.
     await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
+    // The claims' data is the target's now; until their volumes say so, the source keeps its copy (finish-source checks).
+    await moveClaimVolumes(this.client, this.requireTarget(migration).volumes ?? [], { targetNode, sourceNode: source, migrationUid: uid }).catch((err: unknown) => { log.error('the migrated claims\' volumes still name the source node', { err }); });
     const sourceLeft = await this.finishSource(migration, source, vmi, log);
     const annotations: Record<string, string> = sourceLeft === undefined ? {} : { [sourceCleanupAnnotation]: sourceLeft };
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
@@ -247,6 +343,51 @@ export class MigrationController {
     log.info('migration succeeded', { source, targetNode, downtimeMs: progress.downtimeMs, totalTimeMs: progress.totalTimeMs });
     this.recorder.record(migration, 'Normal', 'SuccessfulMigration', `Source node reported migration succeeded (downtime ${progress.downtimeMs ?? '?'} ms)`);
     return {};
+  }
+
+  /**
+   * Keeps `migrationState.mode` as the source reports it (PostCopy, Paused)
+   * and, once a post-copy migration switched over, has the target run the
+   * guest; the state as written.
+   */
+  private async followMode(migration: KObject, vmi: KObject, state: Record<string, unknown>, progress: NonNullable<AgentAnswer['source']>): Promise<Record<string, unknown>> {
+    let current = state;
+    if (progress.mode !== undefined && progress.mode !== stringAt(state, 'mode')) {
+      current = { ...state, mode: progress.mode };
+      await this.patchVmi(vmi, { status: { migrationState: current } });
+      await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { status: { migrationState: current } }, { subresource: 'status' });
+      if (progress.mode === 'PostCopy') this.recorder.record(migration, 'Normal', 'MigrationPostCopy', 'the completion timeout was reached: the migration switched to post-copy mode (it cannot be cancelled from now on)');
+      if (progress.mode === 'Paused') this.recorder.record(migration, 'Normal', 'MigrationPaused', 'the completion timeout was reached: the guest is paused so that the migration completes');
+    }
+    if (progress.switchedOver === true) await this.step(stringAt(state, 'targetNode') ?? '', vmi, { step: 'resume-target', migrationUid: migration.metadata.uid ?? '' });
+    return current;
+  }
+
+  /**
+   * The source aborted the migration itself (completion or progress
+   * timeout): as KubeVirt reports it, Failed with the reason, abortStatus
+   * Succeeded; the guest runs on at the source and the target goes.
+   */
+  private async abortedBySource(migration: KObject, vmi: KObject, state: Record<string, unknown>, reason: string): Promise<ReconcileResult> {
+    const target = stringAt(state, 'targetNode');
+    if (target !== undefined) await this.step(target, vmi, { step: 'abort-target', migrationUid: migration.metadata.uid ?? '' });
+    const failed = { ...state, failed: true, completed: false, abortStatus: 'Succeeded', endTimestamp: timestamp(Date.now()), failureReason: reason };
+    await this.patchVmi(vmi, { status: { migrationState: failed } });
+    await this.setPhase(migration, 'Failed', {
+      migrationState: failed,
+      conditions: [{ type: 'Failed', status: 'True', reason: 'MigrationFailed', message: reason, lastProbeTime: null, lastTransitionTime: timestamp(Date.now()) }],
+    });
+    this.recorder.record(migration, 'Warning', 'FailedMigration', reason);
+    this.logger.child(logFieldsOf(migration)).info('migration aborted by the source', { reason });
+    return {};
+  }
+
+  /** A deleted migration in post-copy mode: cannot be cancelled (its guest runs on the target); said once, then followed to its end. */
+  private async refuseCancelInPostCopy(migration: KObject, vmi: KObject): Promise<void> {
+    const state = migrationStateOf(vmi, migration.metadata.uid ?? '');
+    if (state === undefined || state.abortRequested === true) return;
+    await this.patchVmi(vmi, { status: { migrationState: { ...state, abortRequested: true, abortStatus: 'Failed' } } });
+    this.recorder.record(vmi, 'Warning', 'MigrationAbortFailed', 'the migration is in post-copy mode: the guest already runs on the target and cannot go back; it completes, then the deleted migration goes');
   }
 
   /** A deleted migration: cancelled unless it already ended; then its finalizer goes. */
@@ -376,6 +517,16 @@ export class MigrationController {
     const agent: AgentHandle | undefined = this.agents.forNode(node);
     if (agent === undefined) throw new Error(`node ${node} has no agent this server can reach`);
     return agent.migration(vmi.metadata.namespace ?? '', vmi.metadata.name ?? '', command);
+  }
+
+  /** The claims, volumes, VMIs and snapshots the claims check reads, from the informers. */
+  private claimLookup(): ClaimLookup {
+    return {
+      claim: (namespace, name) => this.claims.get(`${namespace}/${name}`),
+      volume: (name) => this.volumes.get(name),
+      vmis: () => this.vmis.list(),
+      snapshots: (namespace) => this.snapshots.list().filter((s) => s.metadata.namespace === namespace),
+    };
   }
 
   private requireVmi(vmi: KObject | undefined): KObject {

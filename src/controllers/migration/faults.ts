@@ -38,16 +38,3 @@ export async function within<T>(work: Promise<T>, ms: number, what: string): Pro
     clearTimeout(timer);
   }
 }
-
-/**
- * A merge patch of the VMI's `status.migrationState` that replaces
- * `previous` with `next`: a merge patch merges maps, so the fields of the
- * last migration (`failed`, `failureReason`, `abortStatus`, its ports)
- * would otherwise linger in the next one's state, and a target agent
- * would read the new migration as failed.
- */
-export function replacingState(previous: Record<string, unknown> | undefined, next: Record<string, unknown>): Record<string, unknown> {
-  const cleared: Record<string, unknown> = {};
-  for (const key of Object.keys(previous ?? {})) cleared[key] = null;
-  return { ...cleared, ...next };
-}

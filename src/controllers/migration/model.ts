@@ -7,7 +7,6 @@
 import type { KObject } from '../../api/object.js';
 import { recordAt, stringAt, stringMapAt } from '../../api/kinds/read.js';
 import { labelSelectorFromObject } from '../../api/labels.js';
-import { parseQuantity } from '../../api/validation/quantity.js';
 import { parseMigrationTarget } from '../../agent/index.js';
 import type { MigrationTarget } from '../../agent/index.js';
 
@@ -57,8 +56,9 @@ export function migrationStateOf(vmi: KObject, uid: string): Record<string, unkn
 
 /**
  * The MigrationPolicy that applies to `vmi` in namespace `namespace`
- * (labels): among those whose selectors match, the one with the most
- * selector labels (KubeVirt's precedence), ties by name.
+ * (labels), by KubeVirt's precedence: among those with selectors that all
+ * match, the one with the most matching labels, then the most VMI labels,
+ * then the first by name.
  */
 export function policyFor(vmi: KObject, namespace: KObject | undefined, policies: readonly KObject[]): KObject | undefined {
   const vmiLabels = vmi.metadata.labels ?? {};
@@ -67,18 +67,16 @@ export function policyFor(vmi: KObject, namespace: KObject | undefined, policies
     .map((policy) => {
       const vmiSelector = stringMapAt(policy, 'spec', 'selectors', 'virtualMachineInstanceSelector');
       const namespaceSelector = stringMapAt(policy, 'spec', 'selectors', 'namespaceSelector');
-      const matches = labelSelectorFromObject({ matchLabels: vmiSelector }).matches(vmiLabels) && labelSelectorFromObject({ matchLabels: namespaceSelector }).matches(namespaceLabels);
-      return { policy, matches, weight: Object.keys(vmiSelector).length + Object.keys(namespaceSelector).length };
+      const matches = recordAt(policy, 'spec', 'selectors') !== undefined && labelSelectorFromObject({ matchLabels: vmiSelector }).matches(vmiLabels) && labelSelectorFromObject({ matchLabels: namespaceSelector }).matches(namespaceLabels);
+      const vmiWeight = Object.keys(vmiSelector).length;
+      return { policy, matches, weight: vmiWeight + Object.keys(namespaceSelector).length, vmiWeight };
     })
     .filter((p) => p.matches)
-    .sort((a, b) => b.weight - a.weight || (a.policy.metadata.name ?? '').localeCompare(b.policy.metadata.name ?? ''));
+    .sort((a, b) => b.weight - a.weight || b.vmiWeight - a.vmiWeight || compareNames(a.policy.metadata.name ?? '', b.policy.metadata.name ?? ''));
   return matching[0]?.policy;
 }
 
-/** A policy's `bandwidthPerMigration` in bytes per second; undefined for none or 0 (unlimited). */
-export function bandwidthOf(policy: KObject | undefined): number | undefined {
-  const raw = recordAt(policy, 'spec')?.bandwidthPerMigration;
-  if (raw === undefined) return undefined;
-  const bytes = parseQuantity(raw);
-  return bytes === undefined || bytes <= 0 ? undefined : Math.round(bytes);
+/** Byte order, as Go compares strings (KubeVirt's tie-break), not the locale's. */
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -25,6 +25,17 @@ export class ScriptedMigrationAgents implements AgentDirectory {
   readonly steps: RecordedStep[] = [];
   private readonly sources = new Map<string, SourceProgress>();
   private nextPort = 40000;
+  private readonly interceptors = new Map<string, (command: MigrationCommand) => MigrationAnswer | undefined>();
+
+  /**
+   * Makes `node` answer through `interceptor` first (undefined: no longer):
+   * an answer, a throw (an agent's error, or one out of reach), or
+   * undefined for the scripted answer. The fault tests' way to break a node.
+   */
+  intercept(node: string, interceptor: ((command: MigrationCommand) => MigrationAnswer | undefined) | undefined): void {
+    if (interceptor === undefined) this.interceptors.delete(node);
+    else this.interceptors.set(node, interceptor);
+  }
 
   /** What the source of migration `migrationUid` reports from now on. */
   setSource(migrationUid: string, progress: SourceProgress): void {
@@ -51,6 +62,8 @@ export class ScriptedMigrationAgents implements AgentDirectory {
 
   private answer(node: string, namespace: string, name: string, command: MigrationCommand): MigrationAnswer {
     this.steps.push({ node, namespace, name, command });
+    const intercepted = this.interceptors.get(node)?.(command);
+    if (intercepted !== undefined) return intercepted;
     switch (command.step) {
       case 'prepare-target':
         this.nextPort += 2;

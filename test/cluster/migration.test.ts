@@ -16,46 +16,17 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
 import { recordAt, stringAt } from '../../src/api/kinds/read.js';
-import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { ImageStore, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
 import { LabConsole, counters } from './lab-console.js';
+import { bootMs, counterLoop, labLabel, moverVmi } from './migration-support.js';
 import { startLabCluster } from './support.js';
 import { labSkip } from './requirements.js';
 
 const skip = labSkip;
-
-const bootMs = 300_000;
-const labLabel = 'vireo.io/migration-lab';
-
-/** The migrating guest: the test guest's containerDisk, a 16 MiB emptyDisk, no network (the pod network's move is test/cluster/migration-network.test.ts). */
-function moverVmi(name: string): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name, namespace: 'default', labels: { app: name } },
-    spec: {
-      terminationGracePeriodSeconds: 0,
-      nodeSelector: { [labLabel]: 'yes' },
-      domain: {
-        devices: {
-          autoattachGraphicsDevice: false,
-          autoattachPodInterface: false,
-          disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }],
-          interfaces: [],
-        },
-        memory: { guest: '128Mi' },
-      },
-      networks: [],
-      volumes: [{ name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } }, { name: 'data', emptyDisk: { capacity: '16Mi' } }],
-    },
-  };
-}
-
-/** Each second: record `tick-N` (16 bytes) at block N of /dev/vdb, then `count N` on the console. */
-const counterLoop = '(i=0; while true; do i=$((i+1)); printf "tick-%08d   " $i | dd of=/dev/vdb bs=16 seek=$i conv=notrunc 2>/dev/null; sync; echo "count $i"; sleep 1; done) &';
 
 /** Counts, on the console, the records 1..last that are not what the loop wrote; prints `bad=N`. */
 function verifyCommand(last: number): string {

@@ -12,6 +12,7 @@ import type { MigrationHost } from './host.js';
 import type { MigrationAnswer, MigrationCommand } from './protocol.js';
 import { MigrationSources } from './source.js';
 import { MigrationTargets } from './target.js';
+import { TargetJanitor } from './target-janitor.js';
 import { removeSourceCopies } from './claim-copies.js';
 import type { ClaimNode } from './claim-copies.js';
 
@@ -24,6 +25,7 @@ export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } fro
 export class NodeMigrations {
   private readonly sources: MigrationSources;
   private readonly targets: MigrationTargets;
+  private readonly janitor: TargetJanitor;
 
   private readonly claimNode: ClaimNode;
 
@@ -32,6 +34,8 @@ export class NodeMigrations {
     this.claimNode = { client: options.client, dataDir: options.dataDir, nodeName: options.nodeName, logger: options.logger.child({ part: 'migration-claims' }) };
     this.sources = new MigrationSources(options.host, options.logger.child({ part: 'migration-source' }));
     this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }), this.claimNode);
+    this.janitor = new TargetJanitor({ client: options.client, targets: this.targets, logger: options.logger.child({ part: 'migration-target' }) });
+    this.janitor.start();
   }
 
   /** Carries out one step for VMI `namespace/name`; an ApiError saying why when it cannot. */
@@ -46,7 +50,15 @@ export class NodeMigrations {
 
   /** Kills the QEMUs waiting for guests that will not come now (agent stop). */
   async stop(): Promise<void> {
+    await this.janitor.stop();
     await this.targets.stop();
+  }
+
+  /** A migration this agent does not know while it runs the VMI's guest: it restarted mid-way, and takes the migration over (see {@link MigrationSources.adopt}). */
+  private async adoptAfterRestart(namespace: string, name: string, migrationUid: string): Promise<void> {
+    if (this.sources.knows(migrationUid)) return;
+    const machine = this.options.host.liveMachine(namespace, name);
+    if (machine !== undefined) await this.sources.adopt(migrationUid, machine);
   }
 
   private async step(namespace: string, name: string, command: MigrationCommand, signal: AbortSignal): Promise<MigrationAnswer> {
@@ -67,8 +79,10 @@ export class NodeMigrations {
         return { source: this.sources.status(command.migrationUid) };
       }
       case 'source-status':
+        await this.adoptAfterRestart(namespace, name, command.migrationUid);
         return { source: this.sources.status(command.migrationUid) };
       case 'cancel-source':
+        await this.adoptAfterRestart(namespace, name, command.migrationUid);
         return { source: await this.sources.cancel(command.migrationUid) };
       case 'finish-source': {
         const moved = this.sources.movedVolumes(command.migrationUid);

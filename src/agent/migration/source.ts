@@ -20,6 +20,7 @@ import { ConvergenceAbort, ConvergenceMonitor } from './convergence.js';
 import type { ConvergenceSettings, MigrationMode } from './convergence.js';
 import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js';
 import { SocketRelay, closeRelays } from './socket-relay.js';
+import { StallWatch, probeTarget, severConnections } from './stall.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are. */
 const pollMs = 100;
@@ -98,6 +99,59 @@ export class MigrationSources {
     return this.outgoing.get(migrationUid)?.progress ?? { state: 'unknown', message: 'the source agent knows nothing of this migration (it restarted?)' };
   }
 
+  /** Whether this agent knows migration `migrationUid` (it started it, or took it over after a restart). */
+  knows(migrationUid: string): boolean {
+    return this.outgoing.has(migrationUid);
+  }
+
+  /**
+   * Takes over migration `migrationUid` of `machine` after this agent
+   * restarted mid-way (the QEMU ran on, the run that drove it did not). No
+   * run can be resumed, so QEMU's own state decides: a migration QEMU
+   * completed (the switch-over was done) stays completed for the
+   * controller to finish; anything else is rolled back and the guest runs
+   * on here. Never both: the target only resumes after a completed one.
+   */
+  async adopt(migrationUid: string, machine: Machine): Promise<SourceProgress> {
+    const known = this.outgoing.get(migrationUid);
+    if (known !== undefined) return known.progress;
+    const info = await machine.execute('query-migrate');
+    // The claims' copies are not known here after a restart: the source's copies of moved claims stay (a known limit).
+    const entry: Outgoing = { machine, relays: [], progress: { state: 'unknown' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort: new AbortController(), run: Promise.resolve(), volumes: [] };
+    this.outgoing.set(migrationUid, entry);
+    this.host.holdForMigration(machine.key, machine.record.uid);
+    if (info.status === 'completed') {
+      entry.progress = { state: 'completed', ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
+      this.logger.info('took over a completed migration after a restart', { migrationUid, uid: machine.record.uid });
+      return entry.progress;
+    }
+    if (info.status === 'postcopy-active' || info.status === 'postcopy-paused' || info.status === 'postcopy-recover') {
+      // Past a post-copy switch-over this QEMU's memory is stale: never rolled back, followed until QEMU ends it.
+      entry.switchedOver = true;
+      entry.mode = 'PostCopy';
+      entry.progress = { state: 'migrating', mode: 'PostCopy', switchedOver: true };
+      entry.run = this.followAdopted(entry);
+      return entry.progress;
+    }
+    entry.progress = { state: 'failed', message: `migration failed: the source node's agent restarted during the migration (QEMU's migration was ${info.status ?? 'not started'}); it was rolled back and the guest runs on at the source` };
+    entry.run = this.rollBack(entry).finally(() => {
+      this.host.migrationEnded(machine.record.uid);
+      this.logger.info('rolled back a migration interrupted by an agent restart; the guest runs on here', { migrationUid, uid: machine.record.uid });
+    });
+    await entry.run;
+    return entry.progress;
+  }
+
+  /** Polls an adopted post-copy migration until QEMU completes or fails it. */
+  private async followAdopted(entry: Outgoing): Promise<void> {
+    await this.until(entry.abort.signal, async () => {
+      const info = await entry.machine.execute('query-migrate');
+      if (info.status === 'completed') entry.progress = { state: 'completed', mode: 'PostCopy', ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
+      else if (info.status === 'failed') entry.progress = { state: 'failed', mode: 'PostCopy', message: `migration failed after the post-copy switch-over: ${info['error-desc'] ?? 'QEMU reports the migration failed'} (the guest cannot run on at the source)` };
+      return info.status === 'completed' || info.status === 'failed';
+    }).catch((err: unknown) => { this.logger.warn('cannot follow an adopted post-copy migration', { err }); });
+  }
+
   /** Stops a migration that has not switched over; resolves once the guest runs on here alone. */
   async cancel(migrationUid: string): Promise<SourceProgress> {
     const entry = this.outgoing.get(migrationUid);
@@ -135,13 +189,18 @@ export class MigrationSources {
     for (const node of nodes) {
       if (!target.exports.includes(node)) throw new Error(`the target exports no disk for ${node} (it exports ${target.exports.join(', ') || 'none'})`);
     }
+    if (nodes.length > 0) await probeTarget(target);
     const paths = await targetPaths(machine, target, this.host.sandboxed(machine.record.uid), entry.relays);
     for (const node of nodes) {
+      // An NBD node an interrupted migration left (its agent restarted before the roll-back) would clash with the new one.
+      await machine.execute('blockdev-del', { 'node-name': mirrorNode(node) }).catch(() => undefined);
       await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node });
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
+    const mirrorWatch = new StallWatch();
     await this.until(signal, async () => {
       const jobs = await machine.execute('query-block-jobs');
+      await this.failIfStalled(mirrorWatch, jobs.reduce((sum, j) => sum + j.offset, 0), target);
       for (const node of nodes) {
         const job = jobs.find((j) => j.device === mirrorNode(node));
         if (job === undefined) throw new Error(`the mirror of ${node} into the target ended before it was in step`);
@@ -163,8 +222,10 @@ export class MigrationSources {
     await machine.execute('migrate', { uri: paths.migrationUri });
     if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
+    let streamWatch = new StallWatch();
     await this.until(signal, async () => {
       const info = await machine.execute('query-migrate');
+      if (info.status === 'active' || info.status === 'setup') await this.failIfStalled(streamWatch, info.ram?.transferred ?? 0, target);
       switch (info.status) {
         case 'active':
           await this.converge(entry, monitor, info.ram?.remaining);
@@ -180,6 +241,7 @@ export class MigrationSources {
           // The guest is paused: the mirrors catch up with its last writes and end, then the switch-over.
           await this.completeMirrors(machine, nodes);
           await machine.execute('migrate-continue', { state: 'pre-switchover' });
+          streamWatch = new StallWatch();
           return false;
         case 'completed':
           completed = { state: 'completed', disksCopied: nodes.length > 0, mode: entry.mode, ...(info.downtime === undefined ? {} : { downtimeMs: info.downtime }), ...(info['total-time'] === undefined ? {} : { totalTimeMs: info['total-time'] }) };
@@ -195,6 +257,14 @@ export class MigrationSources {
     if (completed === undefined) throw new Error('the migration ended without completing');
     this.logger.info('migration completed on the source', { uid: machine.record.uid, downtimeMs: completed.downtimeMs, totalTimeMs: completed.totalTimeMs });
     return completed;
+  }
+
+  /** Fails the run once nothing moved to the target for too long; the sockets to it go first, so that the roll-back does not hang on them. */
+  private async failIfStalled(watch: StallWatch, bytes: number, target: MigrationTarget): Promise<void> {
+    const stalled = watch.observe(bytes);
+    if (stalled === undefined) return;
+    await severConnections(target).catch((err: unknown) => { this.logger.warn('cannot close the connections to a silent migration target', { err }); });
+    throw new Error(stalled);
   }
 
   /** Carries out what the convergence monitor says about a sample of `remainingBytes`. */

@@ -81,6 +81,8 @@ async function freePort(address: string): Promise<number> {
 /** The node's incoming migrations, by migration uid. */
 export class MigrationTargets {
   private readonly incoming = new Map<string, Incoming>();
+  /** Migrations whose guest arrived here: a repeated finish (a controller that restarted mid-way) is a no-op. */
+  private readonly finished = new Set<string>();
 
   constructor(private readonly host: MigrationHost, private readonly logger: Logger, private readonly claims: ClaimNode) {}
 
@@ -123,6 +125,7 @@ export class MigrationTargets {
 
   /** The guest arrived: stop exporting, resume it, and let the runner take it. */
   async finish(migrationUid: string): Promise<void> {
+    if (this.finished.has(migrationUid)) return;
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
@@ -139,6 +142,7 @@ export class MigrationTargets {
     // The sandbox's bridge learns the guest's MAC on its new port at once (QEMU also announces by itself; this is for certain).
     await machine.execute('announce-self', { initial: 50, max: 550, rounds: 5, step: 100 }).catch((err: unknown) => { this.logger.warn('cannot announce the migrated guest', { err }); });
     this.incoming.delete(migrationUid);
+    this.finished.add(migrationUid);
     this.host.arrived(machine);
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
   }
@@ -187,6 +191,11 @@ export class MigrationTargets {
     await closeRelays(entry.relays);
     await this.kill({ machine: entry.machine, volumes: entry.target.volumes ?? [] });
     this.logger.info('migration target removed', { migrationUid, uid: entry.machine.record.uid });
+  }
+
+  /** The waiting QEMUs, by migration uid (for the janitor). */
+  waiting(): [string, Machine][] {
+    return [...this.incoming].map(([uid, entry]) => [uid, entry.machine]);
   }
 
   /** Kills every waiting QEMU (agent stop). */

@@ -32,6 +32,7 @@ import { claimNamesOf } from '../../storage/local/index.js';
 import { copyRoomShortage, liveMigratabilityOf, moveClaimVolumes } from './claims.js';
 import { downtimeAnnotation, isFinished, keptTarget, migrationFinalizer, migrationStateOf, phaseOf, targetAnnotation, totalTimeAnnotation } from './model.js';
 import type { MigrationPhase } from './model.js';
+import { cleanupWaitMs, sourceCleanupAnnotation, sourceSilenceLimitMs, within } from './faults.js';
 import { slotVerdict } from './limits.js';
 import type { SlotHolder, SlotRequest, SlotVerdict } from './limits.js';
 import { recordedSettings, resolvedSettingsState, sourceSettingsOf } from './settings.js';
@@ -63,6 +64,8 @@ export class MigrationController {
   private readonly recorder: EventRecorder;
   /** The migration as our last status write returned it, by uid: fresher than the cache until the watch catches up. */
   private readonly written = new Map<string, KObject>();
+  /** When a running migration's source agent first did not answer, by migration uid. */
+  private readonly sourceSilentSince = new Map<string, number>();
 
   constructor(
     private readonly client: Client,
@@ -192,7 +195,7 @@ export class MigrationController {
       if (!postCopy) return this.cancel(migration, vmi);
       await this.refuseCancelInPostCopy(migration, vmi);
     }
-    if (isFinished(migration)) return {};
+    if (isFinished(migration)) return this.retrySourceCleanup(migration);
     if (!(migration.metadata.finalizers ?? []).includes(migrationFinalizer)) {
       await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', {
         metadata: { resourceVersion: migration.metadata.resourceVersion, finalizers: [...(migration.metadata.finalizers ?? []), migrationFinalizer] },
@@ -316,7 +319,10 @@ export class MigrationController {
     const source = stringAt(known, 'sourceNode') ?? '';
     const targetNode = stringAt(known, 'targetNode') ?? '';
     const uid = migration.metadata.uid ?? '';
-    const progress = (await this.step(source, vmi, { step: 'source-status', migrationUid: uid })).source;
+    if (known.completed === true && nodeNameOf(vmi) === targetNode) return this.resumeAfterHandOver(migration, vmi, known, log);
+    const answer = await this.askSource(source, vmi, uid);
+    if (answer === 'silent') return { requeueAfter: 1_000 };
+    const progress = answer.source;
     if (progress === undefined) throw new Error(`the agent of ${source} did not say where the migration is`);
     if (progress.state === 'failed' && progress.aborted === true) return this.abortedBySource(migration, vmi, known, progress.message ?? 'the source aborted the migration');
     const state = await this.followMode(migration, vmi, known, progress);
@@ -328,8 +334,8 @@ export class MigrationController {
     await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
     // The claims' data is the target's now; until their volumes say so, the source keeps its copy (finish-source checks).
     await moveClaimVolumes(this.client, this.requireTarget(migration).volumes ?? [], { targetNode, sourceNode: source, migrationUid: uid }).catch((err: unknown) => { log.error('the migrated claims\' volumes still name the source node', { err }); });
-    await this.step(source, vmi, { step: 'finish-source', migrationUid: uid }).catch((err: unknown) => { log.warn('the source did not clean up after the migration', { err }); });
-    const annotations: Record<string, string> = {};
+    const sourceLeft = await this.finishSource(migration, source, vmi, log);
+    const annotations: Record<string, string> = sourceLeft === undefined ? {} : { [sourceCleanupAnnotation]: sourceLeft };
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
     if (progress.totalTimeMs !== undefined) annotations[totalTimeAnnotation] = String(progress.totalTimeMs);
     await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations } });
@@ -394,7 +400,8 @@ export class MigrationController {
       const source = stringAt(state, 'sourceNode');
       const target = stringAt(state, 'targetNode');
       if (source !== undefined && phase === 'Running') await this.step(source, vmi, { step: 'cancel-source', migrationUid: uid });
-      if (target !== undefined) await this.step(target, vmi, { step: 'abort-target', migrationUid: uid });
+      // A target out of reach removes its QEMU by itself once it reads the aborted state (src/agent/migration/target-janitor.ts).
+      if (target !== undefined) await within(this.step(target, vmi, { step: 'abort-target', migrationUid: uid }), cleanupWaitMs, `the agent of ${target}`).catch((err: unknown) => { this.logger.warn('the target did not remove its QEMU now', { ...logFieldsOf(migration), target, err }); });
       if (state !== undefined) await this.patchVmi(vmi, { status: { migrationState: { ...state, abortRequested: true, abortStatus: 'Succeeded', failed: true, completed: false, endTimestamp: timestamp(Date.now()) } } });
       await this.setPhase(migration, 'Failed', { migrationState: { ...state, abortStatus: 'Succeeded', failed: true } }).catch(() => migration);
       this.recorder.record(vmi, 'Normal', 'MigrationAborted', 'the migration was cancelled; the guest runs on at the source');
@@ -410,10 +417,13 @@ export class MigrationController {
   private async fail(migration: KObject, vmi: KObject | undefined, message: string): Promise<ReconcileResult> {
     const uid = migration.metadata.uid ?? '';
     const state = vmi === undefined ? undefined : migrationStateOf(vmi, uid);
-    const source = stringAt(state, 'sourceNode');
-    const target = stringAt(state, 'targetNode');
-    if (vmi !== undefined && source !== undefined && phaseOf(migration) === 'Running') await this.step(source, vmi, { step: 'cancel-source', migrationUid: uid }).catch(() => undefined);
-    if (vmi !== undefined && target !== undefined) await this.step(target, vmi, { step: 'abort-target', migrationUid: uid }).catch(() => undefined);
+    // The VMI may be gone already: the migration's own copy of the state still names both nodes.
+    const nodes = state ?? recordAt(migration, 'status', 'migrationState');
+    const source = stringAt(nodes, 'sourceNode');
+    const target = stringAt(nodes, 'targetNode');
+    // Bounded: a cut-off or dead agent answers nothing; a target cleans up by itself once it can read the VMI again.
+    if (source !== undefined && phaseOf(migration) === 'Running') await within(this.stepOf(migration, source, { step: 'cancel-source', migrationUid: uid }), cleanupWaitMs, `the agent of ${source}`).catch(() => undefined);
+    if (target !== undefined) await within(this.stepOf(migration, target, { step: 'abort-target', migrationUid: uid }), cleanupWaitMs, `the agent of ${target}`).catch(() => undefined);
     const failed = state === undefined ? undefined : { ...state, failed: true, completed: false, endTimestamp: timestamp(Date.now()), failureReason: message };
     if (vmi !== undefined && failed !== undefined) await this.patchVmi(vmi, { status: { migrationState: failed } });
     await this.setPhase(migration, 'Failed', {
@@ -422,6 +432,85 @@ export class MigrationController {
     });
     this.recorder.record(migration, 'Warning', 'FailedMigration', message);
     return {};
+  }
+
+  /**
+   * Where the source is with migration `uid`; `silent` while its agent has
+   * not answered for less than {@link sourceSilenceLimitMs} (the caller
+   * asks again), then an error saying so, which fails the migration.
+   */
+  private async askSource(source: string, vmi: KObject, uid: string): Promise<MigrationAnswer | 'silent'> {
+    try {
+      const answer = await within(this.step(source, vmi, { step: 'source-status', migrationUid: uid }), cleanupWaitMs, `the agent of ${source}`);
+      this.sourceSilentSince.delete(uid);
+      return answer;
+    } catch (err) {
+      const since = this.sourceSilentSince.get(uid) ?? Date.now();
+      this.sourceSilentSince.set(uid, since);
+      const message = err instanceof Error ? err.message : String(err);
+      if (Date.now() - since < sourceSilenceLimitMs) {
+        this.logger.info('the source agent does not answer; asking again', { migrationUid: uid, source, message });
+        return 'silent';
+      }
+      this.sourceSilentSince.delete(uid);
+      throw new Error(`the agent of the source node ${source} did not answer for ${sourceSilenceLimitMs / 1000} s (${message})`);
+    }
+  }
+
+  /**
+   * The source quits its QEMU after the hand-over; undefined once it did,
+   * else why not (kept on the migration for {@link retrySourceCleanup}).
+   */
+  private async finishSource(migration: KObject, source: string, vmi: KObject, log: Logger): Promise<string | undefined> {
+    try {
+      await within(this.step(source, vmi, { step: 'finish-source', migrationUid: migration.metadata.uid ?? '' }), cleanupWaitMs, `the agent of ${source}`);
+      return undefined;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn('the source did not clean up after the migration; retrying', { source, message });
+      return `finish-source on ${source} failed (${message}): retried until the source's QEMU is gone`;
+    }
+  }
+
+  /**
+   * A Succeeded migration whose source did not quit its paused QEMU: asked
+   * again, with the queue's backoff, until the source agent answers (a
+   * restarted source agent removes it by itself: its VMI is bound elsewhere).
+   */
+  private async retrySourceCleanup(migration: KObject): Promise<ReconcileResult> {
+    if (migration.metadata.annotations?.[sourceCleanupAnnotation] === undefined) return {};
+    const source = stringAt(recordAt(migration, 'status', 'migrationState'), 'sourceNode');
+    if (source === undefined || this.nodes.get(source) === undefined) {
+      // The source node is gone: nothing left to clean there.
+      await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: null } } });
+      return {};
+    }
+    await within(this.stepOf(migration, source, { step: 'finish-source', migrationUid: migration.metadata.uid ?? '' }), cleanupWaitMs, `the agent of ${source}`);
+    await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: null } } });
+    this.logger.info('the source quit its QEMU after the migration', { ...logFieldsOf(migration), source });
+    return {};
+  }
+
+  /**
+   * A leader that took over after the hand-over (the VMI already bound to
+   * the target, the migration not yet Succeeded): the guest runs on the
+   * target, so the migration ends Succeeded, without QEMU's figures.
+   */
+  private async resumeAfterHandOver(migration: KObject, vmi: KObject, state: Record<string, unknown>, log: Logger): Promise<ReconcileResult> {
+    const source = stringAt(state, 'sourceNode') ?? '';
+    const sourceLeft = await this.finishSource(migration, source, vmi, log);
+    if (sourceLeft !== undefined) await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: sourceLeft } } });
+    await this.setPhase(migration, 'Succeeded', { migrationState: state });
+    log.info('migration succeeded (taken over after the hand-over)', { source, targetNode: stringAt(state, 'targetNode') });
+    this.recorder.record(migration, 'Normal', 'SuccessfulMigration', 'Source node reported migration succeeded');
+    return {};
+  }
+
+  /** A step for the VMI migration `migration` names, whether or not the VMI still exists. */
+  private async stepOf(migration: KObject, node: string, command: MigrationCommand): Promise<MigrationAnswer> {
+    const agent = this.agents.forNode(node);
+    if (agent === undefined) throw new Error(`node ${node} has no agent this server can reach`);
+    return agent.migration(migration.metadata.namespace ?? '', stringAt(migration, 'spec', 'vmiName') ?? '', command);
   }
 
   private async step(node: string, vmi: KObject, command: MigrationCommand): Promise<MigrationAnswer> {

@@ -1,0 +1,49 @@
+/**
+ * A guest's serial console on a lab cluster, through the API server
+ * (whichever node runs the guest): the kept log, then the live stream; and
+ * the `count N` lines of the counter loop the migration tests run in their
+ * guests, which must go on without a gap or reset across a move.
+ */
+import type { WebSocket } from 'ws';
+import { dialStream } from '../../src/console/index.js';
+import type { LabCluster } from './support.js';
+
+export class LabConsole {
+  private text = '';
+  private constructor(private readonly ws: WebSocket) {}
+
+  static async open(cluster: LabCluster, name: string): Promise<LabConsole> {
+    const base = `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/${name}`;
+    const ws = await dialStream({ server: cluster.server.url, token: cluster.server.token, caCert: cluster.server.caCert, path: `${base}/console` });
+    const console = new LabConsole(ws);
+    let streamed = '';
+    let kept = '';
+    ws.on('message', (data: Buffer) => { streamed += data.toString('utf8'); console.text = kept + streamed; });
+    // Read after the stream opened: what the guest printed before is in the log, what after in the stream.
+    const log = await cluster.client.raw('GET', `${base}/consolelog`);
+    kept = log.status === 200 ? log.body : '';
+    console.text = kept + streamed;
+    return console;
+  }
+
+  output(): string {
+    return this.text;
+  }
+
+  type(line: string): void {
+    this.ws.send(Buffer.from(`${line}\r`), { binary: true });
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/** Each second, `count N` on the console, in the background. */
+export const consoleCounterLoop = '(i=0; while true; do i=$((i+1)); echo "count $i"; sleep 1; done) &';
+
+/** The counters the guest's loop printed (`count N` lines). */
+export function counters(text: string): number[] {
+  // Not anchored at the line start: the loop's first line may follow the shell's prompt.
+  return [...text.matchAll(/count (\d+)\r?$/gm)].map((m) => Number(m[1]));
+}

@@ -4,8 +4,11 @@
  * migration controllers: a TCG guest without networks counting on its
  * console, and a VMI with a hostDisk, both LiveMigrate, run on host-1. The
  * drain of host-1 is refused while the hostDisk VMI is there, naming it and
- * its reason, before anything is touched (host-1 stays cordoned); once it
- * is gone the drain marks the guest with status.evacuationNodeName, the
+ * its reason, before anything is touched (host-1 stays cordoned). Once it
+ * is gone, with host-0 cordoned too, the drain's migration waits for a
+ * target and the drain times out naming it and its phase; uncordon clears
+ * the guest's mark, and once that migration is cancelled none follows.
+ * Then the drain marks the guest with status.evacuationNodeName, the
  * evacuation controller makes a `kubevirt-evacuation-` migration, and the
  * drain ends when the same VMI (same uid, its counter going on) runs on
  * host-0; its mark is cleared, host-1 stays cordoned, no QEMU is left on
@@ -107,13 +110,36 @@ test('vireo drain live-migrates a LiveMigrate VMI off the node, and a LiveMigrat
     assert.equal(booleanAt(await client.get(resources.nodes, undefined, host1.name), 'spec', 'unschedulable'), true);
   });
 
-  await t.test('the drain live-migrates the guest to host-0: the same VMI, its counter going on; host-1 is left cordoned and empty', async () => {
+  await t.test('with no node to move to, the drain times out naming the migration and its phase; uncordon clears the mark', async () => {
     await client.delete(resources.virtualMachineInstances, 'default', 'pinned');
     await eventually(async () => (await vmiOf('pinned')) === undefined || undefined, { what: 'the hostDisk VMI to be gone', timeoutMs: 60_000 });
+    assert.equal((await vireo(['cordon', serverNode], kc)).code, 0);
+    const out = await vireo(['drain', host1.name, '--timeout', '10s'], kc);
+    assert.equal(out.code, 4, `${out.stdout}${out.stderr}`);
+    assert.match(out.stdout, /^evicting virtualmachineinstance default\/mover \(LiveMigrate: live migration; /m);
+    assert.match(out.stderr, new RegExp(`drain of node ${host1.name} did not complete within 10000 ms: still on the node: default/mover \\(LiveMigrate: live migration: migration kubevirt-evacuation-[a-z0-9]+ (Pending|Scheduling)\\)\\. The node stays cordoned`));
+    const marked = await client.get(resources.virtualMachineInstances, 'default', 'mover');
+    assert.equal(stringAt(marked, 'status', 'evacuationNodeName'), host1.name);
+    assert.equal(stringAt(marked, 'status', 'nodeName'), host1.name, 'still on host-1');
+    const [waiting] = (await client.list(resources.virtualMachineInstanceMigrations, { namespace: 'default' })).items;
+    const uncordoned = await vireo(['uncordon', host1.name], kc);
+    assert.equal(uncordoned.code, 0, uncordoned.stderr);
+    assert.equal(uncordoned.stdout, `node/${host1.name} uncordoned\nvirtualmachineinstance default/mover: evacuation from node ${host1.name} cancelled (status.evacuationNodeName cleared); its migration ${waiting?.metadata.name ?? '?'} goes on (vireo migrate-cancel mover stops it)\n`);
+    assert.equal(stringAt(await vmiOf('mover'), 'status', 'evacuationNodeName'), undefined);
+    assert.equal((await vireo(['migrate-cancel', 'mover'], kc)).code, 0);
+    await eventually(async () => (await client.list(resources.virtualMachineInstanceMigrations, { namespace: 'default' })).items.length === 0 || undefined, { what: 'the cancelled migration to go', timeoutMs: 60_000 });
+    // No mark, no new migration: the evacuation controller leaves the VMI alone.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.deepEqual((await client.list(resources.virtualMachineInstanceMigrations, { namespace: 'default' })).items, []);
+    assert.equal(stringAt(await vmiOf('mover'), 'status', 'nodeName'), host1.name);
+    assert.equal((await vireo(['uncordon', serverNode], kc)).code, 0);
+  });
+
+  await t.test('the drain live-migrates the guest to host-0: the same VMI, its counter going on; host-1 is left cordoned and empty', async () => {
     const lastBefore = Math.max(...counters(console.output()));
     const out = await vireo(['drain', host1.name, '--timeout', '240s'], { ...kc, timeoutMs: 300_000 });
     assert.equal(out.code, 0, `${out.stdout}${out.stderr}`);
-    assert.match(out.stdout, new RegExp(`^node/${host1.name} already cordoned$`, 'm'));
+    assert.match(out.stdout, new RegExp(`^node/${host1.name} cordoned$`, 'm'));
     assert.match(out.stdout, new RegExp(`^evicting virtualmachineinstance default/mover \\(LiveMigrate: live migration; marked status\\.evacuationNodeName=${host1.name} for the evacuation controller\\)$`, 'm'));
     assert.match(out.stdout, /^virtualmachineinstance default\/mover: migration kubevirt-evacuation-[a-z0-9]+ (Pending|Scheduling|Scheduled|PreparingTarget|TargetReady|Running|Succeeded)$/m);
     assert.match(out.stdout, new RegExp(`^virtualmachineinstance/mover evicted \\(live-migrated to ${serverNode}\\)$`, 'm'));

@@ -12,7 +12,9 @@
  * evacuation controller makes a `kubevirt-evacuation-` migration, and the
  * drain ends when the same VMI (same uid, its counter going on) runs on
  * host-0; its mark is cleared, host-1 stays cordoned, no QEMU is left on
- * it. Uncordon makes host-1 schedulable again.
+ * it. Uncordon makes host-1 schedulable again; KubeVirt's drain taint
+ * (`kubevirt.io/drain:NoSchedule`, set with kubectl taint) on host-0 then
+ * migrates the guest back to host-1 without any mark.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +25,7 @@ import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest 
 import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { blankImage, importBlankImage, qemuPidsUnder } from '../agent/support.js';
+import { kubectl } from '../../src/testing/kubectl.js';
 import { vireo } from '../subresources/support.js';
 import { LabConsole, consoleCounterLoop, counters } from './lab-console.js';
 import { startLabCluster } from './support.js';
@@ -178,5 +181,25 @@ test('vireo drain live-migrates a LiveMigrate VMI off the node, and a LiveMigrat
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stdout, `node/${host1.name} uncordoned\n`);
     assert.notEqual(booleanAt(await client.get(resources.nodes, undefined, host1.name), 'spec', 'unschedulable'), true);
+  });
+
+  await t.test('KubeVirt\'s drain taint (kubectl taint … kubevirt.io/drain:NoSchedule) on host-0 migrates the guest back to host-1', async () => {
+    const tainted = await kubectl(['taint', 'node', serverNode, 'kubevirt.io/drain=draining:NoSchedule'], kc);
+    assert.equal(tainted.code, 0, tainted.stderr);
+    const back = await runningOn('mover', host1.name);
+    assert.equal(back.metadata.uid, mover.metadata.uid, 'the same VMI again');
+    const done = await eventually(async () => {
+      const items = (await client.list(resources.virtualMachineInstanceMigrations, { namespace: 'default' })).items;
+      const found = items.find((m) => m.metadata.annotations?.['kubevirt.io/evacuationMigration'] === serverNode);
+      return stringAt(found, 'status', 'phase') === 'Succeeded' ? found : undefined;
+    }, { what: 'the taint\'s evacuation migration to succeed', timeoutMs: 30_000 });
+    assert.match(done.metadata.name ?? '', /^kubevirt-evacuation-/);
+    assert.equal(stringAt(back, 'status', 'evacuationNodeName'), undefined, 'the taint marks nothing');
+    const untainted = await kubectl(['taint', 'node', serverNode, 'kubevirt.io/drain:NoSchedule-'], kc);
+    assert.equal(untainted.code, 0, untainted.stderr);
+    const after = await LabConsole.open(cluster, 'mover');
+    t.after(() => { after.close(); });
+    const now = Math.max(0, ...counters(after.output()));
+    await eventually(() => counters(after.output()).some((n) => n >= now + 2) || undefined, { what: 'the counter to go on on host-1', timeoutMs: 60_000, intervalMs: 200 });
   });
 });

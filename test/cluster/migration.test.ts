@@ -14,61 +14,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { WebSocket } from 'ws';
 import type { KObject } from '../../src/api/object.js';
 import { recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
-import { dialStream } from '../../src/console/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
+import { LabConsole, counters } from './lab-console.js';
 import { startLabCluster } from './support.js';
-import type { LabCluster } from './support.js';
 import { labSkip } from './requirements.js';
 
 const skip = labSkip;
 
 const bootMs = 300_000;
 const labLabel = 'vireo.io/migration-lab';
-
-/** The guest's serial console through the API server (whichever node runs it): the kept log, then the stream. */
-class LabConsole {
-  private text = '';
-  private constructor(private readonly ws: WebSocket) {}
-
-  static async open(cluster: LabCluster, name: string): Promise<LabConsole> {
-    const base = `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/${name}`;
-    const ws = await dialStream({ server: cluster.server.url, token: cluster.server.token, caCert: cluster.server.caCert, path: `${base}/console` });
-    const console = new LabConsole(ws);
-    let streamed = '';
-    let kept = '';
-    ws.on('message', (data: Buffer) => { streamed += data.toString('utf8'); console.text = kept + streamed; });
-    // Read after the stream opened: what the guest printed before is in the log, what after in the stream.
-    const log = await cluster.client.raw('GET', `${base}/consolelog`);
-    kept = log.status === 200 ? log.body : '';
-    console.text = kept + streamed;
-    return console;
-  }
-
-  output(): string {
-    return this.text;
-  }
-
-  type(line: string): void {
-    this.ws.send(Buffer.from(`${line}\r`), { binary: true });
-  }
-
-  close(): void {
-    this.ws.terminate();
-  }
-}
-
-/** The counters the guest's loop printed (`count N` lines). */
-function counters(text: string): number[] {
-  // Not anchored at the line start: the loop's first line may follow the shell's prompt.
-  return [...text.matchAll(/count (\d+)\r?$/gm)].map((m) => Number(m[1]));
-}
 
 /** The migrating guest: the test guest's containerDisk, a 16 MiB emptyDisk, no network (the pod network cannot move yet). */
 function moverVmi(name: string): KObject {

@@ -9,7 +9,9 @@
  * target and the drain times out naming it and its phase; uncordon clears
  * the guest's mark, and once that migration is cancelled none follows.
  * Then the drain marks the guest with status.evacuationNodeName, the
- * evacuation controller makes a `kubevirt-evacuation-` migration, and the
+ * evacuation controller makes a `kubevirt-evacuation-` migration (the
+ * first fails: host-0 lacks the guest's image until then; the next comes
+ * after KubeVirt's 20 s backoff), and the
  * drain ends when the same VMI (same uid, its counter going on) runs on
  * host-0; its mark is cleared, host-1 stays cordoned, no QEMU is left on
  * it. Uncordon makes host-1 schedulable again; KubeVirt's drain taint
@@ -20,8 +22,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { KObject } from '../../src/api/object.js';
-import { booleanAt, recordAt, stringAt } from '../../src/api/kinds/read.js';
-import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { booleanAt, recordAt, recordsAt, stringAt } from '../../src/api/kinds/read.js';
+import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, ensureTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { blankImage, importBlankImage, qemuPidsUnder } from '../agent/support.js';
@@ -71,7 +73,9 @@ test('vireo drain live-migrates a LiveMigrate VMI off the node, and a LiveMigrat
   const host1Dir = join(cluster.root, host1.name);
   const serverImages = new ImageStore(join(cluster.root, 'server', 'images'));
   const host1Images = new ImageStore(join(host1Dir, 'images'));
-  await Promise.all([importTestGuest(serverImages), importTestGuest(host1Images), importBlankImage(host1Images)]);
+  // host-0 gets the guest's image only after the first migration there failed for the lack of it.
+  const guest = await ensureTestGuest();
+  await Promise.all([host1Images.importFiles(TEST_GUEST_IMAGE, { disk: guest.disk, kernel: guest.kernel, initrd: guest.initrd }), importBlankImage(host1Images)]);
   await client.create(resources.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kubevirt' } }).catch(() => undefined);
   await client.create(resources.kubeVirts, { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: 'kubevirt' }, spec: { configuration: { developerConfiguration: { useEmulation: true } } } });
   const vmiOf = (name: string): Promise<KObject | undefined> => client.tryGet(resources.virtualMachineInstances, 'default', name);
@@ -138,10 +142,15 @@ test('vireo drain live-migrates a LiveMigrate VMI off the node, and a LiveMigrat
     assert.equal((await vireo(['uncordon', serverNode], kc)).code, 0);
   });
 
-  await t.test('the drain live-migrates the guest to host-0: the same VMI, its counter going on; host-1 is left cordoned and empty', async () => {
+  await t.test('the drain live-migrates the guest to host-0 (after a failed migration and a backoff): the same VMI, its counter going on; host-1 is left cordoned and empty', async () => {
     const lastBefore = Math.max(...counters(console.output()));
-    const out = await vireo(['drain', host1.name, '--timeout', '240s'], { ...kc, timeoutMs: 300_000 });
+    const draining = vireo(['drain', host1.name, '--timeout', '280s'], { ...kc, timeoutMs: 300_000 });
+    // host-0 has no image of the guest's containerDisk yet: the target cannot be prepared, the migration fails.
+    const failed = await eventually(async () => (await client.list(resources.virtualMachineInstanceMigrations, { namespace: 'default' })).items.find((m) => stringAt(m, 'status', 'phase') === 'Failed'), { what: 'the first evacuation migration to fail', timeoutMs: 120_000, intervalMs: 200 });
+    await serverImages.importFiles(TEST_GUEST_IMAGE, { disk: guest.disk, kernel: guest.kernel, initrd: guest.initrd });
+    const out = await draining;
     assert.equal(out.code, 0, `${out.stdout}${out.stderr}`);
+    assert.match(out.stdout, new RegExp(`^virtualmachineinstance default/mover: migration ${failed.metadata.name ?? '?'} Failed: .*not found in the node's image store.*; the evacuation controller tries again after a backoff$`, 'm'));
     assert.match(out.stdout, new RegExp(`^node/${host1.name} cordoned$`, 'm'));
     assert.match(out.stdout, new RegExp(`^evicting virtualmachineinstance default/mover \\(LiveMigrate: live migration; marked status\\.evacuationNodeName=${host1.name} for the evacuation controller\\)$`, 'm'));
     assert.match(out.stdout, /^virtualmachineinstance default\/mover: migration kubevirt-evacuation-[a-z0-9]+ (Pending|Scheduling|Scheduled|PreparingTarget|TargetReady|Running|Succeeded)$/m);
@@ -158,9 +167,16 @@ test('vireo drain live-migrates a LiveMigrate VMI off the node, and a LiveMigrat
       const items = (await client.list(resources.virtualMachineInstanceMigrations, { namespace: 'default' })).items;
       return items.every((m) => ['Succeeded', 'Failed'].includes(stringAt(m, 'status', 'phase') ?? '')) ? items : undefined;
     }, { what: 'the migration to end', timeoutMs: 30_000 });
-    const [migration, ...others] = migrations;
-    assert.deepEqual(others, [], 'one migration');
-    assert.match(migration?.metadata.name ?? '', /^kubevirt-evacuation-[a-z0-9]+$/);
+    // Oldest first: the failed ones, then the one that moved it.
+    const ordered = [...migrations].sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
+    const migration = ordered.at(-1);
+    assert.ok(ordered.length >= 2, 'a new migration followed the failed one');
+    assert.deepEqual(ordered.slice(0, -1).map((m) => stringAt(m, 'status', 'phase')), ordered.slice(0, -1).map(() => 'Failed'));
+    for (const m of ordered) assert.match(m.metadata.name ?? '', /^kubevirt-evacuation-[a-z0-9]+$/);
+    const failedAt = Date.parse(stringAt(recordsAt(failed, 'status', 'phaseTransitionTimestamps').find((p) => p.phase === 'Failed'), 'phaseTransitionTimestamp') ?? '');
+    assert.ok(Date.parse(ordered[1]?.metadata.creationTimestamp ?? '') - failedAt >= 19_000, 'the next migration waited out the 20 s backoff');
+    const backoff = await eventually(async () => (await client.list(resources.events, { namespace: 'default' })).items.find((e) => stringAt(e, 'reason') === 'MigrationBackoff' && stringAt(e, 'involvedObject', 'name') === 'mover'), { what: 'the MigrationBackoff Event on the VMI', timeoutMs: 30_000 });
+    assert.match(stringAt(backoff, 'message') ?? '', new RegExp(`^1 evacuation migration\\(s\\) from node ${host1.name} failed: the next one starts in \\d+ s$`));
     assert.equal(migration?.metadata.annotations?.['kubevirt.io/evacuationMigration'], host1.name);
     assert.equal(stringAt(migration, 'spec', 'vmiName'), 'mover');
     assert.equal(stringAt(migration, 'status', 'phase'), 'Succeeded');

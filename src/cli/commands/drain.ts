@@ -106,6 +106,8 @@ async function drain(client: HttpClient, options: DrainOptions): Promise<void> {
     // As kubectl drain: nothing is evicted when any VMI cannot be; the node stays cordoned.
     throw new CliError('usage', `cannot drain node ${node} (it stays cordoned; nothing was stopped):\n  ${refused.join('\n  ')}`);
   }
+  // The migrations there were before: their phases are not this drain's progress.
+  const earlier = planned.some(({ step }) => step.action === 'migrate') ? new Set((await client.list(resources.virtualMachineInstanceMigrations)).items.map((m) => m.metadata.uid ?? '')) : new Set<string>();
   const waiting = new Map<string, { vmi: KObject; step: DrainStep }>();
   for (const { vmi, step } of planned) {
     const name = qualified(vmi);
@@ -131,7 +133,7 @@ async function drain(client: HttpClient, options: DrainOptions): Promise<void> {
   let migrations: KObject[] = [];
   while (waiting.size > 0) {
     const vmis = (await client.list(resources.virtualMachineInstances)).items;
-    migrations = migrating() ? (await client.list(resources.virtualMachineInstanceMigrations)).items : [];
+    migrations = migrating() ? (await client.list(resources.virtualMachineInstanceMigrations)).items.filter((m) => !earlier.has(m.metadata.uid ?? '')) : [];
     const byUid = new Map(vmis.map((vmi) => [vmi.metadata.uid ?? '', vmi]));
     for (const [uid, { vmi, step }] of waiting) {
       const now = byUid.get(uid);

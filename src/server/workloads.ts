@@ -25,6 +25,7 @@ import type { Cidr } from '../net/pod/cidr.js';
 import { NodeAgent } from '../agent/index.js';
 import type { AgentDirectory, LocalAgentDirectory } from '../agent/index.js';
 import { MigrationController } from '../controllers/migration/index.js';
+import { EvacuationController } from '../controllers/evacuation/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
 import { ImageStore } from '../agent/images/index.js';
 import type { Logger } from '../log/logger.js';
@@ -88,6 +89,8 @@ export function addControllerLoops(singletons: Singletons, options: ControllerLo
   singletons.add('node-lifecycle-controller', () => new NodeLifecycleController(client, log('node-lifecycle-controller'), { gracePeriodMs: options.nodeMonitorGracePeriodMs }));
   const { agents } = options;
   if (agents !== undefined) singletons.add('migration-controller', () => new MigrationController(client, agents, log('migration-controller')));
+  // Drains: migrations for the VMIs marked to leave a node (the migration controller runs them).
+  if (agents !== undefined) singletons.add('evacuation-controller', () => new EvacuationController(client, log('evacuation-controller')));
 }
 
 export async function startWorkloads(options: WorkloadOptions): Promise<Workloads> {

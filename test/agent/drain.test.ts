@@ -4,10 +4,12 @@
  * node-b that joined with a token, real QEMUs of the blank image (SeaBIOS,
  * no OS; at most three at a time), the real kubectl. The drain cordons
  * node-b and refuses, before stopping anything, VMIs whose strategy is
- * LiveMigrate (here from the KubeVirt CR: live migration does not exist
- * yet) and a VMI no controller owns (without --force); with --force it
+ * LiveMigrate (here from the KubeVirt CR) but which cannot migrate (a
+ * hostDisk), and a VMI no controller owns (without --force); with --force it
  * stops the others: VMs with runStrategy Always and RerunOnFailure come
- * back Running on the server's node, a bare VMI is gone. An External VMI
+ * back Running on the server's node (the RerunOnFailure one,
+ * LiveMigrateIfPossible, cannot migrate: a hostDisk), a bare VMI is gone.
+ * Live migration by a drain is test/cluster/migration-drain.test.ts. An External VMI
  * is marked with status.evacuationNodeName and left for its external
  * controller (the drain times out naming it, and finishes once it is
  * gone). Draining a drained node succeeds at once; an unknown node is a
@@ -97,6 +99,11 @@ after(async () => {
 
 const none: KObject = { apiVersion: '', kind: '', metadata: {} };
 
+/** A hostDisk (a file of the node): the VMI can never be live-migrated, whatever else learns to move. */
+function hostDisk(name: string): { volumes: unknown[]; disks: unknown[] } {
+  return { disks: [{ name: 'host', disk: { bus: 'virtio' } }], volumes: [{ name: 'host', hostDisk: { path: join(root, 'host-disks', `${name}.img`), type: 'DiskOrCreate', capacity: '16Mi' } }] };
+}
+
 test('vireo drain moves VMIs off a node by their eviction strategy', { skip, timeout: 900_000 }, async (t) => {
   await t.test('an unknown node is a clear error', async () => {
     const out = await cli(['drain', 'no-such-node']);
@@ -108,14 +115,14 @@ test('vireo drain moves VMIs off a node by their eviction strategy', { skip, tim
     // The server's node cordoned for a moment, so that everything lands on node-b.
     assert.equal((await cli(['cordon', serverNode])).code, 0);
     await client.create(resources.virtualMachines, vm('keep', 'Always'));
-    await client.create(resources.virtualMachines, vm('rerun', 'RerunOnFailure', { evictionStrategy: 'LiveMigrateIfPossible' }));
-    await client.create(resources.virtualMachineInstances, vmiManifest('solo'));
+    await client.create(resources.virtualMachines, vm('rerun', 'RerunOnFailure', { evictionStrategy: 'LiveMigrateIfPossible' }, hostDisk('rerun')));
+    await client.create(resources.virtualMachineInstances, vmiManifest('solo', hostDisk('solo')));
     for (const name of ['keep', 'rerun', 'solo']) await runningOn(name, 'node-b', `${name} to run on node-b`);
     const uncordoned = await cli(['uncordon', serverNode]);
     assert.match(uncordoned.stdout, new RegExp(`node/${serverNode} uncordoned`));
   });
 
-  await t.test('LiveMigrate (from the KubeVirt CR) is refused before anything stops; the node stays cordoned', async () => {
+  await t.test('LiveMigrate (from the KubeVirt CR) of a VMI that cannot migrate is refused before anything stops; the node stays cordoned', async () => {
     assert.equal((await kubectl(['create', 'namespace', 'kubevirt'], kc())).code, 0);
     await client.create(resources.kubeVirts, { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: 'kubevirt' }, spec: { configuration: { evictionStrategy: 'LiveMigrate' } } });
     const before = await vmiOf('keep');
@@ -123,8 +130,7 @@ test('vireo drain moves VMIs off a node by their eviction strategy', { skip, tim
     assert.equal(out.code, 2, `${out.stdout}${out.stderr}`);
     assert.match(out.stdout, /^node\/node-b cordoned$/m);
     assert.match(out.stderr, /cannot drain node node-b \(it stays cordoned; nothing was stopped\)/);
-    assert.match(out.stderr, /virtualmachineinstance default\/keep has eviction strategy LiveMigrate \(from the KubeVirt CR's spec\.configuration\.evictionStrategy\), and live migration is not available yet: set its evictionStrategy to None or LiveMigrateIfPossible .* or stop it \(vireo stop VM\)/);
-    assert.match(out.stderr, /virtualmachineinstance default\/solo has eviction strategy LiveMigrate/);
+    assert.match(out.stderr, /virtualmachineinstance default\/solo has eviction strategy LiveMigrate \(from the KubeVirt CR's spec\.configuration\.evictionStrategy\) but is not live-migratable \(DisksNotLiveMigratable: cannot migrate VMI with non-shared HostDisk: volume host .*\), so it cannot be evicted: make it migratable, or set its evictionStrategy to None or LiveMigrateIfPossible .* or stop it \(vireo stop VM\)/);
     assert.doesNotMatch(out.stderr, /default\/rerun/, 'its own LiveMigrateIfPossible wins over the cluster\'s LiveMigrate');
     assert.doesNotMatch(out.stdout, /evicting/);
     const node = await kubectl(['get', 'node', 'node-b', '--no-headers'], kc());
@@ -144,7 +150,7 @@ test('vireo drain moves VMIs off a node by their eviction strategy', { skip, tim
     const out = await cli(['drain', 'node-b', '--force', '--dry-run']);
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^evicting virtualmachineinstance default\/keep \(dry run\)$/m);
-    assert.match(out.stdout, /^evicting virtualmachineinstance default\/rerun \(LiveMigrateIfPossible: live migration is not available yet, so it stops and restarts elsewhere\) \(dry run\)$/m);
+    assert.match(out.stdout, /^evicting virtualmachineinstance default\/rerun \(LiveMigrateIfPossible: it cannot be live-migrated, so it stops and restarts elsewhere\) \(dry run\)$/m);
     assert.match(out.stdout, /^evicting virtualmachineinstance default\/solo \(dry run\)$/m);
     assert.match(out.stdout, /^node\/node-b drained \(dry run\)$/m);
     for (const name of ['keep', 'rerun', 'solo']) assert.equal(stringAt(await vmiOf(name) ?? none, 'status', 'nodeName'), 'node-b');

@@ -39,6 +39,9 @@ export class LabConsole {
   }
 }
 
+/** Each second, `count N` on the console, in the background. */
+export const consoleCounterLoop = '(i=0; while true; do i=$((i+1)); echo "count $i"; sleep 1; done) &';
+
 /** The counters the guest's loop printed (`count N` lines). */
 export function counters(text: string): number[] {
   // Not anchored at the line start: the loop's first line may follow the shell's prompt.

@@ -2,13 +2,17 @@
  * What draining a node does to one VMI, as KubeVirt's eviction admission
  * decides it: the VMI's `spec.evictionStrategy`, else the KubeVirt CR's
  * `spec.configuration.evictionStrategy`, else KubeVirt's own default
- * (`None`). Live migration does not exist yet (TODO(#7)), so `LiveMigrate`
- * is refused rather than pretended, and `LiveMigrateIfPossible` falls back
- * to a stop, as KubeVirt does for a VMI that cannot migrate. Pure: the
- * `vireo drain` command reads the objects and acts on the answer.
+ * (`None`). `LiveMigrate`, and `LiveMigrateIfPossible` when the VMI can
+ * migrate, live-migrate it off the node (the evacuation controller does,
+ * once the drain marked it); a `LiveMigrate` VMI that cannot migrate
+ * refuses the drain (KubeVirt refuses its eviction), a
+ * `LiveMigrateIfPossible` one is stopped instead. Pure: the `vireo drain`
+ * command reads the objects and acts on the answer.
  */
 import type { KObject } from '../object.js';
-import { stringAt } from './read.js';
+import { recordsAt, stringAt } from './read.js';
+import { liveMigratableCondition, migratabilityOf } from './vmi-migratable.js';
+import type { Migratability } from './vmi-migratable.js';
 
 export const evictionStrategies = ['None', 'LiveMigrate', 'LiveMigrateIfPossible', 'External'] as const;
 export type EvictionStrategy = (typeof evictionStrategies)[number];
@@ -35,6 +39,39 @@ export function evictionStrategyOf(vmi: KObject, kubevirt: KObject | undefined):
   return { strategy: defaultEvictionStrategy, from: 'default' };
 }
 
+/**
+ * The cluster's KubeVirt CR among `kubevirts`: the oldest one not being
+ * deleted, as KubeVirt reads its configuration from.
+ */
+export function clusterKubeVirtOf(kubevirts: readonly KObject[]): KObject | undefined {
+  return kubevirts
+    .filter((kv) => kv.metadata.deletionTimestamp === undefined)
+    .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))[0];
+}
+
+/**
+ * Whether `vmi` can be live-migrated for an eviction: its `LiveMigratable`
+ * condition when the migration controller wrote one (the VMI runs), else
+ * the same rule read from its spec.
+ */
+export function evictionMigratabilityOf(vmi: KObject): Migratability {
+  const condition = recordsAt(vmi, 'status', 'conditions').find((c) => c.type === liveMigratableCondition);
+  if (condition === undefined) return migratabilityOf(vmi);
+  if (condition.status === 'True') return { migratable: true };
+  return { migratable: false, reason: stringAt(condition, 'reason') ?? 'NotMigratable', message: stringAt(condition, 'message') ?? 'the VMI says it cannot be live-migrated' };
+}
+
+/**
+ * Whether an eviction live-migrates `vmi` (KubeVirt's
+ * `VMIMigratableOnEviction`): its strategy is `LiveMigrate`, or
+ * `LiveMigrateIfPossible` and it can migrate.
+ */
+export function migratesOnEviction(vmi: KObject, kubevirt: KObject | undefined): boolean {
+  const { strategy } = evictionStrategyOf(vmi, kubevirt);
+  if (strategy === 'LiveMigrate') return true;
+  return strategy === 'LiveMigrateIfPossible' && evictionMigratabilityOf(vmi).migratable;
+}
+
 /** The controller that owns a VMI (a VirtualMachine or a replica set), which makes a new one once it is gone. */
 export interface VmiController {
   kind: string;
@@ -52,6 +89,8 @@ export type DrainStep =
   | { action: 'stop'; strategy: ResolvedEvictionStrategy; controller: VmiController | undefined }
   /** `External`: mark `status.evacuationNodeName` and leave the move to an external controller. */
   | { action: 'evacuate'; strategy: ResolvedEvictionStrategy }
+  /** `LiveMigrate`, or `LiveMigrateIfPossible` and migratable: mark `status.evacuationNodeName`; the evacuation controller migrates it. */
+  | { action: 'migrate'; strategy: ResolvedEvictionStrategy }
   /** Leave it and fail the drain, saying why and what to do. */
   | { action: 'refuse'; strategy: ResolvedEvictionStrategy; why: string };
 
@@ -63,15 +102,20 @@ export function drainStepOf(vmi: KObject, kubevirt: KObject | undefined, options
   switch (strategy.strategy) {
     case 'External':
       return { action: 'evacuate', strategy };
-    case 'LiveMigrate':
+    case 'LiveMigrate': {
+      const verdict = evictionMigratabilityOf(vmi);
+      if (verdict.migratable) return { action: 'migrate', strategy };
+      // KubeVirt's eviction admission: "VMI … is configured with an eviction strategy but is not live-migratable".
       return {
         action: 'refuse',
         strategy,
-        why: `virtualmachineinstance ${name} has eviction strategy LiveMigrate (from ${source}), and live migration is not available yet: ` +
-          'set its evictionStrategy to None or LiveMigrateIfPossible (stop and restart elsewhere) or External, or stop it (vireo stop VM), then drain again',
+        why: `virtualmachineinstance ${name} has eviction strategy LiveMigrate (from ${source}) but is not live-migratable (${verdict.reason}: ${verdict.message}), so it cannot be evicted: ` +
+          'make it migratable, or set its evictionStrategy to None or LiveMigrateIfPossible (stop and restart elsewhere) or External, or stop it (vireo stop VM), then drain again',
       };
+    }
     case 'None':
     case 'LiveMigrateIfPossible': {
+      if (strategy.strategy === 'LiveMigrateIfPossible' && evictionMigratabilityOf(vmi).migratable) return { action: 'migrate', strategy };
       const controller = controllerOf(vmi);
       if (controller === undefined && !options.force) {
         return {

@@ -3,15 +3,18 @@
  * node maintenance for VMIs. A drain cordons the node (`spec.unschedulable`,
  * as `kubectl cordon`), decides for every VMI on it what its eviction
  * strategy asks (`src/api/kinds/eviction.ts`), refuses the whole drain
- * before touching a VMI if any is refused (LiveMigrate, or a bare VMI
- * without `--force`), then stops the others (their VM or replica set starts
- * new ones elsewhere: the node is cordoned) and marks `External` ones with
- * `status.evacuationNodeName`, and waits until no VMI is left on the node.
+ * before touching a VMI if any is refused (a LiveMigrate VMI that cannot
+ * migrate, or a bare VMI without `--force`), then marks the ones that
+ * live-migrate with `status.evacuationNodeName` (the evacuation controller
+ * creates their migrations), marks `External` ones the same way for their
+ * own controller, stops the others (their VM or replica set starts new ones
+ * elsewhere: the node is cordoned), and waits until no VMI is left on the
+ * node. Uncordon clears the marks a drain left.
  */
 import { parseArgs } from 'node:util';
 import { ApiError } from '../../api/errors.js';
 import { parseGoDuration } from '../../api/duration.js';
-import { drainStepOf } from '../../api/kinds/eviction.js';
+import { clusterKubeVirtOf, drainStepOf } from '../../api/kinds/eviction.js';
 import type { DrainStep } from '../../api/kinds/eviction.js';
 import { booleanAt, stringAt } from '../../api/kinds/read.js';
 import { isFinal, runStrategyOf } from '../../api/kinds/vm-state.js';
@@ -21,18 +24,21 @@ import type { HttpClient } from '../../client/index.js';
 import { claimNamesOf, volumeNode } from '../../storage/local/index.js';
 import { CliError } from '../errors.js';
 import { clientFor, connectionFor } from './connection.js';
+import { MigrationProgress } from './drain-progress.js';
 import { expectStatus } from './failures.js';
 
 export const drainUsage = `Node commands (--kubeconfig FILE as above; kubectl cordon/uncordon work too):
   cordon NODE            Mark the node unschedulable: no new VMI goes there.
-  uncordon NODE          Mark it schedulable again.
+  uncordon NODE          Mark it schedulable again; VMIs still marked to leave it stay.
   drain NODE [--force] [--grace-period S] [--timeout D] [--dry-run[=client]]
                          Cordon the node and move its VMIs off as their evictionStrategy says
-                         (None, LiveMigrateIfPossible: stop, and the VM starts it elsewhere;
-                         External: mark status.evacuationNodeName; LiveMigrate: refused until
-                         live migration exists), then wait until none is left (--timeout, e.g.
-                         5m; default: no limit). --force also stops VMIs no VM or replica set
-                         owns; --grace-period caps each guest's shutdown (default its own).
+                         (LiveMigrate, and LiveMigrateIfPossible when it can migrate: live
+                         migration, the same VMI goes on elsewhere; a LiveMigrate VMI that
+                         cannot migrate refuses the drain; None, LiveMigrateIfPossible that
+                         cannot migrate: stop, and the VM starts it elsewhere; External: mark
+                         status.evacuationNodeName), then wait until none is left (--timeout,
+                         e.g. 5m; default: no limit). --force also stops VMIs no VM or replica
+                         set owns; --grace-period caps each guest's shutdown (default its own).
 `;
 
 /** How often the drain looks whether the node's VMIs are gone. */
@@ -45,6 +51,7 @@ export async function runCordon(command: 'cordon' | 'uncordon', args: string[]):
   const client = clientFor(connectionFor(values));
   try {
     await setUnschedulable(client, node, command === 'cordon', dryRun);
+    if (command === 'uncordon') await clearEvacuationMarks(client, node, dryRun);
   } finally {
     client.close();
   }
@@ -92,23 +99,26 @@ async function drain(client: HttpClient, options: DrainOptions): Promise<void> {
   const { node, dryRun } = options;
   const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
   await setUnschedulable(client, node, true, dryRun);
-  const kubevirt = await clusterKubeVirt(client);
+  const kubevirt = clusterKubeVirtOf((await client.list(resources.kubeVirts)).items);
   const planned = (await vmisOn(client, node)).map((vmi) => ({ vmi, step: drainStepOf(vmi, kubevirt, { force: options.force }) }));
   const refused = planned.flatMap(({ step }) => (step.action === 'refuse' ? [step.why] : []));
   if (refused.length > 0) {
     // As kubectl drain: nothing is evicted when any VMI cannot be; the node stays cordoned.
     throw new CliError('usage', `cannot drain node ${node} (it stays cordoned; nothing was stopped):\n  ${refused.join('\n  ')}`);
   }
+  // The migrations there were before: their phases are not this drain's progress.
+  const earlier = planned.some(({ step }) => step.action === 'migrate') ? new Set((await client.list(resources.virtualMachineInstanceMigrations)).items.map((m) => m.metadata.uid ?? '')) : new Set<string>();
   const waiting = new Map<string, { vmi: KObject; step: DrainStep }>();
   for (const { vmi, step } of planned) {
     const name = qualified(vmi);
-    if (step.action === 'evacuate') {
-      if (stringAt(vmi, 'status', 'evacuationNodeName') !== node && !dryRun) {
-        await client.patch(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '', 'merge', { status: { evacuationNodeName: node } });
-      }
+    if (step.action === 'migrate') {
+      if (stringAt(vmi, 'status', 'evacuationNodeName') !== node && !dryRun) await markForEvacuation(client, vmi, node);
+      process.stdout.write(`evicting virtualmachineinstance ${name} (${step.strategy.strategy}: live migration; marked status.evacuationNodeName=${node} for the evacuation controller)${dryRunNote(dryRun)}\n`);
+    } else if (step.action === 'evacuate') {
+      if (stringAt(vmi, 'status', 'evacuationNodeName') !== node && !dryRun) await markForEvacuation(client, vmi, node);
       process.stdout.write(`virtualmachineinstance ${name} has eviction strategy External: marked status.evacuationNodeName=${node} for its external controller to move it${dryRunNote(dryRun)}\n`);
     } else if (step.action === 'stop') {
-      process.stdout.write(`evicting virtualmachineinstance ${name}${step.strategy.strategy === 'LiveMigrateIfPossible' ? ' (LiveMigrateIfPossible: live migration is not available yet, so it stops and restarts elsewhere)' : ''}${dryRunNote(dryRun)}\n`);
+      process.stdout.write(`evicting virtualmachineinstance ${name}${step.strategy.strategy === 'LiveMigrateIfPossible' ? ' (LiveMigrateIfPossible: it cannot be live-migrated, so it stops and restarts elsewhere)' : ''}${dryRunNote(dryRun)}\n`);
       for (const warning of await localVolumeWarnings(client, vmi, node)) process.stderr.write(`warning: ${warning}\n`);
       if (!dryRun) await stop(client, vmi, step, options.gracePeriodSeconds);
     }
@@ -118,21 +128,70 @@ async function drain(client: HttpClient, options: DrainOptions): Promise<void> {
     process.stdout.write(`node/${node} drained (dry run)\n`);
     return;
   }
+  const progress = new MigrationProgress();
+  const migrating = (): boolean => [...waiting.values()].some(({ step }) => step.action === 'migrate');
+  let migrations: KObject[] = [];
   while (waiting.size > 0) {
-    const present = new Set((await vmisOn(client, node)).map((vmi) => vmi.metadata.uid ?? ''));
-    for (const [uid, { vmi }] of waiting) {
-      if (present.has(uid)) continue;
-      process.stdout.write(`virtualmachineinstance/${vmi.metadata.name ?? ''} evicted\n`);
+    const vmis = (await client.list(resources.virtualMachineInstances)).items;
+    migrations = migrating() ? (await client.list(resources.virtualMachineInstanceMigrations)).items.filter((m) => !earlier.has(m.metadata.uid ?? '')) : [];
+    const byUid = new Map(vmis.map((vmi) => [vmi.metadata.uid ?? '', vmi]));
+    for (const [uid, { vmi, step }] of waiting) {
+      const now = byUid.get(uid);
+      if (now !== undefined && stringAt(now, 'status', 'nodeName') === node && !isFinal(now)) {
+        if (step.action === 'migrate') for (const line of progress.lines(now, migrations)) process.stdout.write(`${line}\n`);
+        continue;
+      }
+      const elsewhere = now === undefined || isFinal(now) ? undefined : stringAt(now, 'status', 'nodeName');
+      process.stdout.write(`virtualmachineinstance/${vmi.metadata.name ?? ''} evicted${step.action === 'migrate' && elsewhere !== undefined ? ` (live-migrated to ${elsewhere})` : ''}\n`);
+      // The mark has done its work (the evacuation controller clears it too, as KubeVirt does at the hand-over).
+      if (step.action === 'migrate' && now !== undefined && stringAt(now, 'status', 'evacuationNodeName') === node) await clearMark(client, now);
       waiting.delete(uid);
     }
     if (waiting.size === 0) break;
     if (deadline !== undefined && Date.now() >= deadline) {
-      const left = [...waiting.values()].map(({ vmi, step }) => `${qualified(vmi)}${step.action === 'evacuate' ? ' (External: waiting for its external controller)' : ' (still stopping)'}`);
+      const left = [...waiting.entries()].map(([uid, { vmi, step }]) => `${qualified(vmi)} (${leftReason(step, byUid.get(uid) ?? vmi, migrations)})`);
       throw new CliError('unavailable', `drain of node ${node} did not complete within ${options.timeoutMs ?? 0} ms: still on the node: ${left.join(', ')}. The node stays cordoned; run vireo drain again to keep waiting`);
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
   process.stdout.write(`node/${node} drained\n`);
+}
+
+/** Why a VMI is still on the node when the drain gives up. */
+function leftReason(step: DrainStep, vmi: KObject, migrations: readonly KObject[]): string {
+  if (step.action === 'evacuate') return 'External: waiting for its external controller';
+  if (step.action === 'migrate') return `${step.strategy.strategy}: ${MigrationProgress.describe(vmi, migrations)}`;
+  return 'still stopping';
+}
+
+/** KubeVirt's eviction admission's mark: `status.evacuationNodeName`, which the evacuation controller acts on. */
+async function markForEvacuation(client: HttpClient, vmi: KObject, node: string): Promise<void> {
+  await client.patch(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '', 'merge', { status: { evacuationNodeName: node } });
+}
+
+async function clearMark(client: HttpClient, vmi: KObject): Promise<void> {
+  try {
+    await client.patch(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '', 'merge', { status: { evacuationNodeName: null } });
+  } catch (err) {
+    if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
+  }
+}
+
+/**
+ * Uncordon: the VMIs a drain marked to leave `node` and that are still
+ * there stay (no new migration is made for them); a migration already
+ * under way goes on, and the lines say how to stop it.
+ */
+async function clearEvacuationMarks(client: HttpClient, node: string, dryRun: boolean): Promise<void> {
+  const marked = (await client.list(resources.virtualMachineInstances)).items.filter((vmi) => stringAt(vmi, 'status', 'evacuationNodeName') === node && !isFinal(vmi));
+  if (marked.length === 0) return;
+  const migrations = (await client.list(resources.virtualMachineInstanceMigrations)).items;
+  for (const vmi of marked) {
+    if (!dryRun) await clearMark(client, vmi);
+    const running = migrations.find((m) => m.metadata.namespace === vmi.metadata.namespace && stringAt(m, 'spec', 'vmiName') === vmi.metadata.name && !['Succeeded', 'Failed'].includes(stringAt(m, 'status', 'phase') ?? ''));
+    const note = running === undefined ? '' : `; its migration ${running.metadata.name ?? ''} goes on (vireo migrate-cancel ${vmi.metadata.name ?? ''} stops it)`;
+    process.stdout.write(`virtualmachineinstance ${qualified(vmi)}: evacuation from node ${node} cancelled (status.evacuationNodeName cleared)${note}${dryRunNote(dryRun)}\n`);
+  }
 }
 
 /**
@@ -184,14 +243,6 @@ async function localVolumeWarnings(client: HttpClient, vmi: KObject, node: strin
 async function vmisOn(client: HttpClient, node: string): Promise<KObject[]> {
   const list = await client.list(resources.virtualMachineInstances);
   return list.items.filter((vmi) => stringAt(vmi, 'status', 'nodeName') === node && !isFinal(vmi));
-}
-
-/** The cluster's KubeVirt CR (the oldest one not being deleted), as KubeVirt reads its configuration. */
-async function clusterKubeVirt(client: HttpClient): Promise<KObject | undefined> {
-  const list = await client.list(resources.kubeVirts);
-  return list.items
-    .filter((kv) => kv.metadata.deletionTimestamp === undefined)
-    .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))[0];
 }
 
 /** Sets `spec.unschedulable`, printing kubectl's lines; an unknown node is a clear error. */

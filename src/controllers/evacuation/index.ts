@@ -1,0 +1,2 @@
+/** Node evacuation: the controller that live-migrates VMIs off a drained node. */
+export { EvacuationController } from './controller.js';

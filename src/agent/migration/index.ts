@@ -21,8 +21,14 @@ export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget,
 export type { ConvergenceSettings, MigrationMode } from './convergence.js';
 export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } from './protocol.js';
 
+/** How long a restarted agent waits for its runner to show the guest of a migration it is asked about. */
+const adoptWaitMs = 10_000;
+/** How long after its start an agent may not know its guests yet. */
+const startupMs = 30_000;
+
 /** The migrations of one node, both directions. */
 export class NodeMigrations {
+  private readonly startedAt = Date.now();
   private readonly sources: MigrationSources;
   private readonly targets: MigrationTargets;
   private readonly janitor: TargetJanitor;
@@ -57,8 +63,14 @@ export class NodeMigrations {
   /** A migration this agent does not know while it runs the VMI's guest: it restarted mid-way, and takes the migration over (see {@link MigrationSources.adopt}). */
   private async adoptAfterRestart(namespace: string, name: string, migrationUid: string): Promise<void> {
     if (this.sources.knows(migrationUid)) return;
-    const machine = this.options.host.liveMachine(namespace, name);
-    if (machine !== undefined) await this.sources.adopt(migrationUid, machine);
+    // Just after the restart the runner may not have its VMIs yet: the guest's machine shows once it has.
+    const deadline = Math.min(Date.now() + adoptWaitMs, this.startedAt + startupMs);
+    let machine = this.options.host.liveMachine(namespace, name);
+    while (machine === undefined && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      machine = this.options.host.liveMachine(namespace, name);
+    }
+    if (machine !== undefined && !this.sources.knows(migrationUid)) await this.sources.adopt(migrationUid, machine);
   }
 
   private async step(namespace: string, name: string, command: MigrationCommand, signal: AbortSignal): Promise<MigrationAnswer> {

@@ -32,6 +32,27 @@ async function freePort(address: string): Promise<number> {
   return bound.port;
 }
 
+/** How long the target may still be loading the last of the stream after the source said it completed. */
+const arrivalTimeoutMs = 30_000;
+
+/**
+ * Waits until the incoming stream is complete here. The source reports
+ * `completed` once it sent the last bytes; the target may still be loading
+ * them (its status `active`) for a moment: that is waited for, not an error.
+ */
+async function arrival(machine: Machine): Promise<void> {
+  const deadline = Date.now() + arrivalTimeoutMs;
+  for (;;) {
+    const info = await machine.execute('query-migrate');
+    const state = await machine.refreshRunState();
+    if (info.status === 'completed' && state !== 'inmigrate') return;
+    if (info.status === 'failed' || info.status === 'cancelled' || Date.now() > deadline) {
+      throw new Error(`the guest has not arrived (incoming migration ${info.status ?? 'not started'}, QEMU ${state}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** The node's incoming migrations, by migration uid. */
 export class MigrationTargets {
   private readonly incoming = new Map<string, Incoming>();
@@ -70,9 +91,7 @@ export class MigrationTargets {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
-    const info = await machine.execute('query-migrate');
-    const state = await machine.refreshRunState();
-    if (info.status !== 'completed' || state === 'inmigrate') throw new Error(`the guest has not arrived yet (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
+    await arrival(machine);
     await machine.execute('nbd-server-stop');
     // Held by -S after the stream: resumed only once the source has finished writing its disks here.
     await machine.execute('cont');

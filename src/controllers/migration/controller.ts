@@ -232,12 +232,13 @@ export class MigrationController {
     const done = { ...state, completed: true, endTimestamp: timestamp(Date.now()), targetNodeDomainReadyTimestamp: timestamp(Date.now()) };
     // From here the target's agent holds the guest: the VMI is bound there.
     await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
-    await this.step(source, vmi, { step: 'finish-source', migrationUid: uid }).catch((err: unknown) => { log.warn('the source did not clean up after the migration', { err }); });
     const annotations: Record<string, string> = {};
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
     if (progress.totalTimeMs !== undefined) annotations[totalTimeAnnotation] = String(progress.totalTimeMs);
     await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations } });
     await this.setPhase(migration, 'Succeeded', { migrationState: done });
+    // After Succeeded, as KubeVirt cleans up the source pod after the guest runs on the target: the source's clean-up (QEMU's exit, its cgroup) is not the migration's time.
+    await this.step(source, vmi, { step: 'finish-source', migrationUid: uid }).catch((err: unknown) => { log.warn('the source did not clean up after the migration', { err }); });
     log.info('migration succeeded', { source, targetNode, downtimeMs: progress.downtimeMs, totalTimeMs: progress.totalTimeMs });
     this.recorder.record(migration, 'Normal', 'SuccessfulMigration', `Source node reported migration succeeded (downtime ${progress.downtimeMs ?? '?'} ms)`);
     return {};

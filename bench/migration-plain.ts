@@ -47,12 +47,6 @@ export interface PlainGuest {
   qmp: QmpClient;
 }
 
-/** TLS for the baseline's streams: the x509 directories of each side (QEMU `tls-creds-x509`). */
-export interface PlainTls {
-  serverDir: string;
-  clientDir: string;
-}
-
 /** What a baseline migration took: ms from the decision to the guest running on the target, and QEMU's downtime. */
 export interface PlainResult {
   totalMs: number;
@@ -129,13 +123,19 @@ async function startCopy(lab: HostsLab, host: LabHost, template: QemuTemplate, d
   }
 }
 
-/** Starts the source guest: a copy of `template` in `host`, resumed. */
-export async function startPlainGuest(lab: HostsLab, host: LabHost, template: QemuTemplate, dir: string): Promise<PlainGuest> {
+/** Starts the source guest: a copy of `template` in `host`, resumed once its console (returned) is connected, so that it has the whole boot. */
+export async function startPlainGuest(lab: HostsLab, host: LabHost, template: QemuTemplate, dir: string): Promise<{ guest: PlainGuest; console: SerialConsole }> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const guest = await startCopy(lab, host, template, dir, []);
-  await guest.qmp.execute('cont');
-  return guest;
+  try {
+    const console = await SerialConsole.open(guest);
+    await guest.qmp.execute('cont');
+    return { guest, console };
+  } catch (err) {
+    await stopPlainGuest(guest);
+    throw err;
+  }
 }
 
 /** Kills a plain guest and removes its directory. */
@@ -191,26 +191,23 @@ export class SerialConsole {
  * quits. Timed from the decision (before the target QEMU starts) to the
  * guest running on the target.
  */
-export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number }; tls?: PlainTls }): Promise<{ guest: PlainGuest; result: PlainResult }> {
-  const { targetHost, ports, tls } = options;
+export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number } }): Promise<{ guest: PlainGuest; result: PlainResult }> {
+  const { targetHost, ports } = options;
   const address = targetHost.address;
   const started = performance.now();
   await rm(options.dir, { recursive: true, force: true });
   await mkdir(options.dir, { recursive: true });
-  const tlsObject = (id: string, dir: string, endpoint: 'server' | 'client'): string[] => ['-object', `tls-creds-x509,id=${id},dir=${dir},endpoint=${endpoint},verify-peer=on`];
-  const target = await startCopy(lab, targetHost, options.template, options.dir, ['-incoming', 'defer', ...(tls === undefined ? [] : tlsObject('migration-tls', tls.serverDir, 'server'))]);
+  const target = await startCopy(lab, targetHost, options.template, options.dir, ['-incoming', 'defer']);
   try {
     const exports = await writableNodes(target.qmp);
-    await target.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(ports.nbd) } }, ...(tls === undefined ? {} : { 'tls-creds': 'migration-tls' }) });
+    await target.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(ports.nbd) } }});
     for (const node of exports) await target.qmp.execute('block-export-add', { type: 'nbd', id: `migration-${node}`, 'node-name': node, name: node, writable: true });
     await target.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
-    if (tls !== undefined) await target.qmp.execute('migrate-set-parameters', { 'tls-creds': 'migration-tls' });
     await target.qmp.execute('migrate-incoming', { uri: `tcp:${address}:${ports.migration}` });
 
     const nodes = await writableNodes(source.qmp);
-    if (tls !== undefined) await source.qmp.execute('object-add', { 'qom-type': 'tls-creds-x509', id: 'migration-tls', dir: tls.clientDir, endpoint: 'client', 'verify-peer': true });
     for (const node of nodes) {
-      await source.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': `migration-${node}`, server: { type: 'inet', host: address, port: String(ports.nbd) }, export: node, ...(tls === undefined ? {} : { 'tls-creds': 'migration-tls' }) });
+      await source.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': `migration-${node}`, server: { type: 'inet', host: address, port: String(ports.nbd) }, export: node});
       await source.qmp.execute('blockdev-mirror', { 'job-id': `migration-${node}`, device: node, target: `migration-${node}`, sync: 'full' });
     }
     for (;;) {
@@ -221,7 +218,7 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
       await sleep(pollMs);
     }
     await source.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }, { capability: 'pause-before-switchover', state: true }] });
-    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': unlimitedBytesPerSecond, ...(tls === undefined ? {} : { 'tls-creds': 'migration-tls' }) });
+    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': unlimitedBytesPerSecond});
     await source.qmp.execute('migrate', { uri: `tcp:${address}:${ports.migration}` });
     let downtimeMs: number | undefined;
     while (downtimeMs === undefined) {

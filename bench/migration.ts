@@ -15,7 +15,9 @@
  *     timed from the decision, before the target QEMU starts, to `cont`
  *     on the target.
  *
- * Each figure is printed beside its baseline with the ratio; the targets
+ * The two take turns, round by round, so that both see the same load from
+ * the rest of the machine; the guest that is not moving is paused
+ * meanwhile. Each figure is printed beside its baseline with the ratio; the targets
  * are a total-time ratio ≤ 1.10 and a downtime ≤ 300 ms.
  * Run: npm run bench:migration (root: network namespaces;
  * VIREO_BENCH_ROUNDS, migrations per load and side, default 3;
@@ -26,7 +28,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { KObject } from '../src/api/object.js';
-import { stringAt } from '../src/api/kinds/read.js';
+import { recordAt, stringAt } from '../src/api/kinds/read.js';
 import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../src/agent/images/index.js';
 import { resources } from '../src/client/index.js';
 import { dialStream } from '../src/console/index.js';
@@ -117,8 +119,8 @@ async function migrateVireo(cluster: LabCluster, index: number, to: LabHost): Pr
   return { totalMs, downtimeMs: Number(done.metadata.annotations?.['vireo.io/migration-downtime-ms'] ?? Number.NaN) };
 }
 
-/** Vireo's rounds: the VMI on host-1, idle rounds, the dirtying loop, dirtying rounds; the command line of its first QEMU for the baseline. */
-async function vireoRounds(cluster: LabCluster, figures: Figures, hosts: readonly [LabHost, LabHost]): Promise<QemuTemplate> {
+/** Starts the VMI on host-1 and waits for its guest; the command line of its QEMU, the template of the baseline's. */
+async function startVireoGuest(cluster: LabCluster, hosts: readonly [LabHost, LabHost]): Promise<QemuTemplate> {
   const { client } = cluster;
   const [host1, host2] = hosts;
   await client.patch(resources.nodes, undefined, host1.name, 'merge', { metadata: { labels: { [labLabel]: 'yes' } } });
@@ -133,50 +135,77 @@ async function vireoRounds(cluster: LabCluster, figures: Figures, hosts: readonl
   await typeIntoVmi(cluster, undefined, TEST_GUEST_READY_MARKER);
   const [pid] = qemuPidsUnder(join(cluster.root, host1.name));
   if (pid === undefined) throw new Error(`no QEMU of ${name} (${vmi.metadata.uid ?? ''}) on ${host1.name}`);
-  const template = await templateOf(pid, join(cluster.root, 'plain-template'));
-  let index = 0;
-  for (const load of ['idle', 'dirtying'] as const) {
-    if (load === 'dirtying') await typeIntoVmi(cluster, dirtyLoop, 'dirty-on');
-    for (let i = 0; i < rounds; i++) {
-      const to = index % 2 === 0 ? host2 : host1;
-      const result = await migrateVireo(cluster, index++, to);
-      figures[load].vireo.push(result);
-      process.stdout.write(`vireo ${load} round ${i + 1}: total ${result.totalMs.toFixed(0)} ms, downtime ${result.downtimeMs} ms\n`);
-    }
-  }
-  await client.delete(resources.virtualMachineInstances, 'default', name);
-  await eventually(async () => (await client.tryGet(resources.virtualMachineInstances, 'default', name)) === undefined || undefined, { what: `${name} gone`, timeoutMs: 60_000 });
-  return template;
+  return templateOf(pid, join(cluster.root, 'plain-template'));
 }
 
-/** The same rounds with plain QEMU, guests in `root`. */
-async function plainRounds(cluster: LabCluster, template: QemuTemplate, figures: Figures, hosts: readonly [LabHost, LabHost]): Promise<void> {
-  const root = join(cluster.root, 'plain');
-  let guest: PlainGuest = await startPlainGuest(cluster.lab, hosts[0], template, join(root, 'g0'));
+/** Pauses or resumes the VMI through the API (its guest must not load the machine while the baseline runs) and waits until it is so. */
+async function setVmiPaused(cluster: LabCluster, paused: boolean): Promise<void> {
+  const isPaused = async (): Promise<boolean> => {
+    const vmi = await cluster.client.get(resources.virtualMachineInstances, 'default', name);
+    return ((recordAt(vmi, 'status')?.conditions ?? []) as { type?: string; status?: string }[]).some((c) => c.type === 'Paused' && c.status === 'True');
+  };
+  if ((await isPaused()) === paused) return;
+  const path = `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/${name}/${paused ? 'pause' : 'unpause'}`;
+  const answer = await cluster.client.raw('PUT', path, {});
+  if (answer.status >= 300) throw new Error(`PUT ${path}: ${answer.status} ${answer.body}`);
+  await eventually(async () => (await isPaused()) === paused || undefined, { what: `${name} ${paused ? 'paused' : 'running'}`, timeoutMs: 30_000, intervalMs: 50 });
+}
+
+/** Types `command` into the plain guest's console and waits for `expect`. */
+async function typeIntoPlain(guest: PlainGuest, command: string, expect: string): Promise<void> {
+  const console = await SerialConsole.open(guest);
   try {
-    const console = await SerialConsole.open(guest);
-    await eventually(() => console.output().includes(TEST_GUEST_READY_MARKER), { what: 'the plain guest to be ready', timeoutMs: bootMs, intervalMs: 100 });
+    if (command !== '') console.type(command);
+    await eventually(() => console.output().includes(expect), { what: `"${expect}" on the plain guest's console`, timeoutMs: 120_000, intervalMs: 100 });
+  } finally {
     console.close();
+  }
+}
+
+/**
+ * The rounds, Vireo's and the baseline's taking turns so that both see the
+ * same load from the rest of the machine; the guest that is not moving is
+ * paused meanwhile.
+ */
+async function interleavedRounds(cluster: LabCluster, figures: Figures, hosts: readonly [LabHost, LabHost]): Promise<void> {
+  const template = await startVireoGuest(cluster, hosts);
+  await setVmiPaused(cluster, true);
+  const root = join(cluster.root, 'plain');
+  const started = await startPlainGuest(cluster.lab, hosts[0], template, join(root, 'g0'));
+  let guest: PlainGuest = started.guest;
+  try {
+    await eventually(() => started.console.output().includes(TEST_GUEST_READY_MARKER), { what: 'the plain guest to be ready', timeoutMs: bootMs, intervalMs: 100 });
+    started.console.close();
     let index = 0;
     for (const load of ['idle', 'dirtying'] as const) {
       if (load === 'dirtying') {
-        const dirty = await SerialConsole.open(guest);
-        dirty.type(dirtyLoop);
-        await eventually(() => dirty.output().includes('dirty-on'), { what: 'the dirtying loop in the plain guest', timeoutMs: 60_000, intervalMs: 100 });
-        dirty.close();
+        // Paused since the last round.
+        await guest.qmp.execute('cont');
+        await typeIntoPlain(guest, dirtyLoop, 'dirty-on');
       }
+      await guest.qmp.execute('stop');
+      await setVmiPaused(cluster, false);
+      if (load === 'dirtying') await typeIntoVmi(cluster, dirtyLoop, 'dirty-on');
       for (let i = 0; i < rounds; i++) {
         const to = index % 2 === 0 ? hosts[1] : hosts[0];
         index++;
+        const vireo = await migrateVireo(cluster, index, to);
+        figures[load].vireo.push(vireo);
+        await setVmiPaused(cluster, true);
+        await guest.qmp.execute('cont');
         const moved = await migratePlain(cluster.lab, guest, { template, targetHost: to, dir: join(root, `g${index}`), ports: { migration: 21_000 + index * 2, nbd: 21_001 + index * 2 } });
         guest = moved.guest;
         figures[load].plain.push(moved.result);
-        process.stdout.write(`plain ${load} round ${i + 1}: total ${moved.result.totalMs.toFixed(0)} ms, downtime ${moved.result.downtimeMs} ms\n`);
+        process.stdout.write(`${load} round ${i + 1}: Vireo total ${vireo.totalMs.toFixed(0)} ms, downtime ${vireo.downtimeMs} ms; plain QEMU total ${moved.result.totalMs.toFixed(0)} ms, downtime ${moved.result.downtimeMs} ms\n`);
+        await guest.qmp.execute('stop');
+        await setVmiPaused(cluster, false);
       }
     }
   } finally {
     await stopPlainGuest(guest);
   }
+  await cluster.client.delete(resources.virtualMachineInstances, 'default', name);
+  await eventually(async () => (await cluster.client.tryGet(resources.virtualMachineInstances, 'default', name)) === undefined || undefined, { what: `${name} gone`, timeoutMs: 60_000 });
 }
 
 function median(values: readonly number[]): number {
@@ -208,8 +237,7 @@ async function main(): Promise<void> {
     await cluster.client.create(resources.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kubevirt' } }).catch(() => undefined);
     await cluster.client.create(resources.kubeVirts, { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: 'kubevirt' }, spec: { configuration: { developerConfiguration: { useEmulation: true } } } }).catch(() => undefined);
     const figures: Figures = { idle: { vireo: [], plain: [] }, dirtying: { vireo: [], plain: [] } };
-    const template = await vireoRounds(cluster, figures, [host1, host2]);
-    await plainRounds(cluster, template, figures, [host1, host2]);
+    await interleavedRounds(cluster, figures, [host1, host2]);
     report(figures);
   } finally {
     const logDir = process.env.VIREO_BENCH_LOG_DIR;

@@ -22,8 +22,8 @@ import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js
 import { SocketRelay, closeRelays } from './socket-relay.js';
 import { StallWatch, probeTarget, severConnections } from './stall.js';
 
-/** How often QEMU is asked how far the mirrors and the migration are. */
-const pollMs = 100;
+/** How often QEMU is asked how far the mirrors and the migration are: each step waits a poll on average, and the guest stays paused through the pre-switchover ones (a query is ~1 ms). */
+const pollMs = 20;
 
 /** `max-bandwidth` without a policy: QEMU's default (32 MiB/s) would slow every migration, KubeVirt's default is unlimited. */
 const unlimitedBytesPerSecond = 10 * 1024 ** 3;

@@ -62,9 +62,6 @@ interface Made {
   volumes: MovedVolume[];
 }
 
-/** How long the target waits for the last of the stream after the source reported completion. */
-const arrivalTimeoutMs = 30_000;
-
 /** A port free on `address` now (the kernel's pick), for QEMU to listen on. */
 async function freePort(address: string): Promise<number> {
   const server = createServer();
@@ -76,6 +73,27 @@ async function freePort(address: string): Promise<number> {
   await new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
   if (bound === null || typeof bound === 'string') throw new Error(`cannot pick a port on ${address}`);
   return bound.port;
+}
+
+/** How long the target may still be loading the last of the stream after the source said it completed. */
+const arrivalTimeoutMs = 30_000;
+
+/**
+ * Waits until the incoming stream is complete here. The source reports
+ * `completed` once it sent the last bytes; the target may still be loading
+ * them (its status `active`) for a moment: that is waited for, not an error.
+ */
+async function arrival(machine: Machine): Promise<void> {
+  const deadline = Date.now() + arrivalTimeoutMs;
+  for (;;) {
+    const info = await machine.execute('query-migrate');
+    const state = await machine.refreshRunState();
+    if (info.status === 'completed' && state !== 'inmigrate') return;
+    if (info.status === 'failed' || info.status === 'cancelled' || Date.now() > deadline) {
+      throw new Error(`the guest has not arrived (incoming migration ${info.status ?? 'not started'}, QEMU ${state}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** The node's incoming migrations, by migration uid. */
@@ -129,7 +147,7 @@ export class MigrationTargets {
     const entry = this.incoming.get(migrationUid);
     if (entry === undefined) throw new Error(`no incoming migration ${migrationUid} on this node`);
     const { machine } = entry;
-    await this.arrival(machine);
+    await arrival(machine);
     if (!entry.resumed) await machine.execute('nbd-server-stop');
     await closeRelays(entry.relays);
     if (!entry.resumed) {
@@ -145,22 +163,6 @@ export class MigrationTargets {
     this.finished.add(migrationUid);
     this.host.arrived(machine);
     this.logger.info('migrated guest resumed', { migrationUid, uid: machine.record.uid, pid: machine.pid });
-  }
-
-  /**
-   * Waits until the incoming stream is complete here: the source reports
-   * completion when it has sent the last bytes, which this side may still
-   * be loading for a moment (longer with large disks or a slow link).
-   */
-  private async arrival(machine: Machine): Promise<void> {
-    const deadline = Date.now() + arrivalTimeoutMs;
-    for (;;) {
-      const info = await machine.execute('query-migrate');
-      const state = await machine.refreshRunState();
-      if (info.status === 'completed' && state !== 'inmigrate') return;
-      if (info.status === 'failed' || Date.now() > deadline) throw new Error(`the guest has not arrived (incoming migration ${info.status ?? 'not started'}, QEMU ${state})`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
   }
 
   /**

@@ -39,8 +39,8 @@ import { recordedSettings, resolvedSettingsState, sourceSettingsOf } from './set
 import { clusterKubeVirtOf, clusterMigrationConfigurationOf } from '../../api/kinds/migration-config.js';
 import type { MigrationAnswer as AgentAnswer } from '../../agent/index.js';
 
-/** How often a running migration is polled (KubeVirt's monitor polls every 400 ms). */
-const pollMs = 300;
+/** How often a running migration is polled (KubeVirt's monitor polls every 400 ms): the guest waits paused on the target for up to one poll after the stream ends, so it is short. */
+const pollMs = 100;
 
 /** What the scheduler adds per VMI for QEMU itself (its default). */
 const requestOptions = { cpuAllocationRatio: 10, memoryOverheadBytes: 32 * 2 ** 20 };
@@ -334,12 +334,14 @@ export class MigrationController {
     await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
     // The claims' data is the target's now; until their volumes say so, the source keeps its copy (finish-source checks).
     await moveClaimVolumes(this.client, this.requireTarget(migration).volumes ?? [], { targetNode, sourceNode: source, migrationUid: uid }).catch((err: unknown) => { log.error('the migrated claims\' volumes still name the source node', { err }); });
-    const sourceLeft = await this.finishSource(migration, source, vmi, log);
-    const annotations: Record<string, string> = sourceLeft === undefined ? {} : { [sourceCleanupAnnotation]: sourceLeft };
+    const annotations: Record<string, string> = {};
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
     if (progress.totalTimeMs !== undefined) annotations[totalTimeAnnotation] = String(progress.totalTimeMs);
     await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations } });
     await this.setPhase(migration, 'Succeeded', { migrationState: done });
+    // After Succeeded, as KubeVirt cleans up the source pod after the guest runs on the target: the source's clean-up (QEMU's exit, its cgroup) is not the migration's time.
+    const sourceLeft = await this.finishSource(migration, source, vmi, log);
+    if (sourceLeft !== undefined) await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: sourceLeft } } });
     log.info('migration succeeded', { source, targetNode, downtimeMs: progress.downtimeMs, totalTimeMs: progress.totalTimeMs });
     this.recorder.record(migration, 'Normal', 'SuccessfulMigration', `Source node reported migration succeeded (downtime ${progress.downtimeMs ?? '?'} ms)`);
     return {};

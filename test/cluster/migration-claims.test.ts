@@ -32,7 +32,7 @@ import { labSkip } from './requirements.js';
 const bootMs = 300_000;
 const labLabel = 'vireo.io/migration-claims-lab';
 
-/** A VM on the test guest's containerDisk with a blank 64 MiB DataVolume as its data disk (/dev/vdb); no network (the pod network cannot move yet). */
+/** A VM on the test guest's containerDisk with a blank 64 MiB DataVolume as its data disk (/dev/vdb); no network. */
 function keeperVm(name: string): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',

@@ -37,7 +37,7 @@ const skip = labSkip;
 
 const bootMs = 300_000;
 
-/** A LiveMigrate VMI without networks (the pod network cannot move yet); `volumes` after its root disk. */
+/** A LiveMigrate VMI without networks; `volumes` after its root disk. */
 function liveMigrateVmi(name: string, image: string, extra: { volumes: unknown[]; disks: unknown[] }): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',

@@ -28,7 +28,7 @@ const bootMs = 300_000;
 const labLabel = 'vireo.io/migration-policy-lab';
 const migrationPolicies = { group: 'migrations.kubevirt.io', version: 'v1alpha1', plural: 'migrationpolicies', namespaced: false };
 
-/** A guest without networks (the pod network cannot move yet) on its containerDisk, 128 MiB. */
+/** A guest without networks on its containerDisk, 128 MiB. */
 function churnVmi(name: string): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',

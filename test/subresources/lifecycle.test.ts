@@ -158,7 +158,7 @@ test('client mistakes are 4xx Status answers that say what to fix', async () => 
 test('migrate creates a VirtualMachineInstanceMigration for the running VMI', async () => {
   await createVm(fx.test, 'migrating', { runStrategy: 'Always' });
   assert.equal((await put('migrating', 'migrate')).status, 404);
-  // Without networks: a VMI on the pod network cannot be migrated yet, and the migration's admission refuses it.
+  // Without networks: the migration needs no pod network on the test node.
   await createVmi(fx.test, 'migrating', { phase: 'Running', nodeName: 'node-a' }, { spec: { domain: { devices: { autoattachPodInterface: false }, memory: { guest: '64Mi' } }, networks: [] } });
   await accepted('migrating', 'migrate', { addedNodeSelector: { zone: 'b' } });
   const list = await fx.test.fetch('GET', '/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations');

@@ -19,9 +19,10 @@ export class LabConsole {
     let streamed = '';
     let kept = '';
     ws.on('message', (data: Buffer) => { streamed += data.toString('utf8'); console.text = kept + streamed; });
-    // Read after the stream opened: what the guest printed before is in the log, what after in the stream.
+    // Read after the stream opened: what the guest printed before is in the log, what after in the stream;
+    // what it printed while the log was read is in both, and is kept once.
     const log = await cluster.client.raw('GET', `${base}/consolelog`);
-    kept = log.status === 200 ? log.body : '';
+    kept = withoutOverlap(log.status === 200 ? log.body : '', streamed);
     console.text = kept + streamed;
     return console;
   }
@@ -41,6 +42,14 @@ export class LabConsole {
 
 /** Each second, `count N` on the console, in the background. */
 export const consoleCounterLoop = '(i=0; while true; do i=$((i+1)); echo "count $i"; sleep 1; done) &';
+
+/** `log` without its end that is also the start of `streamed` (printed while the log was read). */
+function withoutOverlap(log: string, streamed: string): string {
+  for (let k = Math.min(log.length, streamed.length); k > 0; k--) {
+    if (log.endsWith(streamed.slice(0, k))) return log.slice(0, log.length - k);
+  }
+  return log;
+}
 
 /** The counters the guest's loop printed (`count N` lines). */
 export function counters(text: string): number[] {

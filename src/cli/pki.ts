@@ -33,7 +33,8 @@ export async function ensurePki(dir: string, hosts: string[], options: { caDir?:
   const key = join(dir, 'server.key');
   const crt = join(dir, 'server.crt');
   if (!existsSync(caKey) || !existsSync(caCrt)) {
-    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '3650', '-subj', '/CN=vireo-ca']);
+    // Marked a CA: GnuTLS (QEMU's migration TLS) refuses an issuer without the basic constraint.
+    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '3650', '-subj', '/CN=vireo-ca', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   }
   const sans = new Set(['DNS:localhost', 'IP:127.0.0.1', 'IP:::1', 'DNS:vireo']);
   for (const h of hosts) if (h !== '' && h !== '0.0.0.0' && h !== '::') sans.add(isIP(h) === 0 ? `DNS:${h}` : `IP:${h}`);

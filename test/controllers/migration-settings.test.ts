@@ -15,6 +15,7 @@ import { recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { resources } from '../../src/client/index.js';
 import { MigrationController } from '../../src/controllers/migration/index.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { testCertificateIssuer } from '../../src/testing/server.js';
 import { ScriptedMigrationAgents } from '../../src/testing/migration-agents.js';
 import { vireo } from '../subresources/support.js';
 import type { Env } from './support.js';
@@ -40,7 +41,7 @@ before(async () => {
     metadata: { name: 'kubevirt', namespace: 'kubevirt' },
     spec: { configuration: { migrations: { parallelMigrationsPerCluster: 2, parallelOutboundMigrationsPerNode: 1, completionTimeoutPerGiB: 40, bandwidthPerMigration: '8Mi' } } },
   });
-  controller = new MigrationController(env.client, agents, silentLogger);
+  controller = new MigrationController(env.client, agents, silentLogger, await testCertificateIssuer());
   await controller.start();
 });
 

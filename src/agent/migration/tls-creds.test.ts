@@ -55,7 +55,16 @@ test('QEMU\'s TLS takes the issued certificates both ways: a client of the clust
   const pidFile = join(root, 'nbd.pid');
   const served = await runCommand('qemu-nbd', ['--object', `tls-creds-x509,id=tls0,dir=${join(root, 'server')},endpoint=server,verify-peer=on`, '--tls-creds', 'tls0', '-b', '127.0.0.1', '-p', String(port), '-f', 'qcow2', '-x', 'disk0', '--persistent', '--fork', '--pid-file', pidFile, disk]);
   assert.equal(served.code, 0, served.stderr);
-  t.after(() => { try { process.kill(Number(readFileSync(pidFile, 'utf8').trim())); } catch { /* already gone */ } });
+  // Read now: the scratch directory (and the pid file) may go before this test's other after-hooks run.
+  const nbdPid = Number(readFileSync(pidFile, 'utf8').trim());
+  try {
+    await checkClients(root, port);
+  } finally {
+    process.kill(nbdPid);
+  }
+});
+
+async function checkClients(root: string, port: number): Promise<void> {
   const read = (credentials: string | undefined, host = '127.0.0.1'): Promise<{ code: number; stderr: string }> => runCommand('qemu-img', [
     'info',
     ...(credentials === undefined ? [] : ['--object', `tls-creds-x509,id=tls0,dir=${join(root, credentials)},endpoint=client`]),
@@ -66,7 +75,7 @@ test('QEMU\'s TLS takes the issued certificates both ways: a client of the clust
   assert.match((await read(undefined)).stderr, /TLS/, 'a plain client is refused');
   assert.notEqual((await read('stranger')).code, 0, 'a client certificate of another CA is refused');
   assert.notEqual((await read('client', '10.9.9.9')).code, 0, 'a server certificate not naming the expected host is refused');
-});
+}
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -20,7 +20,7 @@ import type { MigrationTarget, MovedVolume } from './protocol.js';
 import { makeClaimCopies, removeClaimCopies } from './claim-copies.js';
 import type { ClaimNode } from './claim-copies.js';
 import { SocketRelay, closeRelays } from './socket-relay.js';
-import { loadCredentials } from './tls-creds.js';
+import { loadCredentials, unloadCredentials } from './tls-creds.js';
 import type { MigrationTls } from './protocol.js';
 
 interface Incoming {
@@ -156,6 +156,9 @@ export class MigrationTargets {
     await arrival(machine);
     if (!entry.resumed) await machine.execute('nbd-server-stop');
     await closeRelays(entry.relays);
+    // The stream is over: its credentials go (a later migration out of here brings its own).
+    await machine.execute('migrate-set-parameters', { 'tls-creds': '' }).catch(() => undefined);
+    await unloadCredentials(machine, migrationUid);
     if (!entry.resumed) {
       // The guest's kept addresses lead here from now on (this node first; the others once the VMI says it runs here).
       await this.host.networkArrived(machine.record.uid, AbortSignal.timeout(30_000));

@@ -3,14 +3,11 @@
  * made with the system's `openssl` on first start and reused afterwards;
  * and the self-signed certificate of a `vireo agent` endpoint.
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { openssl } from '../net/certificate-issuer.js';
 
 export interface Pki {
   caCert: string;
@@ -73,14 +70,4 @@ export async function ensureSelfSigned(dir: string, name: string, cn: string): P
   }
   chmodSync(key, 0o600);
   return { cert: readFileSync(crt, 'utf8'), key: readFileSync(key, 'utf8') };
-}
-
-async function openssl(args: string[]): Promise<void> {
-  try {
-    await run('openssl', args, { env: { ...process.env, OPENSSL_CONF: '/dev/null', RANDFILE: '/dev/null' } });
-  } catch (err) {
-    const e = err as { stderr?: string; code?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed: run scripts/setup (or apt-get install openssl)', { cause: err });
-    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`, { cause: err });
-  }
 }

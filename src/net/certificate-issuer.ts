@@ -76,7 +76,8 @@ export function extensionsOf(request: CertificateRequest): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function openssl(args: string[]): Promise<void> {
+/** Runs the system's `openssl` with `args`, without any config file; throws with its stderr. */
+export async function openssl(args: string[]): Promise<void> {
   try {
     await run('openssl', args, { env: { ...process.env, OPENSSL_CONF: '/dev/null', RANDFILE: '/dev/null' } });
   } catch (err) {

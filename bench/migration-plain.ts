@@ -9,7 +9,9 @@
  * the memory with the capabilities and parameters the Vireo agents set
  * (late-block-activate on the target; auto-converge, pause-before-switchover
  * and unlimited bandwidth on the source), finishes the mirrors with the
- * guest paused, switches over and resumes the guest on the target.
+ * guest paused, switches over and resumes the guest on the target. As with
+ * Vireo's default, the NBD connections and the stream go over TLS
+ * (`tls-creds-x509` on both sides, verify-peer; `tls: false` for plain TCP).
  */
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
@@ -19,6 +21,10 @@ import { dirname, join } from 'node:path';
 import { QmpClient } from '../src/agent/qmp/index.js';
 import { spawnQemu, signalQemu } from '../src/agent/qemu-process.js';
 import type { HostsLab, LabHost } from '../src/testing/hosts-lab.js';
+import { ensurePki } from '../src/cli/pki.js';
+import { OpenSslIssuer } from '../src/net/certificate-issuer.js';
+import type { IssuedCertificate } from '../src/net/certificate-issuer.js';
+import { writeCredentials } from '../src/agent/migration/tls-creds.js';
 
 /** How often the driver asks QEMU how far the mirrors and the migration are. */
 const pollMs = 20;
@@ -186,12 +192,37 @@ export class SerialConsole {
 }
 
 /**
+ * Vireo's migration TLS for the plain QEMUs (its default): a throw-away CA
+ * in `dir`, a serving certificate naming `address` for the target and a
+ * client certificate for the source, issued and loaded as Vireo's
+ * controller and agents do (`tls-creds-x509`, verify-peer); returns the
+ * two objects' ids.
+ */
+async function plainTls(target: PlainGuest, source: PlainGuest, dir: string, address: string): Promise<{ target: string; source: string }> {
+  const caDir = join(dir, 'tls-ca');
+  await mkdir(caDir, { recursive: true, mode: 0o700 });
+  await ensurePki(caDir, [address]);
+  const issuer = new OpenSslIssuer({ certFile: join(caDir, 'ca.crt'), keyFile: join(caDir, 'ca.key') });
+  const [served, client] = await Promise.all([issuer.issue({ commonName: 'plain-target', usage: 'server', hosts: [address] }), issuer.issue({ commonName: 'plain-source', usage: 'client' })]);
+  const load = async (guest: PlainGuest, endpoint: 'server' | 'client', tls: IssuedCertificate): Promise<string> => {
+    const credentials = join(dir, `tls-${endpoint}`);
+    await writeCredentials(credentials, endpoint, tls);
+    await guest.qmp.execute('object-add', { 'qom-type': 'tls-creds-x509', id: 'plain-migration-tls', dir: credentials, endpoint, 'verify-peer': true });
+    await rm(credentials, { recursive: true, force: true });
+    return 'plain-migration-tls';
+  };
+  // A source migrated before holds the object of that migration.
+  await source.qmp.execute('object-del', { id: 'plain-migration-tls' }).catch(() => undefined);
+  return { target: await load(target, 'server', served), source: await load(source, 'client', client) };
+}
+
+/**
  * Migrates `source` to a new copy of `template` in `targetHost` (directory
  * `dir`), the streams on `ports` of the target's address; the source QEMU
  * quits. Timed from the decision (before the target QEMU starts) to the
  * guest running on the target.
  */
-export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number } }): Promise<{ guest: PlainGuest; result: PlainResult }> {
+export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number }; tls?: boolean }): Promise<{ guest: PlainGuest; result: PlainResult }> {
   const { targetHost, ports } = options;
   const address = targetHost.address;
   const started = performance.now();
@@ -199,15 +230,17 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
   await mkdir(options.dir, { recursive: true });
   const target = await startCopy(lab, targetHost, options.template, options.dir, ['-incoming', 'defer']);
   try {
+    const tls = options.tls === false ? undefined : await plainTls(target, source, options.dir, address);
     const exports = await writableNodes(target.qmp);
-    await target.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(ports.nbd) } }});
+    await target.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(ports.nbd) } }, ...(tls === undefined ? {} : { 'tls-creds': tls.target }) });
     for (const node of exports) await target.qmp.execute('block-export-add', { type: 'nbd', id: `migration-${node}`, 'node-name': node, name: node, writable: true });
     await target.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
+    if (tls !== undefined) await target.qmp.execute('migrate-set-parameters', { 'tls-creds': tls.target });
     await target.qmp.execute('migrate-incoming', { uri: `tcp:${address}:${ports.migration}` });
 
     const nodes = await writableNodes(source.qmp);
     for (const node of nodes) {
-      await source.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': `migration-${node}`, server: { type: 'inet', host: address, port: String(ports.nbd) }, export: node});
+      await source.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': `migration-${node}`, server: { type: 'inet', host: address, port: String(ports.nbd) }, export: node, ...(tls === undefined ? {} : { 'tls-creds': tls.source, 'tls-hostname': address }) });
       await source.qmp.execute('blockdev-mirror', { 'job-id': `migration-${node}`, device: node, target: `migration-${node}`, sync: 'full' });
     }
     for (;;) {
@@ -218,7 +251,7 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
       await sleep(pollMs);
     }
     await source.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }, { capability: 'pause-before-switchover', state: true }] });
-    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': unlimitedBytesPerSecond});
+    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': unlimitedBytesPerSecond, 'tls-creds': tls?.source ?? '', 'tls-hostname': tls === undefined ? '' : address });
     await source.qmp.execute('migrate', { uri: `tcp:${address}:${ports.migration}` });
     let downtimeMs: number | undefined;
     while (downtimeMs === undefined) {

@@ -11,6 +11,6 @@ export { agentCertificateAnnotation, agentRequestMethod, agentRequestPath, defau
 export type { AgentEndpointInfo, AgentOperation, ExportedResource } from './endpoint-api.js';
 export { endpointOfNode, publishesEndpoint, servesExports } from './endpoint-address.js';
 export type { RemoteEndpoint } from './endpoint-address.js';
-export type { MigrationAnswer, MigrationCommand, MigrationTarget, MovedVolume, SourceProgress } from './migration/index.js';
+export type { MigrationAnswer, MigrationCommand, MigrationTarget, MigrationTls, MovedVolume, SourceProgress } from './migration/index.js';
 export { parseMigrationTarget } from './migration/index.js';
 export type { ConvergenceSettings, MigrationMode } from './migration/index.js';

@@ -3,14 +3,11 @@
  * made with the system's `openssl` on first start and reused afterwards;
  * and the self-signed certificate of a `vireo agent` endpoint.
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { openssl } from '../net/certificate-issuer.js';
 
 export interface Pki {
   caCert: string;
@@ -33,7 +30,8 @@ export async function ensurePki(dir: string, hosts: string[], options: { caDir?:
   const key = join(dir, 'server.key');
   const crt = join(dir, 'server.crt');
   if (!existsSync(caKey) || !existsSync(caCrt)) {
-    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '3650', '-subj', '/CN=vireo-ca']);
+    // Marked a CA: GnuTLS (QEMU's migration TLS) refuses an issuer without the basic constraint.
+    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '3650', '-subj', '/CN=vireo-ca', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   }
   const sans = new Set(['DNS:localhost', 'IP:127.0.0.1', 'IP:::1', 'DNS:vireo']);
   for (const h of hosts) if (h !== '' && h !== '0.0.0.0' && h !== '::') sans.add(isIP(h) === 0 ? `DNS:${h}` : `IP:${h}`);
@@ -72,14 +70,4 @@ export async function ensureSelfSigned(dir: string, name: string, cn: string): P
   }
   chmodSync(key, 0o600);
   return { cert: readFileSync(crt, 'utf8'), key: readFileSync(key, 'utf8') };
-}
-
-async function openssl(args: string[]): Promise<void> {
-  try {
-    await run('openssl', args, { env: { ...process.env, OPENSSL_CONF: '/dev/null', RANDFILE: '/dev/null' } });
-  } catch (err) {
-    const e = err as { stderr?: string; code?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed: run scripts/setup (or apt-get install openssl)', { cause: err });
-    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`, { cause: err });
-  }
 }

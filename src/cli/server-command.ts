@@ -13,6 +13,7 @@ import { startControlPlane } from '../server/control-plane.js';
 import { defaultLeaderLease } from '../server/leader-election.js';
 import { loadUploadKey } from '../apiserver/upload-token.js';
 import { ensurePki } from './pki.js';
+import { OpenSslIssuer } from '../net/certificate-issuer.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { CliError } from './errors.js';
 import { parseClusterCidrs } from '../controllers/nodeipam/controller.js';
@@ -92,6 +93,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     store,
     tls: { cert: pki.serverCert, key: pki.serverKey },
     caCert: pki.caCert,
+    certificates: new OpenSslIssuer({ certFile: join(pkiDir, 'ca.crt'), keyFile: join(pkiDir, 'ca.key') }),
     token,
     logger,
     host,

@@ -34,6 +34,7 @@ import { addControllerLoops, startWorkloads } from './workloads.js';
 import { LeaderElector } from './leader-election.js';
 import type { LeaderElectionOptions } from './leader-election.js';
 import { Singletons } from './singletons.js';
+import type { CertificateIssuer } from '../net/certificate-issuer.js';
 import type { Workloads } from './workloads.js';
 import { httpsUrl } from '../net/listen.js';
 import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
@@ -46,6 +47,8 @@ export interface ControlPlaneOptions {
   tls: TlsMaterial;
   /** The CA that signed `tls.cert`: in-process components reach the API over HTTPS with it. */
   caCert: string;
+  /** Issues certificates from that CA (the migrations' TLS); without it, migrations run only with TLS disabled. */
+  certificates?: CertificateIssuer;
   /** The users' bearer token (the kubeconfig's). */
   token: string;
   /**
@@ -151,7 +154,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Services work with or without the VM controllers: their endpoints follow whatever VMIs exist.
   singletons.add('endpoints-controller', () => new EndpointsController(workloads.client, log('endpoints-controller')));
   if (options.controllers ?? true) {
-    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr), agents, nodeMonitorGracePeriodMs: options.nodeMonitorGracePeriodMs ?? defaultNodeMonitorGracePeriodMs });
+    addControllerLoops(singletons, { client: workloads.client, server: httpsUrl(loopback, address.port), logger: options.logger, clusterCidrs: options.clusterCidrs ?? defaultClusterCidrs.map(parseCidr), agents, nodeMonitorGracePeriodMs: options.nodeMonitorGracePeriodMs ?? defaultNodeMonitorGracePeriodMs, ...(options.certificates === undefined ? {} : { certificates: options.certificates }) });
   }
   let elector: LeaderElector | undefined;
   if (options.leaderElection === undefined) {

@@ -29,6 +29,7 @@ import { EvacuationController } from '../controllers/evacuation/index.js';
 import type { NodeFacts } from '../agent/qemu/index.js';
 import { ImageStore } from '../agent/images/index.js';
 import type { Logger } from '../log/logger.js';
+import type { CertificateIssuer } from '../net/certificate-issuer.js';
 import type { Singletons } from './singletons.js';
 
 export interface WorkloadOptions {
@@ -69,6 +70,8 @@ export interface ControllerLoopOptions {
   agents?: AgentDirectory;
   /** `--node-monitor-grace-period` of the node lifecycle controller, in ms. */
   nodeMonitorGracePeriodMs: number;
+  /** Issues the migrations' TLS certificates from the cluster CA (none: only migrations with TLS disabled run). */
+  certificates?: CertificateIssuer;
 }
 
 /** Registers the VM/replica-set/storage controllers, the scheduler, the Event TTL and node IPAM as singletons. */
@@ -88,7 +91,7 @@ export function addControllerLoops(singletons: Singletons, options: ControllerLo
   // Node failure: NotReady after the grace period, the node's VMIs Failed.
   singletons.add('node-lifecycle-controller', () => new NodeLifecycleController(client, log('node-lifecycle-controller'), { gracePeriodMs: options.nodeMonitorGracePeriodMs }));
   const { agents } = options;
-  if (agents !== undefined) singletons.add('migration-controller', () => new MigrationController(client, agents, log('migration-controller')));
+  if (agents !== undefined) singletons.add('migration-controller', () => new MigrationController(client, agents, log('migration-controller'), options.certificates));
   // Drains: migrations for the VMIs marked to leave a node (the migration controller runs them).
   if (agents !== undefined) singletons.add('evacuation-controller', () => new EvacuationController(client, log('evacuation-controller')));
 }

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { ensurePki } from '../cli/pki.js';
+import { OpenSslIssuer } from '../net/certificate-issuer.js';
+import type { CertificateIssuer } from '../net/certificate-issuer.js';
 import type { Pki } from '../cli/pki.js';
 import { renderKubeconfig } from '../cli/kubeconfig.js';
 import { startControlPlane } from '../server/control-plane.js';
@@ -62,6 +64,14 @@ async function testPki(): Promise<Pki> {
   return sharedPki.pki;
 }
 
+/** An issuer on the test process's CA (the test servers' own): for a migration controller made by a test. */
+export async function testCertificateIssuer(): Promise<CertificateIssuer> {
+  await testPki();
+  const dir = sharedPki?.dir;
+  if (dir === undefined) throw new Error('the test PKI was not made');
+  return new OpenSslIssuer({ certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') });
+}
+
 export interface TestServerOptions {
   store?: Store;
   /** Run the VM controllers and scheduler (off by default: most API tests set statuses by hand). */
@@ -86,6 +96,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       store,
       tls: { cert: pki.serverCert, key: pki.serverKey },
       caCert: pki.caCert,
+      certificates: new OpenSslIssuer({ certFile: join(sharedPki?.dir ?? dir, 'ca.crt'), keyFile: join(sharedPki?.dir ?? dir, 'ca.key') }),
       token,
       componentToken,
       logger: silentLogger,

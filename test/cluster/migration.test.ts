@@ -10,14 +10,19 @@
  * `vireo migrate-cancel` half-way: the guest runs on at the source, the
  * target QEMU is gone. Migrations of a VMI that does not exist, that is
  * bridge-bound on the pod network, or that is already migrating are refused saying why.
+ * Both migrations go over TLS (KubeVirt's default): mid-way, a plain NBD
+ * client to the target's export is turned away.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { KObject } from '../../src/api/object.js';
 import { recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { ImageStore, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
 import { resources } from '../../src/client/index.js';
+import { parseMigrationTarget } from '../../src/agent/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
@@ -27,6 +32,7 @@ import { startLabCluster } from './support.js';
 import { labSkip } from './requirements.js';
 
 const skip = labSkip;
+const run = promisify(execFile);
 
 /** Counts, on the console, the records 1..last that are not what the loop wrote; prints `bad=N`. */
 function verifyCommand(last: number): string {
@@ -109,6 +115,7 @@ test('a running guest moves between lab hosts with its disks, and a cancelled mi
     assert.equal(state.targetNodeAddress, host2.address);
     assert.equal(state.migrationUid, done.metadata.uid);
     assert.equal(state.mode, 'PreCopy');
+    assert.equal(recordAt(state, 'migrationConfiguration')?.disableTLS, false, 'migrated over TLS, KubeVirt\'s default');
     assert.equal(state.completed, true);
     assert.notEqual(state.failed, true);
     assert.equal(typeof state.startTimestamp, 'string');
@@ -154,6 +161,10 @@ test('a running guest moves between lab hosts with its disks, and a cancelled mi
     assert.equal(stringAt(migrating, 'status', 'phase'), 'Running', `the slow migration ended before it could be cancelled: ${JSON.stringify(migrating.status)}`);
     // host-1 now runs the waiting target QEMU.
     assert.equal(qemuPidsUnder(dirOf(host1)).length, 1, 'the target QEMU waits on host-1');
+    // TLS by default: the target's NBD server takes only TLS clients with a certificate of the cluster CA; a plain one is turned away.
+    const target = parseMigrationTarget(JSON.parse(migrating.metadata.annotations?.['vireo.io/migration-target'] ?? '{}'));
+    const plain = await run('qemu-img', ['info', '--image-opts', `driver=nbd,host=${target.address},port=${target.nbdPort},export=${target.exports[0] ?? ''}`]).then(() => '', (err: unknown) => String((err as { stderr?: string }).stderr ?? err));
+    assert.match(plain, /TLS/, 'a plain NBD client is refused by the TLS-only export');
     const vmiMid = await client.get(resources.virtualMachineInstances, 'default', 'mover');
     assert.equal(recordAt(vmiMid, 'status', 'migrationState')?.migrationPolicyName, 'slow');
     const second = await vireo(['migrate', 'mover'], kc);

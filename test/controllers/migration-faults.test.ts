@@ -16,6 +16,7 @@ import { recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { resources } from '../../src/client/index.js';
 import { MigrationController } from '../../src/controllers/migration/index.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { testCertificateIssuer } from '../../src/testing/server.js';
 import { ScriptedMigrationAgents } from '../../src/testing/migration-agents.js';
 import type { Env } from './support.js';
 import { condition, eventually, nodeManifest, startEnv } from './support.js';
@@ -65,7 +66,7 @@ function stepsOf(agents: ScriptedMigrationAgents, node: string, uid: string | un
 }
 
 async function withController<T>(agents: ScriptedMigrationAgents, work: () => Promise<T>): Promise<T> {
-  const controller = new MigrationController(env.client, agents, silentLogger);
+  const controller = new MigrationController(env.client, agents, silentLogger, await testCertificateIssuer());
   await controller.start();
   try {
     return await work();

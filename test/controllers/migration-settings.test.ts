@@ -10,11 +10,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import type { KObject } from '../../src/api/object.js';
 import { recordAt, stringAt } from '../../src/api/kinds/read.js';
 import { resources } from '../../src/client/index.js';
 import { MigrationController } from '../../src/controllers/migration/index.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { testCertificateIssuer } from '../../src/testing/server.js';
 import { ScriptedMigrationAgents } from '../../src/testing/migration-agents.js';
 import { vireo } from '../subresources/support.js';
 import type { Env } from './support.js';
@@ -40,7 +42,7 @@ before(async () => {
     metadata: { name: 'kubevirt', namespace: 'kubevirt' },
     spec: { configuration: { migrations: { parallelMigrationsPerCluster: 2, parallelOutboundMigrationsPerNode: 1, completionTimeoutPerGiB: 40, bandwidthPerMigration: '8Mi' } } },
   });
-  controller = new MigrationController(env.client, agents, silentLogger);
+  controller = new MigrationController(env.client, agents, silentLogger, await testCertificateIssuer());
   await controller.start();
 });
 
@@ -117,6 +119,14 @@ test('the parallel limits hold migrations in Pending, oldest first, and a freed 
   ]);
   const prepare = agents.stepsOf(third.metadata.uid ?? '').find((s) => s.command.step === 'prepare-target')?.command;
   assert.equal(prepare?.step === 'prepare-target' ? prepare.allowPostCopy : undefined, true, 'the target is ready for post-copy');
+  // TLS by default: the target gets a serving certificate naming its address, the source a client certificate, both from the cluster CA.
+  const served = prepare?.step === 'prepare-target' && prepare.tls !== undefined ? new X509Certificate(prepare.tls.cert) : undefined;
+  assert.ok(served !== undefined && prepare?.step === 'prepare-target', 'prepare-target carries TLS credentials');
+  assert.equal(served.subjectAltName, `IP Address:${prepare.address}`);
+  const client = start?.step === 'start-source' && start.tls !== undefined ? new X509Certificate(start.tls.cert) : undefined;
+  assert.ok(client !== undefined && start?.step === 'start-source' && start.tls !== undefined, 'start-source carries TLS credentials');
+  assert.ok(client.checkIssued(new X509Certificate(start.tls.caCert)) && served.checkIssued(new X509Certificate(start.tls.caCert)), 'both issued by the cluster CA');
+  assert.match(client.subject, /CN=migration-source-/);
 
   // first ends: node-a's slot (and a cluster slot) frees, second starts.
   agents.setSource(first.metadata.uid ?? '', { state: 'completed', downtimeMs: 12, totalTimeMs: 900 });

@@ -17,7 +17,7 @@ import { removeSourceCopies } from './claim-copies.js';
 import type { ClaimNode } from './claim-copies.js';
 
 export type { MigrationHost } from './host.js';
-export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, MovedVolume, SourceProgress, SourceState } from './protocol.js';
+export type { MigrationAnswer, MigrationCommand, MigrationStep, MigrationTarget, MigrationTls, MovedVolume, SourceProgress, SourceState } from './protocol.js';
 export type { ConvergenceSettings, MigrationMode } from './convergence.js';
 export { parseMigrationAnswer, parseMigrationCommand, parseMigrationTarget } from './protocol.js';
 
@@ -78,7 +78,7 @@ export class NodeMigrations {
       case 'prepare-target': {
         const vmi = await this.options.client.tryGet(resources.virtualMachineInstances, namespace, name);
         if (vmi?.metadata.uid !== command.vmiUid) throw new ApiError('NotFound', `VMI ${namespace}/${name} with uid ${command.vmiUid} is gone: nothing to migrate`);
-        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal, command.allowPostCopy === undefined ? {} : { allowPostCopy: command.allowPostCopy }) };
+        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal, { ...(command.allowPostCopy === undefined ? {} : { allowPostCopy: command.allowPostCopy }), ...(command.tls === undefined ? {} : { tls: command.tls }) }) };
       }
       case 'start-source': {
         const machine = this.options.host.liveMachine(namespace, name);
@@ -87,6 +87,7 @@ export class NodeMigrations {
           target: command.target,
           ...(command.bandwidthBytesPerSecond === undefined ? {} : { bandwidthBytesPerSecond: command.bandwidthBytesPerSecond }),
           ...(command.convergence === undefined ? {} : { convergence: command.convergence }),
+          ...(command.tls === undefined ? {} : { tls: command.tls }),
         });
         return { source: this.sources.status(command.migrationUid) };
       }

@@ -34,3 +34,12 @@ test('the settings of a migration travel with its steps, checked, and the source
   assert.deepEqual(parseMigrationAnswer({ source: { state: 'migrating', mode: 'PostCopy', switchedOver: true } }), { source: { state: 'migrating', mode: 'PostCopy', switchedOver: true } });
   assert.deepEqual(parseMigrationAnswer({ source: { state: 'failed', aborted: true, message: 'm', mode: 'Sideways' } }), { source: { state: 'failed', aborted: true, message: 'm' } }, 'an unknown mode is dropped');
 });
+
+test('a command\'s TLS credentials parse from the wire; anything but PEM is refused', () => {
+  const tls = { caCert: '-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n', cert: '-----BEGIN CERTIFICATE-----\nTEVBRg==\n-----END CERTIFICATE-----\n', key: '-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n' };
+  assert.deepEqual(parseMigrationCommand({ step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: '10.0.0.2', tls }), { step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: '10.0.0.2', tls });
+  const target = { address: '10.0.0.2', migrationPort: 40000, nbdPort: 40001, exports: [] };
+  assert.deepEqual(parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target, tls }), { step: 'start-source', migrationUid: 'u', target, tls });
+  assert.throws(() => parseMigrationCommand({ step: 'start-source', migrationUid: 'u', target, tls: { ...tls, key: 'secret' } }), /tls.key must be a PEM private key/);
+  assert.throws(() => parseMigrationCommand({ step: 'prepare-target', migrationUid: 'u', vmiUid: 'v', address: 'a', tls: 'yes' }), /tls must be an object/);
+});

@@ -27,12 +27,24 @@ export interface MovedVolume {
   path: string;
 }
 
+/**
+ * One QEMU's TLS credentials for a migration, issued by the cluster CA for
+ * this migration only: the target's serving certificate (naming its node
+ * address) or the source's client certificate, each with the CA the other
+ * side's is verified against. Sent only in commands, never stored.
+ */
+export interface MigrationTls {
+  caCert: string;
+  cert: string;
+  key: string;
+}
+
 /** A step of one migration (`migrationUid`, the VirtualMachineInstanceMigration's uid) on one agent. */
 export type MigrationCommand =
   /** Target: start a QEMU for VMI `vmiUid` with `-incoming`, listening on `address` (ready for post-copy when `allowPostCopy`). */
-  | { step: 'prepare-target'; migrationUid: string; vmiUid: string; address: string; allowPostCopy?: boolean }
+  | { step: 'prepare-target'; migrationUid: string; vmiUid: string; address: string; allowPostCopy?: boolean; tls?: MigrationTls }
   /** Source: mirror the disks into `target`'s exports, then migrate (in the background; `source-status` follows it), enforcing `convergence`. */
-  | { step: 'start-source'; migrationUid: string; target: MigrationTarget; bandwidthBytesPerSecond?: number; convergence?: ConvergenceSettings }
+  | { step: 'start-source'; migrationUid: string; target: MigrationTarget; bandwidthBytesPerSecond?: number; convergence?: ConvergenceSettings; tls?: MigrationTls }
   | { step: 'source-status'; migrationUid: string }
   /** Target: the migration switched to post-copy: the guest runs here from now on (its memory still arriving). */
   | { step: 'resume-target'; migrationUid: string }
@@ -143,6 +155,20 @@ export function parseConvergenceSettings(value: unknown): ConvergenceSettings {
   };
 }
 
+function pem(value: unknown, field: string, label: RegExp): string {
+  const text = stringAt(value, field);
+  if (text === undefined || !label.test(text)) throw new Error(`tls.${field} must be a PEM ${field === 'key' ? 'private key' : 'certificate'}`);
+  return text;
+}
+
+/** Checks the TLS credentials of a prepare-target or start-source command. */
+export function parseMigrationTls(value: unknown): MigrationTls {
+  const record = asRecord(value);
+  if (record === undefined) throw new Error('tls must be an object with caCert, cert and key');
+  const certificate = /^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\s*$/;
+  return { caCert: pem(record, 'caCert', certificate), cert: pem(record, 'cert', certificate), key: pem(record, 'key', /^-----BEGIN (EC |RSA )?PRIVATE KEY-----\n[\s\S]+-----END (EC |RSA )?PRIVATE KEY-----\s*$/) };
+}
+
 /** Checks a command from the wire; throws saying what is wrong. */
 export function parseMigrationCommand(value: unknown): MigrationCommand {
   const record = asRecord(value);
@@ -153,13 +179,15 @@ export function parseMigrationCommand(value: unknown): MigrationCommand {
   switch (step) {
     case 'prepare-target': {
       const allowPostCopy = booleanAt(record, 'allowPostCopy');
-      return { step, migrationUid, vmiUid: requiredString(record, 'vmiUid'), address: requiredString(record, 'address'), ...(allowPostCopy === undefined ? {} : { allowPostCopy }) };
+      const tls = record.tls === undefined ? undefined : parseMigrationTls(record.tls);
+      return { step, migrationUid, vmiUid: requiredString(record, 'vmiUid'), address: requiredString(record, 'address'), ...(allowPostCopy === undefined ? {} : { allowPostCopy }), ...(tls === undefined ? {} : { tls }) };
     }
     case 'start-source': {
       const bandwidth = numberAt(record, 'bandwidthBytesPerSecond');
       if (bandwidth !== undefined && (!Number.isSafeInteger(bandwidth) || bandwidth < 0)) throw new Error('bandwidthBytesPerSecond must be a whole number of bytes per second');
       const convergence = record.convergence === undefined ? undefined : parseConvergenceSettings(record.convergence);
-      return { step, migrationUid, target: parseMigrationTarget(record.target), ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }), ...(convergence === undefined ? {} : { convergence }) };
+      const tls = record.tls === undefined ? undefined : parseMigrationTls(record.tls);
+      return { step, migrationUid, target: parseMigrationTarget(record.target), ...(bandwidth === undefined ? {} : { bandwidthBytesPerSecond: bandwidth }), ...(convergence === undefined ? {} : { convergence }), ...(tls === undefined ? {} : { tls }) };
     }
     default:
       return { step, migrationUid };

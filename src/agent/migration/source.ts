@@ -21,6 +21,8 @@ import type { ConvergenceSettings, MigrationMode } from './convergence.js';
 import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js';
 import { SocketRelay, closeRelays } from './socket-relay.js';
 import { StallWatch, probeTarget, severConnections } from './stall.js';
+import { loadCredentials, unloadCredentials } from './tls-creds.js';
+import type { MigrationTls } from './protocol.js';
 
 /** How often QEMU is asked how far the mirrors and the migration are: each step waits a poll on average, and the guest stays paused through the pre-switchover ones (a query is ~1 ms). */
 const pollMs = 20;
@@ -32,6 +34,7 @@ const unlimitedBytesPerSecond = 10 * 1024 ** 3;
 const unmanagedSettings: ConvergenceSettings = { allowAutoConverge: true, allowPostCopy: false, allowWorkloadDisruption: false, completionTimeoutPerGiB: 0, progressTimeoutSeconds: 0 };
 
 interface Outgoing {
+  migrationUid: string;
   machine: Machine;
   /** A sandboxed QEMU's relays from its unix sockets to the target. */
   relays: SocketRelay[];
@@ -53,6 +56,8 @@ export interface OutgoingOptions {
   target: MigrationTarget;
   bandwidthBytesPerSecond?: number;
   convergence?: ConvergenceSettings;
+  /** The source's client certificate for this migration: the NBD connections and the stream go over TLS, the target's certificate verified. */
+  tls?: MigrationTls;
 }
 
 class Cancelled extends Error {
@@ -71,7 +76,7 @@ export class MigrationSources {
   start(migrationUid: string, machine: Machine, options: OutgoingOptions): void {
     if (this.outgoing.has(migrationUid)) return;
     const abort = new AbortController();
-    const entry: Outgoing = { machine, relays: [], progress: { state: 'mirroring', mode: 'PreCopy' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort, run: Promise.resolve(), volumes: options.target.volumes ?? [] };
+    const entry: Outgoing = { migrationUid, machine, relays: [], progress: { state: 'mirroring', mode: 'PreCopy' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort, run: Promise.resolve(), volumes: options.target.volumes ?? [] };
     this.host.holdForMigration(machine.key, machine.record.uid);
     entry.run = this.run(entry, options, abort.signal).then(
       (progress) => { entry.progress = progress; },
@@ -117,7 +122,7 @@ export class MigrationSources {
     if (known !== undefined) return known.progress;
     const info = await machine.execute('query-migrate');
     // The claims' copies are not known here after a restart: the source's copies of moved claims stay (a known limit).
-    const entry: Outgoing = { machine, relays: [], progress: { state: 'unknown' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort: new AbortController(), run: Promise.resolve(), volumes: [] };
+    const entry: Outgoing = { migrationUid, machine, relays: [], progress: { state: 'unknown' }, mode: 'PreCopy', postCopyPending: false, switchedOver: false, abort: new AbortController(), run: Promise.resolve(), volumes: [] };
     this.outgoing.set(migrationUid, entry);
     this.host.holdForMigration(machine.key, machine.record.uid);
     if (info.status === 'completed') {
@@ -191,10 +196,12 @@ export class MigrationSources {
     }
     if (nodes.length > 0) await probeTarget(target);
     const paths = await targetPaths(machine, target, this.host.sandboxed(machine.record.uid), entry.relays);
+    // The target's certificate names its node address: checked for unix (relayed) connections too, where QEMU has no host to check against.
+    const tls = options.tls === undefined ? {} : { 'tls-creds': await loadCredentials(machine, entry.migrationUid, 'client', options.tls), 'tls-hostname': target.address };
     for (const node of nodes) {
       // An NBD node an interrupted migration left (its agent restarted before the roll-back) would clash with the new one.
       await machine.execute('blockdev-del', { 'node-name': mirrorNode(node) }).catch(() => undefined);
-      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node });
+      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node, ...tls });
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
     const mirrorWatch = new StallWatch();
@@ -218,7 +225,8 @@ export class MigrationSources {
         { capability: 'postcopy-ram', state: settings.allowPostCopy },
       ],
     });
-    await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
+    // Set either way: a QEMU keeps the TLS parameters of an earlier migration.
+    await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond, 'tls-creds': tls['tls-creds'] ?? '', 'tls-hostname': tls['tls-hostname'] ?? '' });
     await machine.execute('migrate', { uri: paths.migrationUri });
     if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
@@ -346,6 +354,8 @@ export class MigrationSources {
     const state = await machine.refreshRunState().catch(() => 'unknown');
     if (state === 'paused' || state === 'postmigrate' || state === 'finish-migrate') await quietly(() => machine.execute('cont'));
     await machine.refreshRunState().catch(() => undefined);
+    await quietly(() => machine.execute('migrate-set-parameters', { 'tls-creds': '', 'tls-hostname': '' }));
+    await unloadCredentials(machine, entry.migrationUid);
     await closeRelays(entry.relays);
   }
 

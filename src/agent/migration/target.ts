@@ -20,6 +20,8 @@ import type { MigrationTarget, MovedVolume } from './protocol.js';
 import { makeClaimCopies, removeClaimCopies } from './claim-copies.js';
 import type { ClaimNode } from './claim-copies.js';
 import { SocketRelay, closeRelays } from './socket-relay.js';
+import { loadCredentials, unloadCredentials } from './tls-creds.js';
+import type { MigrationTls } from './protocol.js';
 
 interface Incoming {
   machine: Machine;
@@ -35,14 +37,15 @@ interface Incoming {
  * listener on `address`, or, for a QEMU in a network sandbox, on unix
  * sockets in its directory with relays from `address` (`relays`).
  */
-async function listenForGuest(machine: Machine, address: string, sandboxed: boolean, relays: SocketRelay[]): Promise<{ nbdPort: number; migrationUri: () => Promise<{ uri: string; port: number }> }> {
+async function listenForGuest(machine: Machine, address: string, sandboxed: boolean, relays: SocketRelay[], tlsCreds: string | undefined): Promise<{ nbdPort: number; migrationUri: () => Promise<{ uri: string; port: number }> }> {
+  const tls = tlsCreds === undefined ? {} : { 'tls-creds': tlsCreds };
   if (!sandboxed) {
     const nbdPort = await freePort(address);
-    await machine.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(nbdPort) } } });
+    await machine.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(nbdPort) } }, ...tls });
     return { nbdPort, migrationUri: async () => { const port = await freePort(address); return { uri: `tcp:${hostPort(address, port)}`, port }; } };
   }
   const nbdPath = join(machine.layout.dir, 'nbd-in.sock');
-  await machine.execute('nbd-server-start', { addr: { type: 'unix', data: { path: nbdPath } } });
+  await machine.execute('nbd-server-start', { addr: { type: 'unix', data: { path: nbdPath } }, ...tls });
   const nbd = await SocketRelay.tcpToUnix(address, nbdPath);
   relays.push(nbd);
   return {
@@ -105,7 +108,7 @@ export class MigrationTargets {
   constructor(private readonly host: MigrationHost, private readonly logger: Logger, private readonly claims: ClaimNode) {}
 
   /** Starts the waiting QEMU for `vmi` (once per migration: a repeated call answers the same target). */
-  async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal, options: { allowPostCopy?: boolean } = {}): Promise<MigrationTarget> {
+  async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal, options: { allowPostCopy?: boolean; tls?: MigrationTls } = {}): Promise<MigrationTarget> {
     const known = this.incoming.get(migrationUid);
     if (known !== undefined) return known.target;
     const copies = await makeClaimCopies(vmi, this.claims, signal);
@@ -119,7 +122,9 @@ export class MigrationTargets {
     const relays: SocketRelay[] = [];
     try {
       const exports = await writableNodes(machine);
-      const listening = await listenForGuest(machine, address, this.host.sandboxed(machine.record.uid), relays);
+      // With TLS, the NBD server and the migration listener take only a source whose client certificate the cluster CA signed.
+      const tlsCreds = options.tls === undefined ? undefined : await loadCredentials(machine, migrationUid, 'server', options.tls);
+      const listening = await listenForGuest(machine, address, this.host.sandboxed(machine.record.uid), relays, tlsCreds);
       const { nbdPort } = listening;
       for (const node of exports) {
         // Exporting activates the node, which `-incoming` leaves inactive: the source writes into it before the switch-over.
@@ -128,11 +133,12 @@ export class MigrationTargets {
       // The disks become the guest's only at `cont`, after the NBD server (which holds them writable) is stopped.
       // Post-copy needs the capability on both sides before the stream starts.
       await machine.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }, ...(options.allowPostCopy === true ? [{ capability: 'postcopy-ram' as const, state: true }] : [])] });
+      if (tlsCreds !== undefined) await machine.execute('migrate-set-parameters', { 'tls-creds': tlsCreds });
       const migration = await listening.migrationUri();
       await machine.execute('migrate-incoming', { uri: migration.uri });
       const target: MigrationTarget = { address, migrationPort: migration.port, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
       this.incoming.set(migrationUid, { machine, target, resumed: false, relays });
-      this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, ...target });
+      this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, tls: tlsCreds !== undefined, ...target });
       return target;
     } catch (err) {
       await closeRelays(relays);
@@ -150,6 +156,9 @@ export class MigrationTargets {
     await arrival(machine);
     if (!entry.resumed) await machine.execute('nbd-server-stop');
     await closeRelays(entry.relays);
+    // The stream is over: its credentials go (a later migration out of here brings its own).
+    await machine.execute('migrate-set-parameters', { 'tls-creds': '' }).catch(() => undefined);
+    await unloadCredentials(machine, migrationUid);
     if (!entry.resumed) {
       // The guest's kept addresses lead here from now on (this node first; the others once the VMI says it runs here).
       await this.host.networkArrived(machine.record.uid, AbortSignal.timeout(30_000));

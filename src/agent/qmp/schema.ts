@@ -183,18 +183,22 @@ interface CommandArguments {
   /** Asks the guest to release a device; `DEVICE_DELETED` says when it is gone. */
   device_del: { id: string };
   /** A `secret` object (a disk's encryption key, itself encrypted with the VMI's master key). */
-  'object-add': { 'qom-type': 'secret'; id: string; data: string; format: 'base64'; keyid: string; iv: string };
+  'object-add':
+    | { 'qom-type': 'secret'; id: string; data: string; format: 'base64'; keyid: string; iv: string }
+    /** x509 credentials from `dir` (ca-cert.pem, and server-/client-cert.pem and -key.pem), read when the object is made: a migration's TLS. */
+    | { 'qom-type': 'tls-creds-x509'; id: string; dir: string; endpoint: 'server' | 'client'; 'verify-peer': boolean };
   'object-del': { id: string };
   'migrate-set-capabilities': { capabilities: { capability: 'auto-converge' | 'pause-before-switchover' | 'late-block-activate' | 'events' | 'postcopy-ram'; state: boolean }[] };
-  /** `max-bandwidth` in bytes per second; `downtime-limit` in ms. */
-  'migrate-set-parameters': { 'max-bandwidth'?: number; 'downtime-limit'?: number };
+  /** `max-bandwidth` in bytes per second; `downtime-limit` in ms; `tls-creds`: the id of a `tls-creds-x509` object for the stream (`''`: plain TCP); `tls-hostname`: the name the target's certificate must carry. */
+  'migrate-set-parameters': { 'max-bandwidth'?: number; 'downtime-limit'?: number; 'tls-creds'?: string; 'tls-hostname'?: string };
   /** Starts an outgoing migration, e.g. to `tcp:HOST:PORT`. */
   migrate: { uri: string };
   /** A QEMU started with `-incoming defer` listens from now on, e.g. on `tcp:HOST:PORT`. */
   'migrate-incoming': { uri: string };
   /** Lets a migration paused in `pre-switchover` go on to switch over. */
   'migrate-continue': { state: 'pre-switchover' };
-  'nbd-server-start': { addr: { type: 'inet'; data: { host: string; port: string } } | { type: 'unix'; data: { path: string } } };
+  /** `tls-creds`: only TLS clients that the credentials verify may connect. */
+  'nbd-server-start': { addr: { type: 'inet'; data: { host: string; port: string } } | { type: 'unix'; data: { path: string } }; 'tls-creds'?: string };
   /** Exports a node (its disk's format node) over the NBD server. */
   'block-export-add': { type: 'nbd'; id: string; 'node-name': string; name: string; writable: boolean };
   /** Copies `device` into `target` and keeps it in step with the guest's writes until cancelled. */

@@ -29,6 +29,8 @@ export interface MigrationConfiguration {
   parallelMigrationsPerCluster: number;
   parallelOutboundMigrationsPerNode: number;
   unsafeMigrationOverride: boolean;
+  /** Plain TCP for the memory stream and the disks' NBD copies instead of TLS (KubeVirt CR only). */
+  disableTLS: boolean;
 }
 
 /** KubeVirt's defaults (`pkg/virt-config`). */
@@ -42,6 +44,7 @@ export const defaultMigrationConfiguration: MigrationConfiguration = {
   parallelMigrationsPerCluster: 5,
   parallelOutboundMigrationsPerNode: 2,
   unsafeMigrationOverride: false,
+  disableTLS: false,
 };
 
 /** The settings a MigrationPolicy may override. */

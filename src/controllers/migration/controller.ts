@@ -19,6 +19,8 @@ import type { AgentDirectory, AgentHandle, MigrationAnswer, MigrationCommand, Mi
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
+import type { CertificateIssuer } from '../../net/certificate-issuer.js';
+import { migrationCredentials } from './tls.js';
 import { place, vmiRequests, add, zero } from '../../scheduler/index.js';
 import type { Resources } from '../../scheduler/index.js';
 import { EventRecorder } from '../events/index.js';
@@ -71,6 +73,8 @@ export class MigrationController {
     private readonly client: Client,
     private readonly agents: AgentDirectory,
     private readonly logger: Logger,
+    /** Issues the migrations' TLS certificates from the cluster CA; without it, only migrations with TLS disabled run. */
+    private readonly certificates?: CertificateIssuer,
   ) {
     this.recorder = new EventRecorder(client, 'migration-controller', logger);
     const queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 4, baseDelayMs: 200, maxDelayMs: 10_000 });
@@ -291,7 +295,9 @@ export class MigrationController {
     const targetNode = stringAt(state, 'targetNode') ?? '';
     const preparing = phaseOf(migration) === 'Scheduled' ? await this.setPhase(migration, 'PreparingTarget', { migrationState: state }) : migration;
     const address = this.nodeAddress(targetNode);
-    const answer = await this.step(targetNode, vmi, { step: 'prepare-target', migrationUid: migration.metadata.uid ?? '', vmiUid: vmi.metadata.uid ?? '', address, allowPostCopy: recordedSettings(state).allowPostCopy });
+    const settings = recordedSettings(state);
+    const tls = await migrationCredentials(this.certificates, settings, { migrationUid: migration.metadata.uid ?? '', role: { side: 'target', address } });
+    const answer = await this.step(targetNode, vmi, { step: 'prepare-target', migrationUid: migration.metadata.uid ?? '', vmiUid: vmi.metadata.uid ?? '', address, allowPostCopy: settings.allowPostCopy, ...(tls === undefined ? {} : { tls }) });
     const target = answer.target;
     if (target === undefined) throw new Error(`the agent of ${targetNode} prepared no target`);
     log.info('migration target ready', { targetNode, ...target });
@@ -306,7 +312,9 @@ export class MigrationController {
   private async startSource(migration: KObject, vmi: KObject): Promise<ReconcileResult> {
     const state = this.requireState(migration, vmi);
     const target = this.requireTarget(migration);
-    await this.step(nodeNameOf(vmi) ?? '', vmi, { step: 'start-source', migrationUid: migration.metadata.uid ?? '', target, ...sourceSettingsOf(recordedSettings(state)) });
+    const settings = recordedSettings(state);
+    const tls = await migrationCredentials(this.certificates, settings, { migrationUid: migration.metadata.uid ?? '', role: { side: 'source' } });
+    await this.step(nodeNameOf(vmi) ?? '', vmi, { step: 'start-source', migrationUid: migration.metadata.uid ?? '', target, ...sourceSettingsOf(settings), ...(tls === undefined ? {} : { tls }) });
     const running = { ...state, startTimestamp: timestamp(Date.now()) };
     await this.patchVmi(vmi, { status: { migrationState: running } });
     await this.setPhase(migration, 'Running', { migrationState: running });

@@ -7,8 +7,9 @@
  * the other host, exports its fresh writable disks over NBD, mirrors the
  * source's disks into them (`blockdev-mirror`, sync full), then migrates
  * the memory with the capabilities and parameters the Vireo agents set
- * (late-block-activate on the target; auto-converge, pause-before-switchover
- * and unlimited bandwidth on the source), finishes the mirrors with the
+ * (late-block-activate on the target; on the source pause-before-switchover
+ * and, as the Vireo migration it is compared with resolved them, auto-converge,
+ * post-copy and the bandwidth: unlimited unless a policy limits it), finishes the mirrors with the
  * guest paused, switches over and resumes the guest on the target.
  */
 import { execFile } from 'node:child_process';
@@ -45,6 +46,14 @@ export interface PlainGuest {
   dir: string;
   pid: number;
   qmp: QmpClient;
+}
+
+/** The settings of the Vireo migration a baseline one copies (its VMI's resolved `migrationConfiguration`). */
+export interface PlainSettings {
+  autoConverge: boolean;
+  postCopy: boolean;
+  /** Undefined: unlimited, as the Vireo source agent sets it. */
+  bandwidthBytesPerSecond: number | undefined;
 }
 
 /** What a baseline migration took: ms from the decision to the guest running on the target, and QEMU's downtime. */
@@ -191,8 +200,8 @@ export class SerialConsole {
  * quits. Timed from the decision (before the target QEMU starts) to the
  * guest running on the target.
  */
-export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number } }): Promise<{ guest: PlainGuest; result: PlainResult }> {
-  const { targetHost, ports } = options;
+export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number }; settings: PlainSettings; printSettings?: boolean }): Promise<{ guest: PlainGuest; result: PlainResult }> {
+  const { targetHost, ports, settings } = options;
   const address = targetHost.address;
   const started = performance.now();
   await rm(options.dir, { recursive: true, force: true });
@@ -217,9 +226,20 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
       if (mine.every((j) => j?.ready === true)) break;
       await sleep(pollMs);
     }
-    await source.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }, { capability: 'pause-before-switchover', state: true }] });
-    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': unlimitedBytesPerSecond});
+    await source.qmp.execute('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'auto-converge', state: settings.autoConverge },
+        { capability: 'pause-before-switchover', state: true },
+        { capability: 'postcopy-ram', state: settings.postCopy },
+      ],
+    });
+    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': settings.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
     await source.qmp.execute('migrate', { uri: `tcp:${address}:${ports.migration}` });
+    if (options.printSettings === true) {
+      // The same read-back the Vireo source agent logs ("memory migration started"), to compare.
+      const text = async (command: string): Promise<string> => (await source.qmp.execute('human-monitor-command', { 'command-line': command })).trim().split(/\r?\n/).join('; ');
+      process.stdout.write(`  plain QEMU migrates with capabilities: ${await text('info migrate_capabilities')}\n  parameters: ${await text('info migrate_parameters')}\n`);
+    }
     let downtimeMs: number | undefined;
     while (downtimeMs === undefined) {
       const info = await source.qmp.execute('query-migrate');

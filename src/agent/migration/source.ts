@@ -220,6 +220,7 @@ export class MigrationSources {
     });
     await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond });
     await machine.execute('migrate', { uri: paths.migrationUri });
+    await this.logSettings(machine);
     if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
     let streamWatch = new StallWatch();
@@ -257,6 +258,16 @@ export class MigrationSources {
     if (completed === undefined) throw new Error('the migration ended without completing');
     this.logger.info('migration completed on the source', { uid: machine.record.uid, downtimeMs: completed.downtimeMs, totalTimeMs: completed.totalTimeMs });
     return completed;
+  }
+
+  /** Logs the capabilities and parameters QEMU migrates with, as QEMU reports them (the benchmark's baseline is checked against them); inside the first poll's wait. */
+  private async logSettings(machine: Machine): Promise<void> {
+    const text = async (command: string): Promise<string> => (await machine.execute('human-monitor-command', { 'command-line': command })).trim().split(/\r?\n/).join('; ');
+    try {
+      this.logger.info('memory migration started', { uid: machine.record.uid, capabilities: await text('info migrate_capabilities'), parameters: await text('info migrate_parameters') });
+    } catch (err) {
+      this.logger.warn('cannot read the migration settings back from QEMU', { uid: machine.record.uid, err });
+    }
   }
 
   /** Fails the run once nothing moved to the target for too long; the sockets to it go first, so that the roll-back does not hang on them. */

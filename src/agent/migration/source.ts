@@ -224,6 +224,8 @@ export class MigrationSources {
     if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
     let streamWatch = new StallWatch();
+    // QEMU leaves `pre-switchover` asynchronously after `migrate-continue`: a poll may see it again, and the mirrors are gone by then.
+    let continued = false;
     await this.until(signal, async () => {
       const info = await machine.execute('query-migrate');
       if (info.status === 'active' || info.status === 'setup') await this.failIfStalled(streamWatch, info.ram?.transferred ?? 0, target);
@@ -239,9 +241,11 @@ export class MigrationSources {
         case 'postcopy-paused':
           throw new Error('the post-copy stream broke (QEMU paused it): neither node holds all of the guest\'s memory');
         case 'pre-switchover':
+          if (continued) return false;
           // The guest is paused: the mirrors catch up with its last writes and end, then the switch-over.
           await this.completeMirrors(machine, nodes);
           await machine.execute('migrate-continue', { state: 'pre-switchover' });
+          continued = true;
           streamWatch = new StallWatch();
           return false;
         case 'completed':

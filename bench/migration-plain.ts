@@ -207,6 +207,8 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
   await rm(options.dir, { recursive: true, force: true });
   await mkdir(options.dir, { recursive: true });
   const target = await startCopy(lab, targetHost, options.template, options.dir, ['-incoming', 'defer']);
+  // When each step was reached (ms after the decision), printed with printSettings as Vireo's phases are.
+  const steps: string[] = [`target QEMU ${(performance.now() - started).toFixed(0)}`];
   try {
     const exports = await writableNodes(target.qmp);
     await target.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: address, port: String(ports.nbd) } }});
@@ -226,6 +228,7 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
       if (mine.every((j) => j?.ready === true)) break;
       await sleep(pollMs);
     }
+    steps.push(`mirrors ready ${(performance.now() - started).toFixed(0)}`);
     await source.qmp.execute('migrate-set-capabilities', {
       capabilities: [
         { capability: 'auto-converge', state: settings.autoConverge },
@@ -241,12 +244,16 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
       process.stdout.write(`  plain QEMU migrates with capabilities: ${await text('info migrate_capabilities')}\n  parameters: ${await text('info migrate_parameters')}\n`);
     }
     let downtimeMs: number | undefined;
+    // QEMU leaves `pre-switchover` asynchronously after `migrate-continue`: a poll may see it again.
+    let continued = false;
     while (downtimeMs === undefined) {
       const info = await source.qmp.execute('query-migrate');
-      if (info.status === 'pre-switchover') {
+      if (info.status === 'pre-switchover' && !continued) {
+        steps.push(`pre-switchover ${(performance.now() - started).toFixed(0)}`);
         for (const node of nodes) await source.qmp.execute('block-job-cancel', { device: `migration-${node}` });
         while ((await source.qmp.execute('query-block-jobs')).some((j) => j.device.startsWith('migration-'))) await sleep(pollMs);
         await source.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+        continued = true;
       } else if (info.status === 'completed') {
         downtimeMs = info.downtime ?? Number.NaN;
       } else if (info.status === 'failed' || info.status === 'cancelled') {
@@ -264,6 +271,7 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
     await target.qmp.execute('nbd-server-stop');
     await target.qmp.execute('cont');
     const totalMs = performance.now() - started;
+    if (options.printSettings === true) process.stdout.write(`  plain steps (ms after the decision): ${steps.join(', ')}, running ${totalMs.toFixed(0)}\n`);
     await stopPlainGuest(source);
     return { guest: target, result: { totalMs, downtimeMs } };
   } catch (err) {

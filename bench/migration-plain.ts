@@ -7,8 +7,9 @@
  * the other host, exports its fresh writable disks over NBD, mirrors the
  * source's disks into them (`blockdev-mirror`, sync full), then migrates
  * the memory with the capabilities and parameters the Vireo agents set
- * (late-block-activate on the target; auto-converge, pause-before-switchover
- * and unlimited bandwidth on the source), finishes the mirrors with the
+ * (late-block-activate on the target; on the source pause-before-switchover
+ * and, as the Vireo migration it is compared with resolved them, auto-converge,
+ * post-copy and the bandwidth: unlimited unless a policy limits it), finishes the mirrors with the
  * guest paused, switches over and resumes the guest on the target. As with
  * Vireo's default, the NBD connections and the stream go over TLS
  * (`tls-creds-x509` on both sides, verify-peer; `tls: false` for plain TCP).
@@ -51,6 +52,14 @@ export interface PlainGuest {
   dir: string;
   pid: number;
   qmp: QmpClient;
+}
+
+/** The settings of the Vireo migration a baseline one copies (its VMI's resolved `migrationConfiguration`). */
+export interface PlainSettings {
+  autoConverge: boolean;
+  postCopy: boolean;
+  /** Undefined: unlimited, as the Vireo source agent sets it. */
+  bandwidthBytesPerSecond: number | undefined;
 }
 
 /** What a baseline migration took: ms from the decision to the guest running on the target, and QEMU's downtime. */
@@ -222,13 +231,15 @@ async function plainTls(target: PlainGuest, source: PlainGuest, dir: string, add
  * quits. Timed from the decision (before the target QEMU starts) to the
  * guest running on the target.
  */
-export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number }; tls?: boolean }): Promise<{ guest: PlainGuest; result: PlainResult }> {
-  const { targetHost, ports } = options;
+export async function migratePlain(lab: HostsLab, source: PlainGuest, options: { template: QemuTemplate; targetHost: LabHost; dir: string; ports: { migration: number; nbd: number }; settings: PlainSettings; printSettings?: boolean; tls?: boolean }): Promise<{ guest: PlainGuest; result: PlainResult }> {
+  const { targetHost, ports, settings } = options;
   const address = targetHost.address;
   const started = performance.now();
   await rm(options.dir, { recursive: true, force: true });
   await mkdir(options.dir, { recursive: true });
   const target = await startCopy(lab, targetHost, options.template, options.dir, ['-incoming', 'defer']);
+  // When each step was reached (ms after the decision), printed with printSettings as Vireo's phases are.
+  const steps: string[] = [`target QEMU ${(performance.now() - started).toFixed(0)}`];
   try {
     const tls = options.tls === false ? undefined : await plainTls(target, source, options.dir, address);
     const exports = await writableNodes(target.qmp);
@@ -250,16 +261,32 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
       if (mine.every((j) => j?.ready === true)) break;
       await sleep(pollMs);
     }
-    await source.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }, { capability: 'pause-before-switchover', state: true }] });
-    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': unlimitedBytesPerSecond, 'tls-creds': tls?.source ?? '', 'tls-hostname': tls === undefined ? '' : address });
+    steps.push(`mirrors ready ${(performance.now() - started).toFixed(0)}`);
+    await source.qmp.execute('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'auto-converge', state: settings.autoConverge },
+        { capability: 'pause-before-switchover', state: true },
+        { capability: 'postcopy-ram', state: settings.postCopy },
+      ],
+    });
+    await source.qmp.execute('migrate-set-parameters', { 'max-bandwidth': settings.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond, 'tls-creds': tls?.source ?? '', 'tls-hostname': tls === undefined ? '' : address });
     await source.qmp.execute('migrate', { uri: `tcp:${address}:${ports.migration}` });
+    if (options.printSettings === true) {
+      // The same read-back the Vireo source agent logs ("memory migration started"), to compare.
+      const text = async (command: string): Promise<string> => (await source.qmp.execute('human-monitor-command', { 'command-line': command })).trim().split(/\r?\n/).join('; ');
+      process.stdout.write(`  plain QEMU migrates with capabilities: ${await text('info migrate_capabilities')}\n  parameters: ${await text('info migrate_parameters')}\n`);
+    }
     let downtimeMs: number | undefined;
+    // QEMU leaves `pre-switchover` asynchronously after `migrate-continue`: a poll may see it again.
+    let continued = false;
     while (downtimeMs === undefined) {
       const info = await source.qmp.execute('query-migrate');
-      if (info.status === 'pre-switchover') {
+      if (info.status === 'pre-switchover' && !continued) {
+        steps.push(`pre-switchover ${(performance.now() - started).toFixed(0)}`);
         for (const node of nodes) await source.qmp.execute('block-job-cancel', { device: `migration-${node}` });
         while ((await source.qmp.execute('query-block-jobs')).some((j) => j.device.startsWith('migration-'))) await sleep(pollMs);
         await source.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+        continued = true;
       } else if (info.status === 'completed') {
         downtimeMs = info.downtime ?? Number.NaN;
       } else if (info.status === 'failed' || info.status === 'cancelled') {
@@ -277,6 +304,7 @@ export async function migratePlain(lab: HostsLab, source: PlainGuest, options: {
     await target.qmp.execute('nbd-server-stop');
     await target.qmp.execute('cont');
     const totalMs = performance.now() - started;
+    if (options.printSettings === true) process.stdout.write(`  plain steps (ms after the decision): ${steps.join(', ')}, running ${totalMs.toFixed(0)}\n`);
     await stopPlainGuest(source);
     return { guest: target, result: { totalMs, downtimeMs } };
   } catch (err) {

@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { KObject } from '../src/api/object.js';
 import { recordAt, stringAt } from '../src/api/kinds/read.js';
+import { bandwidthBytesPerSecondOf, parseMigrationConfigurationStatus } from '../src/api/kinds/migration-config.js';
 import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../src/agent/images/index.js';
 import { resources } from '../src/client/index.js';
 import { dialStream } from '../src/console/index.js';
@@ -38,7 +39,7 @@ import { qemuPidsUnder } from '../test/agent/support.js';
 import { startLabCluster } from '../test/cluster/support.js';
 import type { LabCluster } from '../test/cluster/support.js';
 import { SerialConsole, migratePlain, startPlainGuest, stopPlainGuest, templateOf } from './migration-plain.js';
-import type { PlainGuest, PlainResult, QemuTemplate } from './migration-plain.js';
+import type { PlainGuest, PlainResult, PlainSettings, QemuTemplate } from './migration-plain.js';
 
 const rounds = Number(process.env.VIREO_BENCH_ROUNDS ?? '3');
 const labLabel = 'vireo.io/migration-bench';
@@ -94,8 +95,8 @@ async function typeIntoVmi(cluster: LabCluster, line: string | undefined, expect
   }
 }
 
-/** One Vireo migration of the VMI to `to`: ms from the create to Succeeded, and QEMU's downtime. */
-async function migrateVireo(cluster: LabCluster, index: number, to: LabHost): Promise<PlainResult> {
+/** One Vireo migration of the VMI to `to`: ms from the create to Succeeded, QEMU's downtime, and the settings it ran with (for the baseline to use). */
+async function migrateVireo(cluster: LabCluster, index: number, to: LabHost): Promise<{ result: PlainResult; settings: PlainSettings }> {
   const { client } = cluster;
   const migrationName = `bench-${index}`;
   const started = performance.now();
@@ -111,12 +112,14 @@ async function migrateVireo(cluster: LabCluster, index: number, to: LabHost): Pr
   if (process.env.VIREO_BENCH_PHASES === '1') process.stdout.write(`  phases first seen (ms after the create): ${seen.join(', ')}\n`);
   if (stringAt(done, 'status', 'phase') !== 'Succeeded') throw new Error(`migration ${migrationName} failed: ${JSON.stringify(done.status)}`);
   // The next move starts from the target: its agent holds the guest and reports it.
-  await eventually(async () => {
-    const vmi = await client.get(resources.virtualMachineInstances, 'default', name);
-    return (stringAt(vmi, 'status', 'nodeName') === to.name && stringAt(vmi, 'status', 'phase') === 'Running') || undefined;
+  const vmi = await eventually(async () => {
+    const found = await client.get(resources.virtualMachineInstances, 'default', name);
+    return stringAt(found, 'status', 'nodeName') === to.name && stringAt(found, 'status', 'phase') === 'Running' ? found : undefined;
   }, { what: `${name} running on ${to.name}`, timeoutMs: 60_000, intervalMs: 50 });
   await client.delete(resources.virtualMachineInstanceMigrations, 'default', migrationName);
-  return { totalMs, downtimeMs: Number(done.metadata.annotations?.['vireo.io/migration-downtime-ms'] ?? Number.NaN) };
+  const config = parseMigrationConfigurationStatus(recordAt(vmi, 'status', 'migrationState', 'migrationConfiguration'));
+  const settings = { autoConverge: config.allowAutoConverge, postCopy: config.allowPostCopy, bandwidthBytesPerSecond: bandwidthBytesPerSecondOf(config) };
+  return { result: { totalMs, downtimeMs: Number(done.metadata.annotations?.['vireo.io/migration-downtime-ms'] ?? Number.NaN) }, settings };
 }
 
 /** Starts the VMI on host-1 and waits for its guest; the command line of its QEMU, the template of the baseline's. */
@@ -189,11 +192,11 @@ async function interleavedRounds(cluster: LabCluster, figures: Figures, hosts: r
       for (let i = 0; i < rounds; i++) {
         const to = index % 2 === 0 ? hosts[1] : hosts[0];
         index++;
-        const vireo = await migrateVireo(cluster, index, to);
+        const { result: vireo, settings } = await migrateVireo(cluster, index, to);
         figures[load].vireo.push(vireo);
         await setVmiPaused(cluster, true);
         await guest.qmp.execute('cont');
-        const moved = await migratePlain(cluster.lab, guest, { template, targetHost: to, dir: join(root, `g${index}`), ports: { migration: 21_000 + index * 2, nbd: 21_001 + index * 2 } });
+        const moved = await migratePlain(cluster.lab, guest, { template, targetHost: to, dir: join(root, `g${index}`), ports: { migration: 21_000 + index * 2, nbd: 21_001 + index * 2 }, settings, printSettings: process.env.VIREO_BENCH_PHASES === '1' });
         guest = moved.guest;
         figures[load].plain.push(moved.result);
         process.stdout.write(`${load} round ${i + 1}: Vireo total ${vireo.totalMs.toFixed(0)} ms, downtime ${vireo.downtimeMs} ms; plain QEMU total ${moved.result.totalMs.toFixed(0)} ms, downtime ${moved.result.downtimeMs} ms\n`);

@@ -20,7 +20,7 @@ import { ConvergenceAbort, ConvergenceMonitor } from './convergence.js';
 import type { ConvergenceSettings, MigrationMode } from './convergence.js';
 import type { MigrationTarget, MovedVolume, SourceProgress } from './protocol.js';
 import { SocketRelay, closeRelays } from './socket-relay.js';
-import { StallWatch, probeTarget, severConnections } from './stall.js';
+import { StallWatch, probeTarget, severConnections, stallLimitMs } from './stall.js';
 import { loadCredentials, unloadCredentials } from './tls-creds.js';
 import type { MigrationTls } from './protocol.js';
 
@@ -201,12 +201,13 @@ export class MigrationSources {
     for (const node of nodes) {
       // An NBD node an interrupted migration left (its agent restarted before the roll-back) would clash with the new one.
       await machine.execute('blockdev-del', { 'node-name': mirrorNode(node) }).catch(() => undefined);
-      await machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node, ...tls });
+      await unblockedBy(target, () => machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node, ...tls }), this.logger);
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
     const mirrorWatch = new StallWatch();
     await this.until(signal, async () => {
-      const jobs = await machine.execute('query-block-jobs');
+      // A QEMU blocked on a link to the target that went silent answers no poll: its sockets to the target go, and it answers again.
+      const jobs = await unblockedBy(target, () => machine.execute('query-block-jobs'), this.logger);
       await this.failIfStalled(mirrorWatch, jobs.reduce((sum, j) => sum + j.offset, 0), target);
       for (const node of nodes) {
         const job = jobs.find((j) => j.device === mirrorNode(node));
@@ -235,7 +236,7 @@ export class MigrationSources {
     // QEMU leaves `pre-switchover` asynchronously after `migrate-continue`: a poll may see it again, and the mirrors are gone by then.
     let continued = false;
     await this.until(signal, async () => {
-      const info = await machine.execute('query-migrate');
+      const info = await unblockedBy(target, () => machine.execute('query-migrate'), this.logger);
       if (info.status === 'active' || info.status === 'setup') await this.failIfStalled(streamWatch, info.ram?.transferred ?? 0, target);
       switch (info.status) {
         case 'active':
@@ -409,4 +410,24 @@ function assertNever(value: never): never {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Runs `step`, a QMP command of a migrating QEMU. QEMU connects to the
+ * target (and makes its TLS handshake) synchronously, and may block on a
+ * link to the target that went silent: its QMP then answers nothing until
+ * TCP gives up, many minutes later, and no stall watch could act. When
+ * `step` has not returned within the stall limit, the sockets to the
+ * target are closed: QEMU's I/O on them fails, and it answers again.
+ */
+async function unblockedBy<T>(target: MigrationTarget, step: () => Promise<T>, logger: Logger): Promise<T> {
+  const timer = setTimeout(() => {
+    logger.warn('connecting to the migration target takes too long: closing the sockets to it', { address: target.address });
+    severConnections(target).catch((err: unknown) => { logger.warn('cannot close the connections to a silent migration target', { err }); });
+  }, stallLimitMs);
+  try {
+    return await step();
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -30,12 +30,13 @@ import type { WebSocket } from 'ws';
 import type { KObject } from '../src/api/object.js';
 import { recordAt, stringAt } from '../src/api/kinds/read.js';
 import { bandwidthBytesPerSecondOf, parseMigrationConfigurationStatus } from '../src/api/kinds/migration-config.js';
-import { ImageStore, TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../src/agent/images/index.js';
+import { ImageStore, TEST_GUEST_READY_MARKER, importTestGuest } from '../src/agent/images/index.js';
 import { resources } from '../src/client/index.js';
 import { dialStream } from '../src/console/index.js';
 import type { LabHost } from '../src/testing/hosts-lab.js';
 import { eventually } from '../src/testing/wait.js';
 import { qemuPidsUnder } from '../test/agent/support.js';
+import { moverVmi } from '../test/cluster/migration-support.js';
 import { startLabCluster } from '../test/cluster/support.js';
 import type { LabCluster } from '../test/cluster/support.js';
 import { SerialConsole, migratePlain, startPlainGuest, stopPlainGuest, templateOf } from './migration-plain.js';
@@ -55,26 +56,7 @@ type Figures = Record<Load, { vireo: PlainResult[]; plain: PlainResult[] }>;
 const dirtyLoop = 'mkdir -p /run/dirty; mount -t tmpfs -o size=80m tmpfs /run/dirty; dd if=/dev/urandom of=/run/dirty/src bs=1M count=32 2>/dev/null; (while true; do dd if=/run/dirty/src of=/run/dirty/dst bs=1M conv=notrunc 2>/dev/null; done) & echo dirty-$(echo on)';
 
 function benchVmi(): KObject {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachineInstance',
-    metadata: { name, namespace: 'default', labels: { app: name } },
-    spec: {
-      terminationGracePeriodSeconds: 0,
-      nodeSelector: { [labLabel]: 'yes' },
-      domain: {
-        devices: {
-          autoattachGraphicsDevice: false,
-          autoattachPodInterface: false,
-          disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }],
-          interfaces: [],
-        },
-        memory: { guest: '256Mi' },
-      },
-      networks: [],
-      volumes: [{ name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } }, { name: 'data', emptyDisk: { capacity: '16Mi' } }],
-    },
-  };
+  return moverVmi(name, { memory: '256Mi', label: labLabel });
 }
 
 /** Types `line` into the VMI's console (through the API server, wherever it runs) and waits for `expect` in what follows. */

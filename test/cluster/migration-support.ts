@@ -11,14 +11,14 @@ export const bootMs = 300_000;
 export const labLabel = 'vireo.io/migration-lab';
 
 /** The migrating guest: the test guest's containerDisk, a 16 MiB emptyDisk, no network (the pod network's move is test/cluster/migration-network.test.ts). */
-export function moverVmi(name: string): KObject {
+export function moverVmi(name: string, options: { memory?: string; label?: string } = {}): KObject {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
     metadata: { name, namespace: 'default', labels: { app: name } },
     spec: {
       terminationGracePeriodSeconds: 0,
-      nodeSelector: { [labLabel]: 'yes' },
+      nodeSelector: { [options.label ?? labLabel]: 'yes' },
       domain: {
         devices: {
           autoattachGraphicsDevice: false,
@@ -26,7 +26,7 @@ export function moverVmi(name: string): KObject {
           disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }],
           interfaces: [],
         },
-        memory: { guest: '128Mi' },
+        memory: { guest: options.memory ?? '128Mi' },
       },
       networks: [],
       volumes: [{ name: 'root', containerDisk: { image: TEST_GUEST_IMAGE } }, { name: 'data', emptyDisk: { capacity: '16Mi' } }],

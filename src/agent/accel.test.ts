@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { bootProbeGuest, forgetProbes, probeAccelerator } from './accel.js';
 
 const guestDir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vireo', 'guest');
@@ -86,13 +88,45 @@ describe('bootProbeGuest', () => {
   it('reports a QEMU that cannot start', async () => {
     const boot = await bootProbeGuest('tcg', { ...guest, qemuBinary: join(scratch, 'no-qemu') });
     assert.equal(boot.booted, false);
-    if (!boot.booted) assert.match(boot.reason, /could not be started: .*ENOENT/);
+    if (!boot.booted) assert.match(boot.reason, /no-qemu could not be started: .*No such file or directory/);
   });
 
   it('reports QEMU\'s own error when it stops before the guest boots', async () => {
     const boot = await bootProbeGuest('tcg', { kernel: join(scratch, 'missing-kernel'), initrd: join(scratch, 'missing-initrd'), readyMarker: 'x', timeoutMs: 20_000 });
     assert.equal(boot.booted, false);
     if (!boot.booted) assert.match(boot.reason, /stopped under TCG before the probe guest booted: .*missing-kernel/);
+  });
+
+  it(`dies by itself when the process that started it is killed${noGuest}`, { skip: !haveGuest }, async () => {
+    // A process that starts a probe whose marker never comes, then is SIGKILLed (as a crashed agent).
+    const script = `import { bootProbeGuest } from ${JSON.stringify(new URL('./accel.js', import.meta.url).href)};
+      void bootProbeGuest('tcg', ${JSON.stringify({ ...guest, readyMarker: 'a marker no guest prints', timeoutMs: 1_000 })});
+      setInterval(() => undefined, 1_000);`;
+    const parent = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    const children = (pid: number): number[] => {
+      try {
+        return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter((line) => line !== '').map(Number);
+      } catch {
+        return [];
+      }
+    };
+    let wrapper: number | undefined;
+    for (let i = 0; i < 100 && wrapper === undefined; i++) {
+      await delay(50);
+      wrapper = children(parent.pid ?? 0)[0];
+    }
+    assert.ok(wrapper !== undefined, 'the probe was not started');
+    let qemu: number | undefined;
+    for (let i = 0; i < 100 && qemu === undefined; i++) {
+      await delay(50);
+      qemu = children(wrapper)[0];
+    }
+    assert.ok(qemu !== undefined, 'the probe QEMU was not started');
+    parent.kill('SIGKILL');
+    const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    const deadline = Date.now() + 10_000;
+    while (alive(qemu) && Date.now() < deadline) await delay(200);
+    assert.equal(alive(qemu), false, 'the probe QEMU outlived its parent by more than its timeout');
   });
 
   it('rejects when aborted', async () => {

@@ -79,7 +79,10 @@ export async function bootProbeGuest(accel: 'kvm' | 'tcg', options: ProbeOptions
   ];
   options.signal?.throwIfAborted();
   const started = Date.now();
-  const child = spawn(options.qemuBinary ?? 'qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const binary = options.qemuBinary ?? 'qemu-system-x86_64';
+  // Under coreutils' `timeout`, so the probe guest dies on its own even when
+  // this process is killed first (a guest hanging under KVM never would).
+  const child = spawn('timeout', ['--signal=KILL', `${Math.ceil(timeoutMs / 1000) + 5}s`, binary, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   return await new Promise<ProbeBoot>((resolve, reject) => {
     let serial = '';
     let stderr = '';
@@ -89,7 +92,8 @@ export async function bootProbeGuest(accel: 'kvm' | 'tcg', options: ProbeOptions
       settled = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      child.kill('SIGKILL');
+      // `timeout` passes SIGTERM on to QEMU; a SIGKILL would strand QEMU until its deadline.
+      child.kill('SIGTERM');
       outcome();
     };
     const onAbort = (): void => { settle(() => { reject(abortReason(options.signal)); }); };
@@ -106,9 +110,14 @@ export async function bootProbeGuest(accel: 'kvm' | 'tcg', options: ProbeOptions
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-2048); });
     child.once('error', (err) => {
-      settle(() => { resolve({ booted: false, reason: `${options.qemuBinary ?? 'qemu-system-x86_64'} could not be started: ${err.message}` }); });
+      settle(() => { resolve({ booted: false, reason: `coreutils' timeout, which runs the probe guest, could not be started: ${err.message}` }); });
     });
     child.once('exit', (code, signal) => {
+      // `timeout` exits 126 or 127 when it could not run QEMU at all.
+      if (code === 126 || code === 127) {
+        settle(() => { resolve({ booted: false, reason: `${binary} could not be started: ${stderr.trim()}` }); });
+        return;
+      }
       const why = stderr.trim() === '' ? `exit ${code ?? signal ?? 'unknown'}` : stderr.trim();
       settle(() => { resolve({ booted: false, reason: `QEMU stopped under ${accel.toUpperCase()} before the probe guest booted: ${why}` }); });
     });

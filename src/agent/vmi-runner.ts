@@ -248,6 +248,20 @@ export class VmiRunner {
     return this.options.podNetwork.depart(uid, signal);
   }
 
+  /** Every guest running here with its VMI, for the metrics; the targets of incoming migrations are not the node's yet. */
+  runningGuests(): { vmi: KObject; machine: Machine; cgroupDirs: string[]; sandbox: SandboxState | undefined }[] {
+    const guests: { vmi: KObject; machine: Machine; cgroupDirs: string[]; sandbox: SandboxState | undefined }[] = [];
+    const sandboxes = this.options.podNetwork.sandboxStates();
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.kind !== 'machine' || runtime.machine.exit !== undefined) continue;
+      const { machine } = runtime;
+      const vmi = this.fresh(machine.key);
+      if (vmi === undefined || vmi.metadata.uid !== machine.record.uid) continue;
+      guests.push({ vmi, machine, cgroupDirs: this.options.cgroups.paths(machine.record.uid), sandbox: sandboxes.get(machine.record.uid) });
+    }
+    return guests;
+  }
+
   /** The running machine of VMI `namespace/name`, if this node runs it. */
   liveMachine(namespace: string, name: string): Machine | undefined {
     const uid = this.fresh(`${namespace}/${name}`)?.metadata.uid;

@@ -74,3 +74,26 @@ export class Exposition {
     return out.length === 0 ? '' : `${out.join('\n')}\n`;
   }
 }
+
+/** One sample of a scrape, as {@link parseSamples} reads it. */
+export interface ParsedSample {
+  name: string;
+  labels: Labels;
+  value: number;
+}
+
+/** The samples of a text-format scrape (comments skipped; what is not a sample line is skipped too). */
+export function parseSamples(text: string): ParsedSample[] {
+  const samples: ParsedSample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \S+)?$/.exec(line);
+    if (match === null) continue;
+    const labels: Labels = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[pair[1] ?? ''] = (pair[2] ?? '').replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
+  }
+  return samples;
+}

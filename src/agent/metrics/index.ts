@@ -10,8 +10,8 @@ import { Exposition } from './exposition.js';
 import { collectGuest } from './vmi-stats.js';
 import type { ScrapedGuest } from './vmi-stats.js';
 
-export { Exposition, escapeLabelValue, textFormat, vmiLabelName } from './exposition.js';
-export type { FamilySpec, Labels, MetricType } from './exposition.js';
+export { Exposition, escapeLabelValue, parseSamples, textFormat, vmiLabelName } from './exposition.js';
+export type { FamilySpec, Labels, MetricType, ParsedSample } from './exposition.js';
 export { cgroupCpu, parseNetDev, vmiBaseLabels, vmiFamilies } from './vmi-stats.js';
 export type { ScrapedGuest } from './vmi-stats.js';
 

@@ -18,6 +18,7 @@ import type { FencedGuest } from './node-fence.js';
 import type { EventRecorder } from '../controllers/events/index.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
+import { objectFields } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
 import type { GuestAction, GuestActionParameters } from './handle.js';
 import type { ImageStore } from './images/index.js';
@@ -297,14 +298,14 @@ export class VmiRunner {
           await machine.kill();
           await this.options.cgroups.remove(machine.record.uid);
         } catch (err) {
-          this.options.logger.error('cannot stop a guest', { err, pid: machine.pid, uid: machine.record.uid });
+          this.machineLogger(machine).error('cannot stop a guest', { err, pid: machine.pid });
         }
       }
       machine.detach();
     }
     this.runtimes.clear();
     for (const machine of this.arrivals.values()) {
-      if (options.stopGuests) await machine.kill().catch((err: unknown) => { this.options.logger.error('cannot stop a migrated guest', { err, pid: machine.pid }); });
+      if (options.stopGuests) await machine.kill().catch((err: unknown) => { this.machineLogger(machine).error('cannot stop a migrated guest', { err, pid: machine.pid }); });
       machine.detach();
     }
     this.arrivals.clear();
@@ -372,6 +373,7 @@ export class VmiRunner {
     }
     this.runtimes.set(uid, { kind: 'machine', machine });
     this.retries.delete(uid);
+    this.event(current, { type: 'Normal', reason: 'Created', message: 'VirtualMachineInstance defined.' });
     if (this.options.mayStartGuests?.() === false) {
       // Fenced while QEMU was starting: it must not run on.
       logger.warn('killing a guest that started while the node fenced itself');
@@ -443,7 +445,7 @@ export class VmiRunner {
       nodeName: this.options.nodeName,
       disksDir: machine.layout.disksDir,
       masterKey: () => ensureMasterKey(masterKeyPath(machine.layout.dir)),
-      logger: this.options.logger.child({ key: machine.key, uid: machine.record.uid }),
+      logger: this.machineLogger(machine),
       report: (vmi, volumeStatus) => this.writeStatus(vmi, { fields: { volumeStatus } }),
       event: (vmi, type, reason, message) => { this.event(vmi, { type, reason, message }); },
       signal,
@@ -455,16 +457,17 @@ export class VmiRunner {
     if (graceMs > 0 && machine.powerdownRequestedAt === undefined) {
       try {
         await machine.requestPowerdown();
-        this.options.logger.info('asked the guest to power off', { key: machine.key, uid: machine.record.uid, graceSeconds });
+        this.machineLogger(machine).info('asked the guest to power off', { graceSeconds });
         this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'ShuttingDown', message: 'Signaled Graceful Shutdown' });
         return { requeueAfter: graceMs };
       } catch (err) {
-        this.options.logger.warn('ACPI power-off failed; killing QEMU', { key: machine.key, err });
+        this.machineLogger(machine).warn('ACPI power-off failed; killing QEMU', { err });
       }
     }
     const elapsed = machine.powerdownRequestedAt === undefined ? graceMs : Date.now() - machine.powerdownRequestedAt;
     if (elapsed < graceMs) return { requeueAfter: graceMs - elapsed };
-    this.options.logger.info('killing QEMU', { key: machine.key, uid: machine.record.uid, pid: machine.pid });
+    this.machineLogger(machine).info('killing QEMU', { pid: machine.pid });
+    this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'Deleted', message: 'Signaled Deletion' });
     // The exit is reported through the machine's onChange, which queues the cleanup.
     await machine.kill(signal);
     return undefined;
@@ -549,7 +552,13 @@ export class VmiRunner {
   }
 
   private objectLogger(vmi: KObject): Logger {
-    return this.options.logger.child({ namespace: vmi.metadata.namespace, name: vmi.metadata.name, uid: vmi.metadata.uid });
+    return this.options.logger.child(objectFields(vmi));
+  }
+
+  /** A logger naming the VMI a machine runs, from its record (the VMI itself may be gone). */
+  private machineLogger(machine: Machine): Logger {
+    const { namespace, name, uid } = machine.record;
+    return this.options.logger.child({ kind: 'VirtualMachineInstance', namespace, name, uid });
   }
 }
 

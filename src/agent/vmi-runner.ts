@@ -95,6 +95,8 @@ export class VmiRunner {
   private readonly arrivals = new Map<string, Machine>();
   /** Uids of the guests self-fencing killed: their VMIs end as fenced. */
   private readonly fenced = new Set<string>();
+  /** Guests this runner killed because their VMI is being deleted: KubeVirt's `Deleted`, said once, and their end is no crash. */
+  private readonly killedForDeletion = new Set<string>();
 
   constructor(private readonly options: VmiRunnerOptions) {}
 
@@ -467,7 +469,10 @@ export class VmiRunner {
     const elapsed = machine.powerdownRequestedAt === undefined ? graceMs : Date.now() - machine.powerdownRequestedAt;
     if (elapsed < graceMs) return { requeueAfter: graceMs - elapsed };
     this.machineLogger(machine).info('killing QEMU', { pid: machine.pid });
-    this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'Deleted', message: 'Signaled Deletion' });
+    if (!this.killedForDeletion.has(machine.record.uid)) {
+      this.killedForDeletion.add(machine.record.uid);
+      this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'Deleted', message: 'Signaled Deletion' });
+    }
     // The exit is reported through the machine's onChange, which queues the cleanup.
     await machine.kill(signal);
     return undefined;
@@ -481,7 +486,7 @@ export class VmiRunner {
     if (current !== undefined && exit !== undefined && !isFinal(current)) {
       current = await this.writeStatus(current, endedUpdate(exit));
       this.objectLogger(current).info('VMI ended', { phase: exit.phase, message: exit.message });
-      this.event(current, endedEvent(exit));
+      this.event(current, endedEvent(exit, { killedForDeletion: this.killedForDeletion.has(uid) }));
     } else if (current !== undefined && exit === fencedExit) {
       // The server failed it first (NodeUnresponsive): the fencing is still worth saying.
       this.event(current, endedEvent(exit));
@@ -496,6 +501,7 @@ export class VmiRunner {
     this.runtimes.delete(uid);
     this.retries.delete(uid);
     this.fenced.delete(uid);
+    this.killedForDeletion.delete(uid);
     if (current === undefined) return undefined;
     if (isMarkedForDeletion(current) || isFinal(current)) {
       if (hasAgentFinalizer(current) && !logKept) {

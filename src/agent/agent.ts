@@ -231,7 +231,8 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     this.exporter = new VolumeExporter({ client, nodeName, dataDir, live, logger: this.logger });
     const apiServer = this.options.apiServer;
     const copyAccess = { token: this.options.copyToken, ...(apiServer === undefined ? {} : { apiServer }) };
-    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess });
+    const importEvents = new EventRecorder(client, 'import-controller', this.logger, { instance: nodeName });
+    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess, events: importEvents });
     await this.imports.start();
     // CDI uploads into the volumes of this node (CDI's upload server pods, without pods).
     this.uploads = new UploadReceiver({ client, logger: this.logger, resolveTarget: (pvc) => this.importTarget(pvc) });

@@ -383,6 +383,7 @@ export class MigrationController {
     if (sourceLeft !== undefined) await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: sourceLeft } } });
     log.info('migration succeeded', { source, targetNode, downtimeMs: progress.downtimeMs, totalTimeMs: progress.totalTimeMs });
     this.recorder.record(migration, 'Normal', 'SuccessfulMigration', `Source node reported migration succeeded (downtime ${progress.downtimeMs ?? '?'} ms)`);
+    this.recorder.record(vmi, 'Normal', 'Migrated', `The VirtualMachineInstance migrated to node ${targetNode}.`);
     return {};
   }
 

@@ -53,7 +53,7 @@ export interface ImageServer {
 
 /** Starts the server; `tls` serves HTTPS with that key and certificate. */
 export async function startImageServer(options: { tls?: { key: string; cert: string } } = {}): Promise<ImageServer> {
-  const files = new Map<string, ServedFile & { cut: boolean; failed: number; held: ServerResponse[] }>();
+  const files = new Map<string, ServedFile & { cut: boolean; failed: number; held: ServerResponse[]; broken: boolean }>();
   const seen: SeenRequest[] = [];
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -121,6 +121,8 @@ export async function startImageServer(options: { tls?: { key: string; cert: str
       stream.on('end', () => {
         // A hold leaves the response open: the client sees a download that has stalled.
         if (cutAt !== undefined) res.destroy();
+        // Told to break before the hold was reached (a slow client): broken as soon as it is.
+        else if (holdAt !== undefined && entry.broken) res.destroy();
         else if (holdAt !== undefined) entry.held.push(res);
       });
       stream.pipe(res, { end: stopAt === undefined });
@@ -132,11 +134,13 @@ export async function startImageServer(options: { tls?: { key: string; cert: str
   return {
     url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     serve(path, served) {
-      files.set(path, { ...served, cut: false, failed: 0, held: [] });
+      files.set(path, { ...served, cut: false, failed: 0, held: [], broken: false });
     },
     breakHeld(path) {
       const entry = files.get(path);
-      for (const res of entry?.held.splice(0) ?? []) res.destroy();
+      if (entry === undefined) return;
+      entry.broken = true;
+      for (const res of entry.held.splice(0)) res.destroy();
     },
     requests: (path) => seen.filter((r) => path === undefined || r.path === path),
     bytesServed: (path) => seen.filter((r) => r.path === path).reduce((sum, r) => sum + r.bytes, 0),

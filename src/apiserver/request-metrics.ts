@@ -14,7 +14,11 @@
  * everything else (kube's SLO histograms leave them out too).
  * Non-resource paths (discovery, /version, /metrics) are reported as kube
  * does its discovery handlers: empty group, resource and scope, the path's
- * first segment as the subresource (`/apis`, `/openapi`).
+ * first segment as the subresource (`/apis`, `/openapi`). So that a client
+ * sending made-up paths cannot grow the families without bound (each label
+ * value is a series), a resource the server does not serve and an unknown
+ * non-resource path are reported with empty group, version, resource and
+ * subresource.
  */
 import type { IncomingMessage } from 'node:http';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -42,7 +46,8 @@ export class ApiRequestMetrics {
   private readonly longRunning: Gauge<Exclude<RequestLabel, 'dry_run'>>;
   private readonly inflight: Gauge<'request_kind'>;
 
-  constructor(registry: Registry) {
+  /** `known(group, version, resource)`: whether the server serves that resource (else its labels are emptied). */
+  constructor(registry: Registry, private readonly known: (group: string, version: string, resource: string) => boolean) {
     this.total = new Counter({
       name: 'apiserver_request_total',
       help: 'Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.',
@@ -76,6 +81,7 @@ export class ApiRequestMetrics {
   begin(req: IncomingMessage, info: RequestInfo, upgrade = false): MeteredRequest {
     const url = new URL(req.url ?? '/', 'https://vireo.invalid');
     const labels = labelsOf(req.method ?? 'GET', url, info, upgrade);
+    if (info.isResource && !this.known(info.group, info.version, info.resource)) Object.assign(labels, { group: '', version: '', resource: '', subresource: '' });
     if (labels.verb === 'PATCH' && (req.headers['content-type'] ?? '').startsWith('application/apply-patch')) labels.verb = 'APPLY';
     const longRunning = labels.verb === 'WATCH' || labels.verb === 'CONNECT';
     const mutating = !['GET', 'LIST', 'WATCH', 'CONNECT', 'HEAD', 'OPTIONS'].includes(labels.verb);
@@ -99,12 +105,16 @@ function withoutDryRun(labels: RequestLabels): Omit<RequestLabels, 'dry_run'> {
   return rest;
 }
 
+/** The non-resource paths the server serves, by first segment. */
+const nonResourcePrefixes = new Set(['api', 'apis', 'version', 'healthz', 'livez', 'readyz', 'openapi', 'metrics', 'vireo']);
+
 /** The labels kube-apiserver would give this request. */
 export function labelsOf(method: string, url: URL, info: RequestInfo, upgrade: boolean): RequestLabels {
   const dryRun = url.searchParams.getAll('dryRun').filter((v) => v !== '').sort().join(',');
   if (!info.isResource) {
     const first = info.parts[0];
-    return { verb: upgrade ? 'CONNECT' : method.toUpperCase(), dry_run: dryRun, group: '', version: '', resource: '', subresource: first === undefined ? '/' : `/${first}`, scope: '', component: 'apiserver' };
+    const subresource = first === undefined ? '/' : nonResourcePrefixes.has(first) ? `/${first}` : '';
+    return { verb: upgrade ? 'CONNECT' : method.toUpperCase(), dry_run: dryRun, group: '', version: '', resource: '', subresource, scope: '', component: 'apiserver' };
   }
   return {
     verb: verbOf(method, url, info, upgrade),

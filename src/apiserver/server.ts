@@ -113,7 +113,7 @@ export class ApiServer {
     this.objects = new ObjectStore(options.store, createAdmission(options.registry, options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }));
     this.openapi = new OpenApiService(options.registry);
     this.metrics = options.metrics ?? new Registry();
-    this.requestMetrics = new ApiRequestMetrics(this.metrics);
+    this.requestMetrics = new ApiRequestMetrics(this.metrics, (group, version, resource) => options.registry.lookup(group, version, resource) !== undefined);
     this.credentials = new Credentials({
       objects: this.objects,
       registry: options.registry,

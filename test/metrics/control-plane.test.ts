@@ -26,7 +26,13 @@ import { AgentEndpoint, MetricsAccess } from '../../src/agent/index.js';
 import { agentCertificateAnnotation } from '../../src/agent/endpoint-api.js';
 import { ensureSelfSigned } from '../../src/cli/pki.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { vmManifest } from '../controllers/support.js';
+import { nodeManifest, vmManifest } from '../controllers/support.js';
+import { Registry } from 'prom-client';
+import { MigrationController } from '../../src/controllers/migration/index.js';
+import { VirtControllerMetrics } from '../../src/controllers/metrics/index.js';
+import { ScriptedMigrationAgents } from '../../src/testing/migration-agents.js';
+import { testCertificateIssuer } from '../../src/testing/server.js';
+import { stringAt } from '../../src/api/kinds/read.js';
 
 /** One family of a scrape: its type, help and samples. */
 interface Family {
@@ -300,6 +306,53 @@ test('the object families go with the singletons (only the leading server report
   assert.equal(families.get('kubevirt_vmi_info'), undefined);
   assert.equal(families.get('kubevirt_vm_info'), undefined);
   assert.ok(families.has('apiserver_request_total'));
+});
+
+test('a succeeded migration is in kubevirt_vmi_migration_succeeded, its start and end times, and its downtime in kubevirt_vmi_migration_downtime_seconds', async (t) => {
+  // A server of its own, with the migration controller driving scripted agents (no guest): the first server's controllers would race it.
+  const other = await startTestServer();
+  const components = new HttpClient({ server: other.url, token: other.componentToken, caCert: other.pki.caCert, userAgent: 'metrics-test' });
+  const agents = new ScriptedMigrationAgents();
+  const controller = new MigrationController(components, agents, silentLogger, await testCertificateIssuer());
+  const registry = new Registry();
+  const metrics = new VirtControllerMetrics(components, registry, silentLogger);
+  t.after(async () => {
+    await metrics.stop();
+    await controller.stop();
+    components.close();
+    await other.stop();
+  });
+  for (const [i, name] of ['node-a', 'node-b'].entries()) {
+    const node = nodeManifest(name, { cpu: '8', memory: '16Gi' });
+    (node.status as Record<string, unknown>).addresses = [{ type: 'InternalIP', address: `10.9.0.${i + 1}` }];
+    await components.create(resources.nodes, node);
+  }
+  await controller.start();
+  await metrics.start();
+  await components.create(resources.virtualMachineInstances, {
+    apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'mover', namespace: 'default' },
+    spec: { domain: { devices: { autoattachPodInterface: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }], interfaces: [] }, memory: { guest: '128Mi' } }, networks: [], volumes: [{ name: 'root', containerDisk: { image: 'localhost/vireo/tiny:latest' } }] },
+  });
+  await components.patch(resources.virtualMachineInstances, 'default', 'mover', 'merge', { metadata: { labels: { 'kubevirt.io/nodeName': 'node-a' } }, status: { phase: 'Running', nodeName: 'node-a' } });
+  const migration = await components.create(resources.virtualMachineInstanceMigrations, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'mover-move', namespace: 'default' }, spec: { vmiName: 'mover' } });
+  const phase = async (): Promise<string | undefined> => stringAt(await components.tryGet(resources.virtualMachineInstanceMigrations, 'default', 'mover-move'), 'status', 'phase');
+  await eventually(async () => (await phase()) === 'Running', { what: 'the migration runs', timeoutMs: 20_000 });
+  const running = parseExposition(await registry.metrics());
+  assert.equal(running.get('kubevirt_vmi_migrations_in_running_phase')?.samples[0]?.value, 1);
+  agents.setSource(migration.metadata.uid ?? '', { state: 'completed', downtimeMs: 37, totalTimeMs: 900 });
+  await eventually(async () => (await phase()) === 'Succeeded', { what: 'the migration succeeds', timeoutMs: 20_000 });
+  const done = await eventually(async () => {
+    const families = parseExposition(await registry.metrics());
+    return families.get('kubevirt_vmi_migration_end_time_seconds')?.samples.length === 1 && families.get('kubevirt_vmi_migration_downtime_seconds')?.samples.length === 1 ? families : undefined;
+  }, { what: 'the informers saw the migration end' });
+  assert.deepEqual(done.get('kubevirt_vmi_migration_downtime_seconds')?.samples[0], { name: 'kubevirt_vmi_migration_downtime_seconds', labels: { namespace: 'default', vmi: 'mover', vmim: 'mover-move' }, value: 0.037 });
+  assert.deepEqual(done.get('kubevirt_vmi_migration_succeeded')?.samples[0]?.labels, { vmi: 'mover', vmim: 'mover-move', namespace: 'default' });
+  const end = done.get('kubevirt_vmi_migration_end_time_seconds')?.samples[0];
+  assert.equal(end?.labels.migration_name, 'mover-move');
+  assert.equal(end?.labels.status, 'succeeded');
+  const start = done.get('kubevirt_vmi_migration_start_time_seconds')?.samples[0]?.value ?? Number.NaN;
+  assert.ok(start <= (end?.value ?? 0) && Math.abs(start - Date.now() / 1000) < 120, `start ${start} end ${end?.value ?? '?'}`);
+  assert.equal(done.get('kubevirt_vmi_migrations_in_running_phase')?.samples[0]?.value, 0);
 });
 
 function freePort(): Promise<number> {

@@ -11,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -297,6 +297,19 @@ test('vireo metrics scrape-config passes promtool check config and drives a real
     return value > 0 ? value : undefined;
   }, { timeoutMs: 15_000, what: 'apiserver_request_total queried through prometheus' });
   assert.ok(result > 0);
+});
+
+test('vireo metrics scrape-config without --token-file makes a metrics token, stored 0600, that reads /metrics', async () => {
+  const dir = join(work, 'fresh');
+  const generated = await vireo(['metrics', 'scrape-config', '--dir', dir], server.kubeconfig);
+  assert.equal(generated.code, 0, generated.stderr);
+  const tokenFile = join(dir, 'metrics-token');
+  assert.match(generated.stdout, new RegExp(`credentials_file: ${tokenFile}`));
+  assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+  assert.equal((await server.fetch('GET', '/metrics', { token: readFileSync(tokenFile, 'utf8').trim() })).status, 200);
+  const refused = await vireo(['metrics', 'scrape-config'], server.kubeconfig);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /needs --dir DIR/);
 });
 
 test('the object families go with the singletons (only the leading server reports them); request families stay', async () => {

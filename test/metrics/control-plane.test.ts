@@ -122,10 +122,12 @@ function vireo(args: string[], kubeconfig: string): Promise<{ code: number; stdo
 
 let server: TestServer;
 let client: HttpClient;
+/** What the server's node metrics hook does; a test makes it fail. */
+let nodeHook = (): Promise<string> => Promise.resolve(nodeText);
 let work: string;
 
 before(async () => {
-  server = await startTestServer({ controllers: true, nodeMetrics: () => Promise.resolve(nodeText) });
+  server = await startTestServer({ controllers: true, nodeMetrics: () => nodeHook() });
   client = new HttpClient({ server: server.url, token: server.token, caCert: server.pki.caCert, userAgent: 'metrics-test' });
   work = mkdtempSync(join(tmpdir(), 'vireo-metrics-test-'));
 });
@@ -175,6 +177,20 @@ test('every family carries its catalogue name, type and label set; a VM and its 
   assert.ok(families.get('workqueue_adds_total')?.samples.some((s) => s.labels.name === 'virtualmachine-controller' && s.value > 0), 'the VM controller queue counted adds');
   assert.equal(families.get('kubevirt_virt_controller_leading_status')?.samples[0]?.value, 1);
   assert.equal(families.get('vireo_test_node_family')?.samples[0]?.labels.node, 'test-node', 'the node agent text follows the control plane families');
+});
+
+test('a failing node agent hook leaves its families out of that scrape, not the control plane\'s; /metrics is read-only', async () => {
+  nodeHook = () => Promise.reject(new Error('the agent is gone'));
+  try {
+    const families = await scrape();
+    assert.ok(families.has('apiserver_request_total'));
+    assert.equal(families.get('vireo_test_node_family'), undefined);
+  } finally {
+    nodeHook = () => Promise.resolve(nodeText);
+  }
+  const posted = await server.fetch('POST', '/metrics', { body: '{}' });
+  assert.equal(posted.status, 405);
+  assert.match(posted.body, /read-only/);
 });
 
 test('request counts move with real kubectl requests, with kube\'s verbs, scopes and codes', async () => {

@@ -100,6 +100,9 @@ const catalogue: Record<string, { type: string; labels: string[] }> = {
   kubevirt_vmi_migrations_in_running_phase: { type: 'gauge', labels: [] },
   kubevirt_vmi_migration_succeeded: { type: 'gauge', labels: ['vmi', 'vmim', 'namespace'] },
   kubevirt_vmi_migration_failed: { type: 'gauge', labels: ['vmi', 'vmim', 'namespace'] },
+  kubevirt_vmi_phase_transition_time_seconds: { type: 'histogram', labels: ['phase', 'last_phase'] },
+  kubevirt_vmi_phase_transition_time_from_creation_seconds: { type: 'histogram', labels: ['phase'] },
+  kubevirt_vmi_phase_transition_time_from_deletion_seconds: { type: 'histogram', labels: ['phase'] },
   // Vireo's addition (issue 7), in KubeVirt's style.
   kubevirt_vmi_migration_downtime_seconds: { type: 'gauge', labels: ['namespace', 'vmi', 'vmim'] },
   kubevirt_virt_controller_leading_status: { type: 'gauge', labels: [] },
@@ -362,7 +365,8 @@ test('a succeeded migration is in kubevirt_vmi_migration_succeeded, its start an
     apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'mover', namespace: 'default' },
     spec: { domain: { devices: { autoattachPodInterface: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }], interfaces: [] }, memory: { guest: '128Mi' } }, networks: [], volumes: [{ name: 'root', containerDisk: { image: 'localhost/vireo/tiny:latest' } }] },
   });
-  await components.patch(resources.virtualMachineInstances, 'default', 'mover', 'merge', { metadata: { labels: { 'kubevirt.io/nodeName': 'node-a' } }, status: { phase: 'Running', nodeName: 'node-a' } });
+  await eventually(() => metrics.phaseSeen('default/mover'), { what: 'the metrics informer saw the new VMI' });
+  await components.patch(resources.virtualMachineInstances, 'default', 'mover', 'merge', { metadata: { labels: { 'kubevirt.io/nodeName': 'node-a' } }, status: { phase: 'Running', nodeName: 'node-a', phaseTransitionTimestamps: [{ phase: 'Running', phaseTransitionTimestamp: new Date().toISOString() }] } });
   const migration = await components.create(resources.virtualMachineInstanceMigrations, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'mover-move', namespace: 'default' }, spec: { vmiName: 'mover' } });
   const phase = async (): Promise<string | undefined> => stringAt(await components.tryGet(resources.virtualMachineInstanceMigrations, 'default', 'mover-move'), 'status', 'phase');
   await eventually(async () => (await phase()) === 'Running', { what: 'the migration runs', timeoutMs: 20_000 });
@@ -382,6 +386,8 @@ test('a succeeded migration is in kubevirt_vmi_migration_succeeded, its start an
   const start = done.get('kubevirt_vmi_migration_start_time_seconds')?.samples[0]?.value ?? Number.NaN;
   assert.ok(start <= (end?.value ?? 0) && Math.abs(start - Date.now() / 1000) < 120, `start ${start} end ${end?.value ?? '?'}`);
   assert.equal(done.get('kubevirt_vmi_migrations_in_running_phase')?.samples[0]?.value, 0);
+  const transition = done.get('kubevirt_vmi_phase_transition_time_from_creation_seconds')?.samples.find((s) => s.name.endsWith('_count') && s.labels.phase === 'Running');
+  assert.equal(transition?.value, 1, 'the VMI\'s move to Running is in the phase transition histogram');
 });
 
 function freePort(): Promise<number> {

@@ -230,6 +230,8 @@ test('the metrics token reads /metrics and nothing else: real kubectl with it ge
   const secret = await kubectl(['get', 'secrets', '-n', 'kube-system', '--token', metricsToken], { kubeconfig: server.kubeconfig });
   assert.notEqual(secret.code, 0);
   assert.match(secret.stderr, /Forbidden/);
+  const proxied = await server.fetch('GET', '/api/v1/nodes/no-such-node/proxy/metrics', { token: metricsToken });
+  assert.equal(proxied.status, 404, `the node proxy's metrics are the token's to read: an unknown node is a 404, not a 403 (${proxied.body})`);
   const write = await server.fetch('POST', '/api/v1/namespaces/default/configmaps', { token: metricsToken, body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }) });
   assert.equal(write.status, 403);
   const listed = await vireo(['token', 'list'], server.kubeconfig);

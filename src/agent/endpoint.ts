@@ -48,7 +48,16 @@ export interface AgentEndpointOptions {
    * node). Without it, exports take the cluster token only.
    */
   exportAccess?: { authorize(token: string, targetUid: string): Promise<void> };
+  /**
+   * Who else may read `GET /metrics` (`metrics-access.ts`: a scraper's
+   * metrics token, reviewed by the API server). Without it, metrics take
+   * the cluster token only.
+   */
+  metricsAccess?: { authorize(token: string): Promise<void> };
 }
+
+/** The path of the agent's Prometheus metrics. */
+export const agentMetricsPath = '/metrics';
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -204,6 +213,11 @@ export class AgentEndpoint {
       return request;
     }
     const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (pathOf(req) === agentMetricsPath) {
+      await this.authorizeMetrics(req);
+      if (request === undefined) throw new ApiError('NotFound', `the agent endpoint could not find ${pathOf(req)}: ${served}`);
+      return request;
+    }
     const access = this.options.exportAccess;
     if (request?.operation.kind === 'export' && presented !== undefined && access !== undefined) {
       const target = new URL(req.url ?? '/', 'https://agent.invalid').searchParams.get('target') ?? '';
@@ -212,6 +226,21 @@ export class AgentEndpoint {
       return request;
     }
     throw new ApiError('Unauthorized', 'Unauthorized: the agent endpoint accepts only the API server\'s bearer token (the cluster token), and for volume exports the node credential of a node copying into a claim of its own');
+  }
+
+  /**
+   * `GET /metrics` is for the API server (the cluster token) and scrapers
+   * (a metrics token, which the metrics access reviews); 401/403 otherwise.
+   * A `/metrics` route calls this before it answers.
+   */
+  private async authorizeMetrics(req: IncomingMessage): Promise<void> {
+    if (bearerMatches(req.headers.authorization, this.options.token)) return;
+    const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    const access = this.options.metricsAccess;
+    if (presented === undefined || access === undefined) {
+      throw new ApiError('Unauthorized', `Unauthorized: ${agentMetricsPath} on the agent endpoint takes the cluster token${access === undefined ? '' : ' or a metrics token ("vireo token create --metrics")'}`);
+    }
+    await access.authorize(presented);
   }
 
   /** GET: the export of a claim or VolumeSnapshot for copy `?target=UID`; DELETE: its release. */

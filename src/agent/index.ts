@@ -6,6 +6,7 @@ export type { AgentDirectory, AgentHandle, GuestAction, GuestActionParameters, U
 export { agentFinalizer } from './vmi-status.js';
 export { AgentEndpoint, bearerMatches } from './endpoint.js';
 export { ExportAccess } from './export-access.js';
+export { MetricsAccess } from './metrics-access.js';
 export type { AgentEndpointOptions } from './endpoint.js';
 export { agentCertificateAnnotation, agentRequestMethod, agentRequestPath, defaultAgentPort } from './endpoint-api.js';
 export type { AgentEndpointInfo, AgentOperation, ExportedResource } from './endpoint-api.js';

@@ -4,7 +4,8 @@
  * (`src/api/node-credential.ts`, checked against the hash in its kube-system
  * Secret on every request, so deleting the Secret revokes it at once), or a
  * join token (`src/api/join-token.ts`), which is good for nothing but the
- * join exchange. A node may act only as itself, as Kubernetes' Node
+ * join exchange, or a scraper's metrics token (`src/api/metrics-token.ts`,
+ * checked like a node credential), which reads metrics only. A node may act only as itself, as Kubernetes' Node
  * authorizer and NodeRestriction admission have it (`node-restriction.ts`).
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -13,6 +14,7 @@ import { ApiError } from '../api/errors.js';
 import { joinTokenExpired, joinTokenNamespace, joinTokenOfSecret, joinTokenSecretName, parseJoinToken, sameSecret } from '../api/join-token.js';
 import type { JoinToken } from '../api/join-token.js';
 import { credentialHash, credentialOfSecret, nodeCredentialSecretName, nodeNameOfCredential } from '../api/node-credential.js';
+import { metricsTokenHash, metricsTokenIdOf, metricsTokenOfSecret, metricsTokenSecretName } from '../api/metrics-token.js';
 import type { Logger } from '../log/logger.js';
 import type { ObjectStore } from './object-store.js';
 import { NodeRestriction } from './node-restriction.js';
@@ -26,6 +28,8 @@ export type Identity =
   | { kind: 'user' }
   | { kind: 'controller' }
   | { kind: 'node'; nodeName: string }
+  /** A scraper's read-only token (`src/api/metrics-token.ts`): `/metrics` and nothing else. */
+  | { kind: 'metrics'; id: string }
   | { kind: 'joining'; token: JoinToken };
 
 export type { NodeRequest } from './node-restriction.js';
@@ -68,6 +72,8 @@ export class Credentials {
     if (presented === undefined) throw new ApiError('Unauthorized', 'Unauthorized');
     const nodeName = nodeNameOfCredential(presented);
     if (nodeName !== undefined) return { kind: 'node', nodeName: await this.checkNodeCredential(nodeName, presented) };
+    const metricsId = metricsTokenIdOf(presented);
+    if (metricsId !== undefined) return { kind: 'metrics', id: await this.checkMetricsToken(metricsId, presented) };
     const join = parseJoinToken(presented);
     if (join !== undefined) return { kind: 'joining', token: await this.joinToken(join.id, join.secret) };
     throw new ApiError('Unauthorized', 'Unauthorized');
@@ -110,6 +116,9 @@ export class Credentials {
    * the server refuses it everywhere but the join.)
    */
   async authorize(identity: Identity, request: NodeRequest): Promise<void> {
+    if (identity.kind === 'metrics' && !(request.method === 'GET' && request.info.resource === 'nodes' && request.info.group === '' && request.info.subresource === 'proxy/metrics')) {
+      throw new ApiError('Forbidden', `a metrics token (user system:vireo:metrics-reader) may not ${request.method} ${request.info.resource}: it reads only /metrics and the nodes' proxy/metrics`);
+    }
     if (identity.kind === 'node') await this.restriction.authorize(identity.nodeName, request);
   }
 
@@ -132,6 +141,18 @@ export class Credentials {
       throw new ApiError('Unauthorized', `this is not the current credential of node ${nodeName} (the node joined again since, or its Secret was replaced): ${rejoin}`);
     }
     return nodeName;
+  }
+
+  private async checkMetricsToken(id: string, presented: string): Promise<string> {
+    const name = metricsTokenSecretName(id);
+    const stored = await this.objects().tryGet(this.secrets(), joinTokenNamespace, name);
+    const remake = 'make a new one with "vireo token create --metrics" (or "vireo metrics scrape-config", which writes one)';
+    if (stored === undefined) throw new ApiError('Unauthorized', `metrics token ${id}.… was revoked (its Secret ${joinTokenNamespace}/${name} is gone): ${remake}`);
+    const token = metricsTokenOfSecret(stored);
+    if (token === undefined || token.id !== id || !sameSecret(token.hash, metricsTokenHash(presented))) {
+      throw new ApiError('Unauthorized', `metrics token ${id}.… is not valid (its Secret ${joinTokenNamespace}/${name} holds another token's hash): ${remake}`);
+    }
+    return id;
   }
 
   /** Deletes a Secret in the background; a failure only means the next sweep tries again. */

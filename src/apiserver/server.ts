@@ -36,6 +36,10 @@ import { listenOn } from '../net/listen.js';
 import { Credentials } from './credentials.js';
 import type { Identity } from './credentials.js';
 import { isJoinPath, serveJoin } from './join.js';
+import { Registry } from 'prom-client';
+import { ApiRequestMetrics } from './request-metrics.js';
+import type { MeteredRequest } from './request-metrics.js';
+import { isMetricsRead } from '../api/metrics-token.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -64,7 +68,27 @@ export interface ApiServerOptions {
   serviceNetwork?: ServiceNetwork;
   /** The CA certificate, which hosts joining with a token learn (`/vireo/v1/cluster-info`); without it, joining is refused. */
   caCert?: string;
+  /**
+   * The registry `GET /metrics` serves (the control plane's families);
+   * the server adds its request metrics to it. A registry of its own when
+   * absent. Never prom-client's global one: tests run several servers in
+   * one process.
+   */
+  metrics?: Registry;
+  /**
+   * The text of this process's node agent's metrics, appended to
+   * `/metrics` (its families are the agent's, never the control plane's).
+   * Called at scrape time; an answer later than {@link nodeMetricsDeadlineMs}
+   * or a failure leaves them out of that scrape.
+   */
+  nodeMetrics?: () => Promise<string>;
 }
+
+/** How long a scrape waits for the node agent's text. */
+export const nodeMetricsDeadlineMs = 5_000;
+
+/** Prometheus' text exposition format, as `/metrics` is served. */
+export const prometheusTextType = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** How often join tokens past their expiration are deleted. */
 const tokenSweepMs = 60_000;
@@ -82,10 +106,14 @@ export class ApiServer {
   private readonly uploadTokens: UploadTokens;
   private readonly uploads: UploadProxy;
   private address = '127.0.0.1:6443';
+  private readonly metrics: Registry;
+  private readonly requestMetrics: ApiRequestMetrics;
 
   constructor(private readonly options: ApiServerOptions) {
     this.objects = new ObjectStore(options.store, createAdmission(options.registry, options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }));
     this.openapi = new OpenApiService(options.registry);
+    this.metrics = options.metrics ?? new Registry();
+    this.requestMetrics = new ApiRequestMetrics(this.metrics, (group, version, resource) => options.registry.lookup(group, version, resource) !== undefined);
     this.credentials = new Credentials({
       objects: this.objects,
       registry: options.registry,
@@ -143,7 +171,11 @@ export class ApiServer {
     const abort = new AbortController();
     const onShutdown = (): void => { abort.abort(); };
     this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-    res.on('close', () => { abort.abort(); });
+    const metered = this.requestMetrics.begin(req, parseRequestPath(new URL(req.url ?? '/', 'https://vireo.invalid').pathname));
+    res.on('close', () => {
+      abort.abort();
+      this.requestMetrics.end(metered, res.statusCode);
+    });
     try {
       // The upload proxy's bearer is an upload token, not the cluster's.
       if (this.uploads.serves(req)) { await this.uploads.handle(req, res); return; }
@@ -162,10 +194,13 @@ export class ApiServer {
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     // A client that resets during the handshake must not take the server down.
     socket.on('error', () => { socket.destroy(); });
+    const info = parseRequestPath(new URL(req.url ?? '/', 'https://vireo.invalid').pathname);
+    const metered: MeteredRequest = this.requestMetrics.begin(req, info, true);
+    let code = 101;
+    socket.once('close', () => { this.requestMetrics.end(metered, code); });
     try {
       const identity = await this.credentials.authenticate(req);
-      if (identity.kind === 'node' || identity.kind === 'joining') throw new ApiError('Forbidden', `${req.url ?? '/'} is for users: a ${identity.kind === 'node' ? 'node credential' : 'join token'} cannot open consoles, VNC or port forwards`);
-      const info = parseRequestPath(new URL(req.url ?? '/', 'https://vireo.invalid').pathname);
+      if (identity.kind === 'node' || identity.kind === 'joining' || identity.kind === 'metrics') throw new ApiError('Forbidden', `${req.url ?? '/'} is for users: a ${identity.kind === 'node' ? 'node credential' : identity.kind === 'metrics' ? 'metrics token' : 'join token'} cannot open consoles, VNC or port forwards`);
       if (!info.isResource || !this.subresources.serves(info)) {
         throw new ApiError('BadRequest', `${req.url ?? '/'} does not accept a protocol upgrade (Upgrade: ${req.headers.upgrade ?? ''}): only the console and vnc subresources of subresources.kubevirt.io are WebSockets`);
       }
@@ -173,6 +208,7 @@ export class ApiServer {
       this.options.logger.debug('upgrade', { url: req.url });
     } catch (err) {
       const status = toStatus(storeUnavailable(err));
+      code = status.code;
       if (status.code >= 500) this.options.logger.error('upgrade failed', { url: req.url, err });
       else this.options.logger.debug('upgrade refused', { url: req.url, code: status.code });
       rejectUpgrade(socket, status);
@@ -191,6 +227,10 @@ export class ApiServer {
     const method = req.method ?? 'GET';
     const info = parseRequestPath(path);
     if (identity.kind === 'joining') throw new ApiError('Forbidden', `a join token only joins a node (POST /vireo/v1/join, which vireo agent --token does): it cannot ${method} ${path}`);
+    if (identity.kind === 'metrics' && !isMetricsRead(method, path)) {
+      throw new ApiError('Forbidden', `a metrics token (user system:vireo:metrics-reader) may not ${method} ${path}: it reads only GET /metrics and GET /api/v1/nodes/NODE/proxy/metrics; use the cluster token (your kubeconfig) for anything else`);
+    }
+    if (path === '/metrics') { await this.serveMetrics(req, res); return; }
     if (identity.kind === 'node' && info.isResource && (this.subresources.serves(info) || isUploadTokenRequest(info))) {
       throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles and upload tokens are for users`);
     }
@@ -218,6 +258,37 @@ export class ApiServer {
     const request = buildResourceRequest(info, def, url, req, res, signal, writer);
     if (identity.kind === 'node') request.admitCreate = (input: unknown): void => { this.credentials.admitCreate(identity, info, input); };
     await handleResource(request, this.deps);
+  }
+
+  /** The control plane's families, then this process's node agent's. */
+  private async serveMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on /metrics: it is read-only (GET)`);
+    const [controlPlane, node] = await Promise.all([this.metrics.metrics(), this.nodeMetricsText()]);
+    const text = node === '' ? controlPlane : `${controlPlane}${controlPlane.endsWith('\n') || controlPlane === '' ? '' : '\n'}${node}`;
+    res.writeHead(200, { 'Content-Type': prometheusTextType, 'Content-Length': Buffer.byteLength(text) });
+    res.end(method === 'HEAD' ? undefined : text);
+  }
+
+  /** The node agent's text, or '' when there is none, it failed, or it missed the deadline (logged). */
+  private async nodeMetricsText(): Promise<string> {
+    const hook = this.options.nodeMetrics;
+    if (hook === undefined) return '';
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<string>((resolve) => {
+      timer = setTimeout(() => {
+        this.options.logger.warn('the node agent\'s metrics missed the scrape deadline; served without them', { deadlineMs: nodeMetricsDeadlineMs });
+        resolve('');
+      }, nodeMetricsDeadlineMs);
+    });
+    try {
+      return await Promise.race([hook(), deadline]);
+    } catch (err) {
+      this.options.logger.warn('the node agent\'s metrics failed; served without them', { err });
+      return '';
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private serveNonResource(parts: string[], path: string, req: IncomingMessage, res: ServerResponse): void {

@@ -8,6 +8,7 @@
  * and node credentials may create one; a join token may not (the server
  * refuses it everywhere but the join).
  */
+import { metricsReaderGroup, metricsReaderUsername } from '../api/metrics-token.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, invalid } from '../api/errors.js';
 import { isPlainObject } from '../api/object.js';
@@ -68,6 +69,8 @@ export function userInfoOf(identity: Identity): { username: string; groups: stri
       return { username: 'system:vireo:components', groups: ['system:vireo-components', 'system:authenticated'] };
     case 'node':
       return { username: `${nodeUserPrefix}${identity.nodeName}`, groups: ['system:nodes', 'system:authenticated'] };
+    case 'metrics':
+      return { username: metricsReaderUsername, groups: [metricsReaderGroup, 'system:authenticated'] };
     case 'joining':
       return { username: `system:bootstrap:${identity.token.id}`, groups: ['system:bootstrappers', 'system:authenticated'] };
   }

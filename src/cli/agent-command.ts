@@ -13,7 +13,7 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { AgentEndpoint, ExportAccess, NodeAgent, defaultAgentPort } from '../agent/index.js';
+import { AgentEndpoint, ExportAccess, MetricsAccess, NodeAgent, defaultAgentPort } from '../agent/index.js';
 import { ImageStore } from '../agent/images/index.js';
 import { HttpClient, parseServerList, resources } from '../client/index.js';
 import { ApiError } from '../api/errors.js';
@@ -88,7 +88,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<void> {
   const client = new HttpClient({ server: connection.servers, token: connection.token, caCert: connection.caCert, userAgent: `vireo-agent/${nodeName}` });
   // The endpoint listens before the Node says where it is (the port may be picked at random); until the agent has started it answers 503.
   const rate = exportRate(process.env.VIREO_EXPORT_RATE_LIMIT);
-  const endpoint = new AgentEndpoint({ token: connection.serverToken, tls, logger, exportAccess: new ExportAccess(client), ...(rate === undefined ? {} : { exportRateBytesPerSecond: rate }) });
+  const endpoint = new AgentEndpoint({ token: connection.serverToken, tls, logger, exportAccess: new ExportAccess(client), metricsAccess: new MetricsAccess(client), ...(rate === undefined ? {} : { exportRateBytesPerSecond: rate }) });
   const listening = await listenOrExplain(endpoint, host, port);
   const agent = new NodeAgent({
     client,

@@ -4,7 +4,8 @@
  *   vireo server --data-dir DIR [--listen HOST:PORT] [--cluster-cidr CIDRS] [--log-level LEVEL] [--service-cluster-ip-range CIDR] [--cluster-dns-listen HOST:PORT] [--store URL] [--pki-dir DIR] [--node-name NAME] [--node-monitor-grace-period DURATION]
  *   vireo up                          (server with the defaults, for a newcomer)
  *   vireo agent --kubeconfig FILE | --server URL --token T [--ca-cert-hash sha256:…]  --data-dir DIR [--node-name NAME] [--listen HOST:PORT] [--address IP] [--log-level LEVEL]
- *   vireo token create|list|delete …  (join tokens, src/cli/commands/token.ts)
+ *   vireo token create|list|delete …  (join and metrics tokens, src/cli/commands/token.ts)
+ *   vireo metrics scrape-config --dir DIR  (Prometheus scrape_configs, src/cli/commands/metrics.ts)
  *   vireo drain|cordon|uncordon NODE …  (node maintenance, src/cli/commands/drain.ts)
  *   vireo kubeconfig [--data-dir DIR] [--servers URL,URL…]
  *   vireo start|stop|restart|pause|unpause|soft-reboot|reset|console|vnc|logs …  (src/cli/commands)
@@ -28,6 +29,7 @@ import { CliError, exitCodeOf } from './errors.js';
 import { isVmCommand, runVmCommand, vmCommandsUsage } from './commands/index.js';
 import { imageUploadUsage, runImageUpload } from './commands/image-upload.js';
 import { runToken, tokenUsage } from './commands/token.js';
+import { metricsUsage, runMetrics } from './commands/metrics.js';
 import { drainUsage, runCordon, runDrain } from './commands/drain.js';
 
 const usage = `Usage: vireo <command> [flags]
@@ -79,6 +81,8 @@ Storage commands (-n/--namespace NS and --kubeconfig FILE as above):
 ${imageUploadUsage}
 Join tokens (--kubeconfig FILE as above):
 ${tokenUsage}
+Metrics (--kubeconfig FILE as above):
+${metricsUsage}
 ${drainUsage}`;
 
 export const defaultDataDir = join(homedir(), '.vireo');
@@ -159,6 +163,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'token':
       await runToken(rest);
+      return;
+    case 'metrics':
+      await runMetrics(rest);
       return;
     case 'drain':
       await runDrain(rest);

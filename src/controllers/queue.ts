@@ -6,6 +6,8 @@
  */
 import { ApiError } from '../api/errors.js';
 import type { Logger } from '../log/logger.js';
+import { currentQueueObserver } from './queue-metrics.js';
+import type { QueueObserver, ReconcileOutcome } from './queue-metrics.js';
 
 /** What one reconcile asks of the queue. */
 export interface ReconcileResult {
@@ -29,12 +31,19 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   /** Longest backoff delay. Default 60 s. */
   maxDelayMs?: number;
+  /**
+   * The queue's name in the workqueue metrics, after the controller's
+   * (`queue-metrics.ts`): for a controller with several queues.
+   */
+  name?: string;
 }
 
 /** A deduplicating, backoff-retrying queue of keys feeding one {@link Reconciler}. */
 export class WorkQueue {
   private readonly pending: string[] = [];
-  private readonly queued = new Set<string>();
+  /** Queued keys and when they were queued (`performance.now()`), for the metrics' queue duration. */
+  private readonly queued = new Map<string, number>();
+  private readonly observer: QueueObserver | undefined;
   private readonly running = new Map<string, Promise<void>>();
   /** Keys added while their reconcile ran: they go again once it ends. */
   private readonly dirty = new Set<string>();
@@ -53,6 +62,7 @@ export class WorkQueue {
     this.concurrency = Math.max(1, options.concurrency ?? 2);
     this.baseDelayMs = options.baseDelayMs ?? 5;
     this.maxDelayMs = options.maxDelayMs ?? 60_000;
+    this.observer = currentQueueObserver(options.name);
   }
 
   /** Keys waiting or running. */
@@ -73,6 +83,7 @@ export class WorkQueue {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.pending.length = 0;
+    this.observer?.dropped(this.queued.size);
     this.queued.clear();
     this.dirty.clear();
     await Promise.allSettled([...this.running.values()]);
@@ -91,8 +102,9 @@ export class WorkQueue {
       return;
     }
     if (this.queued.has(key)) return;
-    this.queued.add(key);
+    this.queued.set(key, performance.now());
     this.pending.push(key);
+    this.observer?.added();
     this.pump();
   }
 
@@ -123,6 +135,7 @@ export class WorkQueue {
   addRateLimited(key: string): void {
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
+    this.observer?.retried();
     this.addAfter(key, Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(failures, 30)));
   }
 
@@ -135,14 +148,19 @@ export class WorkQueue {
     while (this.started && !this.abort.signal.aborted && this.running.size < this.concurrency) {
       const key = this.pending.shift();
       if (key === undefined) return;
+      const queuedAt = this.queued.get(key) ?? performance.now();
       this.queued.delete(key);
+      this.observer?.started((performance.now() - queuedAt) / 1000);
       this.running.set(key, this.run(key));
     }
   }
 
   private async run(key: string): Promise<void> {
+    const started = performance.now();
+    const finished = (outcome: ReconcileOutcome): void => { this.observer?.finished((performance.now() - started) / 1000, outcome); };
     try {
       const result = await this.reconcile(key, this.abort.signal);
+      finished(result?.requeueAfter !== undefined ? 'requeue_after' : result?.requeue === true ? 'requeue' : 'success');
       if (this.abort.signal.aborted) return;
       if (result?.requeueAfter !== undefined) {
         this.forget(key);
@@ -153,6 +171,7 @@ export class WorkQueue {
         this.forget(key);
       }
     } catch (err) {
+      finished('error');
       if (this.abort.signal.aborted) return;
       if (err instanceof ApiError && err.reason === 'Conflict') {
         // Someone wrote first; a level-based reconcile just runs again on fresh state.

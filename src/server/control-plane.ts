@@ -41,6 +41,10 @@ import { defaultClusterCidrs } from '../controllers/nodeipam/controller.js';
 import { parseCidr } from '../net/pod/cidr.js';
 import { defaultNodeMonitorGracePeriodMs } from '../api/kinds/node-lifecycle.js';
 import type { Cidr } from '../net/pod/cidr.js';
+import { Registry } from 'prom-client';
+import { WorkQueueMetrics } from '../controllers/queue-metrics.js';
+import { VirtControllerMetrics } from '../controllers/metrics/index.js';
+import { addComponentStatus } from './component-metrics.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -83,6 +87,11 @@ export interface ControlPlaneOptions {
   clusterCidrs?: readonly Cidr[];
   /** `--node-monitor-grace-period` in ms (default Kubernetes' 50 s): a node whose Lease is not renewed for this long is NotReady and its VMIs fail. */
   nodeMonitorGracePeriodMs?: number;
+  /**
+   * The text of this host's node agent's metrics (`NodeAgent.metrics()`),
+   * appended to the server's `/metrics` at scrape time.
+   */
+  nodeMetrics?: () => Promise<string>;
   /** Run this host's node agent, with images and VMI files under `dataDir`. */
   agent?: { dataDir: string; nodeName?: string; facts?: Partial<NodeFacts>; stopGuests?: boolean };
 }
@@ -98,6 +107,8 @@ export interface ControlPlane {
   elector: LeaderElector | undefined;
   /** The loops that run on the leader only. */
   singletons: Singletons;
+  /** The control plane's metric families, served on `/metrics`. */
+  metrics: Registry;
   stop(): Promise<void>;
 }
 
@@ -111,7 +122,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // This host's agent answers in-process; the agents of other hosts (vireo agent) over HTTPS, as their Nodes publish.
   const agents = new NodeAgentDirectory({ local, token: options.token, readNode: (name: string): Promise<KObject | undefined> => server.objects.tryGet(nodeDef(registry), undefined, name) });
   const crds = new CrdController(registry, options.logger.child({ component: 'crd-controller' }));
+  // One registry per server: several servers run in one test process.
+  const metrics = new Registry();
   const server = new ApiServer({
+    metrics,
+    ...(options.nodeMetrics === undefined ? {} : { nodeMetrics: options.nodeMetrics }),
     store: options.store,
     registry,
     token: options.token,
@@ -147,7 +162,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
   const log = (component: string): Logger => options.logger.child({ component });
-  const singletons = new Singletons(log('singletons'));
+  const singletons = new Singletons(log('singletons'), new WorkQueueMetrics(metrics));
+  // virt-controller's object families: a singleton, so only the leader reports them.
+  singletons.add('virt-controller-metrics', () => new VirtControllerMetrics(workloads.client, metrics, log('virt-controller-metrics')));
   singletons.add('namespace-controller', () => new NamespaceController(server.objects, registry, log('namespace-controller')));
   singletons.add('garbage-collector', () => new GarbageCollector(server.objects, registry, log('garbage-collector')));
   singletons.add('compactor', () => new Compactor(options.store, { logger: log('compactor') }));
@@ -163,6 +180,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     elector = new LeaderElector(workloads.client, { startLeading: () => singletons.start(), stopLeading: () => singletons.stop() }, { ...options.leaderElection, logger: options.logger });
     elector.start();
   }
+  const leader = elector;
+  addComponentStatus(metrics, { leading: () => leader === undefined || leader.isLeader });
   const stopParts = async (): Promise<void> => {
     // The Lease is released through this server's own API, so before it closes.
     if (elector === undefined) await singletons.stop();
@@ -198,6 +217,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     dns,
     elector,
     singletons,
+    metrics,
     async stop() {
       await dns?.stop();
       await stopParts();

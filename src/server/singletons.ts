@@ -5,8 +5,12 @@
  * the leader only (`leader-election.ts`); each start makes them anew from
  * their factories, since a stopped informer cannot be started again.
  * Adding one is one line: `singletons.add('name', () => new Loop(...))`.
+ * With `metrics`, each loop is made and started inside the queue metrics'
+ * scope under its name, so its work queues report as `workqueue_*{name}`.
  */
 import type { Logger } from '../log/logger.js';
+import { queueMetricsScope } from '../controllers/queue-metrics.js';
+import type { WorkQueueMetrics } from '../controllers/queue-metrics.js';
 
 /** What a singleton loop offers: controllers, the scheduler, cleaners. */
 export interface SingletonLoop {
@@ -18,7 +22,7 @@ export class Singletons {
   private readonly factories: { name: string; make: () => SingletonLoop }[] = [];
   private running: { name: string; loop: SingletonLoop }[] = [];
 
-  constructor(private readonly logger: Logger) {}
+  constructor(private readonly logger: Logger, private readonly metrics?: WorkQueueMetrics) {}
 
   /** Registers a loop; it is made and started with the others on `start`. */
   add(name: string, make: () => SingletonLoop): void {
@@ -33,8 +37,8 @@ export class Singletons {
   /** Makes and starts every loop; if one fails, those started are stopped and the error is thrown. */
   async start(): Promise<void> {
     if (this.running.length > 0) return;
-    const made = this.factories.map(({ name, make }) => ({ name, loop: make() }));
-    const outcomes = await Promise.allSettled(made.map(async ({ loop }) => { await loop.start(); }));
+    const made = this.factories.map(({ name, make }) => ({ name, loop: this.inScope(name, make) }));
+    const outcomes = await Promise.allSettled(made.map(async ({ name, loop }) => { await this.inScope(name, () => loop.start()); }));
     this.running = made.filter((_, i) => outcomes[i]?.status === 'fulfilled');
     const failed = outcomes.findIndex((o) => o.status === 'rejected');
     if (failed >= 0) {
@@ -43,6 +47,10 @@ export class Singletons {
       const reason: unknown = outcome?.status === 'rejected' ? outcome.reason : undefined;
       throw new Error(`the ${made[failed]?.name ?? 'unknown'} loop did not start: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
     }
+  }
+
+  private inScope<T>(name: string, run: () => T): T {
+    return this.metrics === undefined ? run() : queueMetricsScope.run({ metrics: this.metrics, name }, run);
   }
 
   /** Stops every running loop, the last started first; a loop that fails to stop is logged, the others still stop. */

@@ -82,6 +82,8 @@ export interface TestServerOptions {
   clusterDns?: true | { port: number; optional?: boolean };
   /** The Service ranges (default 10.96.0.0/12 and 30000-32767). */
   serviceNetwork?: ServiceNetwork;
+  /** The node agent's metrics text the server appends to `/metrics`. */
+  nodeMetrics?: () => Promise<string>;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -106,6 +108,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       // Test servers run side by side on one host: each gets its own pod ranges, so their node bridges never share a subnet.
       clusterCidrs: [parseCidr(`10.${200 + randomInt(40)}.${randomInt(256)}.0/24`), parseCidr(`fd00:${randomInt(65_536).toString(16)}:${randomInt(65_536).toString(16)}::/64`)],
       ...(options.serviceNetwork === undefined ? {} : { serviceNetwork: options.serviceNetwork }),
+      ...(options.nodeMetrics === undefined ? {} : { nodeMetrics: options.nodeMetrics }),
       ...(options.clusterDns === undefined ? {} : { clusterDns: { host: '127.0.0.1', ...(options.clusterDns === true ? { port: 0 } : options.clusterDns) } }),
       ...(options.agent === true ? { agent: { dataDir: join(dir, 'node'), nodeName: 'test-node', facts: { accel: 'tcg' }, stopGuests: true } } : {}),
     });

@@ -61,7 +61,7 @@ export class SnapshotControllers {
   }
 
   private queue(kind: Kind, recorder: EventRecorder, reconcile: (key: string) => Promise<ReconcileResult>): void {
-    const queue = new WorkQueue(reconcile, { logger: this.logger.child({ queue: kind }), concurrency: 2, baseDelayMs: 100, maxDelayMs: 30_000 });
+    const queue = new WorkQueue(reconcile, { logger: this.logger.child({ queue: kind }), name: kind, concurrency: 2, baseDelayMs: 100, maxDelayMs: 30_000 });
     this.queues.set(kind, queue);
     this.loops.push(new ControllerLoop(queue, recorder));
   }

@@ -1,0 +1,84 @@
+/**
+ * virt-controller's object metrics on the server: informers on VMs, VMIs,
+ * migrations, the KubeVirt CR and the instancetypes and preferences, and
+ * gauges whose values are computed from those caches at scrape time
+ * (`object-families.ts`), never by listing the store per scrape. It is one
+ * of the cluster's singletons, so only the leading server reports these
+ * families (as only KubeVirt's leading virt-controller does), and a
+ * two-server cluster never doubles them: its gauges are in the registry
+ * only while it runs.
+ */
+import { Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Informer, resources } from '../../client/index.js';
+import type { Client } from '../../client/index.js';
+import type { Logger } from '../../log/logger.js';
+import { clusterKubeVirtOf } from '../../api/kinds/eviction.js';
+import { objectFamilies, objectSamples } from './object-families.js';
+import type { InstancetypeKind, ObjectFamily, Sample } from './object-families.js';
+
+/** Samples are computed once for all families of one scrape; a scrape takes far less than this. */
+const sampleReuseMs = 500;
+
+export class VirtControllerMetrics {
+  private readonly vms: Informer;
+  private readonly vmis: Informer;
+  private readonly migrations: Informer;
+  private readonly kubevirts: Informer;
+  private readonly instancetypes: Record<InstancetypeKind, Informer>;
+  private readonly gauges: Gauge[] = [];
+  private computed: { at: number; samples: Record<ObjectFamily, Sample[]> } | undefined;
+
+  constructor(client: Client, private readonly registry: Registry, logger: Logger) {
+    this.vms = new Informer(client, resources.virtualMachines, logger);
+    this.vmis = new Informer(client, resources.virtualMachineInstances, logger);
+    this.migrations = new Informer(client, resources.virtualMachineInstanceMigrations, logger);
+    this.kubevirts = new Informer(client, resources.kubeVirts, logger);
+    this.instancetypes = {
+      instancetype: new Informer(client, resources.instancetypes, logger),
+      clusterInstancetype: new Informer(client, resources.clusterInstancetypes, logger),
+      preference: new Informer(client, resources.preferences, logger),
+      clusterPreference: new Informer(client, resources.clusterPreferences, logger),
+    };
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.informers().map((i) => i.start()));
+    for (const [family, def] of Object.entries(objectFamilies) as [ObjectFamily, typeof objectFamilies[ObjectFamily]][]) {
+      const samples = (): Sample[] => this.samples()[family];
+      this.gauges.push(new Gauge({
+        name: def.name,
+        help: def.help,
+        labelNames: [...def.labelNames],
+        registers: [this.registry],
+        collect(this: Gauge) {
+          this.reset();
+          for (const sample of samples()) this.set(sample.labels, sample.value);
+        },
+      }));
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const gauge of this.gauges.splice(0)) this.registry.removeSingleMetric((gauge as unknown as { name: string }).name);
+    await Promise.all(this.informers().map((i) => i.stop()));
+  }
+
+  private samples(): Record<ObjectFamily, Sample[]> {
+    const now = performance.now();
+    if (this.computed !== undefined && now - this.computed.at < sampleReuseMs) return this.computed.samples;
+    const samples = objectSamples({
+      vms: this.vms.list(),
+      vmis: this.vmis.list(),
+      migrations: this.migrations.list(),
+      kubevirt: clusterKubeVirtOf(this.kubevirts.list()),
+      instancetypeLike: (kind, key) => this.instancetypes[kind].get(key),
+    });
+    this.computed = { at: now, samples };
+    return samples;
+  }
+
+  private informers(): Informer[] {
+    return [this.vms, this.vmis, this.migrations, this.kubevirts, ...Object.values(this.instancetypes)];
+  }
+}

@@ -32,6 +32,7 @@ import { NodeRegistrar } from './node-registration.js';
 import { NodeFence } from './node-fence.js';
 import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
 import { Cgroups } from './cgroups.js';
+import { scrapeGuests } from './metrics/index.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
@@ -230,7 +231,8 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     this.exporter = new VolumeExporter({ client, nodeName, dataDir, live, logger: this.logger });
     const apiServer = this.options.apiServer;
     const copyAccess = { token: this.options.copyToken, ...(apiServer === undefined ? {} : { apiServer }) };
-    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess });
+    const importEvents = new EventRecorder(client, 'import-controller', this.logger, { instance: nodeName });
+    this.imports = new ImportRunner({ client, logger: this.logger, puller: pullerFor(this.options.images), resolveTarget: (pvc) => this.importTarget(pvc), copyAccess, events: importEvents });
     await this.imports.start();
     // CDI uploads into the volumes of this node (CDI's upload server pods, without pods).
     this.uploads = new UploadReceiver({ client, logger: this.logger, resolveTarget: (pvc) => this.importTarget(pvc) });
@@ -280,6 +282,13 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   async serialLog(namespace: string, name: string): Promise<string> {
     // Inside an async method a throw (not running) becomes the rejection the AgentHandle contract asks for.
     return Promise.resolve(this.started().serialLog(namespace, name));
+  }
+
+  /** KubeVirt's per-VMI families of this node's running guests, in Prometheus' text format. */
+  async metrics(): Promise<string> {
+    const runner = this.runner;
+    if (runner === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
+    return scrapeGuests(runner.runningGuests(), this.nodeName);
   }
 
   async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {

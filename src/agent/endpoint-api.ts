@@ -37,7 +37,12 @@ export type AgentOperation =
   /** A step of a live migration (POST, JSON body and answer). */
   | { kind: 'migration' }
   /** The volume of a claim, or a VolumeSnapshot's data, as a qcow2 image for a copy to another node (GET; DELETE releases it). */
-  | { kind: 'export'; of: ExportedResource };
+  | { kind: 'export'; of: ExportedResource }
+  /** The node's Prometheus metrics, at `/metrics` (no namespace or name). */
+  | { kind: 'metrics' };
+
+/** The path of the agent's Prometheus metrics. */
+export const agentMetricsPath = '/metrics';
 
 /** What an export reads: a claim's volume, or a VolumeSnapshot's data. */
 export type ExportedResource = 'persistentvolumeclaims' | 'volumesnapshots';
@@ -94,6 +99,8 @@ function segmentOf(operation: AgentOperation): string {
       return operation.async ? 'upload-async' : 'upload';
     case 'export':
       return 'export';
+    case 'metrics':
+      return 'metrics';
     case 'migration':
       return 'migration';
   }
@@ -101,6 +108,7 @@ function segmentOf(operation: AgentOperation): string {
 
 /** The path of `operation` on VMI `namespace/name` (on PVC `namespace/name` for an upload). */
 export function agentRequestPath(namespace: string, name: string, operation: AgentOperation): string {
+  if (operation.kind === 'metrics') return agentMetricsPath;
   const resource = operation.kind === 'export' ? operation.of : operation.kind === 'upload' ? 'persistentvolumeclaims' : 'virtualmachineinstances';
   const query = operation.kind === 'action' && operation.unfreezeTimeoutSeconds !== undefined ? `?unfreezeTimeoutSeconds=${operation.unfreezeTimeoutSeconds}` : '';
   return `/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}/${segmentOf(operation)}${query}`;
@@ -125,6 +133,7 @@ export function parseUnfreezeTimeout(search: URLSearchParams): number | undefine
 
 /** Parses a request path (without its query); undefined when it is not one the endpoint serves. */
 export function parseAgentRequest(pathname: string): AgentRequest | undefined {
+  if (pathname === agentMetricsPath) return { namespace: '', name: '', operation: { kind: 'metrics' } };
   const parts = pathname.split('/');
   const [empty, version, namespaces, namespace, resource, name, segment, ...rest] = parts;
   if (empty !== '' || version !== 'v1' || namespaces !== 'namespaces') return undefined;

@@ -25,6 +25,7 @@ import type { Logger } from '../log/logger.js';
 import type { ExportSource, VolumeExports } from '../storage/snapshots/export.js';
 import { agentRequestMethod, parseAgentRequest, parseUnfreezeTimeout } from './endpoint-api.js';
 import { sendExport } from './endpoint-export.js';
+import { textFormat } from './metrics/index.js';
 import type { AgentRequest } from './endpoint-api.js';
 import type { AgentHandle } from './handle.js';
 import { listenOn } from '../net/listen.js';
@@ -85,12 +86,12 @@ function sendJson(res: ServerResponse, value: unknown): void {
   res.end(body);
 }
 
-function sendText(res: ServerResponse, text: string): void {
-  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+function sendText(res: ServerResponse, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,freeze,unfreeze,consolelog,console,vnc,portforward/PORT} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async,export} and /v1/namespaces/NS/volumesnapshots/NAME/export';
+const served = 'the agent endpoint serves /v1/namespaces/NS/virtualmachineinstances/NAME/{pause,unpause,softreboot,reset,freeze,unfreeze,consolelog,console,vnc,portforward/PORT} and /v1/namespaces/NS/persistentvolumeclaims/NAME/{upload,upload-async,export} and /v1/namespaces/NS/volumesnapshots/NAME/export, and /metrics';
 
 /** The agent's HTTPS server; see the module comment. */
 export class AgentEndpoint {
@@ -149,6 +150,7 @@ export class AgentEndpoint {
       const method = agentRequestMethod(operation);
       if (req.method !== method) throw new ApiError('MethodNotAllowed', `${req.method ?? ''} is not allowed on ${pathOf(req)}: use ${method}`);
       if (operation.kind === 'log') { sendText(res, await this.agent().serialLog(namespace, name)); return; }
+      if (operation.kind === 'metrics') { sendText(res, await this.agent().metrics(), textFormat); return; }
       if (operation.kind === 'migration') {
         const command = await readMigrationCommand(req);
         sendJson(res, await this.agent().migration(namespace, name, command));

@@ -64,6 +64,8 @@ export interface AgentHandle {
    * ApiError saying why a step cannot be done.
    */
   migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer>;
+  /** KubeVirt's per-VMI families of the node's running guests, in Prometheus' text format (`GET /metrics` on the agent's endpoint). */
+  metrics(): Promise<string>;
 }
 
 /** Where the API server finds the agent of a node. */

@@ -136,6 +136,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
     ...(options.claimFiles === undefined ? {} : { claimFiles: options.claimFiles }),
   }));
+  const volumesMs = Date.now() - started;
   const paths: VmiPaths = {
     dir: layout.dir,
     qmpSocket: layout.qmpSocket,
@@ -200,7 +201,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     await writeRecord(layout, withPid);
     // QEMU waits at its first instruction (-S) until `cont`, so the guest runs in its cgroup from the start.
     await options.cgroups.attach(uid, spawned.pid);
-    options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel });
+    options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel, volumesMs, ms: Date.now() - started });
     machine = await Machine.connect({ key: `${record.namespace}/${record.name}`, layout, record: withPid, logger: options.logger, onChange: options.onChange }, spawned.exited, options.signal);
     const startPaused = stringAt(vmi, 'spec', 'startStrategy') === 'Paused';
     if (machine.runState === 'prelaunch' && !startPaused && options.incoming !== true) {

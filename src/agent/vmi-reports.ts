@@ -147,10 +147,13 @@ export function endedUpdate(exit: MachineExit): StatusUpdate {
   return { phase: exit.phase, set: [{ type: 'Ready', status: 'False', reason, message: exit.message }], remove: ['Paused', 'AgentConnected'], ...(exit.reason === undefined ? {} : { fields: { reason: exit.reason } }) };
 }
 
-/** The Event for a guest that ended (KubeVirt's `Stopped`). */
-export function endedEvent(exit: MachineExit): AgentEvent {
+/**
+ * The Event for a guest that ended (KubeVirt's `Stopped`). One the agent
+ * killed itself because its VMI is being deleted stopped as asked: no crash.
+ */
+export function endedEvent(exit: MachineExit, options: { killedForDeletion?: boolean } = {}): AgentEvent {
   if (exit.reason !== undefined) return { type: 'Warning', reason: exit.reason, message: exit.message };
-  return exit.phase === 'Succeeded'
+  return exit.phase === 'Succeeded' || options.killedForDeletion === true
     ? { type: 'Normal', reason: 'Stopped', message: 'The VirtualMachineInstance was shut down.' }
     : { type: 'Warning', reason: 'Stopped', message: `The VirtualMachineInstance crashed: ${exit.message}` };
 }

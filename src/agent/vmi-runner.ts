@@ -18,6 +18,7 @@ import type { FencedGuest } from './node-fence.js';
 import type { EventRecorder } from '../controllers/events/index.js';
 import type { ReconcileResult } from '../controllers/queue.js';
 import type { Logger } from '../log/logger.js';
+import { objectFields } from '../log/logger.js';
 import type { Cgroups } from './cgroups.js';
 import type { GuestAction, GuestActionParameters } from './handle.js';
 import type { ImageStore } from './images/index.js';
@@ -94,6 +95,8 @@ export class VmiRunner {
   private readonly arrivals = new Map<string, Machine>();
   /** Uids of the guests self-fencing killed: their VMIs end as fenced. */
   private readonly fenced = new Set<string>();
+  /** Guests this runner killed because their VMI is being deleted: KubeVirt's `Deleted`, said once, and their end is no crash. */
+  private readonly killedForDeletion = new Set<string>();
 
   constructor(private readonly options: VmiRunnerOptions) {}
 
@@ -248,6 +251,20 @@ export class VmiRunner {
     return this.options.podNetwork.depart(uid, signal);
   }
 
+  /** Every guest running here with its VMI, for the metrics; the targets of incoming migrations are not the node's yet. */
+  runningGuests(): { vmi: KObject; machine: Machine; cgroupDirs: string[]; sandbox: SandboxState | undefined }[] {
+    const guests: { vmi: KObject; machine: Machine; cgroupDirs: string[]; sandbox: SandboxState | undefined }[] = [];
+    const sandboxes = this.options.podNetwork.sandboxStates();
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.kind !== 'machine' || runtime.machine.exit !== undefined) continue;
+      const { machine } = runtime;
+      const vmi = this.fresh(machine.key);
+      if (vmi === undefined || vmi.metadata.uid !== machine.record.uid) continue;
+      guests.push({ vmi, machine, cgroupDirs: this.options.cgroups.paths(machine.record.uid), sandbox: sandboxes.get(machine.record.uid) });
+    }
+    return guests;
+  }
+
   /** The running machine of VMI `namespace/name`, if this node runs it. */
   liveMachine(namespace: string, name: string): Machine | undefined {
     const uid = this.fresh(`${namespace}/${name}`)?.metadata.uid;
@@ -297,14 +314,14 @@ export class VmiRunner {
           await machine.kill();
           await this.options.cgroups.remove(machine.record.uid);
         } catch (err) {
-          this.options.logger.error('cannot stop a guest', { err, pid: machine.pid, uid: machine.record.uid });
+          this.machineLogger(machine).error('cannot stop a guest', { err, pid: machine.pid });
         }
       }
       machine.detach();
     }
     this.runtimes.clear();
     for (const machine of this.arrivals.values()) {
-      if (options.stopGuests) await machine.kill().catch((err: unknown) => { this.options.logger.error('cannot stop a migrated guest', { err, pid: machine.pid }); });
+      if (options.stopGuests) await machine.kill().catch((err: unknown) => { this.machineLogger(machine).error('cannot stop a migrated guest', { err, pid: machine.pid }); });
       machine.detach();
     }
     this.arrivals.clear();
@@ -372,6 +389,7 @@ export class VmiRunner {
     }
     this.runtimes.set(uid, { kind: 'machine', machine });
     this.retries.delete(uid);
+    this.event(current, { type: 'Normal', reason: 'Created', message: 'VirtualMachineInstance defined.' });
     if (this.options.mayStartGuests?.() === false) {
       // Fenced while QEMU was starting: it must not run on.
       logger.warn('killing a guest that started while the node fenced itself');
@@ -443,7 +461,7 @@ export class VmiRunner {
       nodeName: this.options.nodeName,
       disksDir: machine.layout.disksDir,
       masterKey: () => ensureMasterKey(masterKeyPath(machine.layout.dir)),
-      logger: this.options.logger.child({ key: machine.key, uid: machine.record.uid }),
+      logger: this.machineLogger(machine),
       report: (vmi, volumeStatus) => this.writeStatus(vmi, { fields: { volumeStatus } }),
       event: (vmi, type, reason, message) => { this.event(vmi, { type, reason, message }); },
       signal,
@@ -455,16 +473,20 @@ export class VmiRunner {
     if (graceMs > 0 && machine.powerdownRequestedAt === undefined) {
       try {
         await machine.requestPowerdown();
-        this.options.logger.info('asked the guest to power off', { key: machine.key, uid: machine.record.uid, graceSeconds });
+        this.machineLogger(machine).info('asked the guest to power off', { graceSeconds });
         this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'ShuttingDown', message: 'Signaled Graceful Shutdown' });
         return { requeueAfter: graceMs };
       } catch (err) {
-        this.options.logger.warn('ACPI power-off failed; killing QEMU', { key: machine.key, err });
+        this.machineLogger(machine).warn('ACPI power-off failed; killing QEMU', { err });
       }
     }
     const elapsed = machine.powerdownRequestedAt === undefined ? graceMs : Date.now() - machine.powerdownRequestedAt;
     if (elapsed < graceMs) return { requeueAfter: graceMs - elapsed };
-    this.options.logger.info('killing QEMU', { key: machine.key, uid: machine.record.uid, pid: machine.pid });
+    this.machineLogger(machine).info('killing QEMU', { pid: machine.pid });
+    if (!this.killedForDeletion.has(machine.record.uid)) {
+      this.killedForDeletion.add(machine.record.uid);
+      this.event(this.options.lookup(machine.key), { type: 'Normal', reason: 'Deleted', message: 'Signaled Deletion' });
+    }
     // The exit is reported through the machine's onChange, which queues the cleanup.
     await machine.kill(signal);
     return undefined;
@@ -478,7 +500,7 @@ export class VmiRunner {
     if (current !== undefined && exit !== undefined && !isFinal(current)) {
       current = await this.writeStatus(current, endedUpdate(exit));
       this.objectLogger(current).info('VMI ended', { phase: exit.phase, message: exit.message });
-      this.event(current, endedEvent(exit));
+      this.event(current, endedEvent(exit, { killedForDeletion: this.killedForDeletion.has(uid) }));
     } else if (current !== undefined && exit === fencedExit) {
       // The server failed it first (NodeUnresponsive): the fencing is still worth saying.
       this.event(current, endedEvent(exit));
@@ -493,6 +515,7 @@ export class VmiRunner {
     this.runtimes.delete(uid);
     this.retries.delete(uid);
     this.fenced.delete(uid);
+    this.killedForDeletion.delete(uid);
     if (current === undefined) return undefined;
     if (isMarkedForDeletion(current) || isFinal(current)) {
       if (hasAgentFinalizer(current) && !logKept) {
@@ -549,7 +572,13 @@ export class VmiRunner {
   }
 
   private objectLogger(vmi: KObject): Logger {
-    return this.options.logger.child({ namespace: vmi.metadata.namespace, name: vmi.metadata.name, uid: vmi.metadata.uid });
+    return this.options.logger.child(objectFields(vmi));
+  }
+
+  /** A logger naming the VMI a machine runs, from its record (the VMI itself may be gone). */
+  private machineLogger(machine: Machine): Logger {
+    const { namespace, name, uid } = machine.record;
+    return this.options.logger.child({ kind: 'VirtualMachineInstance', namespace, name, uid });
   }
 }
 

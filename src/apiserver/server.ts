@@ -33,6 +33,7 @@ import { createTokenReview, isTokenReview, tokenReviewDef } from './token-review
 import { version } from './version.js';
 import { exportRouteOf, serveVolumeExport } from './volume-export.js';
 import { listenOn } from '../net/listen.js';
+import { textFormat } from '../agent/metrics/index.js';
 import { Credentials } from './credentials.js';
 import type { Identity } from './credentials.js';
 import { isJoinPath, serveJoin } from './join.js';
@@ -89,6 +90,12 @@ export const nodeMetricsDeadlineMs = 5_000;
 
 /** Prometheus' text exposition format, as `/metrics` is served. */
 export const prometheusTextType = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** The node of `/api/v1/nodes/{node}/proxy/metrics`, the only node proxy path served. */
+function nodeMetricsProxyOf(path: string): string | undefined {
+  const match = /^\/api\/v1\/nodes\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/proxy\/metrics$/.exec(path);
+  return match?.[1];
+}
 
 /** How often join tokens past their expiration are deleted. */
 const tokenSweepMs = 60_000;
@@ -235,6 +242,8 @@ export class ApiServer {
       throw new ApiError('Forbidden', `node ${identity.nodeName} may not ${method} ${path}: guest actions, consoles and upload tokens are for users`);
     }
     if (info.isResource && this.subresources.serves(info)) { await this.subresources.handle(info, req, res); return; }
+    const proxiedNode = nodeMetricsProxyOf(path);
+    if (proxiedNode !== undefined) { await this.serveNodeMetrics(proxiedNode, identity, info, req, res); return; }
     // Exports of this server's own node's volumes, for copies to other nodes (their agents present the cluster token, or their node credential for a claim of their node).
     if (exportRouteOf(path) !== undefined) {
       await this.credentials.authorizeExport(identity, url.searchParams.get('target') ?? '');
@@ -289,6 +298,25 @@ export class ApiServer {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Kubernetes' node proxy for a node's metrics (`kubectl get --raw
+   * /api/v1/nodes/NODE/proxy/metrics`, as a kubelet's are read): the node
+   * agent's text, from this process's agent or over its endpoint.
+   */
+  private async serveNodeMetrics(node: string, identity: Identity, info: ReturnType<typeof parseRequestPath>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (method !== 'GET') throw new ApiError('MethodNotAllowed', `${method} is not allowed on ${req.url ?? ''}: the node proxy serves only GET of the node's metrics`);
+    if (info.isResource) await this.credentials.authorize(identity, { method, info });
+    // An unknown node is a 404, as kube-apiserver answers.
+    const nodes = this.options.registry.lookup('', 'v1', 'nodes');
+    if (nodes !== undefined) await this.objects.get(nodes, undefined, node);
+    const handle = this.options.agents?.forNode(node);
+    if (handle === undefined) throw new ApiError('ServiceUnavailable', `this server cannot reach node agents: it was started without them, so it cannot read the metrics of node ${node}`);
+    const text = await handle.metrics();
+    res.writeHead(200, { 'Content-Type': textFormat, 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
   }
 
   private serveNonResource(parts: string[], path: string, req: IncomingMessage, res: ServerResponse): void {

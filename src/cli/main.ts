@@ -36,6 +36,7 @@ const usage = `Usage: vireo <command> [flags]
 
 Commands:
   up                     Run Vireo on this machine with its data in ~/.vireo (the quick start).
+                         Takes the server's flags below (e.g. --log-level debug).
   server                 Run the Vireo server.
       --data-dir DIR     Where state, certificates and the kubeconfig live (required).
       --store URL        Where the cluster's state lives: sqlite (default, in --data-dir) or
@@ -50,7 +51,8 @@ Commands:
       --cluster-cidr CIDRS
                          The pod network: one IPv4 and optionally one IPv6 range, comma-separated;
                          each Node gets a /24 and a /64 of it (default 10.244.0.0/16,fd10:244::/56).
-      --log-level LEVEL  debug, info, warn or error (default info).
+      --log-level LEVEL  debug, info, warn or error (default info): the least severe JSON log
+                         record written to stderr.
       --service-cluster-ip-range CIDR[,CIDR]  Where Services' cluster IPs come from (default 10.96.0.0/12).
       --service-node-port-range FIRST-LAST    Where NodePorts come from (default 30000-32767).
       --cluster-dns-listen HOST:PORT          The cluster DNS (UDP and TCP; default 127.0.0.1:10053, "off" for none).

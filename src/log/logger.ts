@@ -25,6 +25,17 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
+/** What {@link objectFields} reads of an object: any Kubernetes object fits. */
+export interface LoggedObject {
+  kind?: string;
+  metadata: { namespace?: string | undefined; name?: string | undefined; uid?: string | undefined };
+}
+
+/** The fields every record about `obj` carries: its kind, namespace, name and uid. */
+export function objectFields(obj: LoggedObject): { kind: string | undefined; namespace: string | undefined; name: string | undefined; uid: string | undefined } {
+  return { kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name, uid: obj.metadata.uid };
+}
+
 export function isLogLevel(value: string): value is LogLevel {
   return value in levelRank;
 }

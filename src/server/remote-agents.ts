@@ -69,6 +69,10 @@ export class RemoteAgentHandle implements AgentHandle {
     return this.call(namespace, name, { kind: 'log' });
   }
 
+  async metrics(): Promise<string> {
+    return this.call('', '', { kind: 'metrics' });
+  }
+
   async openStream(namespace: string, name: string, kind: 'console' | 'vnc'): Promise<Duplex> {
     return this.dial(agentRequestPath(namespace, name, { kind: 'stream', stream: kind }));
   }
@@ -242,6 +246,10 @@ class LazyRemoteHandle implements AgentHandle {
 
   async serialLog(namespace: string, name: string): Promise<string> {
     return (await this.resolve()).serialLog(namespace, name);
+  }
+
+  async metrics(): Promise<string> {
+    return (await this.resolve()).metrics();
   }
 
   async upload(namespace: string, pvc: string, body: Readable, options: UploadOptions): Promise<UploadResult> {

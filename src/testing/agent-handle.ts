@@ -151,6 +151,10 @@ export class EchoAgent implements AgentHandle {
     return settle(() => this.guest(namespace, name).log);
   }
 
+  metrics(): Promise<string> {
+    return Promise.reject(new ApiError('ServiceUnavailable', `the echo agent of ${this.nodeName} runs no QEMU: it has no metrics`));
+  }
+
   /** Keeps the uploaded bytes in memory (test images are small). */
   migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {
     return Promise.reject(new ApiError('Conflict', `the echo agent runs no guests: it cannot do migration step ${command.step} of ${namespace}/${name}`));

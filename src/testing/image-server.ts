@@ -2,7 +2,8 @@
  * A static file server on 127.0.0.1 for import tests and the import
  * benchmark: serves files with `ETag`/`Last-Modified` and byte ranges,
  * optionally over HTTPS, and can require basic auth or a header, cut a
- * response half-way once, or answer an error status. It counts the bytes
+ * response half-way once, or hold it half-way until told to break it, or
+ * answer an error status. It counts the bytes
  * and the requests it served, per path.
  */
 import { createReadStream } from 'node:fs';
@@ -43,6 +44,8 @@ export interface ImageServer {
   /** `http(s)://127.0.0.1:PORT`. */
   url: string;
   serve(path: string, served: ServedFile): void;
+  /** Breaks the responses of `path` held by `holdOnceAfter`: the client sees its download cut. */
+  breakHeld(path: string): void;
   requests(path?: string): SeenRequest[];
   bytesServed(path: string): number;
   stop(): Promise<void>;
@@ -50,7 +53,7 @@ export interface ImageServer {
 
 /** Starts the server; `tls` serves HTTPS with that key and certificate. */
 export async function startImageServer(options: { tls?: { key: string; cert: string } } = {}): Promise<ImageServer> {
-  const files = new Map<string, ServedFile & { cut: boolean; failed: number }>();
+  const files = new Map<string, ServedFile & { cut: boolean; failed: number; held: ServerResponse[] }>();
   const seen: SeenRequest[] = [];
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -118,6 +121,7 @@ export async function startImageServer(options: { tls?: { key: string; cert: str
       stream.on('end', () => {
         // A hold leaves the response open: the client sees a download that has stalled.
         if (cutAt !== undefined) res.destroy();
+        else if (holdAt !== undefined) entry.held.push(res);
       });
       stream.pipe(res, { end: stopAt === undefined });
     }, () => { end(500, 'cannot read the file\n'); });
@@ -128,7 +132,11 @@ export async function startImageServer(options: { tls?: { key: string; cert: str
   return {
     url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     serve(path, served) {
-      files.set(path, { ...served, cut: false, failed: 0 });
+      files.set(path, { ...served, cut: false, failed: 0, held: [] });
+    },
+    breakHeld(path) {
+      const entry = files.get(path);
+      for (const res of entry?.held.splice(0) ?? []) res.destroy();
     },
     requests: (path) => seen.filter((r) => path === undefined || r.path === path),
     bytesServed: (path) => seen.filter((r) => r.path === path).reduce((sum, r) => sum + r.bytes, 0),

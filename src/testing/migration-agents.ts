@@ -55,6 +55,7 @@ export class ScriptedMigrationAgents implements AgentDirectory {
       openStream: () => refuse('open a stream'),
       openPortForward: () => refuse('forward a port'),
       serialLog: () => refuse('keep a serial log'),
+      metrics: () => refuse('serve metrics'),
       upload: () => refuse('take an upload'),
       migration: (namespace, name, command) => Promise.resolve().then(() => this.answer(nodeName, namespace, name, command)),
     };

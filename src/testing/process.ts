@@ -22,6 +22,8 @@ export interface ServerProcess {
   caCert: string;
   /** Everything the process printed (stdout and stderr). */
   output(): string;
+  /** What it printed on stderr alone: its JSON log records. */
+  stderr(): string;
   /** Resolves with the exit code (or signal name) once the process has exited. */
   exited: Promise<number | string>;
 }
@@ -43,6 +45,7 @@ export async function freePort(): Promise<number> {
 interface Spawned {
   child: ChildProcess;
   output: () => string;
+  stderr: () => string;
   exited: Promise<number | string>;
 }
 
@@ -53,6 +56,7 @@ async function spawnUntilReady(args: string[], what: string, timeoutMs: number, 
   const child = spawn(argv[0] ?? process.execPath, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
   let output = '';
   let stdout = '';
+  let stderr = '';
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); }));
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`${what} did not say ready within ${timeoutMs} ms:\n${output}`)); }, timeoutMs);
@@ -65,7 +69,10 @@ async function spawnUntilReady(args: string[], what: string, timeoutMs: number, 
         resolve();
       }
     });
-    child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => {
+      output += c.toString('utf8');
+      stderr += c.toString('utf8');
+    });
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`${what} exited (${String(code)}) before it was ready:\n${output}`));
@@ -78,7 +85,7 @@ async function spawnUntilReady(args: string[], what: string, timeoutMs: number, 
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     throw err;
   }
-  return { child, output: () => output, exited };
+  return { child, output: () => output, stderr: () => stderr, exited };
 }
 
 /**
@@ -109,7 +116,7 @@ function listenOn(host: string, port: number): string {
 /** Starts `vireo server` on `port` (loopback unless `place` says otherwise); `store` is its `--store` (default: SQLite in the data dir). */
 export async function startServerProcess(options: { dataDir: string; port: number; timeoutMs?: number; store?: string; pkiDir?: string; logLevel?: string; nodeName?: string; place?: ProcessPlace; args?: string[] }): Promise<ServerProcess> {
   const address = listenOn(options.place?.host ?? '127.0.0.1', options.port);
-  const { child, output, exited } = await spawnUntilReady(
+  const { child, output, stderr, exited } = await spawnUntilReady(
     [
       'server', '--data-dir', options.dataDir, '--listen', address, '--log-level', options.logLevel ?? 'warn', '--cluster-cidr', processClusterCidr(options.pkiDir ?? options.dataDir),
       ...(options.store === undefined ? [] : ['--store', options.store]),
@@ -131,6 +138,7 @@ export async function startServerProcess(options: { dataDir: string; port: numbe
     token: readFileSync(join(options.pkiDir ?? options.dataDir, 'token'), 'utf8').trim(),
     caCert: readFileSync(join(options.pkiDir ?? options.dataDir, 'ca.crt'), 'utf8'),
     output,
+    stderr,
     exited,
   };
 }

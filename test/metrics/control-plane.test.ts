@@ -100,6 +100,9 @@ const catalogue: Record<string, { type: string; labels: string[] }> = {
   kubevirt_vmi_migrations_in_running_phase: { type: 'gauge', labels: [] },
   kubevirt_vmi_migration_succeeded: { type: 'gauge', labels: ['vmi', 'vmim', 'namespace'] },
   kubevirt_vmi_migration_failed: { type: 'gauge', labels: ['vmi', 'vmim', 'namespace'] },
+  kubevirt_vmi_phase_transition_time_seconds: { type: 'histogram', labels: ['phase', 'last_phase'] },
+  kubevirt_vmi_phase_transition_time_from_creation_seconds: { type: 'histogram', labels: ['phase'] },
+  kubevirt_vmi_phase_transition_time_from_deletion_seconds: { type: 'histogram', labels: ['phase'] },
   // Vireo's addition (issue 7), in KubeVirt's style.
   kubevirt_vmi_migration_downtime_seconds: { type: 'gauge', labels: ['namespace', 'vmi', 'vmim'] },
   kubevirt_virt_controller_leading_status: { type: 'gauge', labels: [] },
@@ -261,7 +264,7 @@ test('an agent endpoint takes the metrics token for /metrics only, asking the se
     });
   };
   const withMetricsToken = await get('/metrics', metricsToken);
-  assert.ok(![401, 403].includes(withMetricsToken), `the metrics token passes the endpoint's check (got ${withMetricsToken}; the /metrics route itself answers after it)`);
+  assert.equal(withMetricsToken, 503, 'the metrics token passes the endpoint\'s check; the /metrics route then answers that no agent is served yet');
   assert.equal(await get('/v1/namespaces/default/virtualmachineinstances/watched/consolelog', metricsToken), 401, 'and nothing else');
   assert.equal(await get('/metrics', 'not-a-token'), 401);
   assert.equal(await get('/metrics', server.componentToken), 403, 'a token the server knows but that is no metrics reader');
@@ -305,8 +308,8 @@ test('vireo metrics scrape-config passes promtool check config and drives a real
   assert.equal(serverTarget?.health, 'up', serverTarget?.lastError);
   const agentTarget = targets.find((a) => a.labels.job === 'vireo-agent');
   assert.equal(agentTarget?.labels.node, 'metrics-node');
-  // TLS (the pinned certificate, its node name) and the token pass; until the agent's /metrics route is there, the endpoint answers 404 after them.
-  assert.ok(agentTarget?.health === 'up' || /HTTP status 404/.test(agentTarget?.lastError ?? ''), `agent target: ${agentTarget?.health ?? '?'} ${agentTarget?.lastError ?? ''}`);
+  // TLS (the pinned certificate, its node name) and the token pass: the endpoint serves no agent in this test, so its /metrics route answers 503 (still starting) after them, not 401/403 or a TLS error.
+  assert.match(agentTarget?.lastError ?? '', /HTTP status 503/, `agent target: ${agentTarget?.health ?? '?'} ${agentTarget?.lastError ?? ''}`);
   const result = await eventually(async () => {
     const answer = await api(`/api/v1/query?query=${encodeURIComponent('sum(apiserver_request_total{job="vireo-server"})')}`) as { data?: { result?: { value: [number, string] }[] } } | undefined;
     const value = Number(answer?.data?.result?.[0]?.value[1] ?? 'NaN');
@@ -362,7 +365,8 @@ test('a succeeded migration is in kubevirt_vmi_migration_succeeded, its start an
     apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'mover', namespace: 'default' },
     spec: { domain: { devices: { autoattachPodInterface: false, disks: [{ name: 'root', disk: { bus: 'virtio' } }], interfaces: [] }, memory: { guest: '128Mi' } }, networks: [], volumes: [{ name: 'root', containerDisk: { image: 'localhost/vireo/tiny:latest' } }] },
   });
-  await components.patch(resources.virtualMachineInstances, 'default', 'mover', 'merge', { metadata: { labels: { 'kubevirt.io/nodeName': 'node-a' } }, status: { phase: 'Running', nodeName: 'node-a' } });
+  await eventually(() => metrics.phaseSeen('default/mover'), { what: 'the metrics informer saw the new VMI' });
+  await components.patch(resources.virtualMachineInstances, 'default', 'mover', 'merge', { metadata: { labels: { 'kubevirt.io/nodeName': 'node-a' } }, status: { phase: 'Running', nodeName: 'node-a', phaseTransitionTimestamps: [{ phase: 'Running', phaseTransitionTimestamp: new Date().toISOString() }] } });
   const migration = await components.create(resources.virtualMachineInstanceMigrations, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'mover-move', namespace: 'default' }, spec: { vmiName: 'mover' } });
   const phase = async (): Promise<string | undefined> => stringAt(await components.tryGet(resources.virtualMachineInstanceMigrations, 'default', 'mover-move'), 'status', 'phase');
   await eventually(async () => (await phase()) === 'Running', { what: 'the migration runs', timeoutMs: 20_000 });
@@ -382,6 +386,8 @@ test('a succeeded migration is in kubevirt_vmi_migration_succeeded, its start an
   const start = done.get('kubevirt_vmi_migration_start_time_seconds')?.samples[0]?.value ?? Number.NaN;
   assert.ok(start <= (end?.value ?? 0) && Math.abs(start - Date.now() / 1000) < 120, `start ${start} end ${end?.value ?? '?'}`);
   assert.equal(done.get('kubevirt_vmi_migrations_in_running_phase')?.samples[0]?.value, 0);
+  const transition = done.get('kubevirt_vmi_phase_transition_time_from_creation_seconds')?.samples.find((s) => s.name.endsWith('_count') && s.labels.phase === 'Running');
+  assert.equal(transition?.value, 1, 'the VMI\'s move to Running is in the phase transition histogram');
 });
 
 function freePort(): Promise<number> {

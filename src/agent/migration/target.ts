@@ -111,10 +111,15 @@ export class MigrationTargets {
   async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal, options: { allowPostCopy?: boolean; tls?: MigrationTls } = {}): Promise<MigrationTarget> {
     const known = this.incoming.get(migrationUid);
     if (known !== undefined) return known.target;
+    // When each step ended (ms after the request), logged with the target: where a slow preparation spends its time.
+    const started = Date.now();
+    const steps: Record<string, number> = {};
     const copies = await makeClaimCopies(vmi, this.claims, signal);
     let machine: Machine;
     try {
+      steps.claimCopiesMs = Date.now() - started;
       machine = await this.host.launchIncoming(vmi, signal, copies.files);
+      steps.qemuMs = Date.now() - started;
     } catch (err) {
       await removeClaimCopies(copies.volumes, this.claims);
       throw err;
@@ -124,6 +129,7 @@ export class MigrationTargets {
       const exports = await writableNodes(machine);
       // With TLS, the NBD server and the migration listener take only a source whose client certificate the cluster CA signed.
       const tlsCreds = options.tls === undefined ? undefined : await loadCredentials(machine, migrationUid, 'server', options.tls);
+      steps.credentialsMs = Date.now() - started;
       const listening = await listenForGuest(machine, address, this.host.sandboxed(machine.record.uid), relays, tlsCreds);
       const { nbdPort } = listening;
       for (const node of exports) {
@@ -138,7 +144,8 @@ export class MigrationTargets {
       await machine.execute('migrate-incoming', { uri: migration.uri });
       const target: MigrationTarget = { address, migrationPort: migration.port, nbdPort, exports, ...(copies.volumes.length === 0 ? {} : { volumes: copies.volumes }) };
       this.incoming.set(migrationUid, { machine, target, resumed: false, relays });
-      this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, tls: tlsCreds !== undefined, ...target });
+      steps.readyMs = Date.now() - started;
+      this.logger.info('migration target ready', { migrationUid, uid: machine.record.uid, pid: machine.pid, tls: tlsCreds !== undefined, ...target, ...steps });
       return target;
     } catch (err) {
       await closeRelays(relays);

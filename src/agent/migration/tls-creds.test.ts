@@ -18,7 +18,9 @@ test('credentials are written in QEMU\'s x509 layout under the VMI directory, th
     assert.equal(dir, join(vmiDir, 'migration-tls-mig-1'));
     assert.equal(credentialsId('mig-1'), 'migration-tls-mig-1');
     await writeCredentials(dir, 'server', tls);
-    assert.deepEqual(readdirSync(dir).sort(), ['ca-cert.pem', 'server-cert.pem', 'server-key.pem']);
+    // The serving side also gets standard Diffie-Hellman parameters, so QEMU does not generate its own.
+    assert.deepEqual(readdirSync(dir).sort(), ['ca-cert.pem', 'dh-params.pem', 'server-cert.pem', 'server-key.pem']);
+    assert.match(readFileSync(join(dir, 'dh-params.pem'), 'utf8'), /^-----BEGIN DH PARAMETERS-----\n/);
     assert.equal(statSync(join(dir, 'server-key.pem')).mode & 0o777, 0o600);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     assert.equal(readFileSync(join(dir, 'server-cert.pem'), 'utf8'), tls.cert);

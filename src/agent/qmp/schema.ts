@@ -96,6 +96,12 @@ const blockJobInfo = object(
   { error: string },
 );
 
+/** `query-blockstats`: one device's I/O counters (times in ns); `qdev` names the guest device (`ua-<disk>`). */
+const blockStats = object(
+  { stats: object({ rd_bytes: integer, wr_bytes: integer, rd_operations: integer, wr_operations: integer, flush_operations: integer, rd_total_time_ns: integer, wr_total_time_ns: integer, flush_total_time_ns: integer }) },
+  { device: string, qdev: string, 'node-name': string },
+);
+
 /** What each command returns, as a decoder. */
 const returns = {
   qmp_capabilities: empty,
@@ -107,6 +113,7 @@ const returns = {
   'query-cpus-fast': array(cpuInfoFast),
   'query-block': array(blockInfo),
   'query-balloon': object({ actual: integer }),
+  'query-blockstats': array(blockStats),
   stop: empty,
   cont: empty,
   system_powerdown: empty,

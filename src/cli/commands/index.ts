@@ -6,6 +6,7 @@ import { runLogs } from './logs.js';
 import { runMigrate, runMigrateCancel } from './migrate.js';
 import { runPortForward } from './port-forward.js';
 import { runSsh } from './ssh.js';
+import { runTop, topUsage } from './top.js';
 import { runVnc } from './vnc.js';
 import { runAddVolume, runRemoveVolume } from './volumes.js';
 
@@ -51,6 +52,7 @@ the kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.vireo/kubeconfig):
                          VirtualMachineInstanceMigration; follow it with kubectl get vmim).
   migrate-cancel NAME    Cancel the migration of NAME before it switches over (deletes it);
                          the guest runs on where it was.
+${topUsage}
 ${exposeUsage}`;
 
 const commands = {
@@ -64,6 +66,7 @@ const commands = {
   console: runConsole,
   vnc: runVnc,
   logs: runLogs,
+  top: runTop,
   'port-forward': runPortForward,
   ssh: runSsh,
   addvolume: runAddVolume,

@@ -16,6 +16,8 @@ import type { Logger } from '../../log/logger.js';
 import { clusterKubeVirtOf } from '../../api/kinds/eviction.js';
 import { objectFamilies, objectSamples } from './object-families.js';
 import type { InstancetypeKind, ObjectFamily, Sample } from './object-families.js';
+import { PhaseTransitionMetrics } from './phase-transitions.js';
+import { stringAt } from '../../api/kinds/read.js';
 
 /** Samples are computed once for all families of one scrape; a scrape takes far less than this. */
 const sampleReuseMs = 500;
@@ -28,6 +30,9 @@ export class VirtControllerMetrics {
   private readonly instancetypes: Record<InstancetypeKind, Informer>;
   private readonly gauges: Gauge[] = [];
   private computed: { at: number; samples: Record<ObjectFamily, Sample[]> } | undefined;
+  private transitions: PhaseTransitionMetrics | undefined;
+  /** Each VMI's phase as last seen, for the transition histograms. */
+  private readonly phases = new Map<string, string>();
 
   constructor(client: Client, private readonly registry: Registry, logger: Logger) {
     this.vms = new Informer(client, resources.virtualMachines, logger);
@@ -43,6 +48,14 @@ export class VirtControllerMetrics {
   }
 
   async start(): Promise<void> {
+    const transitions = new PhaseTransitionMetrics(this.registry);
+    this.transitions = transitions;
+    this.vmis.onChange((key) => {
+      const vmi = this.vmis.get(key);
+      if (vmi === undefined) { this.phases.delete(key); return; }
+      transitions.observe(this.phases.get(key), vmi);
+      this.phases.set(key, stringAt(vmi, 'status', 'phase') ?? '');
+    });
     await Promise.all(this.informers().map((i) => i.start()));
     for (const [family, def] of Object.entries(objectFamilies) as [ObjectFamily, typeof objectFamilies[ObjectFamily]][]) {
       const samples = (): Sample[] => this.samples()[family];
@@ -61,7 +74,13 @@ export class VirtControllerMetrics {
 
   async stop(): Promise<void> {
     for (const gauge of this.gauges.splice(0)) this.registry.removeSingleMetric((gauge as unknown as { name: string }).name);
+    this.transitions?.remove();
     await Promise.all(this.informers().map((i) => i.stop()));
+  }
+
+  /** Whether the VMI `namespace/name` has been seen (its next phase change is a transition). */
+  phaseSeen(key: string): boolean {
+    return this.phases.has(key);
   }
 
   private samples(): Record<ObjectFamily, Sample[]> {

@@ -15,7 +15,7 @@
 import type { KObject } from '../../api/object.js';
 import { ApiError } from '../../api/errors.js';
 import { recordAt, stringAt } from '../../api/kinds/read.js';
-import type { AgentDirectory, AgentHandle, MigrationAnswer, MigrationCommand, MigrationTarget } from '../../agent/index.js';
+import type { AgentDirectory, AgentHandle, MigrationAnswer, MigrationCommand, MigrationTarget, MigrationTls } from '../../agent/index.js';
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
@@ -66,6 +66,8 @@ export class MigrationController {
   private readonly volumes: Informer;
   private readonly snapshots: Informer;
   private readonly kubevirts: Informer;
+  /** The source's TLS credentials, issued with the target's, until startSource takes them (undefined: TLS is off). */
+  private readonly sourceCredentials = new Map<string, MigrationTls | undefined>();
   private readonly loop: ControllerLoop;
   /** Migrations this controller let past Pending (uid → source node), until the cache shows them so: the slots they hold. */
   private readonly starting = new Map<string, string>();
@@ -132,10 +134,15 @@ export class MigrationController {
     }
     const cached = this.migrations.get(rest);
     if (cached === undefined) return {};
-    const written = this.written.get(cached.metadata.uid ?? '');
-    const migration = written !== undefined && revision(written) > revision(cached) ? written : cached;
+    const migration = this.newest(cached);
     if (migration === cached) this.written.delete(cached.metadata.uid ?? '');
     return this.syncMigration(migration);
+  }
+
+  /** `migration`, or what this controller wrote of it since, if that is newer. */
+  private newest(migration: KObject): KObject {
+    const written = this.written.get(migration.metadata.uid ?? '');
+    return written !== undefined && revision(written) > revision(migration) ? written : migration;
   }
 
   /** The migrations past Pending and not ended (with those this controller just started), each with the node its guest leaves. */
@@ -220,9 +227,9 @@ export class MigrationController {
           await this.setPhase(migration, 'Pending');
           return {};
         case 'Pending':
-          return await this.pending(migration, vmi);
+          return await this.pending(migration, vmi, log);
         case 'Scheduling':
-          return await this.schedule(migration, this.requireVmi(vmi));
+          return await this.schedule(migration, this.requireVmi(vmi), log);
         case 'Scheduled':
         case 'PreparingTarget':
           return await this.prepareTarget(migration, this.requireVmi(vmi), log);
@@ -237,13 +244,16 @@ export class MigrationController {
       if (err instanceof ApiError && err.reason === 'Conflict' && err.message.includes('the object has been modified')) throw err;
       const message = err instanceof Error ? err.message : String(err);
       log.warn('migration failed', { phase, message });
-      await this.fail(migration, vmi, message);
+      // The pass may have moved on through several phases: fail what was last written, with the VMI as it is now.
+      const latest = this.newest(migration);
+      const current = vmi === undefined ? undefined : await this.client.tryGet(resources.virtualMachineInstances, vmi.metadata.namespace, vmi.metadata.name ?? '').catch(() => vmi);
+      await this.fail(latest, current, message);
       return {};
     }
   }
 
   /** The checks before anything is made: the VMI exists and runs (else the migration waits), can migrate, and has no other migration in flight. */
-  private async pending(migration: KObject, vmi: KObject | undefined): Promise<ReconcileResult> {
+  private async pending(migration: KObject, vmi: KObject | undefined, log: Logger): Promise<ReconcileResult> {
     const name = stringAt(migration, 'spec', 'vmiName') ?? '';
     if (vmi === undefined) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it does not exist in namespace ${migration.metadata.namespace ?? ''}`);
     if (isFinal(vmi)) return this.fail(migration, vmi, `Cannot migrate VMI "${name}": it has finished (phase ${vmiPhase(vmi)}); start it again to migrate it`);
@@ -259,17 +269,19 @@ export class MigrationController {
       // As KubeVirt, looked at again after a while, besides whenever a migration ends.
       return { requeueAfter: 5_000 };
     }
+    let scheduling: KObject;
     try {
-      await this.setPhase(migration, 'Scheduling');
+      scheduling = await this.setPhase(migration, 'Scheduling');
     } catch (err) {
       this.starting.delete(migration.metadata.uid ?? '');
       throw err;
     }
-    return {};
+    // The next phases follow in this pass, each written before the next begins (the cache may lag; `written` keeps them).
+    return this.schedule(scheduling, vmi, log);
   }
 
   /** A target by the scheduler's filters, the source left out; the VMI's migrationState begins. */
-  private async schedule(migration: KObject, vmi: KObject): Promise<ReconcileResult> {
+  private async schedule(migration: KObject, vmi: KObject, log: Logger): Promise<ReconcileResult> {
     const source = nodeNameOf(vmi) ?? '';
     const candidates = this.nodes.list().filter((n) => n.metadata.name !== source);
     const claims = this.claimLookup();
@@ -290,9 +302,9 @@ export class MigrationController {
     // A merge patch keeps what a previous migration wrote (failed, abortStatus…): those fields are cleared.
     const previous = Object.keys(recordAt(vmi, 'status', 'migrationState') ?? {}).filter((field) => !(field in state));
     await this.patchVmi(vmi, { status: { migrationState: { ...Object.fromEntries(previous.map((field) => [field, null])), ...state }, migrationMethod: migrationMethodOf(vmi) } });
-    await this.setPhase(migration, 'Scheduled', { migrationState: state });
+    const scheduled = await this.setPhase(migration, 'Scheduled', { migrationState: state });
     this.recorder.record(migration, 'Normal', 'SuccessfulCreate', `target node ${placement.node} chosen for the migration from ${source}`);
-    return {};
+    return this.prepareTarget(scheduled, vmi, log);
   }
 
   /** The target agent starts the waiting QEMU and exports its disks; kept on the migration for the next steps. */
@@ -302,16 +314,24 @@ export class MigrationController {
     const preparing = phaseOf(migration) === 'Scheduled' ? await this.setPhase(migration, 'PreparingTarget', { migrationState: state }) : migration;
     const address = this.nodeAddress(targetNode);
     const settings = recordedSettings(state);
-    const tls = await migrationCredentials(this.certificates, settings, { migrationUid: migration.metadata.uid ?? '', role: { side: 'target', address } });
+    // The source's certificate is issued beside the target's (each is two openssl runs), for startSource.
+    const uid = migration.metadata.uid ?? '';
+    const [tls, sourceTls] = await Promise.all([
+      migrationCredentials(this.certificates, settings, { migrationUid: uid, role: { side: 'target', address } }),
+      migrationCredentials(this.certificates, settings, { migrationUid: uid, role: { side: 'source' } }),
+    ]);
+    this.sourceCredentials.set(uid, sourceTls);
     const answer = await this.step(targetNode, vmi, { step: 'prepare-target', migrationUid: migration.metadata.uid ?? '', vmiUid: vmi.metadata.uid ?? '', address, allowPostCopy: settings.allowPostCopy, ...(tls === undefined ? {} : { tls }) });
     const target = answer.target;
     if (target === undefined) throw new Error(`the agent of ${targetNode} prepared no target`);
     log.info('migration target ready', { targetNode, ...target });
     const ready = { ...state, targetNodeAddress: target.address, targetDirectMigrationNodePorts: { [String(target.migrationPort)]: 0, [String(target.nbdPort)]: 49153 }, targetNodeDomainDetected: true };
-    await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [targetAnnotation]: JSON.stringify(target) } } });
-    await this.patchVmi(vmi, { status: { migrationState: ready } });
-    await this.setPhase(preparing, 'TargetReady', { migrationState: ready });
-    return {};
+    await Promise.all([
+      this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [targetAnnotation]: JSON.stringify(target) } } }),
+      this.patchVmi(vmi, { status: { migrationState: ready } }),
+    ]);
+    const targetReady = await this.setPhase(preparing, 'TargetReady', { migrationState: ready });
+    return this.startSource(targetReady, vmi);
   }
 
   /** The source mirrors the disks and migrates, in the background; `Running` from here. */
@@ -319,11 +339,13 @@ export class MigrationController {
     const state = this.requireState(migration, vmi);
     const target = this.requireTarget(migration);
     const settings = recordedSettings(state);
-    const tls = await migrationCredentials(this.certificates, settings, { migrationUid: migration.metadata.uid ?? '', role: { side: 'source' } });
+    const uid = migration.metadata.uid ?? '';
+    // Issued with the target's, unless this controller took over after that (a restart, another leader).
+    const tls = this.sourceCredentials.has(uid) ? this.sourceCredentials.get(uid) : await migrationCredentials(this.certificates, settings, { migrationUid: uid, role: { side: 'source' } });
+    this.sourceCredentials.delete(uid);
     await this.step(nodeNameOf(vmi) ?? '', vmi, { step: 'start-source', migrationUid: migration.metadata.uid ?? '', target, ...sourceSettingsOf(settings), ...(tls === undefined ? {} : { tls }) });
     const running = { ...state, startTimestamp: timestamp(Date.now()) };
-    await this.patchVmi(vmi, { status: { migrationState: running } });
-    await this.setPhase(migration, 'Running', { migrationState: running });
+    await Promise.all([this.patchVmi(vmi, { status: { migrationState: running } }), this.setPhase(migration, 'Running', { migrationState: running })]);
     return { requeueAfter: pollMs };
   }
 
@@ -344,20 +366,24 @@ export class MigrationController {
     if (progress.state !== 'completed') throw new Error(progress.message ?? `the migration ended ${progress.state} on the source`);
     await this.step(targetNode, vmi, { step: 'finish-target', migrationUid: uid });
     const done = { ...state, completed: true, endTimestamp: timestamp(Date.now()), targetNodeDomainReadyTimestamp: timestamp(Date.now()) };
-    // From here the target's agent holds the guest: the VMI is bound there.
-    await this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } });
-    // The claims' data is the target's now; until their volumes say so, the source keeps its copy (finish-source checks).
-    await moveClaimVolumes(this.client, this.requireTarget(migration).volumes ?? [], { targetNode, sourceNode: source, migrationUid: uid }).catch((err: unknown) => { log.error('the migrated claims\' volumes still name the source node', { err }); });
     const annotations: Record<string, string> = {};
     if (progress.downtimeMs !== undefined) annotations[downtimeAnnotation] = String(progress.downtimeMs);
     if (progress.totalTimeMs !== undefined) annotations[totalTimeAnnotation] = String(progress.totalTimeMs);
-    await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations } });
+    // Three writes to three objects, all before Succeeded: side by side.
+    await Promise.all([
+      // From here the target's agent holds the guest: the VMI is bound there.
+      this.patchVmi(vmi, { metadata: { labels: { 'kubevirt.io/nodeName': targetNode } }, status: { nodeName: targetNode, migrationState: done } }),
+      // The claims' data is the target's now; until their volumes say so, the source keeps its copy (finish-source checks).
+      moveClaimVolumes(this.client, this.requireTarget(migration).volumes ?? [], { targetNode, sourceNode: source, migrationUid: uid }).catch((err: unknown) => { log.error('the migrated claims\' volumes still name the source node', { err }); }),
+      this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations } }),
+    ]);
     await this.setPhase(migration, 'Succeeded', { migrationState: done });
     // After Succeeded, as KubeVirt cleans up the source pod after the guest runs on the target: the source's clean-up (QEMU's exit, its cgroup) is not the migration's time.
     const sourceLeft = await this.finishSource(migration, source, vmi, log);
     if (sourceLeft !== undefined) await this.client.patch(resources.virtualMachineInstanceMigrations, migration.metadata.namespace, migration.metadata.name ?? '', 'merge', { metadata: { annotations: { [sourceCleanupAnnotation]: sourceLeft } } });
     log.info('migration succeeded', { source, targetNode, downtimeMs: progress.downtimeMs, totalTimeMs: progress.totalTimeMs });
     this.recorder.record(migration, 'Normal', 'SuccessfulMigration', `Source node reported migration succeeded (downtime ${progress.downtimeMs ?? '?'} ms)`);
+    this.recorder.record(vmi, 'Normal', 'Migrated', `The VirtualMachineInstance migrated to node ${targetNode}.`);
     return {};
   }
 
@@ -409,6 +435,7 @@ export class MigrationController {
   /** A deleted migration: cancelled unless it already ended; then its finalizer goes. */
   private async cancel(migration: KObject, vmi: KObject | undefined): Promise<ReconcileResult> {
     if (!(migration.metadata.finalizers ?? []).includes(migrationFinalizer)) return {};
+    this.sourceCredentials.delete(migration.metadata.uid ?? '');
     const phase = phaseOf(migration);
     if (!isFinished(migration) && phase !== '' && phase !== 'Pending' && vmi !== undefined) {
       const state = migrationStateOf(vmi, migration.metadata.uid ?? '');
@@ -432,6 +459,7 @@ export class MigrationController {
   /** Fails the migration with `message`: whatever the agents made goes, the guest runs on at the source. */
   private async fail(migration: KObject, vmi: KObject | undefined, message: string): Promise<ReconcileResult> {
     const uid = migration.metadata.uid ?? '';
+    this.sourceCredentials.delete(uid);
     const state = vmi === undefined ? undefined : migrationStateOf(vmi, uid);
     // The VMI may be gone already: the migration's own copy of the state still names both nodes.
     const nodes = state ?? recordAt(migration, 'status', 'migrationState');

@@ -26,6 +26,7 @@ import { booleanAt, numberAt, stringAt } from '../../api/kinds/read.js';
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
+import { objectFields } from '../../log/logger.js';
 import { classParameters, isLocalVolume, localProvisioner, volumeModeOf } from '../../storage/local/index.js';
 import {
   bytesQuantity,
@@ -219,7 +220,7 @@ export class SnapshotController {
       made = await this.client.get(volumeSnapshotContents, undefined, name);
     }
     this.recorder.record(vs, 'Normal', 'CreatingSnapshot', `Waiting for a snapshot ${namespace}/${vs.metadata.name ?? ''} to be created by the CSI driver.`);
-    this.logger.info('snapshot content created', { namespace, name: vs.metadata.name, content: name, volume: volumeName, parameters: classParameters(cls) });
+    this.logger.info('snapshot content created', { ...objectFields(vs), content: name, volume: volumeName, parameters: classParameters(cls) });
     await this.bind(vs, made);
     return {};
   }
@@ -297,7 +298,7 @@ export class SnapshotController {
       return pvc.metadata.namespace === vs.metadata.namespace && source !== undefined && 'kind' in source && source.kind === 'VolumeSnapshot' && source.name === vs.metadata.name && (stringAt(pvc, 'spec', 'volumeName') ?? '') === '' && pvc.metadata.deletionTimestamp === undefined;
     });
     if (restoring.length > 0) {
-      this.logger.debug('snapshot kept while claims are restored from it', { namespace: vs.metadata.namespace, name: vs.metadata.name, claims: restoring.map((c) => c.metadata.name) });
+      this.logger.debug('snapshot kept while claims are restored from it', { ...objectFields(vs), claims: restoring.map((c) => c.metadata.name) });
       return {};
     }
     const contentName = stringAt(vs, 'status', 'boundVolumeSnapshotContentName') ?? (stringAt(vs, 'spec', 'source', 'persistentVolumeClaimName') === undefined ? undefined : contentPrefix + (vs.metadata.uid ?? ''));
@@ -349,7 +350,7 @@ export class SnapshotController {
     if (stringAt(vs, 'status', 'error', 'message') !== message) {
       await this.client.patch(volumeSnapshots, vs.metadata.namespace, vs.metadata.name ?? '', 'merge', { status: { readyToUse: false, error: { message, time: rfc3339(Date.now()) } } }, { subresource: 'status' });
       this.recorder.record(vs, 'Warning', 'SnapshotContentCreationFailed', message);
-      this.logger.info('snapshot cannot be taken yet', { namespace: vs.metadata.namespace, name: vs.metadata.name, reason: message });
+      this.logger.info('snapshot cannot be taken yet', { ...objectFields(vs), reason: message });
     }
     return { requeueAfter: 10_000 };
   }

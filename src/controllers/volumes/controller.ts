@@ -22,6 +22,7 @@ import { isFinal } from '../../api/kinds/vm-state.js';
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
+import { objectFields } from '../../log/logger.js';
 import { bindingModeOf, claimNamesOf, formatBytes, isLocalClass, pvcProtectionFinalizer, requestedBytes, selectedNodeAnnotation, storageProvisionerAnnotation } from '../../storage/local/index.js';
 import type { StorageView } from '../../storage/local/index.js';
 import { claimDataSource, dataSourceNodeAnnotation } from '../../storage/snapshots/index.js';
@@ -147,7 +148,7 @@ export class VolumeController {
       if (err instanceof ApiError && (err.reason === 'NotFound' || err.reason === 'Conflict')) return {};
       throw err;
     }
-    this.logger.info('claim sent to a node', { namespace: pvc.metadata.namespace, name: pvc.metadata.name, node: choice.node });
+    this.logger.info('claim sent to a node', { ...objectFields(pvc), node: choice.node });
     return {};
   }
 
@@ -164,7 +165,7 @@ export class VolumeController {
     const list = await this.client.list(resources.virtualMachineInstances, { namespace });
     const users = list.items.filter((vmi) => !isFinal(vmi) && claimNamesOf(vmi).includes(name));
     if (users.length > 0) {
-      this.logger.debug('claim in use, kept', { namespace, name, vmis: users.map((v) => v.metadata.name) });
+      this.logger.debug('claim in use, kept', { ...objectFields(pvc), vmis: users.map((v) => v.metadata.name) });
       return {};
     }
     try {
@@ -175,7 +176,7 @@ export class VolumeController {
       if (err instanceof ApiError && err.reason === 'NotFound') return {};
       throw err;
     }
-    this.logger.info('claim no longer in use: protection removed', { namespace, name });
+    this.logger.info('claim no longer in use: protection removed', objectFields(pvc));
     return {};
   }
 
@@ -192,7 +193,7 @@ export class VolumeController {
     const claim = await this.client.tryGet(resources.persistentVolumeClaims, namespace, claimName);
     if (claim !== undefined && claim.metadata.uid === stringAt(pv, 'spec', 'claimRef', 'uid')) return {};
     await this.client.patch(resources.persistentVolumes, undefined, name, 'merge', { status: { phase: 'Released' } }, { subresource: 'status' });
-    this.logger.info('volume released', { volume: name, claim: `${namespace}/${claimName}` });
+    this.logger.info('volume released', { ...objectFields(pv), claim: `${namespace}/${claimName}` });
     return {};
   }
 }

@@ -20,6 +20,7 @@ import type { ImagePuller } from '../../agent/images/index.js';
 import type { Client } from '../../client/index.js';
 import { Informer, resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
+import type { EventRecorder } from '../../controllers/events/index.js';
 import { WorkQueue } from '../../controllers/queue.js';
 import type { ReconcileResult } from '../../controllers/queue.js';
 import { cdiAnnotations, importPhases, importSources } from './annotations.js';
@@ -51,6 +52,8 @@ export interface ImportRunnerOptions {
   retryMaxMs?: number;
   /** Imports at once. Default 2. */
   concurrency?: number;
+  /** Where a failed attempt is told on its PVC (CDI's `ErrImportFailed`); none without it. */
+  events?: EventRecorder;
   /** How this agent reaches another node's agent to copy a volume from it (clones across nodes). */
   copyAccess?: CopyAccess;
   now?: () => number;
@@ -198,6 +201,8 @@ export class ImportRunner {
       annotations[cdiAnnotations.podPhase] = importPhases.failed;
       log.warn('import failed', { err: message, failure: err instanceof ImportError ? err.failure : 'Internal' });
     }
+    // Every failed attempt, as CDI's import controller tells each importer pod that ended in error: the same cause again counts up.
+    this.options.events?.record(pvc, 'Warning', 'ErrImportFailed', message);
     try {
       await this.annotate(pvc, annotations);
     } catch (writeErr) {

@@ -1,0 +1,244 @@
+/**
+ * The per-VMI families of a node agent (virt-handler's `domainstats` in
+ * KubeVirt), read from the real sources at scrape time:
+ * - CPU: the VMI cgroup's `cpuacct.usage`/`cpuacct.stat` (cgroup v1) or
+ *   `cpu.stat` (v2);
+ * - vCPUs: QMP `query-cpus-fast` gives each vCPU's thread, whose
+ *   `/proc/<pid>/task/<tid>/schedstat` holds its time on a CPU and its time
+ *   waiting in the run queue (`state` is `running` for every vCPU QEMU
+ *   reports, as libvirt's QEMU driver says);
+ * - memory: `/proc/<pid>/status` VmRSS, QMP `query-memory-size-summary`
+ *   (the domain's memory) and `query-balloon` (the balloon's size);
+ * - network: the taps' counters as QEMU's network namespace sees them
+ *   (`/proc/<pid>/net/dev`), received and transmitted swapped to the
+ *   guest's view, as libvirt reports them;
+ * - storage: QMP `query-blockstats`, by the disk's name (its device is
+ *   `ua-<disk>`);
+ * - migration: QMP `query-migrate` while the VMI migrates away (data
+ *   processed, remaining and total, dirty rate).
+ * A source that does not answer within the deadline is left out of that
+ * scrape; the others still report.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KObject } from '../../api/object.js';
+import type { SandboxState } from '../../net/pod/sandbox.js';
+import type { Machine } from '../machine.js';
+import type { Exposition, FamilySpec, Labels } from './exposition.js';
+import { vmiLabelName } from './exposition.js';
+
+const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
+const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
+
+/** KubeVirt's per-VMI families that the agent reports, with KubeVirt's help texts in substance. */
+export const vmiFamilies = {
+  cpuUsage: counter('kubevirt_vmi_cpu_usage_seconds_total', 'Total CPU time spent in all modes (sum of both vcpu and hypervisor usage).'),
+  cpuUser: counter('kubevirt_vmi_cpu_user_usage_seconds_total', 'Total CPU time spent in user mode.'),
+  cpuSystem: counter('kubevirt_vmi_cpu_system_usage_seconds_total', 'Total CPU time spent in system mode.'),
+  vcpuSeconds: counter('kubevirt_vmi_vcpu_seconds_total', 'Total amount of time spent in each state by each vcpu (cpu_time excluding hypervisor time).'),
+  vcpuDelay: counter('kubevirt_vmi_vcpu_delay_seconds_total', 'Amount of time spent by each vcpu waiting in the queue instead of running.'),
+  memoryResident: gauge('kubevirt_vmi_memory_resident_bytes', 'Resident set size of the process running the domain.'),
+  memoryDomain: gauge('kubevirt_vmi_memory_domain_bytes', 'The amount of memory in bytes allocated to the domain.'),
+  memoryBalloon: gauge('kubevirt_vmi_memory_actual_balloon_bytes', 'Current balloon size in bytes.'),
+  rxBytes: counter('kubevirt_vmi_network_receive_bytes_total', 'Total network traffic received in bytes.'),
+  txBytes: counter('kubevirt_vmi_network_transmit_bytes_total', 'Total network traffic transmitted in bytes.'),
+  rxPackets: counter('kubevirt_vmi_network_receive_packets_total', 'Total network traffic received packets.'),
+  txPackets: counter('kubevirt_vmi_network_transmit_packets_total', 'Total network traffic transmitted packets.'),
+  rxErrors: counter('kubevirt_vmi_network_receive_errors_total', 'Total network received error packets.'),
+  txErrors: counter('kubevirt_vmi_network_transmit_errors_total', 'Total network transmitted error packets.'),
+  rxDropped: counter('kubevirt_vmi_network_receive_packets_dropped_total', 'The number of rx packets dropped on vNIC interfaces.'),
+  txDropped: counter('kubevirt_vmi_network_transmit_packets_dropped_total', 'The number of tx packets dropped on vNIC interfaces.'),
+  trafficBytes: counter('kubevirt_vmi_network_traffic_bytes_total', '[Deprecated] Total number of bytes sent and received.'),
+  readOps: counter('kubevirt_vmi_storage_iops_read_total', 'Total number of I/O read operations.'),
+  writeOps: counter('kubevirt_vmi_storage_iops_write_total', 'Total number of I/O write operations.'),
+  readBytes: counter('kubevirt_vmi_storage_read_traffic_bytes_total', 'Total number of bytes read from storage.'),
+  writeBytes: counter('kubevirt_vmi_storage_write_traffic_bytes_total', 'Total number of written bytes.'),
+  readTimes: counter('kubevirt_vmi_storage_read_times_seconds_total', 'Total time spent on read operations.'),
+  writeTimes: counter('kubevirt_vmi_storage_write_times_seconds_total', 'Total time spent on write operations.'),
+  flushOps: counter('kubevirt_vmi_storage_flush_requests_total', 'Total storage flush requests.'),
+  flushTimes: counter('kubevirt_vmi_storage_flush_times_seconds_total', 'Total time spent on cache flushing.'),
+  migrationProcessed: gauge('kubevirt_vmi_migration_data_processed_bytes', 'The total Guest OS data processed and migrated to the new VM.'),
+  migrationRemaining: gauge('kubevirt_vmi_migration_data_remaining_bytes', 'The remaining guest OS data to be migrated to the new VM.'),
+  migrationTotal: counter('kubevirt_vmi_migration_data_bytes_total', 'The total Guest OS data to be migrated to the new VM.'),
+  migrationDirtyRate: gauge('kubevirt_vmi_migration_dirty_memory_rate_bytes', 'The rate of memory being dirty in the Guest OS.'),
+} as const;
+
+/** One running guest of the node, as the scrape sees it. */
+export interface ScrapedGuest {
+  vmi: KObject;
+  machine: Machine;
+  /** The VMI's cgroup directories (`Cgroups.paths`). */
+  cgroupDirs: readonly string[];
+  sandbox?: SandboxState | undefined;
+  /** Whether this node's QEMU is the source of a migration in flight (then `query-migrate` is read). */
+  migrating: boolean;
+}
+
+/** `node`, `namespace`, `name` and the VMI's labels as `kubernetes_vmi_label_*`: every per-VMI series carries them. */
+export function vmiBaseLabels(vmi: KObject, node: string): Labels {
+  const labels: Labels = { node, namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
+  for (const [key, value] of Object.entries(vmi.metadata.labels ?? {})) labels[vmiLabelName(key)] = value;
+  return labels;
+}
+
+/** `promise`'s value, or undefined when it fails or takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined); }, ms); });
+  try {
+    return await Promise.race([promise.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `key value` lines (cgroup stat files) as numbers. */
+function keyedNumbers(text: string | undefined): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of (text ?? '').split('\n')) {
+    const [key, value] = line.trim().split(/\s+/);
+    if (key !== undefined && value !== undefined) values.set(key, Number(value));
+  }
+  return values;
+}
+
+/** USER_HZ, the unit of cgroup v1's `cpuacct.stat`: 100 on every Linux architecture Vireo runs on. */
+const userHz = 100;
+
+/** The VMI cgroup's CPU time in seconds: total, user, system. */
+export function cgroupCpu(dirs: readonly string[]): { usage: number; user: number; system: number } | undefined {
+  for (const dir of dirs) {
+    const v2 = readText(join(dir, 'cpu.stat'));
+    if (v2 !== undefined && v2.includes('usage_usec')) {
+      const stat = keyedNumbers(v2);
+      return { usage: (stat.get('usage_usec') ?? NaN) / 1e6, user: (stat.get('user_usec') ?? NaN) / 1e6, system: (stat.get('system_usec') ?? NaN) / 1e6 };
+    }
+    const usage = readText(join(dir, 'cpuacct.usage'));
+    if (usage !== undefined) {
+      const stat = keyedNumbers(readText(join(dir, 'cpuacct.stat')));
+      return { usage: Number(usage.trim()) / 1e9, user: (stat.get('user') ?? NaN) / userHz, system: (stat.get('system') ?? NaN) / userHz };
+    }
+  }
+  return undefined;
+}
+
+/** One interface's counters from `/proc/<pid>/net/dev`, as the host side (the tap) counts them. */
+interface DevCounters { rxBytes: number; rxPackets: number; rxErrors: number; rxDropped: number; txBytes: number; txPackets: number; txErrors: number; txDropped: number }
+
+/** `/proc/<pid>/net/dev` parsed: the interfaces of the process' network namespace. */
+export function parseNetDev(text: string): Map<string, DevCounters> {
+  const devices = new Map<string, DevCounters>();
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim();
+    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    devices.set(name, { rxBytes: f[0] ?? NaN, rxPackets: f[1] ?? NaN, rxErrors: f[2] ?? NaN, rxDropped: f[3] ?? NaN, txBytes: f[8] ?? NaN, txPackets: f[9] ?? NaN, txErrors: f[10] ?? NaN, txDropped: f[11] ?? NaN });
+  }
+  return devices;
+}
+
+/** The VMI's NICs with their taps: the pod network's interface and the Multus ones, by the interface names of the spec. */
+function nicTaps(vmi: KObject, sandbox: SandboxState | undefined): { iface: string; tap: string }[] {
+  if (sandbox === undefined) return [];
+  const spec = vmi.spec as { networks?: { name?: string; pod?: unknown }[] } | undefined;
+  const podNetwork = (spec?.networks ?? []).find((n) => n.pod !== undefined)?.name;
+  const taps = sandbox.secondaries.map((link) => ({ iface: link.name, tap: link.tap }));
+  if (podNetwork !== undefined && !taps.some((t) => t.tap === sandbox.tap)) taps.unshift({ iface: podNetwork, tap: sandbox.tap });
+  return taps;
+}
+
+/** The disk name of a `query-blockstats` entry: its guest device is `ua-<disk>` (`qdev` may be a QOM path around it). */
+function driveOf(qdev: string | undefined): string | undefined {
+  const match = /(?:^|\/)ua-([^/]+)/.exec(qdev ?? '');
+  return match?.[1];
+}
+
+/** Adds one guest's samples to `out`; QMP answers later than `deadlineMs` are left out. */
+export async function collectGuest(guest: ScrapedGuest, node: string, out: Exposition, deadlineMs: number): Promise<void> {
+  const { machine, vmi } = guest;
+  const base = vmiBaseLabels(vmi, node);
+  const f = vmiFamilies;
+  const [cpus, blocks, balloon, memory, migration] = await Promise.all([
+    within(machine.execute('query-cpus-fast'), deadlineMs),
+    within(machine.execute('query-blockstats'), deadlineMs),
+    within(machine.execute('query-balloon'), deadlineMs),
+    within(machine.execute('query-memory-size-summary'), deadlineMs),
+    guest.migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
+  ]);
+  const pid = machine.pid;
+
+  const cpu = cgroupCpu(guest.cgroupDirs);
+  if (cpu !== undefined) {
+    out.add(f.cpuUsage, base, cpu.usage);
+    out.add(f.cpuUser, base, cpu.user);
+    out.add(f.cpuSystem, base, cpu.system);
+  }
+  for (const vcpu of cpus ?? []) {
+    // schedstat: ns on a CPU, ns waiting in the run queue, time slices.
+    const [runNs, waitNs] = (readText(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);
+    const id = String(vcpu['cpu-index']);
+    out.add(f.vcpuSeconds, { ...base, id, state: 'running' }, runNs === undefined ? undefined : runNs / 1e9);
+    out.add(f.vcpuDelay, { ...base, id }, waitNs === undefined ? undefined : waitNs / 1e9);
+  }
+
+  const rss = /^VmRSS:\s+(\d+) kB/m.exec(readText(`/proc/${pid}/status`) ?? '');
+  out.add(f.memoryResident, base, rss?.[1] === undefined ? undefined : Number(rss[1]) * 1024);
+  if (memory !== undefined) out.add(f.memoryDomain, base, memory['base-memory'] + (memory['plugged-memory'] ?? 0));
+  if (balloon !== undefined) out.add(f.memoryBalloon, base, balloon.actual);
+
+  const taps = nicTaps(vmi, guest.sandbox);
+  if (taps.length > 0) {
+    const devices = parseNetDev(readText(`/proc/${pid}/net/dev`) ?? '');
+    for (const { iface, tap } of taps) {
+      const d = devices.get(tap);
+      if (d === undefined) continue;
+      const labels = { ...base, interface: iface };
+      // What the tap received, the guest transmitted, and the other way round.
+      out.add(f.rxBytes, labels, d.txBytes);
+      out.add(f.txBytes, labels, d.rxBytes);
+      out.add(f.rxPackets, labels, d.txPackets);
+      out.add(f.txPackets, labels, d.rxPackets);
+      out.add(f.rxErrors, labels, d.txErrors);
+      out.add(f.txErrors, labels, d.rxErrors);
+      out.add(f.rxDropped, labels, d.txDropped);
+      out.add(f.txDropped, labels, d.rxDropped);
+      out.add(f.trafficBytes, { ...labels, type: 'rx' }, d.txBytes);
+      out.add(f.trafficBytes, { ...labels, type: 'tx' }, d.rxBytes);
+    }
+  }
+
+  for (const block of blocks ?? []) {
+    const drive = driveOf(block.qdev);
+    if (drive === undefined) continue;
+    const labels = { ...base, drive };
+    const s = block.stats;
+    out.add(f.readOps, labels, s.rd_operations);
+    out.add(f.writeOps, labels, s.wr_operations);
+    out.add(f.readBytes, labels, s.rd_bytes);
+    out.add(f.writeBytes, labels, s.wr_bytes);
+    out.add(f.readTimes, labels, s.rd_total_time_ns / 1e9);
+    out.add(f.writeTimes, labels, s.wr_total_time_ns / 1e9);
+    out.add(f.flushOps, labels, s.flush_operations);
+    out.add(f.flushTimes, labels, s.flush_total_time_ns / 1e9);
+  }
+
+  const ram = migration?.ram;
+  if (ram !== undefined) {
+    // KubeVirt labels the migration families with the VMI alone, without its labels.
+    const labels = { node, namespace: base.namespace ?? '', name: base.name ?? '' };
+    out.add(f.migrationProcessed, labels, ram.transferred);
+    out.add(f.migrationRemaining, labels, ram.remaining);
+    out.add(f.migrationTotal, labels, ram.total);
+    // QEMU counts dirty pages per second; KubeVirt reports bytes per second (4 KiB pages on x86).
+    out.add(f.migrationDirtyRate, labels, ram['dirty-pages-rate'] === undefined ? undefined : ram['dirty-pages-rate'] * 4096);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The node agent's metrics from a real TCG guest: KubeVirt's per-VMI
+ * families with KubeVirt's names, types and label sets, and values that
+ * follow what the guest does (CPU, a disk written, packets sent).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { eventually } from '../../src/testing/wait.js';
+import { createBound, phase, startAgentFixture, vmiManifest, waitVmi } from './support.js';
+
+const bootTimeoutMs = 120_000;
+
+/** One sample of a scrape. */
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+/** Parses the text format: the samples, and each family's TYPE. */
+function parse(text: string): { samples: Sample[]; types: Map<string, string> } {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type !== null) types.set(type[1] ?? '', type[2] ?? '');
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(match !== null, `not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1] ?? ''] = (pair[2] ?? '').replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
+  }
+  return { samples, types };
+}
+
+/**
+ * KubeVirt's catalogue for the families the agent serves (pkg/monitoring/metrics/virt-handler):
+ * type and the labels beyond the VMI's own (node, namespace, name, kubernetes_vmi_label_*).
+ */
+const catalogue: Record<string, { type: string; extra: string[]; vmiLabels?: false }> = {
+  kubevirt_vmi_cpu_usage_seconds_total: { type: 'counter', extra: [] },
+  kubevirt_vmi_cpu_user_usage_seconds_total: { type: 'counter', extra: [] },
+  kubevirt_vmi_cpu_system_usage_seconds_total: { type: 'counter', extra: [] },
+  kubevirt_vmi_vcpu_seconds_total: { type: 'counter', extra: ['id', 'state'] },
+  kubevirt_vmi_vcpu_delay_seconds_total: { type: 'counter', extra: ['id'] },
+  kubevirt_vmi_memory_resident_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_domain_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_actual_balloon_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_network_receive_bytes_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_transmit_bytes_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_receive_packets_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_transmit_packets_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_receive_errors_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_transmit_errors_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_receive_packets_dropped_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_transmit_packets_dropped_total: { type: 'counter', extra: ['interface'] },
+  kubevirt_vmi_network_traffic_bytes_total: { type: 'counter', extra: ['interface', 'type'] },
+  kubevirt_vmi_storage_iops_read_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_iops_write_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_read_traffic_bytes_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_write_traffic_bytes_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_read_times_seconds_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_write_times_seconds_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_flush_requests_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_storage_flush_times_seconds_total: { type: 'counter', extra: ['drive'] },
+};
+
+function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+test('a running guest\'s metrics carry KubeVirt\'s names, types and labels, and follow its CPU, disk writes and packets', async (t) => {
+  const fixture = await startAgentFixture();
+  t.after(() => fixture.close());
+  await importTestGuest(fixture.images);
+  const manifest = vmiManifest('metered', {
+    image: TEST_GUEST_IMAGE,
+    volumes: [{ name: 'scratch', emptyDisk: { capacity: '16Mi' } }],
+    disks: [{ name: 'scratch', disk: { bus: 'virtio' } }],
+    spec: { networks: [{ name: 'default', pod: {} }] },
+  });
+  manifest.metadata.labels = { 'app.kubernetes.io/name': 'meter', tier: 'test' };
+  const spec = manifest.spec as { domain: { memory: { guest: string }; devices: Record<string, unknown> } };
+  spec.domain.memory.guest = '128Mi';
+  spec.domain.devices.interfaces = [{ name: 'default', masquerade: {} }];
+  await createBound(fixture, manifest);
+  await waitVmi(fixture, 'metered', (v) => phase(v) === 'Running', 'the VMI to run', 60_000);
+  await eventually(async () => (await fixture.agent.serialLog('default', 'metered')).includes(TEST_GUEST_READY_MARKER) || undefined, { what: 'the guest to be ready', timeoutMs: bootTimeoutMs, intervalMs: 250 });
+
+  const first = parse(await fixture.agent.metrics());
+  const base = { node: fixture.nodeName, namespace: 'default', name: 'metered' };
+  for (const sample of first.samples) {
+    const known = catalogue[sample.name];
+    assert.ok(known !== undefined, `${sample.name} is not a family the agent should serve`);
+    assert.equal(first.types.get(sample.name), known.type, `${sample.name}'s type`);
+    const expected = [...Object.keys(base), 'kubernetes_vmi_label_app_kubernetes_io_name', 'kubernetes_vmi_label_tier', ...known.extra].sort();
+    assert.deepEqual(Object.keys(sample.labels).sort(), expected, `${sample.name}'s labels`);
+    assert.equal(sample.labels.kubernetes_vmi_label_app_kubernetes_io_name, 'meter');
+  }
+  const served = new Set(first.samples.map((s) => s.name));
+  for (const name of Object.keys(catalogue)) assert.ok(served.has(name), `${name} is served`);
+  assert.equal(value(first.samples, 'kubevirt_vmi_memory_domain_bytes', base), 128 * 1024 * 1024);
+  assert.ok((value(first.samples, 'kubevirt_vmi_memory_resident_bytes', base) ?? 0) > 16 * 1024 * 1024, 'QEMU holds memory');
+  assert.ok((value(first.samples, 'kubevirt_vmi_cpu_usage_seconds_total', base) ?? 0) > 0.5, 'booting took CPU');
+
+  // 4 MiB written to the scratch disk, past the page cache; packets to the sandbox's gateway.
+  const console = await fixture.agent.openStream('default', 'metered', 'console');
+  let seen = '';
+  console.on('data', (chunk: Buffer) => { seen += chunk.toString('utf8'); });
+  console.write('\ndd if=/dev/zero of=/dev/vdb bs=1M count=4 oflag=direct 2>/dev/null; ping -c 5 -W 1 10.0.2.1 >/dev/null 2>&1; echo work-$((40+2))-done\n');
+  await eventually(() => seen.includes('work-42-done') || undefined, { what: 'the guest to write and ping', timeoutMs: 60_000 });
+  console.destroy();
+
+  const second = parse(await fixture.agent.metrics());
+  const grew = (name: string, labels: Record<string, string>, by: number): void => {
+    const before = value(first.samples, name, labels) ?? NaN;
+    const after = value(second.samples, name, labels) ?? NaN;
+    assert.ok(after - before >= by, `${name} ${JSON.stringify(labels)} grew by at least ${by}: ${before} → ${after}`);
+  };
+  grew('kubevirt_vmi_vcpu_seconds_total', { ...base, id: '0', state: 'running' }, 0.01);
+  grew('kubevirt_vmi_cpu_usage_seconds_total', base, 0.01);
+  grew('kubevirt_vmi_storage_write_traffic_bytes_total', { ...base, drive: 'scratch' }, 4 * 1024 * 1024);
+  grew('kubevirt_vmi_storage_iops_write_total', { ...base, drive: 'scratch' }, 4);
+  grew('kubevirt_vmi_network_transmit_packets_total', { ...base, interface: 'default' }, 5);
+  grew('kubevirt_vmi_network_transmit_bytes_total', { ...base, interface: 'default' }, 5 * 84);
+  grew('kubevirt_vmi_network_receive_packets_total', { ...base, interface: 'default' }, 1);
+});

@@ -124,9 +124,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const crds = new CrdController(registry, options.logger.child({ component: 'crd-controller' }));
   // One registry per server: several servers run in one test process.
   const metrics = new Registry();
+  /** The workloads once started (the metrics hook below is built before them). */
+  const started: { workloads?: Workloads } = {};
   const server = new ApiServer({
     metrics,
-    ...(options.nodeMetrics === undefined ? {} : { nodeMetrics: options.nodeMetrics }),
+    // This host's agent, once the workloads below have started it: its per-VMI families follow the control plane's.
+    ...(options.nodeMetrics !== undefined ? { nodeMetrics: options.nodeMetrics } : options.agent === undefined ? {} : { nodeMetrics: () => started.workloads?.agent?.metrics() ?? Promise.resolve('') }),
     store: options.store,
     registry,
     token: options.token,
@@ -161,6 +164,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger: options.logger,
     ...(options.agent === undefined ? {} : { agent: { ...options.agent, directory: local } }),
   });
+  started.workloads = workloads;
   const log = (component: string): Logger => options.logger.child({ component });
   const singletons = new Singletons(log('singletons'), new WorkQueueMetrics(metrics));
   // virt-controller's object families: a singleton, so only the leader reports them.

@@ -68,7 +68,8 @@ function workerVm(): KObject {
               disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }, { name: 'cloudinit', disk: { bus: 'virtio' } }],
               interfaces: [{ name: 'default', masquerade: {} }],
             },
-            memory: { guest: '64Mi' },
+            // The test guest's smallest memory is 96Mi (less runs out in its initramfs).
+            memory: { guest: '128Mi' },
             resources: {},
           },
           networks: [{ name: 'default', pod: {} }],

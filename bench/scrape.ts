@@ -24,14 +24,16 @@
  * Everything (VMIs, QEMUs, sandboxes, cgroups, server) is removed at the
  * end, also on Ctrl-C. Run: npm run bench:scrape (root: network namespaces
  * and cgroups). VIREO_BENCH_SCRAPES (default 15) scrapes per size;
- * VIREO_BENCH_SIZES (default 1,10,100).
+ * VIREO_BENCH_SIZES (default 1,10,100); VIREO_BENCH_CPU (default 10m) the
+ * VMIs' CPU request.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AgentEndpoint } from '../src/agent/index.js';
-import { parseSamples } from '../src/agent/metrics/index.js';
+import { Exposition, parseSamples, scrapeGuests } from '../src/agent/metrics/index.js';
+import type { ScrapedGuest } from '../src/agent/metrics/index.js';
 import { ensureSelfSigned } from '../src/cli/pki.js';
 import { resources } from '../src/client/index.js';
 import { silentLogger } from '../src/log/logger.js';
@@ -41,6 +43,8 @@ import type { AgentFixture } from '../test/agent/support.js';
 
 const scrapes = Number(process.env.VIREO_BENCH_SCRAPES ?? '15');
 const sizes = (process.env.VIREO_BENCH_SIZES ?? '1,10,100').split(',').map(Number);
+/** The VMIs' CPU request: it sets their cgroup's CPU weight, and so how soon a QEMU answers QMP on a busy machine. */
+const cpuRequest = process.env.VIREO_BENCH_CPU ?? '10m';
 const batch = 10;
 const targetMs = 50;
 
@@ -91,6 +95,32 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; value: 
   return { ms: performance.now() - start, value };
 }
 
+/**
+ * The node agent's running guests, as its scrape reads them. The bench
+ * reaches into the agent's private runner for this one breakdown only.
+ */
+function runningGuests(fixture: AgentFixture): Omit<ScrapedGuest, 'migrating'>[] {
+  const runner = (fixture.agent as unknown as { runner?: { runningGuests(): Omit<ScrapedGuest, 'migrating'>[] } }).runner;
+  if (runner === undefined) throw new Error('the node agent has no runner (not started?)');
+  return runner.runningGuests();
+}
+
+/** Where one scrape's time goes: the QMP round trips alone (all guests in parallel), and the text of the same samples rewritten with no reads. */
+async function breakdown(fixture: AgentFixture, text: string): Promise<{ qmpMs: number; serialQmpMs: number; textMs: number; wholeMs: number }> {
+  const guests = runningGuests(fixture);
+  const commands = ['query-cpus-fast', 'query-blockstats', 'query-balloon', 'query-memory-size-summary'];
+  const qmp = await timed(() => Promise.all(guests.map((g) => Promise.all(commands.map((c) => g.machine.execute(c as 'query-balloon'))))));
+  const serial = await timed(async () => { for (const g of guests) await g.machine.execute('query-balloon'); });
+  const samples = parseSamples(text);
+  const rewrite = await timed(() => {
+    const out = new Exposition();
+    for (const s of samples) out.add({ name: s.name, type: 'gauge', help: s.name }, s.labels, s.value);
+    return out.text();
+  });
+  const whole = await timed(() => scrapeGuests(guests, fixture.nodeName));
+  return { qmpMs: qmp.ms, serialQmpMs: serial.ms, textMs: rewrite.ms, wholeMs: whole.ms };
+}
+
 /** CPU seconds (user + system) of `pids` from /proc/<pid>/stat. */
 function cpuSeconds(pids: readonly number[]): number {
   let ticks = 0;
@@ -125,7 +155,7 @@ async function startVmis(fixture: AgentFixture, from: number, to: number): Promi
       const manifest = vmiManifest(name, { volumes: [{ name: 'scratch', emptyDisk: { capacity: '16Mi' } }], disks: [{ name: 'scratch', disk: { bus: 'virtio' } }], spec: { networks: [{ name: 'default', pod: {} }] } });
       manifest.metadata.labels = { 'app.kubernetes.io/name': 'scrape-bench', index: name };
       const spec = manifest.spec as { domain: { resources: Record<string, unknown>; devices: Record<string, unknown> } };
-      spec.domain.resources = { requests: { cpu: '10m', memory: '64Mi' } };
+      spec.domain.resources = { requests: { cpu: cpuRequest, memory: '64Mi' } };
       spec.domain.devices.interfaces = [{ name: 'default', masquerade: {} }];
       return createBound(fixture, manifest);
     }));
@@ -161,7 +191,7 @@ async function main(): Promise<void> {
     const scrapeOverHttps = (): Promise<string> => httpsScrape(port, tls.cert, fixture.server.token);
 
     console.log(`Scrape benchmark: one node's GET /metrics over HTTPS (${scrapes} scrapes per size, median / max), target ≤ ${targetMs} ms at 100 VMIs`);
-    console.log('VMIs: real TCG QEMUs idling in SeaBIOS (blank disk + 16 MiB emptyDisk, masquerade pod NIC), 64 MiB, 10m CPU');
+    console.log(`VMIs: real TCG QEMUs idling in SeaBIOS (blank disk + 16 MiB emptyDisk, masquerade pod NIC), 64 MiB, ${cpuRequest} CPU requested (VIREO_BENCH_CPU)`);
     console.log('baseline: the same raw /proc reads per guest (status, net/dev, every thread\'s schedstat) in a bare loop; no QMP, labels or text\n');
     const rows: { n: number; https: number; inProcess: number; baseline: number }[] = [];
     let started = 0;
@@ -196,6 +226,8 @@ async function main(): Promise<void> {
       const row = { n, https: median(https), inProcess: median(inProcess), baseline: median(baseline) };
       rows.push(row);
       console.log(`N=${String(n).padStart(3)}: HTTPS ${ms(row.https)} (max ${ms(Math.max(...https))}), in process ${ms(row.inProcess)} (max ${ms(Math.max(...inProcess))}), baseline ${ms(row.baseline)} → ratio ${(row.https / Math.max(row.baseline, 0.001)).toFixed(1)}×`);
+      const parts = await breakdown(fixture, body);
+      console.log(`       where the time goes (one scrape): QMP alone ${ms(parts.qmpMs)} (4 commands × ${n} guests in parallel; one command per guest in turn: ${ms(parts.serialQmpMs)}), samples to text ${ms(parts.textMs)}, whole collection ${ms(parts.wholeMs)}`);
       console.log(`       ${(Buffer.byteLength(body) / 1024).toFixed(1)} KiB, ${samples.length} samples; ${pids.length} QEMUs: ${rssMiB(pids).toFixed(0)} MiB resident, ${(idleCpu * 100).toFixed(0)}% of a core idle; agent process ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB; started in ${startedIn.toFixed(0)} s`);
     }
     const first = rows[0];

@@ -32,7 +32,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AgentEndpoint } from '../src/agent/index.js';
-import { Exposition, parseSamples, scrapeGuests } from '../src/agent/metrics/index.js';
+import { Exposition, parseSamples } from '../src/agent/metrics/index.js';
 import type { ScrapedGuest } from '../src/agent/metrics/index.js';
 import { ensureSelfSigned } from '../src/cli/pki.js';
 import { resources } from '../src/client/index.js';
@@ -117,7 +117,7 @@ async function breakdown(fixture: AgentFixture, text: string): Promise<{ qmpMs: 
     for (const s of samples) out.add({ name: s.name, type: 'gauge', help: s.name }, s.labels, s.value);
     return out.text();
   });
-  const whole = await timed(() => scrapeGuests(guests, fixture.nodeName));
+  const whole = await timed(() => fixture.agent.metrics());
   return { qmpMs: qmp.ms, serialQmpMs: serial.ms, textMs: rewrite.ms, wholeMs: whole.ms };
 }
 

@@ -32,7 +32,7 @@ import { NodeRegistrar } from './node-registration.js';
 import { NodeFence } from './node-fence.js';
 import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
 import { Cgroups } from './cgroups.js';
-import { scrapeGuests } from './metrics/index.js';
+import { GuestMetrics } from './metrics/index.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
@@ -115,6 +115,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private podRoutes: NodePodRoutes | undefined;
   private podNetwork: PodNetwork | undefined;
   private migrations: NodeMigrations | undefined;
+  private readonly guestMetrics = new GuestMetrics();
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -288,7 +289,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   async metrics(): Promise<string> {
     const runner = this.runner;
     if (runner === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
-    return scrapeGuests(runner.runningGuests(), this.nodeName);
+    return this.guestMetrics.scrape(runner.runningGuests(), this.nodeName);
   }
 
   async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {

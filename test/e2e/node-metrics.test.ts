@@ -24,13 +24,16 @@ test('kubectl reads a node\'s per-VM metrics through the node proxy; vireo top v
   }, { what: 'the VMI to run', timeoutMs: 60_000 });
   const node = (vmi.status as { nodeName: string }).nodeName;
 
-  const raw = await kubectl(['get', '--raw', `/api/v1/nodes/${node}/proxy/metrics`], { kubeconfig });
-  assert.equal(raw.code, 0, raw.stderr);
-  const samples = parseSamples(raw.stdout).filter((s) => s.labels.name === 'idler' && s.labels.namespace === 'default');
-  const names = new Set(samples.map((s) => s.name));
-  for (const family of ['kubevirt_vmi_cpu_usage_seconds_total', 'kubevirt_vmi_vcpu_seconds_total', 'kubevirt_vmi_memory_resident_bytes', 'kubevirt_vmi_storage_read_traffic_bytes_total']) {
-    assert.ok(names.has(family), `${family} is in the node's metrics: ${[...names].join(', ')}`);
-  }
+  const families = ['kubevirt_vmi_cpu_usage_seconds_total', 'kubevirt_vmi_vcpu_seconds_total', 'kubevirt_vmi_memory_resident_bytes', 'kubevirt_vmi_storage_read_traffic_bytes_total'];
+  let names = new Set<string>();
+  // QEMU's answers come with the scrape after they arrived (a scrape waits for them only briefly).
+  const samples = await eventually(async () => {
+    const raw = await kubectl(['get', '--raw', `/api/v1/nodes/${node}/proxy/metrics`], { kubeconfig });
+    assert.equal(raw.code, 0, raw.stderr);
+    const mine = parseSamples(raw.stdout).filter((s) => s.labels.name === 'idler' && s.labels.namespace === 'default');
+    names = new Set(mine.map((s) => s.name));
+    return families.every((family) => names.has(family)) ? mine : undefined;
+  }, { what: `the families ${families.join(', ')} in the node's metrics`, timeoutMs: 20_000, intervalMs: 250 });
   assert.ok(samples.every((s) => s.labels.node === node), 'every series names the node');
   // The VMI's labels are series labels: the scheduler's kubevirt.io/nodeName among them.
   assert.ok(samples.every((s) => s.labels.kubernetes_vmi_label_kubevirt_io_nodeName === node), 'VMI labels are series labels');

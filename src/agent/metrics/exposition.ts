@@ -44,10 +44,11 @@ function formatValue(value: number): string {
   return String(value);
 }
 
-function formatLabels(labels: Labels): string {
+/** `labels` as the text between a sample's braces (`a="1",b="2"`): made once for labels many samples share. */
+export function labelText(labels: Labels): string {
   const parts: string[] = [];
   for (const [name, value] of Object.entries(labels)) parts.push(`${name}="${escapeLabelValue(value)}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+  return parts.join(',');
 }
 
 /** The samples of one scrape, grouped by family; families without samples are left out. */
@@ -56,13 +57,18 @@ export class Exposition {
 
   /** Adds one sample of `family`; a value that is not a finite number (a source that did not say) is skipped. */
   add(family: FamilySpec, labels: Labels, value: number | undefined): void {
+    this.addText(family, labelText(labels), value);
+  }
+
+  /** {@link add} with the labels already as text ({@link labelText}). */
+  addText(family: FamilySpec, labels: string, value: number | undefined): void {
     if (value === undefined || !Number.isFinite(value)) return;
     let lines = this.samples.get(family);
     if (lines === undefined) {
       lines = [];
       this.samples.set(family, lines);
     }
-    lines.push(`${family.name}${formatLabels(labels)} ${formatValue(value)}`);
+    lines.push(labels === '' ? `${family.name} ${formatValue(value)}` : `${family.name}{${labels}} ${formatValue(value)}`);
   }
 
   /** The text: each family's HELP and TYPE once, then its samples. */

@@ -25,7 +25,8 @@ import type { KObject } from '../../api/object.js';
 import type { SandboxState } from '../../net/pod/sandbox.js';
 import type { Machine } from '../machine.js';
 import type { Exposition, FamilySpec, Labels } from './exposition.js';
-import { vmiLabelName } from './exposition.js';
+import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
+import type { QmpReturn } from '../qmp/index.js';
 
 const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
 const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
@@ -162,38 +163,59 @@ function driveOf(qdev: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/** Adds one guest's samples to `out`; QMP answers later than `deadlineMs` are left out. */
-export async function collectGuest(guest: ScrapedGuest, node: string, out: Exposition, deadlineMs: number): Promise<void> {
-  const { machine, vmi } = guest;
-  const base = vmiBaseLabels(vmi, node);
-  const f = vmiFamilies;
+/** What QEMU answered for one guest's families; a command that failed or was late is missing. */
+export interface QmpAnswers {
+  cpus?: QmpReturn<'query-cpus-fast'> | undefined;
+  blocks?: QmpReturn<'query-blockstats'> | undefined;
+  balloon?: QmpReturn<'query-balloon'> | undefined;
+  memory?: QmpReturn<'query-memory-size-summary'> | undefined;
+  migration?: QmpReturn<'query-migrate'> | undefined;
+}
+
+/**
+ * Asks `machine` for the answers its families need, each command waited
+ * for at most `deadlineMs`. `known` holds the vCPU threads and the
+ * domain's memory from before: they change only when devices are
+ * hotplugged, so they are asked again only when missing.
+ */
+export async function queryGuest(machine: Machine, migrating: boolean, deadlineMs: number, known: QmpAnswers = {}): Promise<QmpAnswers> {
   const [cpus, blocks, balloon, memory, migration] = await Promise.all([
-    within(machine.execute('query-cpus-fast'), deadlineMs),
+    known.cpus ?? within(machine.execute('query-cpus-fast'), deadlineMs),
     within(machine.execute('query-blockstats'), deadlineMs),
     within(machine.execute('query-balloon'), deadlineMs),
-    within(machine.execute('query-memory-size-summary'), deadlineMs),
-    guest.migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
+    known.memory ?? within(machine.execute('query-memory-size-summary'), deadlineMs),
+    migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
   ]);
+  return { cpus, blocks, balloon, memory, migration };
+}
+
+/** Adds one guest's samples to `out`: the kernel's counters read now, QEMU's from `answers`. */
+export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpAnswers, node: string, out: Exposition): void {
+  const { machine, vmi } = guest;
+  const baseLabels = vmiBaseLabels(vmi, node);
+  const base = labelText(baseLabels);
+  const f = vmiFamilies;
+  const { cpus, blocks, balloon, memory, migration } = answers;
   const pid = machine.pid;
 
   const cpu = cgroupCpu(guest.cgroupDirs);
   if (cpu !== undefined) {
-    out.add(f.cpuUsage, base, cpu.usage);
-    out.add(f.cpuUser, base, cpu.user);
-    out.add(f.cpuSystem, base, cpu.system);
+    out.addText(f.cpuUsage, base, cpu.usage);
+    out.addText(f.cpuUser, base, cpu.user);
+    out.addText(f.cpuSystem, base, cpu.system);
   }
   for (const vcpu of cpus ?? []) {
     // schedstat: ns on a CPU, ns waiting in the run queue, time slices.
     const [runNs, waitNs] = (readText(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);
-    const id = String(vcpu['cpu-index']);
-    out.add(f.vcpuSeconds, { ...base, id, state: 'running' }, runNs === undefined ? undefined : runNs / 1e9);
-    out.add(f.vcpuDelay, { ...base, id }, waitNs === undefined ? undefined : waitNs / 1e9);
+    const id = `id="${vcpu['cpu-index']}"`;
+    out.addText(f.vcpuSeconds, `${base},${id},state="running"`, runNs === undefined ? undefined : runNs / 1e9);
+    out.addText(f.vcpuDelay, `${base},${id}`, waitNs === undefined ? undefined : waitNs / 1e9);
   }
 
   const rss = /^VmRSS:\s+(\d+) kB/m.exec(readText(`/proc/${pid}/status`) ?? '');
-  out.add(f.memoryResident, base, rss?.[1] === undefined ? undefined : Number(rss[1]) * 1024);
-  if (memory !== undefined) out.add(f.memoryDomain, base, memory['base-memory'] + (memory['plugged-memory'] ?? 0));
-  if (balloon !== undefined) out.add(f.memoryBalloon, base, balloon.actual);
+  out.addText(f.memoryResident, base, rss?.[1] === undefined ? undefined : Number(rss[1]) * 1024);
+  if (memory !== undefined) out.addText(f.memoryDomain, base, memory['base-memory'] + (memory['plugged-memory'] ?? 0));
+  if (balloon !== undefined) out.addText(f.memoryBalloon, base, balloon.actual);
 
   const taps = nicTaps(vmi, guest.sandbox);
   if (taps.length > 0) {
@@ -201,44 +223,44 @@ export async function collectGuest(guest: ScrapedGuest, node: string, out: Expos
     for (const { iface, tap } of taps) {
       const d = devices.get(tap);
       if (d === undefined) continue;
-      const labels = { ...base, interface: iface };
+      const labels = `${base},interface="${escapeLabelValue(iface)}"`;
       // What the tap received, the guest transmitted, and the other way round.
-      out.add(f.rxBytes, labels, d.txBytes);
-      out.add(f.txBytes, labels, d.rxBytes);
-      out.add(f.rxPackets, labels, d.txPackets);
-      out.add(f.txPackets, labels, d.rxPackets);
-      out.add(f.rxErrors, labels, d.txErrors);
-      out.add(f.txErrors, labels, d.rxErrors);
-      out.add(f.rxDropped, labels, d.txDropped);
-      out.add(f.txDropped, labels, d.rxDropped);
-      out.add(f.trafficBytes, { ...labels, type: 'rx' }, d.txBytes);
-      out.add(f.trafficBytes, { ...labels, type: 'tx' }, d.rxBytes);
+      out.addText(f.rxBytes, labels, d.txBytes);
+      out.addText(f.txBytes, labels, d.rxBytes);
+      out.addText(f.rxPackets, labels, d.txPackets);
+      out.addText(f.txPackets, labels, d.rxPackets);
+      out.addText(f.rxErrors, labels, d.txErrors);
+      out.addText(f.txErrors, labels, d.rxErrors);
+      out.addText(f.rxDropped, labels, d.txDropped);
+      out.addText(f.txDropped, labels, d.rxDropped);
+      out.addText(f.trafficBytes, `${labels},type="rx"`, d.txBytes);
+      out.addText(f.trafficBytes, `${labels},type="tx"`, d.rxBytes);
     }
   }
 
   for (const block of blocks ?? []) {
     const drive = driveOf(block.qdev);
     if (drive === undefined) continue;
-    const labels = { ...base, drive };
-    const s = block.stats;
-    out.add(f.readOps, labels, s.rd_operations);
-    out.add(f.writeOps, labels, s.wr_operations);
-    out.add(f.readBytes, labels, s.rd_bytes);
-    out.add(f.writeBytes, labels, s.wr_bytes);
-    out.add(f.readTimes, labels, s.rd_total_time_ns / 1e9);
-    out.add(f.writeTimes, labels, s.wr_total_time_ns / 1e9);
-    out.add(f.flushOps, labels, s.flush_operations);
-    out.add(f.flushTimes, labels, s.flush_total_time_ns / 1e9);
+    const labels = `${base},drive="${escapeLabelValue(drive)}"`;
+    const st = block.stats;
+    out.addText(f.readOps, labels, st.rd_operations);
+    out.addText(f.writeOps, labels, st.wr_operations);
+    out.addText(f.readBytes, labels, st.rd_bytes);
+    out.addText(f.writeBytes, labels, st.wr_bytes);
+    out.addText(f.readTimes, labels, st.rd_total_time_ns / 1e9);
+    out.addText(f.writeTimes, labels, st.wr_total_time_ns / 1e9);
+    out.addText(f.flushOps, labels, st.flush_operations);
+    out.addText(f.flushTimes, labels, st.flush_total_time_ns / 1e9);
   }
 
   const ram = migration?.ram;
   if (ram !== undefined) {
     // KubeVirt labels the migration families with the VMI alone, without its labels.
-    const labels = { node, namespace: base.namespace ?? '', name: base.name ?? '' };
-    out.add(f.migrationProcessed, labels, ram.transferred);
-    out.add(f.migrationRemaining, labels, ram.remaining);
-    out.add(f.migrationTotal, labels, ram.total);
+    const labels = labelText({ node, namespace: baseLabels.namespace ?? '', name: baseLabels.name ?? '' });
+    out.addText(f.migrationProcessed, labels, ram.transferred);
+    out.addText(f.migrationRemaining, labels, ram.remaining);
+    out.addText(f.migrationTotal, labels, ram.total);
     // QEMU counts dirty pages per second; KubeVirt reports bytes per second (4 KiB pages on x86).
-    out.add(f.migrationDirtyRate, labels, ram['dirty-pages-rate'] === undefined ? undefined : ram['dirty-pages-rate'] * 4096);
+    out.addText(f.migrationDirtyRate, labels, ram['dirty-pages-rate'] === undefined ? undefined : ram['dirty-pages-rate'] * 4096);
   }
 }

@@ -53,6 +53,8 @@ export function scrapeConfigOf(targets: ScrapeTargets): { scrape_configs: Record
     job_name: `vireo-agent-${agent.node}`,
     scheme: 'https',
     metrics_path: '/metrics',
+    // The series carry their own `node` (the same as the target's): kept as they are, not renamed exported_node.
+    honor_labels: true,
     authorization,
     // The agent's certificate is self-signed for its node name: trust exactly it, and check that name.
     tls_config: { ca_file: agent.certificateFile, server_name: agent.node },

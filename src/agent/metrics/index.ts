@@ -13,7 +13,6 @@
  */
 import type { KObject } from '../../api/object.js';
 import { stringAt } from '../../api/kinds/read.js';
-import type { Machine } from '../machine.js';
 import { Exposition } from './exposition.js';
 import { queryGuest, writeGuest } from './vmi-stats.js';
 import type { QmpAnswers, ScrapedGuest } from './vmi-stats.js';
@@ -36,8 +35,8 @@ export function migratingFrom(vmi: KObject, node: string): boolean {
   return state !== undefined && stringAt(vmi, 'status', 'migrationState', 'sourceNode') === node && state.completed !== true && state.failed !== true && state.startTimestamp !== undefined;
 }
 
+/** One QEMU's latest answers, when they came, and the asking in flight. */
 interface Kept {
-  machine: Machine;
   answers?: QmpAnswers;
   at: number;
   asking?: Promise<void> | undefined;
@@ -59,7 +58,7 @@ export class GuestMetrics {
       current.add(key);
       let kept = this.kept.get(key);
       if (kept === undefined) {
-        kept = { machine: guest.machine, at: 0 };
+        kept = { at: 0 };
         this.kept.set(key, kept);
       }
       let asking = kept.asking;

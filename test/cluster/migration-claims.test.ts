@@ -157,7 +157,8 @@ test('a VM with a claim on a local volume migrates with its data; a cancelled mi
     assert.equal(cancel.code, 0, cancel.stderr);
     await eventually(async () => (await migrationsOf()).length === 0 || undefined, { what: 'the cancelled migration to go', timeoutMs: 60_000 });
     await eventually(() => qemuPidsUnder(dirOf(host2)).length === 0 || undefined, { what: 'the target QEMU on host-2 to be gone', timeoutMs: 30_000 });
-    assert.equal(existsSync(targetPath), false, 'host-2\'s copy of the volume is removed');
+    // The target's abort may finish after the migration is gone (the controller waits for it only so long on a loaded machine).
+    await eventually(() => !existsSync(targetPath) || undefined, { what: 'host-2\'s copy of the volume to be removed', timeoutMs: 30_000 });
     const pv = await client.get(resources.persistentVolumes, undefined, pvName);
     assert.deepEqual(pv.spec, sourcePv.spec, 'the PersistentVolume still names host-1 and its path there');
     assert.ok(existsSync(sourcePath), 'the volume on host-1 is still there');

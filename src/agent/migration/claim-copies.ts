@@ -68,9 +68,30 @@ export async function makeClaimCopies(vmi: KObject, node: ClaimNode, signal: Abo
   return copies;
 }
 
-/** Removes the target's copies (a migration that failed or was cancelled): the claims stay on the source as they were. */
-export async function removeClaimCopies(volumes: readonly MovedVolume[], node: Pick<ClaimNode, 'dataDir'>): Promise<void> {
-  for (const volume of volumes) await removeVolumeDir(volumesRoot(node.dataDir), volumeDir(node.dataDir, volume.claimUid), volumeNameFor(volume.claimUid));
+/**
+ * Removes the target's copies (a migration that failed or was cancelled):
+ * the claims stay on the source as they were. A copy whose volume now lives
+ * on this node is kept: a later migration of the same VMI made it again in
+ * the same place and moved the claim here (an abort that ran late, on a
+ * loaded node, must not delete it). When the PersistentVolume cannot be
+ * read, the copy is kept too, and logged: a leftover wastes space, a wrong
+ * removal loses data.
+ */
+export async function removeClaimCopies(volumes: readonly MovedVolume[], node: ClaimNode): Promise<void> {
+  for (const volume of volumes) {
+    let pv: KObject | undefined;
+    try {
+      pv = await node.client.tryGet(resources.persistentVolumes, undefined, volume.persistentVolume);
+    } catch (err) {
+      node.logger.warn('cannot read a claim copy\'s PersistentVolume: the copy is kept', { volume: volume.persistentVolume, err });
+      continue;
+    }
+    if (pv !== undefined && volumeNode(pv) === node.nodeName) {
+      node.logger.info('a claim copy\'s volume lives on this node now (a later migration moved it here): kept', { volume: volume.persistentVolume });
+      continue;
+    }
+    await removeVolumeDir(volumesRoot(node.dataDir), volumeDir(node.dataDir, volume.claimUid), volumeNameFor(volume.claimUid));
+  }
 }
 
 /**

@@ -49,6 +49,8 @@ interface Outgoing {
   run: Promise<void>;
   /** The claims' volumes copied to the target. */
   volumes: MovedVolume[];
+  /** Set once a QMP command hung on the silent target and its sockets were closed: the cause of what QEMU reports next. */
+  severed?: string;
 }
 
 /** What a migration run needs besides the machine. */
@@ -83,7 +85,10 @@ export class MigrationSources {
       async (err: unknown) => {
         const cancelled = err instanceof Cancelled;
         const aborted = err instanceof ConvergenceAbort;
-        entry.progress = { state: cancelled ? 'cancelled' : 'failed', message: cancelled || aborted ? err.message : `migration failed: ${err instanceof Error ? err.message : String(err)}`, mode: entry.mode, ...(aborted ? { aborted } : {}) };
+        const reason = err instanceof Error ? err.message : String(err);
+        // QEMU's own error after the sockets to a silent target were closed (a broken TLS handshake, a failed read) names the effect; the cause is the silence.
+        const why = entry.severed !== undefined && !reason.startsWith(entry.severed) ? `${entry.severed} (QEMU: ${reason})` : reason;
+        entry.progress = { state: cancelled ? 'cancelled' : 'failed', message: cancelled || aborted ? err.message : `migration failed: ${why}`, mode: entry.mode, ...(aborted ? { aborted } : {}) };
         // After a post-copy switch-over this QEMU's memory is stale: it must not run the guest again.
         if (entry.switchedOver) entry.progress.message = `${entry.progress.message ?? ''} (after the post-copy switch-over: the guest cannot run on at the source)`;
         else await this.rollBack(entry);
@@ -201,13 +206,13 @@ export class MigrationSources {
     for (const node of nodes) {
       // An NBD node an interrupted migration left (its agent restarted before the roll-back) would clash with the new one.
       await machine.execute('blockdev-del', { 'node-name': mirrorNode(node) }).catch(() => undefined);
-      await unblockedBy(target, () => machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node, ...tls }), this.logger);
+      await unblockedBy(target, () => machine.execute('blockdev-add', { driver: 'nbd', 'node-name': mirrorNode(node), server: paths.nbdServer, export: node, ...tls }), this.logger, entry);
       await machine.execute('blockdev-mirror', { 'job-id': mirrorNode(node), device: node, target: mirrorNode(node), sync: 'full' });
     }
     const mirrorWatch = new StallWatch();
     await this.until(signal, async () => {
       // A QEMU blocked on a link to the target that went silent answers no poll: its sockets to the target go, and it answers again.
-      const jobs = await unblockedBy(target, () => machine.execute('query-block-jobs'), this.logger);
+      const jobs = await unblockedBy(target, () => machine.execute('query-block-jobs'), this.logger, entry);
       await this.failIfStalled(mirrorWatch, jobs.reduce((sum, j) => sum + j.offset, 0), target);
       for (const node of nodes) {
         const job = jobs.find((j) => j.device === mirrorNode(node));
@@ -236,7 +241,7 @@ export class MigrationSources {
     // QEMU leaves `pre-switchover` asynchronously after `migrate-continue`: a poll may see it again, and the mirrors are gone by then.
     let continued = false;
     await this.until(signal, async () => {
-      const info = await unblockedBy(target, () => machine.execute('query-migrate'), this.logger);
+      const info = await unblockedBy(target, () => machine.execute('query-migrate'), this.logger, entry);
       if (info.status === 'active' || info.status === 'setup') await this.failIfStalled(streamWatch, info.ram?.transferred ?? 0, target);
       switch (info.status) {
         case 'active':
@@ -420,8 +425,9 @@ function sleep(ms: number): Promise<void> {
  * `step` has not returned within the stall limit, the sockets to the
  * target are closed: QEMU's I/O on them fails, and it answers again.
  */
-async function unblockedBy<T>(target: MigrationTarget, step: () => Promise<T>, logger: Logger): Promise<T> {
+async function unblockedBy<T>(target: MigrationTarget, step: () => Promise<T>, logger: Logger, entry: Pick<Outgoing, 'severed'>): Promise<T> {
   const timer = setTimeout(() => {
+    entry.severed = `no data reached the target for ${Math.round(stallLimitMs / 1000)} s: the target node or the network to it is down`;
     logger.warn('connecting to the migration target takes too long: closing the sockets to it', { address: target.address });
     severConnections(target).catch((err: unknown) => { logger.warn('cannot close the connections to a silent migration target', { err }); });
   }, stallLimitMs);

@@ -88,8 +88,6 @@ export interface ApiServerOptions {
 /** How long a scrape waits for the node agent's text. */
 export const nodeMetricsDeadlineMs = 5_000;
 
-/** Prometheus' text exposition format, as `/metrics` is served. */
-export const prometheusTextType = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** The node of `/api/v1/nodes/{node}/proxy/metrics`, the only node proxy path served. */
 function nodeMetricsProxyOf(path: string): string | undefined {
@@ -275,7 +273,7 @@ export class ApiServer {
     if (method !== 'GET' && method !== 'HEAD') throw new ApiError('MethodNotAllowed', `${method} is not allowed on /metrics: it is read-only (GET)`);
     const [controlPlane, node] = await Promise.all([this.metrics.metrics(), this.nodeMetricsText()]);
     const text = node === '' ? controlPlane : `${controlPlane}${controlPlane.endsWith('\n') || controlPlane === '' ? '' : '\n'}${node}`;
-    res.writeHead(200, { 'Content-Type': prometheusTextType, 'Content-Length': Buffer.byteLength(text) });
+    res.writeHead(200, { 'Content-Type': textFormat, 'Content-Length': Buffer.byteLength(text) });
     res.end(method === 'HEAD' ? undefined : text);
   }
 

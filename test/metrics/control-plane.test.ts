@@ -10,9 +10,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { freePort } from '../../src/testing/process.js';
+import { parse } from 'yaml';
+import { startPrometheus } from '../../src/testing/prometheus.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -290,22 +291,15 @@ test('vireo metrics scrape-config passes promtool check config and drives a real
     execFile('promtool', ['check', 'config', config], (err, stdout, stderr) => { resolve({ code: err === null ? 0 : 1, out: stdout + stderr }); });
   });
   assert.equal(check.code, 0, check.out);
-  const port = await freePort();
-  const prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  prometheus.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-  const exited = new Promise<void>((resolve) => { prometheus.once('exit', () => { resolve(); }); });
-  t.after(async () => { prometheus.kill('SIGTERM'); await exited; });
-  const api = async (path: string): Promise<unknown> => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`);
-    return res.ok ? await res.json() : undefined;
-  };
+  // The generated scrape_configs, run by the test harness's Prometheus (1 s scrapes).
+  const prometheus = await startPrometheus({ scrapeConfigs: (parse(generated.stdout) as { scrape_configs: Record<string, unknown>[] }).scrape_configs });
+  t.after(() => prometheus.stop());
   type Target = { labels: Record<string, string>; health: string; lastError: string };
   const targets = await eventually(async () => {
-    const answer = await api('/api/v1/targets').catch(() => undefined) as { data?: { activeTargets?: Target[] } } | undefined;
-    const active = answer?.data?.activeTargets ?? [];
+    const answer = await prometheus.api('targets').catch(() => undefined);
+    const active = (answer?.data as { activeTargets?: Target[] } | undefined)?.activeTargets ?? [];
     return active.length === 2 && active.every((a) => a.health !== 'unknown') ? active : undefined;
-  }, { timeoutMs: 30_000, what: `prometheus scraped both targets (stderr: ${stderr})` });
+  }, { timeoutMs: 30_000, what: `prometheus scraped both targets (output: ${prometheus.output()})` });
   const serverTarget = targets.find((a) => a.labels.job === 'vireo-server');
   assert.equal(serverTarget?.health, 'up', serverTarget?.lastError);
   const agentTarget = targets.find((a) => a.labels.job === 'vireo-agent');
@@ -313,8 +307,7 @@ test('vireo metrics scrape-config passes promtool check config and drives a real
   // TLS (the pinned certificate, its node name) and the token pass: the endpoint serves no agent in this test, so its /metrics route answers 503 (still starting) after them, not 401/403 or a TLS error.
   assert.match(agentTarget?.lastError ?? '', /HTTP status 503/, `agent target: ${agentTarget?.health ?? '?'} ${agentTarget?.lastError ?? ''}`);
   const result = await eventually(async () => {
-    const answer = await api(`/api/v1/query?query=${encodeURIComponent('sum(apiserver_request_total{job="vireo-server"})')}`) as { data?: { result?: { value: [number, string] }[] } } | undefined;
-    const value = Number(answer?.data?.result?.[0]?.value[1] ?? 'NaN');
+    const value = (await prometheus.query('sum(apiserver_request_total{job="vireo-server"})'))[0]?.value ?? NaN;
     return value > 0 ? value : undefined;
   }, { timeoutMs: 15_000, what: 'apiserver_request_total queried through prometheus' });
   assert.ok(result > 0);

@@ -1,10 +1,12 @@
 /**
  * The node agent's metrics from a real TCG guest: KubeVirt's per-VMI
  * families with KubeVirt's names, types and label sets, and values that
- * follow what the guest does (CPU, a disk written, packets sent).
+ * follow what the guest does (CPU, a disk written, packets sent, memory
+ * the guest caches and fills, as its balloon driver reports it).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { createBound, phase, startAgentFixture, vmiManifest, waitVmi } from './support.js';
@@ -61,6 +63,20 @@ const catalogue: Record<string, { type: string; extra: string[]; vmiLabels?: fal
   kubevirt_vmi_storage_write_times_seconds_total: { type: 'counter', extra: ['drive'] },
   kubevirt_vmi_storage_flush_requests_total: { type: 'counter', extra: ['drive'] },
   kubevirt_vmi_storage_flush_times_seconds_total: { type: 'counter', extra: ['drive'] },
+  kubevirt_vmi_memory_available_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_usable_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_unused_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_cached_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_swap_in_traffic_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_swap_out_traffic_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_pgmajfault_total: { type: 'counter', extra: [] },
+  kubevirt_vmi_memory_pgminfault_total: { type: 'counter', extra: [] },
+  kubevirt_vmi_memory_anon_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_anon_thp_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_inactive_anon_bytes: { type: 'gauge', extra: [] },
+  kubevirt_vmi_memory_active_anon_bytes: { type: 'gauge', extra: [] },
+  // cgroup v1's memory.stat has no shared-memory huge pages.
+  ...(existsSync('/sys/fs/cgroup/cgroup.controllers') ? { kubevirt_vmi_memory_shmem_thp_bytes: { type: 'gauge', extra: [] } } : {}),
 };
 
 function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
@@ -134,4 +150,40 @@ test('a running guest\'s metrics carry KubeVirt\'s names, types and labels, and 
     return short.length === 0 || undefined;
   }, { what: 'the counters to follow the work', timeoutMs: 20_000, intervalMs: 200 }).catch(() => undefined);
   assert.deepEqual(short, []);
+
+  // The guest's memory, as its balloon driver reports it (QEMU polls it every 10 s): 8 MiB read
+  // from the scratch disk stay in the page cache (cached, still usable; the shell holds the disk
+  // open, as the kernel drops a block device's cache at its last close), 8 MiB written to a
+  // tmpfs cannot be reclaimed without swap (cached, not usable); neither is unused any more.
+  // The guest has ~25 MiB free: more would make it reclaim the cache it is asked to keep.
+  const mib = 1024 * 1024;
+  const before = parse(await fixture.agent.metrics()).samples;
+  const memoryBefore = (name: string): number => value(before, `kubevirt_vmi_memory_${name}`, base) ?? NaN;
+  const shell = await fixture.agent.openStream('default', 'metered', 'console');
+  let output = '';
+  shell.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
+  shell.write('\nexec 3</dev/vdb; dd if=/dev/vdb of=/dev/null bs=1M count=8 2>/dev/null; dd if=/dev/zero of=/dev/shm/fill bs=1M count=8 2>/dev/null; echo memtotal-$(sed -n "s/^MemTotal: *\\([0-9]*\\) kB/\\1/p" /proc/meminfo)-kb\n');
+  const memTotalKib = Number((await eventually(() => /memtotal-(\d+)-kb/.exec(output) ?? undefined, { what: 'the guest to cache and fill memory', timeoutMs: 60_000 }))[1]);
+  shell.destroy();
+  let memoryShort: string[] = [];
+  await eventually(async () => {
+    const after = parse(await fixture.agent.metrics()).samples;
+    const memory = (name: string): number => value(after, `kubevirt_vmi_memory_${name}`, base) ?? NaN;
+    const cachedGrew = memory('cached_bytes') - memoryBefore('cached_bytes');
+    const unusedFell = memoryBefore('unused_bytes') - memory('unused_bytes');
+    const usableFell = memoryBefore('usable_bytes') - memory('usable_bytes');
+    memoryShort = [
+      ...(memory('available_bytes') === memTotalKib * 1024 ? [] : [`available_bytes ${memory('available_bytes')} is not the guest's MemTotal ${memTotalKib} KiB`]),
+      ...(cachedGrew >= 12 * mib ? [] : [`cached_bytes grew by ${cachedGrew / mib} MiB, not ≥ 12`]),
+      ...(unusedFell >= 12 * mib ? [] : [`unused_bytes fell by ${unusedFell / mib} MiB, not ≥ 12`]),
+      ...(usableFell >= 6 * mib ? [] : [`usable_bytes fell by ${usableFell / mib} MiB, not ≥ 6 (the tmpfs)`]),
+      ...(unusedFell - usableFell >= 4 * mib ? [] : [`usable_bytes fell by ${usableFell / mib} MiB, nearly as much as unused_bytes (${unusedFell / mib} MiB): the page cache should stay usable`]),
+      ...(memory('pgminfault_total') > memoryBefore('pgminfault_total') ? [] : [`pgminfault_total did not grow: ${memoryBefore('pgminfault_total')} → ${memory('pgminfault_total')}`]),
+      ...(memory('usable_bytes') < memory('available_bytes') && memory('unused_bytes') < memory('usable_bytes') ? [] : ['unused ≤ usable ≤ available does not hold']),
+    ];
+    return memoryShort.length === 0 || undefined;
+  }, { what: 'the guest memory statistics to follow', timeoutMs: 30_000, intervalMs: 500 }).catch(() => undefined);
+  assert.deepEqual(memoryShort, []);
+  // The VMI's cgroup holds QEMU, whose guest RAM is anonymous memory.
+  assert.ok((value(before, 'kubevirt_vmi_memory_anon_bytes', base) ?? 0) > 16 * mib, 'the cgroup holds QEMU\'s anonymous memory');
 });

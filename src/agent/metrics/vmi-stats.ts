@@ -8,7 +8,9 @@
  *   waiting in the run queue (`state` is `running` for every vCPU QEMU
  *   reports, as libvirt's QEMU driver says);
  * - memory: `/proc/<pid>/status` VmRSS, QMP `query-memory-size-summary`
- *   (the domain's memory) and `query-balloon` (the balloon's size);
+ *   (the domain's memory) and `query-balloon` (the balloon's size); the
+ *   guest's own view from the balloon's statistics (balloon.ts) and the
+ *   cgroup's anonymous memory (cgroup-memory.ts);
  * - network: the taps' counters as QEMU's network namespace sees them
  *   (`/proc/<pid>/net/dev`), received and transmitted swapped to the
  *   guest's view, as libvirt reports them;
@@ -19,7 +21,6 @@
  * A source that does not answer within the deadline is left out of that
  * scrape; the others still report.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KObject } from '../../api/object.js';
 import type { SandboxState } from '../../net/pod/sandbox.js';
@@ -27,6 +28,10 @@ import type { Machine } from '../machine.js';
 import type { Exposition, FamilySpec, Labels } from './exposition.js';
 import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
 import type { QmpReturn } from '../qmp/index.js';
+import { keyedNumbers, readText } from './kernel-files.js';
+import { askGuestMemory, writeGuestMemory } from './balloon.js';
+import type { GuestMemoryAnswer } from './balloon.js';
+import { writeCgroupMemory } from './cgroup-memory.js';
 
 const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
 const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
@@ -93,24 +98,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   }
 }
 
-function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** `key value` lines (cgroup stat files) as numbers. */
-function keyedNumbers(text: string | undefined): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of (text ?? '').split('\n')) {
-    const [key, value] = line.trim().split(/\s+/);
-    if (key !== undefined && value !== undefined) values.set(key, Number(value));
-  }
-  return values;
-}
-
 /** USER_HZ, the unit of cgroup v1's `cpuacct.stat`: 100 on every Linux architecture Vireo runs on. */
 const userHz = 100;
 
@@ -170,6 +157,8 @@ export interface QmpAnswers {
   balloon?: QmpReturn<'query-balloon'> | undefined;
   memory?: QmpReturn<'query-memory-size-summary'> | undefined;
   migration?: QmpReturn<'query-migrate'> | undefined;
+  /** The balloon's guest statistics (asked only when QEMU may have new ones). */
+  guestMemory?: GuestMemoryAnswer | undefined;
 }
 
 /**
@@ -179,14 +168,15 @@ export interface QmpAnswers {
  * hotplugged, so they are asked again only when missing.
  */
 export async function queryGuest(machine: Machine, migrating: boolean, deadlineMs: number, known: QmpAnswers = {}): Promise<QmpAnswers> {
-  const [cpus, blocks, balloon, memory, migration] = await Promise.all([
+  const [cpus, blocks, balloon, memory, migration, guestMemory] = await Promise.all([
     known.cpus ?? within(machine.execute('query-cpus-fast'), deadlineMs),
     within(machine.execute('query-blockstats'), deadlineMs),
     within(machine.execute('query-balloon'), deadlineMs),
     known.memory ?? within(machine.execute('query-memory-size-summary'), deadlineMs),
     migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
+    askGuestMemory(machine, (promise) => within(promise, deadlineMs), known.guestMemory),
   ]);
-  return { cpus, blocks, balloon, memory, migration };
+  return { cpus, blocks, balloon, memory, migration, guestMemory };
 }
 
 /** Adds one guest's samples to `out`: the kernel's counters read now, QEMU's from `answers`. */
@@ -216,6 +206,8 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
   out.addText(f.memoryResident, base, rss?.[1] === undefined ? undefined : Number(rss[1]) * 1024);
   if (memory !== undefined) out.addText(f.memoryDomain, base, memory['base-memory'] + (memory['plugged-memory'] ?? 0));
   if (balloon !== undefined) out.addText(f.memoryBalloon, base, balloon.actual);
+  writeGuestMemory(out, base, answers.guestMemory);
+  writeCgroupMemory(out, base, guest.cgroupDirs);
 
   const taps = nicTaps(vmi, guest.sandbox);
   if (taps.length > 0) {

@@ -74,11 +74,18 @@ function graphicsArgs(ctx: BuildContext): string[] {
   return ['-device', video, '-vnc', `unix:${ctx.paths.vncSocket.replaceAll(',', ',,')}`];
 }
 
+/**
+ * How often (seconds) QEMU asks the guest's balloon driver for its memory
+ * statistics (the guest memory metrics): KubeVirt's default
+ * `memBalloonStatsPeriod`, which virt-launcher gives libvirt's balloon.
+ */
+const balloonStatsPollingSeconds = 10;
+
 function balloonArgs(ctx: BuildContext): string[] {
   if (ctx.domain.get('devices').get('autoattachMemBalloon').boolean() === false) return [];
   const hugepages = ctx.domain.get('memory').get('hugepages').present;
   // Free page reporting returns freed guest pages to the host; hugepage-backed memory cannot be handed back.
-  return ['-device', options('virtio-balloon-pci', { id: 'balloon0', 'free-page-reporting': !hugepages })];
+  return ['-device', options('virtio-balloon-pci', { id: 'balloon0', 'free-page-reporting': !hugepages, 'guest-stats-polling-interval': balloonStatsPollingSeconds })];
 }
 
 function rngArgs(ctx: BuildContext): string[] {

@@ -91,5 +91,8 @@ export function object(required: Fields, optional: Fields = {}): Decoder<Record<
   };
 }
 
+/** Any JSON value, unchecked: for replies whose shape depends on the arguments (`qom-get`), decoded by the caller that knows it. */
+export const anyValue: Decoder<unknown> = (value) => value;
+
 /** `{}`: what most QMP commands return. */
 export const empty = object({});

@@ -5,7 +5,9 @@ export { QmpClient } from './client.js';
 export type { QmpArgsParam, QmpConnectOptions } from './client.js';
 export { QmpError } from './errors.js';
 export type { QmpErrorCode } from './errors.js';
+export { balloonGuestStats } from './schema.js';
 export type {
+  BalloonGuestStats,
   BlockdevNodeArgs,
   QmpArgs,
   QmpBlockInfo,

@@ -5,7 +5,7 @@
  * the check and the type cannot drift apart. Checked against QEMU 7.2's
  * `query-qmp-schema`; members added by later versions are dropped.
  */
-import { array, boolean, empty, integer, object, oneOf, record, string } from './decode.js';
+import { DecodeError, anyValue, array, boolean, empty, integer, object, oneOf, record, string } from './decode.js';
 import type { Decoded, Decoder } from './decode.js';
 
 const versionTriple = object({ major: integer, minor: integer, micro: integer });
@@ -102,6 +102,39 @@ const blockStats = object(
   { device: string, qdev: string, 'node-name': string },
 );
 
+/**
+ * One virtio-balloon guest statistic (bytes, or a count of page faults), or
+ * undefined when the guest does not report it: QEMU holds -1 there, which
+ * QEMU 7.2 prints as 2^64 - 1 (beyond what a double holds exactly).
+ */
+const guestStat = (value: unknown, path: string): number | undefined => {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new DecodeError(path, 'a number', value);
+  return value >= 0 && Number.isSafeInteger(value) ? value : undefined;
+};
+
+/**
+ * `qom-get` of a virtio-balloon's `guest-stats` property: what the guest's
+ * driver last reported (QEMU asks it every `guest-stats-polling-interval`
+ * seconds), and `last-update`, when it arrived (host seconds since the
+ * epoch; 0 while nothing has).
+ */
+export const balloonGuestStats = object({
+  stats: object({}, {
+    'stat-swap-in': guestStat,
+    'stat-swap-out': guestStat,
+    'stat-major-faults': guestStat,
+    'stat-minor-faults': guestStat,
+    'stat-free-memory': guestStat,
+    'stat-total-memory': guestStat,
+    'stat-available-memory': guestStat,
+    'stat-disk-caches': guestStat,
+    'stat-htlb-pgalloc': guestStat,
+    'stat-htlb-pgfail': guestStat,
+  }),
+  'last-update': integer,
+});
+export type BalloonGuestStats = Decoded<typeof balloonGuestStats>;
+
 /** What each command returns, as a decoder. */
 const returns = {
   qmp_capabilities: empty,
@@ -147,6 +180,8 @@ const returns = {
   'blockdev-mirror': empty,
   'block-job-cancel': empty,
   'announce-self': empty,
+  /** A QOM property's value: its type depends on the property, so the caller decodes it (e.g. {@link balloonGuestStats}). */
+  'qom-get': anyValue,
 } satisfies Record<string, Decoder<unknown>>;
 
 type Returns = { [C in keyof typeof returns]: Decoded<(typeof returns)[C]> };
@@ -214,6 +249,8 @@ interface CommandArguments {
   'block-job-cancel': { device: string; force?: boolean };
   /** Sends RARP announcements of the guest's NICs (and asks a virtio guest for its gratuitous ARPs): `initial` ms, then `step` ms more each round, at most `max`. */
   'announce-self': { initial: number; max: number; rounds: number; step: number };
+  /** Reads property `property` of the QOM object at `path` (e.g. `/machine/peripheral/balloon0`). */
+  'qom-get': { path: string; property: string };
 }
 
 /** A file or format node of a disk, as `-blockdev` takes it but in QMP's typed form. */

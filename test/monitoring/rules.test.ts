@@ -65,6 +65,9 @@ const breakages: { rule: string; from: string; to: string }[] = [
   { rule: 'VirtApiRESTErrorsBurst', from: '[5m])) >= 0.8', to: '[5m])) >= 0.95' },
   { rule: 'KubeVirtVMIExcessiveMigrations', from: '[1d]))) >= 12', to: '[1d]))) >= 13' },
   { rule: 'KubeVirtVMGuestMemoryPressure', from: '(vmi:kubevirt_vmi_memory_headroom_ratio:sum < 0.05)', to: '(vmi:kubevirt_vmi_memory_headroom_ratio:sum < 0.5)' },
+  { rule: 'KubeVirtVMGuestMemoryPressure (its swap arm)', from: 'vmi:kubevirt_vmi_swap_traffic_bytes:rate5m > 1048576', to: 'vmi:kubevirt_vmi_swap_traffic_bytes:rate5m > 10485760' },
+  { rule: 'KubeVirtVMGuestMemoryAvailableLow', from: '(vmi:kubevirt_vmi_memory_headroom_ratio:sum < 0.03)', to: '(vmi:kubevirt_vmi_memory_headroom_ratio:sum < 0.04)' },
+  { rule: 'kubevirt_vmi_memory_used_bytes', from: 'record: kubevirt_vmi_memory_used_bytes\n        expr: vmi:kubevirt_vmi_memory_used_bytes:sum', to: 'record: kubevirt_vmi_memory_used_bytes\n        expr: vmi:kubevirt_vmi_memory_available_bytes:sum' },
   { rule: 'GuestFilesystemAlmostOutOfSpace', from: 'file_system_type!~"CDFS|iso9660|', to: 'file_system_type!~"CDFS|' },
 ];
 
@@ -90,6 +93,7 @@ test('the rule file records KubeVirt recording rules and every alert carries its
   const recorded = new Set(all.flatMap((rule) => (rule.record === undefined ? [] : [rule.record])));
   for (const name of ['node:kubevirt_vmi_phase:sum', 'namespace:kubevirt_vm:sum', 'vmi:kubevirt_vmi_vcpu:count', 'vmi:kubevirt_vmi_memory_used_bytes:sum',
     'vmi:kubevirt_vmi_memory_headroom_ratio:sum', 'vmi:kubevirt_vmi_pgmajfaults:rate5m', 'vmi:kubevirt_vmi_pgmajfaults:rate30m', 'vmi:kubevirt_vmi_swap_traffic_bytes:rate5m',
+    'vmi:kubevirt_vmi_swap_traffic_bytes:rate30m', 'vmi:kubevirt_vmi_memory_available_bytes:sum', 'kubevirt_vmi_memory_used_bytes',
     'vmi:kubevirt_vmi_guest_queue_length:sum', 'cluster:kubevirt_virt_api_up:sum', 'cluster:kubevirt_virt_controller_up:sum', 'cluster:kubevirt_virt_handler_up:sum',
     'cluster:kubevirt_virt_controller_ready:sum', 'cluster:kubevirt_virt_controller_leading:sum']) {
     assert.ok(recorded.has(name), `${name} is not recorded`);

@@ -161,6 +161,9 @@ test('Prometheus scrapes a vireo server, sees a working guest\'s CPU, disk and n
   }, { timeoutMs: 30_000, intervalMs: 500, what: `node:kubevirt_vmi_phase:sum to have a running VMI on ${node}` });
   assert.ok(running.value >= 1);
   await eventually(async () => ((await single(`vmi:kubevirt_vmi_vcpu:count{${selector}}`)) ?? 0) >= 1, { timeoutMs: 30_000, intervalMs: 500, what: 'vmi:kubevirt_vmi_vcpu:count' });
+  // The guest's balloon statistics feed the memory rules: part of its memory is usable, not all.
+  const headroom = await eventually(async () => single(`vmi:kubevirt_vmi_memory_headroom_ratio:sum{${selector}}`), { timeoutMs: 30_000, intervalMs: 500, what: 'vmi:kubevirt_vmi_memory_headroom_ratio:sum' });
+  assert.ok(headroom > 0 && headroom < 1, `headroom ratio ${headroom}`);
 
   // Every rule has been evaluated, none with an error.
   await eventually(async () => {

@@ -94,11 +94,15 @@ describe('the balloon\'s guest memory statistics', () => {
 
   it('keeps the statistics it has until the guest\'s next report is due, then asks again', async () => {
     await withQemu(['-device', 'virtio-balloon-pci,id=balloon0,guest-stats-polling-interval=10'], async (qmp) => {
-      const known = { pollingSeconds: 10, stats: balloonGuestStats(reported, 'return') };
       const lastUpdateMs = reported['last-update'] * 1000;
-      assert.equal(await askGuestMemory(qmp, bounded, known, lastUpdateMs + 9_000), known, 'nothing new before the next poll');
-      const asked = await askGuestMemory(qmp, bounded, known, lastUpdateMs + 11_000);
+      const known = { pollingSeconds: 10, askedAtMs: lastUpdateMs + 3_000, stats: balloonGuestStats(reported, 'return') };
+      assert.equal(await askGuestMemory(qmp, bounded, known, lastUpdateMs + 11_000), known, 'nothing new before the next report');
+      const asked = await askGuestMemory(qmp, bounded, known, lastUpdateMs + 12_500);
       assert.equal(asked?.stats?.['last-update'], 0, 'QEMU\'s own answer, asked again');
+      assert.equal(asked.askedAtMs, lastUpdateMs + 12_500);
+      // Before the guest's first report, QEMU is asked once an interval.
+      assert.equal(await askGuestMemory(qmp, bounded, asked, lastUpdateMs + 20_000), asked, 'no report yet: not asked again within the interval');
+      assert.notEqual(await askGuestMemory(qmp, bounded, asked, lastUpdateMs + 23_000), asked, 'asked again an interval later');
     });
   });
 });

@@ -45,16 +45,33 @@ export interface GuestMemoryAnswer {
   pollingSeconds: number;
   /** The statistics, when QEMU answered for them. */
   stats?: BalloonGuestStats | undefined;
+  /** When they were asked for (ms since the epoch). */
+  askedAtMs?: number | undefined;
 }
 
 /** A QMP command's promise bounded by the scrape's deadline: its value, or undefined when it failed or was late. */
 export type Bounded = <T>(promise: Promise<T>) => Promise<T | undefined>;
 
+/** How long after a report is due its arrival is waited for: `last-update` counts whole seconds, and a busy guest takes a moment to answer. */
+const reportGraceMs = 2_000;
+
+/**
+ * When QEMU's copy of the statistics may next have changed: at the guest's
+ * next report (its last one + the interval). A copy that was already that
+ * old when it was asked (no report yet: a guest without the driver, still
+ * booting, paused or silent) is asked for again an interval later.
+ */
+function nextAskMs(known: GuestMemoryAnswer & { askedAtMs: number }): number {
+  const intervalMs = known.pollingSeconds * 1000;
+  const lastUpdateMs = (known.stats?.['last-update'] ?? 0) * 1000;
+  const dueMs = lastUpdateMs + intervalMs + reportGraceMs;
+  return lastUpdateMs > 0 && dueMs > known.askedAtMs ? dueMs : known.askedAtMs + intervalMs;
+}
+
 /**
  * Asks QEMU for the guest's balloon statistics. The polling interval is
- * asked once per QEMU (`known` keeps it); the statistics are asked only
- * once the next poll of the guest is due (`last-update` + the interval),
- * since QEMU's copy cannot have changed before: most scrapes ask nothing.
+ * asked once per QEMU (`known` keeps it); the statistics only when QEMU's
+ * copy may have changed ({@link nextAskMs}): most scrapes ask nothing.
  */
 export async function askGuestMemory(machine: Pick<Machine, 'execute'>, bounded: Bounded, known: GuestMemoryAnswer | undefined, nowMs: number = Date.now()): Promise<GuestMemoryAnswer | undefined> {
   let pollingSeconds = known?.pollingSeconds;
@@ -65,15 +82,15 @@ export async function askGuestMemory(machine: Pick<Machine, 'execute'>, bounded:
     pollingSeconds = typeof interval === 'number' && Number.isFinite(interval) ? interval : 0;
   }
   if (pollingSeconds <= 0) return { pollingSeconds };
-  const lastUpdate = known?.stats?.['last-update'] ?? 0;
-  if (lastUpdate > 0 && nowMs < (lastUpdate + pollingSeconds) * 1000) return known;
+  if (known?.askedAtMs !== undefined && nowMs < nextAskMs({ ...known, askedAtMs: known.askedAtMs })) return known;
   const raw = await bounded(machine.execute('qom-get', { path: balloonPath, property: 'guest-stats' }));
+  // Failed or late: asked again at the next scrape.
   if (raw === undefined) return { pollingSeconds };
   try {
-    return { pollingSeconds, stats: balloonGuestStats(raw, 'qom-get guest-stats') };
+    return { pollingSeconds, askedAtMs: nowMs, stats: balloonGuestStats(raw, 'qom-get guest-stats') };
   } catch {
     // Not the shape QEMU documents: leave the families out rather than guess.
-    return { pollingSeconds };
+    return { pollingSeconds, askedAtMs: nowMs };
   }
 }
 

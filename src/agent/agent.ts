@@ -33,6 +33,7 @@ import { NodeFence } from './node-fence.js';
 import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
 import { Cgroups } from './cgroups.js';
 import { GuestMetrics } from './metrics/index.js';
+import type { ScrapeReport } from './metrics/index.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
@@ -248,6 +249,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
    */
   async stop(options: { stopGuests?: boolean } = {}): Promise<void> {
     this.abort.abort();
+    this.guestMetrics.stop();
     this.exporter?.stop();
     await this.queue?.stop();
     await this.informer?.stop();
@@ -290,6 +292,11 @@ export class NodeAgent implements AgentHandle, VolumeExports {
     const runner = this.runner;
     if (runner === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
     return this.guestMetrics.scrape(runner.runningGuests(), this.nodeName);
+  }
+
+  /** How the last scrape of {@link metrics} went (QEMU's answers asked ahead or at the scrape). */
+  lastScrapeReport(): ScrapeReport | undefined {
+    return this.guestMetrics.lastReport;
   }
 
   async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {

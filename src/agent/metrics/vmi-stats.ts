@@ -6,7 +6,11 @@
  * - vCPUs: QMP `query-cpus-fast` gives each vCPU's thread, whose
  *   `/proc/<pid>/task/<tid>/schedstat` holds its time on a CPU and its time
  *   waiting in the run queue (`state` is `running` for every vCPU QEMU
- *   reports, as libvirt's QEMU driver says);
+ *   reports, as libvirt's QEMU driver says); the wait, libvirt's
+ *   `vcpu.<n>.wait`, is the scheduler's `wait_sum` in
+ *   `/proc/<pid>/task/<tid>/sched`, which only a kernel with scheduler
+ *   statistics on has (`CONFIG_SCHEDSTATS`, `kernel.sched_schedstats=1`):
+ *   elsewhere the family is left out;
  * - memory: `/proc/<pid>/status` VmRSS, QMP `query-memory-size-summary`
  *   (the domain's memory) and `query-balloon` (the balloon's size);
  * - network: the taps' counters as QEMU's network namespace sees them
@@ -15,7 +19,7 @@
  * - storage: QMP `query-blockstats`, by the disk's name (its device is
  *   `ua-<disk>`);
  * - migration: QMP `query-migrate` while the VMI migrates away (data
- *   processed, remaining and total, dirty rate).
+ *   processed, remaining and total, dirty rate, transfer rate).
  * A source that does not answer within the deadline is left out of that
  * scrape; the others still report.
  */
@@ -37,6 +41,7 @@ export const vmiFamilies = {
   cpuUser: counter('kubevirt_vmi_cpu_user_usage_seconds_total', 'Total CPU time spent in user mode.'),
   cpuSystem: counter('kubevirt_vmi_cpu_system_usage_seconds_total', 'Total CPU time spent in system mode.'),
   vcpuSeconds: counter('kubevirt_vmi_vcpu_seconds_total', 'Total amount of time spent in each state by each vcpu (cpu_time excluding hypervisor time).'),
+  vcpuWait: counter('kubevirt_vmi_vcpu_wait_seconds_total', 'Amount of time spent by each vcpu while waiting on I/O.'),
   vcpuDelay: counter('kubevirt_vmi_vcpu_delay_seconds_total', 'Amount of time spent by each vcpu waiting in the queue instead of running.'),
   memoryResident: gauge('kubevirt_vmi_memory_resident_bytes', 'Resident set size of the process running the domain.'),
   memoryDomain: gauge('kubevirt_vmi_memory_domain_bytes', 'The amount of memory in bytes allocated to the domain.'),
@@ -62,6 +67,7 @@ export const vmiFamilies = {
   migrationRemaining: gauge('kubevirt_vmi_migration_data_remaining_bytes', 'The remaining guest OS data to be migrated to the new VM.'),
   migrationTotal: counter('kubevirt_vmi_migration_data_bytes_total', 'The total Guest OS data to be migrated to the new VM.'),
   migrationDirtyRate: gauge('kubevirt_vmi_migration_dirty_memory_rate_bytes', 'The rate of memory being dirty in the Guest OS.'),
+  migrationTransferRate: gauge('kubevirt_vmi_migration_memory_transfer_rate_bytes', 'The rate at which the memory is being transferred.'),
 } as const;
 
 /** One running guest of the node, as the scrape sees it. */
@@ -111,21 +117,60 @@ function keyedNumbers(text: string | undefined): Map<string, number> {
   return values;
 }
 
+/**
+ * The scheduler's `wait_sum` of a task in ns, from its `/proc/.../sched`
+ * (milliseconds with a fraction; `se.statistics.wait_sum` on older
+ * kernels, `wait_sum` on newer), or undefined when the kernel keeps no
+ * scheduler statistics.
+ */
+export function schedWaitNs(text: string | undefined): number | undefined {
+  const match = /^(?:se\.statistics\.)?wait_sum\s*:\s*([\d.]+)$/m.exec(text ?? '');
+  return match?.[1] === undefined ? undefined : Math.round(Number(match[1]) * 1e6);
+}
+
+/** Whether this kernel keeps scheduler statistics per task (asked once: it is the kernel's build and a sysctl). */
+let schedstats: boolean | undefined;
+function kernelKeepsSchedstats(): boolean {
+  schedstats ??= schedWaitNs(readText('/proc/self/sched')) !== undefined;
+  return schedstats;
+}
+
 /** USER_HZ, the unit of cgroup v1's `cpuacct.stat`: 100 on every Linux architecture Vireo runs on. */
 const userHz = 100;
 
-/** The VMI cgroup's CPU time in seconds: total, user, system. */
-export function cgroupCpu(dirs: readonly string[]): { usage: number; user: number; system: number } | undefined {
+/** Where a guest's files were found, kept between scrapes so that each scrape reads only those. */
+export interface GuestFiles {
+  /** The cgroup directory with the CPU accounting, and whether it is v2's `cpu.stat`. */
+  cpu?: { dir: string; v2: boolean };
+}
+
+/** The CPU time of the cgroup directory `dir` in seconds, from v2's `cpu.stat` or v1's `cpuacct`; undefined when those are not there. */
+function cpuIn(dir: string, v2: boolean): { usage: number; user: number; system: number } | undefined {
+  if (v2) {
+    const text = readText(join(dir, 'cpu.stat'));
+    if (text === undefined || !text.includes('usage_usec')) return undefined;
+    const stat = keyedNumbers(text);
+    return { usage: (stat.get('usage_usec') ?? NaN) / 1e6, user: (stat.get('user_usec') ?? NaN) / 1e6, system: (stat.get('system_usec') ?? NaN) / 1e6 };
+  }
+  const usage = readText(join(dir, 'cpuacct.usage'));
+  if (usage === undefined) return undefined;
+  const stat = keyedNumbers(readText(join(dir, 'cpuacct.stat')));
+  return { usage: Number(usage.trim()) / 1e9, user: (stat.get('user') ?? NaN) / userHz, system: (stat.get('system') ?? NaN) / userHz };
+}
+
+/** The VMI cgroup's CPU time in seconds: total, user, system. `files` keeps where it was found. */
+export function cgroupCpu(dirs: readonly string[], files: GuestFiles = {}): { usage: number; user: number; system: number } | undefined {
+  if (files.cpu !== undefined) {
+    const known = cpuIn(files.cpu.dir, files.cpu.v2);
+    if (known !== undefined) return known;
+  }
   for (const dir of dirs) {
-    const v2 = readText(join(dir, 'cpu.stat'));
-    if (v2 !== undefined && v2.includes('usage_usec')) {
-      const stat = keyedNumbers(v2);
-      return { usage: (stat.get('usage_usec') ?? NaN) / 1e6, user: (stat.get('user_usec') ?? NaN) / 1e6, system: (stat.get('system_usec') ?? NaN) / 1e6 };
-    }
-    const usage = readText(join(dir, 'cpuacct.usage'));
-    if (usage !== undefined) {
-      const stat = keyedNumbers(readText(join(dir, 'cpuacct.stat')));
-      return { usage: Number(usage.trim()) / 1e9, user: (stat.get('user') ?? NaN) / userHz, system: (stat.get('system') ?? NaN) / userHz };
+    for (const v2 of [true, false]) {
+      const cpu = cpuIn(dir, v2);
+      if (cpu !== undefined) {
+        files.cpu = { dir, v2 };
+        return cpu;
+      }
     }
   }
   return undefined;
@@ -189,8 +234,8 @@ export async function queryGuest(machine: Machine, migrating: boolean, deadlineM
   return { cpus, blocks, balloon, memory, migration };
 }
 
-/** Adds one guest's samples to `out`: the kernel's counters read now, QEMU's from `answers`. */
-export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpAnswers, node: string, out: Exposition): void {
+/** Adds one guest's samples to `out`: the kernel's counters read now (where `files` says they are), QEMU's from `answers`. */
+export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpAnswers, node: string, out: Exposition, files: GuestFiles = {}): void {
   const { machine, vmi } = guest;
   const baseLabels = vmiBaseLabels(vmi, node);
   const base = labelText(baseLabels);
@@ -198,7 +243,7 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
   const { cpus, blocks, balloon, memory, migration } = answers;
   const pid = machine.pid;
 
-  const cpu = cgroupCpu(guest.cgroupDirs);
+  const cpu = cgroupCpu(guest.cgroupDirs, files);
   if (cpu !== undefined) {
     out.addText(f.cpuUsage, base, cpu.usage);
     out.addText(f.cpuUser, base, cpu.user);
@@ -210,6 +255,10 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     const id = `id="${vcpu['cpu-index']}"`;
     out.addText(f.vcpuSeconds, `${base},${id},state="running"`, runNs === undefined ? undefined : runNs / 1e9);
     out.addText(f.vcpuDelay, `${base},${id}`, waitNs === undefined ? undefined : waitNs / 1e9);
+    if (kernelKeepsSchedstats()) {
+      const schedWait = schedWaitNs(readText(`/proc/${pid}/task/${vcpu['thread-id']}/sched`));
+      out.addText(f.vcpuWait, `${base},${id}`, schedWait === undefined ? undefined : schedWait / 1e9);
+    }
   }
 
   const rss = /^VmRSS:\s+(\d+) kB/m.exec(readText(`/proc/${pid}/status`) ?? '');
@@ -262,5 +311,7 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     out.addText(f.migrationTotal, labels, ram.total);
     // QEMU counts dirty pages per second; KubeVirt reports bytes per second (4 KiB pages on x86).
     out.addText(f.migrationDirtyRate, labels, ram['dirty-pages-rate'] === undefined ? undefined : ram['dirty-pages-rate'] * 4096);
+    // QEMU says megabits per second, KubeVirt bytes per second.
+    out.addText(f.migrationTransferRate, labels, ram.mbps === undefined ? undefined : (ram.mbps * 1e6) / 8);
   }
 }

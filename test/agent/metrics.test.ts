@@ -3,9 +3,12 @@
  * families with KubeVirt's names, types and label sets, and values that
  * follow what the guest does (CPU, a disk written, packets sent).
  */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TEST_GUEST_IMAGE, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/agent/images/index.js';
+import { schedWaitNs } from '../../src/agent/metrics/index.js';
 import { eventually } from '../../src/testing/wait.js';
 import { createBound, phase, startAgentFixture, vmiManifest, waitVmi } from './support.js';
 
@@ -41,6 +44,7 @@ const catalogue: Record<string, { type: string; extra: string[]; vmiLabels?: fal
   kubevirt_vmi_cpu_system_usage_seconds_total: { type: 'counter', extra: [] },
   kubevirt_vmi_vcpu_seconds_total: { type: 'counter', extra: ['id', 'state'] },
   kubevirt_vmi_vcpu_delay_seconds_total: { type: 'counter', extra: ['id'] },
+  kubevirt_vmi_node_cpu_affinity: { type: 'gauge', extra: [] },
   kubevirt_vmi_memory_resident_bytes: { type: 'gauge', extra: [] },
   kubevirt_vmi_memory_domain_bytes: { type: 'gauge', extra: [] },
   kubevirt_vmi_memory_actual_balloon_bytes: { type: 'gauge', extra: [] },
@@ -62,6 +66,9 @@ const catalogue: Record<string, { type: string; extra: string[]; vmiLabels?: fal
   kubevirt_vmi_storage_flush_requests_total: { type: 'counter', extra: ['drive'] },
   kubevirt_vmi_storage_flush_times_seconds_total: { type: 'counter', extra: ['drive'] },
 };
+
+// The vCPUs' wait (libvirt's vcpu.N.wait) exists only on a kernel that keeps scheduler statistics; elsewhere it must be absent.
+if (schedWaitNs(readFileSync('/proc/self/sched', 'utf8')) !== undefined) catalogue.kubevirt_vmi_vcpu_wait_seconds_total = { type: 'counter', extra: ['id'] };
 
 function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
@@ -105,6 +112,8 @@ test('a running guest\'s metrics carry KubeVirt\'s names, types and labels, and 
   assert.equal(value(first.samples, 'kubevirt_vmi_memory_domain_bytes', base), 128 * 1024 * 1024);
   assert.ok((value(first.samples, 'kubevirt_vmi_memory_resident_bytes', base) ?? 0) > 16 * 1024 * 1024, 'QEMU holds memory');
   assert.ok((value(first.samples, 'kubevirt_vmi_cpu_usage_seconds_total', base) ?? 0) > 0.5, 'booting took CPU');
+  const affinity = value(first.samples, 'kubevirt_vmi_node_cpu_affinity', base) ?? 0;
+  assert.ok(affinity >= 1 && affinity <= availableParallelism(), `one vCPU may run on 1 to ${availableParallelism()} host CPUs (${affinity})`);
 
   // 4 MiB written to the scratch disk, past the page cache; packets to the sandbox's gateway.
   const console = await fixture.agent.openStream('default', 'metered', 'console');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Exposition, escapeLabelValue, vmiLabelName } from './exposition.js';
-import { parseNetDev, schedWaitNs } from './vmi-stats.js';
+import { cpuListSize, parseNetDev, schedWaitNs } from './vmi-stats.js';
 
 test('label values escape backslash, double quote and newline; other characters pass', () => {
   assert.equal(escapeLabelValue('a\\b"c\nd é'), 'a\\\\b\\"c\\nd é');
@@ -41,4 +41,10 @@ test('a task\'s scheduler wait is read in ns from /proc/.../sched, with or witho
   // A kernel without CONFIG_SCHEDSTATS (or with kernel.sched_schedstats=0) prints no wait_sum.
   assert.equal(schedWaitNs('se.exec_start : 75292453.038220\nse.sum_exec_runtime : 0.507427\nnr_switches : 0\n'), undefined);
   assert.equal(schedWaitNs(undefined), undefined);
+});
+
+test('a CPU list counts its CPUs and ranges', () => {
+  assert.equal(cpuListSize('0-1'), 2);
+  assert.equal(cpuListSize('0-3,8,10-11'), 7);
+  assert.equal(cpuListSize('5'), 1);
 });

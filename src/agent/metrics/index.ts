@@ -23,7 +23,7 @@ import type { GuestFiles, QmpAnswers, ScrapedGuest } from './vmi-stats.js';
 
 export { Exposition, escapeLabelValue, labelText, parseSamples, textFormat, vmiLabelName } from './exposition.js';
 export type { FamilySpec, Labels, MetricType, ParsedSample } from './exposition.js';
-export { cgroupCpu, parseNetDev, queryGuest, vmiBaseLabels, vmiFamilies, writeGuest } from './vmi-stats.js';
+export { cgroupCpu, cpuListSize, parseNetDev, queryGuest, schedWaitNs, vmiBaseLabels, vmiFamilies, writeGuest } from './vmi-stats.js';
 export type { GuestFiles, QmpAnswers, ScrapedGuest } from './vmi-stats.js';
 
 /** How long one QMP command may take before its answer is left out. */

@@ -42,6 +42,7 @@ export const vmiFamilies = {
   cpuSystem: counter('kubevirt_vmi_cpu_system_usage_seconds_total', 'Total CPU time spent in system mode.'),
   vcpuSeconds: counter('kubevirt_vmi_vcpu_seconds_total', 'Total amount of time spent in each state by each vcpu (cpu_time excluding hypervisor time).'),
   vcpuWait: counter('kubevirt_vmi_vcpu_wait_seconds_total', 'Amount of time spent by each vcpu while waiting on I/O.'),
+  nodeCpuAffinity: gauge('kubevirt_vmi_node_cpu_affinity', 'Number of VMI CPU affinities to node physical cores.'),
   vcpuDelay: counter('kubevirt_vmi_vcpu_delay_seconds_total', 'Amount of time spent by each vcpu waiting in the queue instead of running.'),
   memoryResident: gauge('kubevirt_vmi_memory_resident_bytes', 'Resident set size of the process running the domain.'),
   memoryDomain: gauge('kubevirt_vmi_memory_domain_bytes', 'The amount of memory in bytes allocated to the domain.'),
@@ -215,6 +216,8 @@ export interface QmpAnswers {
   balloon?: QmpReturn<'query-balloon'> | undefined;
   memory?: QmpReturn<'query-memory-size-summary'> | undefined;
   migration?: QmpReturn<'query-migrate'> | undefined;
+  /** How many (vCPU, host CPU) pairs the vCPU threads may run on, read from their `Cpus_allowed_list` when the threads were learned. */
+  affinity?: number | undefined;
 }
 
 /**
@@ -231,7 +234,31 @@ export async function queryGuest(machine: Machine, migrating: boolean, deadlineM
     known.memory ?? within(machine.execute('query-memory-size-summary'), deadlineMs),
     migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
   ]);
-  return { cpus, blocks, balloon, memory, migration };
+  const affinity = known.cpus !== undefined ? known.affinity : cpuAffinity(machine.pid, cpus);
+  return { cpus, blocks, balloon, memory, migration, affinity };
+}
+
+/** The number of host CPUs in a `Cpus_allowed_list` (`0-3,8,10-11`). */
+export function cpuListSize(list: string): number {
+  let count = 0;
+  for (const part of list.split(',')) {
+    const [from, to] = part.trim().split('-').map(Number);
+    if (from === undefined || Number.isNaN(from)) continue;
+    count += to === undefined ? 1 : Math.max(0, to - from + 1);
+  }
+  return count;
+}
+
+/** KubeVirt's CPU affinity count: for every vCPU thread, the host CPUs it may run on. */
+function cpuAffinity(pid: number, cpus: QmpAnswers['cpus']): number | undefined {
+  if (cpus === undefined) return undefined;
+  let count = 0;
+  for (const vcpu of cpus) {
+    const list = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readText(`/proc/${pid}/task/${vcpu['thread-id']}/status`) ?? '')?.[1];
+    if (list === undefined) return undefined;
+    count += cpuListSize(list);
+  }
+  return count;
 }
 
 /** Adds one guest's samples to `out`: the kernel's counters read now (where `files` says they are), QEMU's from `answers`. */
@@ -240,7 +267,7 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
   const baseLabels = vmiBaseLabels(vmi, node);
   const base = labelText(baseLabels);
   const f = vmiFamilies;
-  const { cpus, blocks, balloon, memory, migration } = answers;
+  const { cpus, blocks, balloon, memory, migration, affinity } = answers;
   const pid = machine.pid;
 
   const cpu = cgroupCpu(guest.cgroupDirs, files);
@@ -249,6 +276,7 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     out.addText(f.cpuUser, base, cpu.user);
     out.addText(f.cpuSystem, base, cpu.system);
   }
+  out.addText(f.nodeCpuAffinity, base, affinity);
   for (const vcpu of cpus ?? []) {
     // schedstat: ns on a CPU, ns waiting in the run queue, time slices.
     const [runNs, waitNs] = (readText(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);

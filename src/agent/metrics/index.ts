@@ -18,6 +18,7 @@
 import type { KObject } from '../../api/object.js';
 import { stringAt } from '../../api/kinds/read.js';
 import { Exposition } from './exposition.js';
+import { KeptFiles } from './kept-files.js';
 import { queryGuest, writeGuest } from './vmi-stats.js';
 import type { GuestFiles, QmpAnswers, ScrapedGuest } from './vmi-stats.js';
 
@@ -98,7 +99,7 @@ export class GuestMetrics {
     const key = keyOf(guest);
     let kept = this.kept.get(key);
     if (kept === undefined) {
-      kept = { at: 0, files: {} };
+      kept = { at: 0, files: { kept: new KeptFiles() } };
       this.kept.set(key, kept);
     }
     if (kept.asking !== undefined) return kept.asking;
@@ -132,7 +133,11 @@ export class GuestMetrics {
       else asked.push(this.ask(guest, node));
     }
     // Guests that are gone take their answers with them.
-    for (const key of this.kept.keys()) if (!present.has(key)) this.kept.delete(key);
+    for (const [key, kept] of this.kept) {
+      if (present.has(key)) continue;
+      kept.files.kept?.close();
+      this.kept.delete(key);
+    }
     let late = 0;
     if (asked.length > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -162,6 +167,8 @@ export class GuestMetrics {
     this.stopped = true;
     clearTimeout(this.ahead);
     this.ahead = undefined;
+    for (const kept of this.kept.values()) kept.files.kept?.close();
+    this.kept.clear();
   }
 
   /** Asks every guest of this scrape again shortly before the next scrape is due, if the scrapes keep a rhythm. */

@@ -30,6 +30,7 @@ import type { SandboxState } from '../../net/pod/sandbox.js';
 import type { Machine } from '../machine.js';
 import type { Exposition, FamilySpec, Labels } from './exposition.js';
 import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
+import type { KeptFiles } from './kept-files.js';
 import type { QmpReturn } from '../qmp/index.js';
 
 const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
@@ -143,31 +144,41 @@ const userHz = 100;
 export interface GuestFiles {
   /** The cgroup directory with the CPU accounting, and whether it is v2's `cpu.stat`. */
   cpu?: { dir: string; v2: boolean };
+  /** The guest's files, read through descriptors kept open; without it each read opens its file. */
+  kept?: KeptFiles;
+}
+
+/** How `files` reads a file: through its kept descriptors, or by opening it. */
+function readerOf(files: GuestFiles): (file: string) => string | undefined {
+  const kept = files.kept;
+  return kept === undefined ? readText : (file) => kept.read(file);
 }
 
 /** The CPU time of the cgroup directory `dir` in seconds, from v2's `cpu.stat` or v1's `cpuacct`; undefined when those are not there. */
-function cpuIn(dir: string, v2: boolean): { usage: number; user: number; system: number } | undefined {
+function cpuIn(dir: string, v2: boolean, read: (file: string) => string | undefined): { usage: number; user: number; system: number } | undefined {
   if (v2) {
-    const text = readText(join(dir, 'cpu.stat'));
+    const text = read(join(dir, 'cpu.stat'));
     if (text === undefined || !text.includes('usage_usec')) return undefined;
     const stat = keyedNumbers(text);
     return { usage: (stat.get('usage_usec') ?? NaN) / 1e6, user: (stat.get('user_usec') ?? NaN) / 1e6, system: (stat.get('system_usec') ?? NaN) / 1e6 };
   }
-  const usage = readText(join(dir, 'cpuacct.usage'));
+  const usage = read(join(dir, 'cpuacct.usage'));
   if (usage === undefined) return undefined;
-  const stat = keyedNumbers(readText(join(dir, 'cpuacct.stat')));
+  const stat = keyedNumbers(read(join(dir, 'cpuacct.stat')));
   return { usage: Number(usage.trim()) / 1e9, user: (stat.get('user') ?? NaN) / userHz, system: (stat.get('system') ?? NaN) / userHz };
 }
 
 /** The VMI cgroup's CPU time in seconds: total, user, system. `files` keeps where it was found. */
 export function cgroupCpu(dirs: readonly string[], files: GuestFiles = {}): { usage: number; user: number; system: number } | undefined {
+  const read = readerOf(files);
   if (files.cpu !== undefined) {
-    const known = cpuIn(files.cpu.dir, files.cpu.v2);
+    const known = cpuIn(files.cpu.dir, files.cpu.v2, read);
     if (known !== undefined) return known;
   }
   for (const dir of dirs) {
     for (const v2 of [true, false]) {
-      const cpu = cpuIn(dir, v2);
+      // Probing reads plainly: a file that is not there is not kept.
+      const cpu = cpuIn(dir, v2, readText);
       if (cpu !== undefined) {
         files.cpu = { dir, v2 };
         return cpu;
@@ -269,6 +280,7 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
   const f = vmiFamilies;
   const { cpus, blocks, balloon, memory, migration, affinity } = answers;
   const pid = machine.pid;
+  const read = readerOf(files);
 
   const cpu = cgroupCpu(guest.cgroupDirs, files);
   if (cpu !== undefined) {
@@ -279,24 +291,24 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
   out.addText(f.nodeCpuAffinity, base, affinity);
   for (const vcpu of cpus ?? []) {
     // schedstat: ns on a CPU, ns waiting in the run queue, time slices.
-    const [runNs, waitNs] = (readText(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);
+    const [runNs, waitNs] = (read(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);
     const id = `id="${vcpu['cpu-index']}"`;
     out.addText(f.vcpuSeconds, `${base},${id},state="running"`, runNs === undefined ? undefined : runNs / 1e9);
     out.addText(f.vcpuDelay, `${base},${id}`, waitNs === undefined ? undefined : waitNs / 1e9);
     if (kernelKeepsSchedstats()) {
-      const schedWait = schedWaitNs(readText(`/proc/${pid}/task/${vcpu['thread-id']}/sched`));
+      const schedWait = schedWaitNs(read(`/proc/${pid}/task/${vcpu['thread-id']}/sched`));
       out.addText(f.vcpuWait, `${base},${id}`, schedWait === undefined ? undefined : schedWait / 1e9);
     }
   }
 
-  const rss = /^VmRSS:\s+(\d+) kB/m.exec(readText(`/proc/${pid}/status`) ?? '');
+  const rss = /^VmRSS:\s+(\d+) kB/m.exec(read(`/proc/${pid}/status`) ?? '');
   out.addText(f.memoryResident, base, rss?.[1] === undefined ? undefined : Number(rss[1]) * 1024);
   if (memory !== undefined) out.addText(f.memoryDomain, base, memory['base-memory'] + (memory['plugged-memory'] ?? 0));
   if (balloon !== undefined) out.addText(f.memoryBalloon, base, balloon.actual);
 
   const taps = nicTaps(vmi, guest.sandbox);
   if (taps.length > 0) {
-    const devices = parseNetDev(readText(`/proc/${pid}/net/dev`) ?? '');
+    const devices = parseNetDev(read(`/proc/${pid}/net/dev`) ?? '');
     for (const { iface, tap } of taps) {
       const d = devices.get(tap);
       if (d === undefined) continue;

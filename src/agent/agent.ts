@@ -195,7 +195,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       events,
       mayStartGuests: () => fence.mayStartGuests(),
     });
-    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16 });
+    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16, objectOf: (key) => informer.get(key) });
     this.informer = informer;
     this.runner = runner;
     this.migrations = new NodeMigrations({ client, host: runner, logger: this.logger, dataDir, nodeName, events });

@@ -196,10 +196,10 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       events,
       mayStartGuests: () => fence.mayStartGuests(),
     });
-    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16 });
+    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16, objectOf: (key) => informer.get(key) });
     this.informer = informer;
     this.runner = runner;
-    this.migrations = new NodeMigrations({ client, host: runner, logger: this.logger, dataDir, nodeName });
+    this.migrations = new NodeMigrations({ client, host: runner, logger: this.logger, dataDir, nodeName, events });
     this.queue = queue;
     for (const runtime of await recoverRuntimes({ dataDir, cgroups, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
     // Sandboxes no VMI directory accounts for (a start interrupted before its record): removed. The others go with their VMI's cleanup.

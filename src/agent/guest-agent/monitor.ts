@@ -15,6 +15,8 @@ import type { Logger } from '../../log/logger.js';
 import { GuestAgentClient } from './client.js';
 import { GuestAgentError } from './errors.js';
 import type { GuestOsInfo } from './schema.js';
+import { askGuestStats, enabledCommands, guestStatsIntervalMs } from './stats.js';
+import type { GuestAgentStats } from './stats.js';
 
 /** What is known of the guest agent now. */
 export interface GuestAgentState {
@@ -37,6 +39,8 @@ export interface GuestAgentMonitorOptions {
   pollMs?: number;
   /** Between attempts to reach an agent that does not answer; 2 s by default. */
   retryMs?: number;
+  /** Between askings of the guest's filesystems and load; {@link guestStatsIntervalMs} by default. */
+  statsIntervalMs?: number;
 }
 
 /** KubeVirt's default unfreeze timeout for a freeze nobody thaws. */
@@ -49,12 +53,21 @@ export class GuestAgentMonitor {
   private readonly stopper = new AbortController();
   private unfreezeTimer: NodeJS.Timeout | undefined;
   private running = false;
+  private keptStats: GuestAgentStats | undefined;
 
   constructor(private readonly options: GuestAgentMonitorOptions) {}
 
   /** The state now. */
   get state(): GuestAgentState {
     return this.current;
+  }
+
+  /**
+   * The guest's filesystems and load as last answered (see `stats.ts`);
+   * undefined while no agent answers. Reading it asks the guest nothing.
+   */
+  get stats(): GuestAgentStats | undefined {
+    return this.keptStats;
   }
 
   /** Starts watching (once). */
@@ -143,6 +156,7 @@ export class GuestAgentMonitor {
     const signal = this.stopper.signal;
     const pollMs = this.options.pollMs ?? 5_000;
     const retryMs = this.options.retryMs ?? 2_000;
+    const statsIntervalMs = this.options.statsIntervalMs ?? guestStatsIntervalMs;
     while (!signal.aborted) {
       try {
         const client = await GuestAgentClient.connect(this.options.socketPath, { signal });
@@ -155,8 +169,15 @@ export class GuestAgentMonitor {
         this.setState({ connected: true, version: info.version, frozen, ...(osInfo === undefined ? {} : { osInfo }), ...(hostName === undefined ? {} : { hostName }) });
         // Found frozen (by an earlier agent, whose unfreeze timer is gone): thawed after the default timeout.
         if (frozen && this.unfreezeTimer === undefined) this.scheduleThaw(defaultUnfreezeTimeoutMs);
+        const enabled = enabledCommands(info);
+        let statsAt = -Infinity;
         while (!signal.aborted) {
-          await sleep(pollMs, undefined, { signal });
+          // A frozen guest's agent refuses these commands: its filesystems keep their last answer until the thaw.
+          if (Date.now() - statsAt >= statsIntervalMs && !this.current.frozen) {
+            statsAt = Date.now();
+            this.keptStats = await askGuestStats(client, enabled);
+          }
+          await sleep(Math.min(pollMs, statsIntervalMs), undefined, { signal });
           await client.ping();
         }
       } catch (err) {
@@ -166,6 +187,7 @@ export class GuestAgentMonitor {
         this.client?.close();
         this.client = undefined;
       }
+      this.keptStats = undefined;
       if (signal.aborted) break;
       this.setState({ connected: false, frozen: false });
       await sleep(retryMs, undefined, { signal }).catch(() => undefined);

@@ -16,6 +16,8 @@
  *   `ua-<disk>`);
  * - migration: QMP `query-migrate` while the VMI migrates away (data
  *   processed, remaining and total, dirty rate).
+ * - the guest agent: filesystems and load (`guest-agent-stats.ts`), from
+ *   the answers its monitor keeps.
  * A source that does not answer within the deadline is left out of that
  * scrape; the others still report.
  */
@@ -27,6 +29,8 @@ import type { Machine } from '../machine.js';
 import type { Exposition, FamilySpec, Labels } from './exposition.js';
 import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
 import type { QmpReturn } from '../qmp/index.js';
+import type { GuestAgentStats } from '../guest-agent/index.js';
+import { guestAgentFamilies, writeGuestAgentStats } from './guest-agent-stats.js';
 
 const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
 const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
@@ -62,6 +66,7 @@ export const vmiFamilies = {
   migrationRemaining: gauge('kubevirt_vmi_migration_data_remaining_bytes', 'The remaining guest OS data to be migrated to the new VM.'),
   migrationTotal: counter('kubevirt_vmi_migration_data_bytes_total', 'The total Guest OS data to be migrated to the new VM.'),
   migrationDirtyRate: gauge('kubevirt_vmi_migration_dirty_memory_rate_bytes', 'The rate of memory being dirty in the Guest OS.'),
+  ...guestAgentFamilies,
 } as const;
 
 /** One running guest of the node, as the scrape sees it. */
@@ -170,6 +175,8 @@ export interface QmpAnswers {
   balloon?: QmpReturn<'query-balloon'> | undefined;
   memory?: QmpReturn<'query-memory-size-summary'> | undefined;
   migration?: QmpReturn<'query-migrate'> | undefined;
+  /** Not QMP: what the guest agent monitor holds, read with the rest (it asks the guest on its own schedule). */
+  guestAgent?: GuestAgentStats | undefined;
 }
 
 /**
@@ -186,7 +193,7 @@ export async function queryGuest(machine: Machine, migrating: boolean, deadlineM
     known.memory ?? within(machine.execute('query-memory-size-summary'), deadlineMs),
     migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
   ]);
-  return { cpus, blocks, balloon, memory, migration };
+  return { cpus, blocks, balloon, memory, migration, guestAgent: machine.guestAgent.stats };
 }
 
 /** Adds one guest's samples to `out`: the kernel's counters read now, QEMU's from `answers`. */
@@ -252,6 +259,8 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     out.addText(f.flushOps, labels, st.flush_operations);
     out.addText(f.flushTimes, labels, st.flush_total_time_ns / 1e9);
   }
+
+  writeGuestAgentStats(answers.guestAgent, base, out);
 
   const ram = migration?.ram;
   if (ram !== undefined) {

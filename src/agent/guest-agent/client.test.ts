@@ -21,6 +21,7 @@ import { eventually } from '../../testing/wait.js';
 import { GuestAgentClient } from './client.js';
 import { GuestAgentError } from './errors.js';
 import { GuestAgentMonitor } from './monitor.js';
+import { askGuestStats, enabledCommands } from './stats.js';
 
 const blocked = [
   'guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fsfreeze-thaw', 'guest-fstrim',
@@ -89,6 +90,31 @@ describe('GuestAgentClient against a real qemu-ga', () => {
     }
   });
 
+  it('reads the filesystems for the metrics, and leaves out the load an agent before 10.0 does not have', async () => {
+    const client = await GuestAgentClient.connect(socket);
+    try {
+      const info = await client.info();
+      const enabled = enabledCommands(info);
+      assert.ok(enabled.has('guest-get-fsinfo'));
+      const filesystems = await client.fsInfo();
+      for (const fs of filesystems) {
+        assert.ok(fs.mountpoint.startsWith('/'), `a mount point: ${fs.mountpoint}`);
+        assert.ok((fs['used-bytes'] ?? 0) <= (fs['total-bytes'] ?? Infinity), `${fs.mountpoint}: used within capacity`);
+      }
+      const stats = await askGuestStats(client, enabled);
+      assert.deepEqual(stats.filesystems?.map((fs) => fs.mountpoint), filesystems.map((fs) => fs.mountpoint));
+      assert.equal(enabled.has('guest-get-load'), false, `qemu-ga ${info.version} has no guest-get-load`);
+      assert.equal(stats.load, undefined);
+      // Asked anyway (as if listed), the agent refuses it: the load is left out and the session goes on.
+      const asked = await askGuestStats(client, new Set([...enabled, 'guest-get-load']));
+      assert.equal(asked.load, undefined);
+      assert.ok(asked.filesystems !== undefined);
+      await client.ping();
+    } finally {
+      client.close();
+    }
+  });
+
   it('runs commands one at a time when they are issued together', async () => {
     const client = await GuestAgentClient.connect(socket);
     try {
@@ -135,16 +161,23 @@ describe('GuestAgentClient against a real qemu-ga', () => {
 describe('GuestAgentMonitor against a real qemu-ga', () => {
   it('is connected while the agent answers, loses it when the agent stops, and reconnects', async () => {
     let changes = 0;
-    const monitor = new GuestAgentMonitor({ socketPath: socket, logger: silentLogger, onChange: () => { changes++; }, pollMs: 100, retryMs: 100 });
+    const monitor = new GuestAgentMonitor({ socketPath: socket, logger: silentLogger, onChange: () => { changes++; }, pollMs: 100, retryMs: 100, statsIntervalMs: 300 });
     monitor.start();
     try {
       await eventually(() => monitor.state.connected, { what: 'the monitor to connect', timeoutMs: 10_000, intervalMs: 20 });
       assert.equal(monitor.state.osInfo?.machine, 'x86_64');
       assert.equal(monitor.state.frozen, false);
       assert.ok(changes >= 1);
+      // The filesystems are kept and asked again at the stats interval, without a change of state.
+      const firstAt = await eventually(() => monitor.stats?.at, { what: 'the monitor to keep the guest stats', timeoutMs: 10_000, intervalMs: 20 });
+      assert.ok(Array.isArray(monitor.stats?.filesystems));
+      const changesBefore = changes;
+      await eventually(() => ((monitor.stats?.at ?? 0) > firstAt) || undefined, { what: 'the guest stats to be asked again', timeoutMs: 10_000, intervalMs: 20 });
+      assert.equal(changes, changesBefore, 'new guest stats do not count as a change of the VMI status');
       assert.ok(agent !== undefined);
       await stopAgent(agent);
       await eventually(() => !monitor.state.connected, { what: 'the monitor to notice the agent is gone', timeoutMs: 10_000, intervalMs: 20 });
+      assert.equal(monitor.stats, undefined, 'no agent, no guest stats');
       await assert.rejects(monitor.freeze(), (err: unknown) => err instanceof GuestAgentError && err.code === 'GuestAgentClosed');
       agent = await startAgent();
       await eventually(() => monitor.state.connected, { what: 'the monitor to reconnect', timeoutMs: 10_000, intervalMs: 20 });

@@ -2,7 +2,8 @@
  * The node agent's metrics from a real TCG guest: KubeVirt's per-VMI
  * families with KubeVirt's names, types and label sets, and values that
  * follow what the guest does (CPU, a disk written, packets sent, a file
- * written to a filesystem the guest agent reports).
+ * written to a filesystem the guest agent reports), and a guest OS panic
+ * counted after the guest is gone.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,6 +88,7 @@ test('a running guest\'s metrics carry KubeVirt\'s names, types and labels, and 
   const spec = manifest.spec as { domain: { memory: { guest: string }; devices: Record<string, unknown> } };
   spec.domain.memory.guest = '128Mi';
   spec.domain.devices.interfaces = [{ name: 'default', masquerade: {} }];
+  spec.domain.devices.panicDevices = [{ model: 'isa' }];
   await createBound(fixture, manifest);
   await waitVmi(fixture, 'metered', (v) => phase(v) === 'Running', 'the VMI to run', 60_000);
   await eventually(async () => (await fixture.agent.serialLog('default', 'metered')).includes(TEST_GUEST_READY_MARKER) || undefined, { what: 'the guest to be ready', timeoutMs: bootTimeoutMs, intervalMs: 250 });
@@ -150,4 +152,14 @@ test('a running guest\'s metrics carry KubeVirt\'s names, types and labels, and 
     return short.length === 0 || undefined;
   }, { what: 'the counters to follow the work', timeoutMs: 30_000, intervalMs: 200 }).catch(() => undefined);
   assert.deepEqual(short, []);
+
+  // A kernel panic, told to QEMU by the pvpanic device (no crash info: type and code unknown); the count outlives the guest.
+  assert.equal(parse(await fixture.agent.metrics()).samples.some((s) => s.name === 'kubevirt_vmi_guest_os_panic_total'), false, 'no panic counted before one');
+  console.write('\necho c > /proc/sysrq-trigger\n');
+  await waitVmi(fixture, 'metered', (v) => phase(v) === 'Failed' || phase(v) === 'Succeeded', 'the panicked guest to end', 60_000);
+  const after = parse(await fixture.agent.metrics());
+  const panics = after.samples.filter((s) => s.name === 'kubevirt_vmi_guest_os_panic_total');
+  assert.deepEqual(panics.map((s) => s.labels), [{ node: fixture.nodeName, namespace: 'default', name: 'metered', type: 'unknown', bugcheck_code: 'unknown' }]);
+  assert.equal(panics[0]?.value, 1);
+  assert.equal(after.types.get('kubevirt_vmi_guest_os_panic_total'), 'counter');
 });

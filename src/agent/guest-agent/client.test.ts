@@ -15,6 +15,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureTestGuest } from '../images/index.js';
 import { silentLogger } from '../../log/logger.js';
 import { eventually } from '../../testing/wait.js';
@@ -153,6 +154,52 @@ describe('GuestAgentClient against a real qemu-ga', () => {
       assert.ok(Date.now() - started < 5_000);
       await assert.rejects(GuestAgentClient.connect(join(dir, 'missing.sock')), (err: unknown) => err instanceof GuestAgentError && err.code === 'GuestAgentConnectFailed');
     } finally {
+      server.close();
+    }
+  });
+});
+
+describe('GuestAgentMonitor with an agent whose filesystems never answer', () => {
+  it('loses the session once, then stops asking for the stats and stays connected', async () => {
+    // A fake channel: a guest whose statvfs hangs (a dead network mount) answers everything but guest-get-fsinfo.
+    const stuck = join(dir, 'stuck.sock');
+    let fsInfoAsked = 0;
+    let sessions = 0;
+    const answers: Record<string, unknown> = {
+      'guest-info': { version: '7.2.0', supported_commands: [{ name: 'guest-get-fsinfo', enabled: true }, { name: 'guest-ping', enabled: true }] },
+      'guest-get-osinfo': { machine: 'x86_64' },
+      'guest-get-host-name': { 'host-name': 'stuck' },
+      'guest-fsfreeze-status': 'thawed',
+      'guest-ping': {},
+    };
+    const server = createServer((peer) => {
+      sessions++;
+      let buffer = '';
+      peer.on('error', () => undefined);
+      peer.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString('latin1').replace(/\xff/g, '');
+        for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+          const request = JSON.parse(buffer.slice(0, end)) as { execute: string; arguments?: { id?: number } };
+          buffer = buffer.slice(end + 1);
+          if (request.execute === 'guest-sync-delimited') peer.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`${JSON.stringify({ return: request.arguments?.id })}\n`)]));
+          else if (request.execute === 'guest-get-fsinfo') fsInfoAsked++;
+          else peer.write(`${JSON.stringify({ return: answers[request.execute] ?? {} })}\n`);
+        }
+      });
+    }).listen(stuck);
+    await new Promise((resolve) => server.once('listening', resolve));
+    const monitor = new GuestAgentMonitor({ socketPath: stuck, logger: silentLogger, onChange: () => undefined, pollMs: 50, retryMs: 50, statsIntervalMs: 50, commandTimeoutMs: 300 });
+    monitor.start();
+    try {
+      await eventually(() => sessions >= 2 && monitor.state.connected, { what: 'the monitor to reconnect after the stats timed out', timeoutMs: 10_000, intervalMs: 20 });
+      // Ten stats intervals later (an absence is watched for a while, not waited on): still connected, not asked again.
+      await sleep(500);
+      assert.equal(monitor.state.connected, true);
+      assert.equal(sessions, 2);
+      assert.equal(fsInfoAsked, 1);
+      assert.equal(monitor.stats?.filesystems, undefined);
+    } finally {
+      monitor.stop();
       server.close();
     }
   });

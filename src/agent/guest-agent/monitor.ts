@@ -41,7 +41,12 @@ export interface GuestAgentMonitorOptions {
   retryMs?: number;
   /** Between askings of the guest's filesystems and load; {@link guestStatsIntervalMs} by default. */
   statsIntervalMs?: number;
+  /** How long each command may take; the client's 10 s by default. */
+  commandTimeoutMs?: number;
 }
+
+/** How long a guest whose stats timed out is not asked for them again. */
+const statsPauseMs = 10 * 60_000;
 
 /** KubeVirt's default unfreeze timeout for a freeze nobody thaws. */
 export const defaultUnfreezeTimeoutMs = 5 * 60_000;
@@ -54,6 +59,8 @@ export class GuestAgentMonitor {
   private unfreezeTimer: NodeJS.Timeout | undefined;
   private running = false;
   private keptStats: GuestAgentStats | undefined;
+  /** No stats are asked before this time (ms since epoch): the guest did not answer them in time. */
+  private statsPausedUntil = 0;
 
   constructor(private readonly options: GuestAgentMonitorOptions) {}
 
@@ -152,6 +159,24 @@ export class GuestAgentMonitor {
     this.options.onChange();
   }
 
+  /**
+   * The guest's stats. A guest that cannot answer them in time (statvfs
+   * stuck on a hung network mount) costs the session, since a late reply
+   * would be taken for the next command's: it is not asked again for
+   * {@link statsPauseMs}, so that its agent stays connected meanwhile.
+   */
+  private async askStats(client: GuestAgentClient, enabled: ReadonlySet<string>): Promise<GuestAgentStats> {
+    try {
+      return await askGuestStats(client, enabled);
+    } catch (err) {
+      if (err instanceof GuestAgentError && err.code === 'GuestAgentTimeout') {
+        this.statsPausedUntil = Date.now() + statsPauseMs;
+        this.options.logger.warn('the guest agent did not answer its filesystems or load in time; not asking again for 10 minutes', { err: err.message });
+      }
+      throw err;
+    }
+  }
+
   private async loop(): Promise<void> {
     const signal = this.stopper.signal;
     const pollMs = this.options.pollMs ?? 5_000;
@@ -159,7 +184,7 @@ export class GuestAgentMonitor {
     const statsIntervalMs = this.options.statsIntervalMs ?? guestStatsIntervalMs;
     while (!signal.aborted) {
       try {
-        const client = await GuestAgentClient.connect(this.options.socketPath, { signal });
+        const client = await GuestAgentClient.connect(this.options.socketPath, this.options.commandTimeoutMs === undefined ? { signal } : { signal, commandTimeoutMs: this.options.commandTimeoutMs });
         this.client = client;
         const info = await client.info();
         const osInfo = await client.osInfo().catch(() => undefined);
@@ -173,9 +198,9 @@ export class GuestAgentMonitor {
         let statsAt = -Infinity;
         while (!signal.aborted) {
           // A frozen guest's agent refuses these commands: its filesystems keep their last answer until the thaw.
-          if (Date.now() - statsAt >= statsIntervalMs && !this.current.frozen) {
+          if (Date.now() - statsAt >= statsIntervalMs && Date.now() >= this.statsPausedUntil && !this.current.frozen) {
             statsAt = Date.now();
-            this.keptStats = await askGuestStats(client, enabled);
+            this.keptStats = await this.askStats(client, enabled);
           }
           await sleep(Math.min(pollMs, statsIntervalMs), undefined, { signal });
           await client.ping();

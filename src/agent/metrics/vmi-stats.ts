@@ -20,6 +20,8 @@
  *   `ua-<disk>`);
  * - migration: QMP `query-migrate` while the VMI migrates away (data
  *   processed, remaining and total, dirty rate, transfer rate).
+ * - the guest agent: filesystems and load (`guest-agent-stats.ts`), from
+ *   the answers its monitor keeps.
  * A source that does not answer within the deadline is left out of that
  * scrape; the others still report.
  */
@@ -32,6 +34,8 @@ import type { Exposition, FamilySpec, Labels } from './exposition.js';
 import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
 import type { KeptFiles } from './kept-files.js';
 import type { QmpReturn } from '../qmp/index.js';
+import type { GuestAgentStats } from '../guest-agent/index.js';
+import { guestAgentFamilies, writeGuestAgentStats } from './guest-agent-stats.js';
 
 const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
 const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
@@ -70,6 +74,7 @@ export const vmiFamilies = {
   migrationTotal: counter('kubevirt_vmi_migration_data_bytes_total', 'The total Guest OS data to be migrated to the new VM.'),
   migrationDirtyRate: gauge('kubevirt_vmi_migration_dirty_memory_rate_bytes', 'The rate of memory being dirty in the Guest OS.'),
   migrationTransferRate: gauge('kubevirt_vmi_migration_memory_transfer_rate_bytes', 'The rate at which the memory is being transferred.'),
+  ...guestAgentFamilies,
 } as const;
 
 /** One running guest of the node, as the scrape sees it. */
@@ -229,6 +234,8 @@ export interface QmpAnswers {
   migration?: QmpReturn<'query-migrate'> | undefined;
   /** How many (vCPU, host CPU) pairs the vCPU threads may run on, read from their `Cpus_allowed_list` when the threads were learned. */
   affinity?: number | undefined;
+  /** Not QMP: what the guest agent monitor holds, read with the rest (it asks the guest on its own schedule). */
+  guestAgent?: GuestAgentStats | undefined;
 }
 
 /**
@@ -246,7 +253,7 @@ export async function queryGuest(machine: Machine, migrating: boolean, deadlineM
     migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
   ]);
   const affinity = known.cpus !== undefined ? known.affinity : cpuAffinity(machine.pid, cpus);
-  return { cpus, blocks, balloon, memory, migration, affinity };
+  return { cpus, blocks, balloon, memory, migration, affinity, guestAgent: machine.guestAgent.stats };
 }
 
 /** The number of host CPUs in a `Cpus_allowed_list` (`0-3,8,10-11`). */
@@ -341,6 +348,8 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     out.addText(f.flushOps, labels, st.flush_operations);
     out.addText(f.flushTimes, labels, st.flush_total_time_ns / 1e9);
   }
+
+  writeGuestAgentStats(answers.guestAgent, base, out);
 
   const ram = migration?.ram;
   if (ram !== undefined) {

@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AgentEndpoint } from '../src/agent/index.js';
 import { Exposition, parseSamples } from '../src/agent/metrics/index.js';
-import type { ScrapedGuest } from '../src/agent/metrics/index.js';
+import type { ScrapeReport, ScrapedGuest } from '../src/agent/metrics/index.js';
 import { ensureSelfSigned } from '../src/cli/pki.js';
 import { resources } from '../src/client/index.js';
 import { silentLogger } from '../src/log/logger.js';
@@ -45,6 +45,8 @@ const scrapes = Number(process.env.VIREO_BENCH_SCRAPES ?? '15');
 const sizes = (process.env.VIREO_BENCH_SIZES ?? '1,10,100').split(',').map(Number);
 /** The VMIs' CPU request: it sets their cgroup's CPU weight, and so how soon a QEMU answers QMP on a busy machine. */
 const cpuRequest = process.env.VIREO_BENCH_CPU ?? '10m';
+/** Prometheus' scrape interval in the bench (VIREO_BENCH_INTERVAL_MS): the agent asks QEMU ahead of the next scrape by its rhythm. */
+const intervalMs = Number(process.env.VIREO_BENCH_INTERVAL_MS ?? '2000');
 const batch = 10;
 const targetMs = 50;
 
@@ -105,6 +107,13 @@ function runningGuests(fixture: AgentFixture): Omit<ScrapedGuest, 'migrating'>[]
   return runner.runningGuests();
 }
 
+/** How the agent's last scrape went. */
+function lastReport(fixture: AgentFixture): ScrapeReport {
+  const report = fixture.agent.lastScrapeReport();
+  if (report === undefined) throw new Error('the agent has not scraped yet');
+  return report;
+}
+
 /** Where one scrape's time goes: the QMP round trips alone (all guests in parallel), and the text of the same samples rewritten with no reads. */
 async function breakdown(fixture: AgentFixture, text: string): Promise<{ qmpMs: number; serialQmpMs: number; textMs: number; wholeMs: number }> {
   const guests = runningGuests(fixture);
@@ -112,9 +121,10 @@ async function breakdown(fixture: AgentFixture, text: string): Promise<{ qmpMs: 
   const qmp = await timed(() => Promise.all(guests.map((g) => Promise.all(commands.map((c) => g.machine.execute(c as 'query-balloon'))))));
   const serial = await timed(async () => { for (const g of guests) await g.machine.execute('query-balloon'); });
   const samples = parseSamples(text);
+  const families = new Map(samples.map((s) => [s.name, { name: s.name, type: 'gauge' as const, help: s.name }]));
   const rewrite = await timed(() => {
     const out = new Exposition();
-    for (const s of samples) out.add({ name: s.name, type: 'gauge', help: s.name }, s.labels, s.value);
+    for (const s of samples) out.add(families.get(s.name) ?? { name: s.name, type: 'gauge', help: s.name }, s.labels, s.value);
     return out.text();
   });
   const whole = await timed(() => fixture.agent.metrics());
@@ -190,7 +200,7 @@ async function main(): Promise<void> {
     endpoint.serve(fixture.agent);
     const scrapeOverHttps = (): Promise<string> => httpsScrape(port, tls.cert, fixture.server.token);
 
-    console.log(`Scrape benchmark: one node's GET /metrics over HTTPS (${scrapes} scrapes per size, median / max), target ≤ ${targetMs} ms at 100 VMIs`);
+    console.log(`Scrape benchmark: one node's GET /metrics over HTTPS (${scrapes} scrapes per size every ${intervalMs} ms, as Prometheus scrapes; median / max), target ≤ ${targetMs} ms at 100 VMIs`);
     console.log(`VMIs: real TCG QEMUs idling in SeaBIOS (blank disk + 16 MiB emptyDisk, masquerade pod NIC), 64 MiB, ${cpuRequest} CPU requested (VIREO_BENCH_CPU)`);
     console.log('baseline: the same raw /proc reads per guest (status, net/dev, every thread\'s schedstat) in a bare loop; no QMP, labels or text\n');
     const rows: { n: number; https: number; inProcess: number; baseline: number }[] = [];
@@ -212,20 +222,40 @@ async function main(): Promise<void> {
       const https: number[] = [];
       const inProcess: number[] = [];
       const baseline: number[] = [];
+      const reports: ScrapeReport[] = [];
       let body = '';
-      for (let i = 0; i < scrapes; i++) {
-        const overHttps = await timed(scrapeOverHttps);
-        https.push(overHttps.ms);
-        body = overHttps.value;
-        inProcess.push((await timed(() => fixture.agent.metrics())).ms);
+      // Prometheus' rhythm: one scrape per interval, over HTTPS and in process by turns; the baseline's
+      // reads half an interval later, so that they too start from a process that was asleep.
+      let tick = performance.now();
+      const sleepUntil = async (at: number): Promise<void> => {
+        await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+      };
+      for (let i = 0; i < 2 * scrapes; i++) {
+        tick += intervalMs;
+        await sleepUntil(tick);
+        if (i % 2 === 0) {
+          const overHttps = await timed(scrapeOverHttps);
+          https.push(overHttps.ms);
+          body = overHttps.value;
+        } else {
+          inProcess.push((await timed(() => fixture.agent.metrics())).ms);
+        }
+        reports.push(lastReport(fixture));
+        await sleepUntil(tick + intervalMs / 2);
         baseline.push((await timed(() => rawReads(pids))).ms);
       }
+      // Off the rhythm: scrapes back to back, each asking QEMU and waiting for it (at most 25 ms).
+      const backToBack: number[] = [];
+      for (let i = 0; i < 5; i++) backToBack.push((await timed(scrapeOverHttps)).ms);
       const samples = parseSamples(body);
       const names = new Set(samples.map((s) => s.labels.name));
       if (names.size !== n) throw new Error(`the scrape covers ${names.size} VMIs, ${n} are running`);
       const row = { n, https: median(https), inProcess: median(inProcess), baseline: median(baseline) };
       rows.push(row);
       console.log(`N=${String(n).padStart(3)}: HTTPS ${ms(row.https)} (max ${ms(Math.max(...https))}), in process ${ms(row.inProcess)} (max ${ms(Math.max(...inProcess))}), baseline ${ms(row.baseline)} → ratio ${(row.https / Math.max(row.baseline, 0.001)).toFixed(1)}×`);
+      const askedAtScrape = reports.reduce((sum, r) => sum + r.asked, 0);
+      console.log(`       QMP answers: current at ${reports.filter((r) => r.asked === 0).length} of ${reports.length} scrapes (${askedAtScrape} guest askings at a scrape, ${reports.reduce((sum, r) => sum + r.late, 0)} late), waited for QEMU: median ${ms(median(reports.map((r) => r.waitedMs)))}; answers served at most ${ms(Math.max(...reports.map((r) => r.oldestAnswerMs)))} old`);
+      console.log(`       back to back (no rhythm: each scrape asks every guest and waits up to 25 ms): HTTPS ${ms(median(backToBack))} (max ${ms(Math.max(...backToBack))})`);
       const parts = await breakdown(fixture, body);
       console.log(`       where the time goes (one scrape): QMP alone ${ms(parts.qmpMs)} (4 commands × ${n} guests in parallel; one command per guest in turn: ${ms(parts.serialQmpMs)}), samples to text ${ms(parts.textMs)}, whole collection ${ms(parts.wholeMs)}`);
       console.log(`       ${(Buffer.byteLength(body) / 1024).toFixed(1)} KiB, ${samples.length} samples; ${pids.length} QEMUs: ${rssMiB(pids).toFixed(0)} MiB resident, ${(idleCpu * 100).toFixed(0)}% of a core idle; agent process ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB; started in ${startedIn.toFixed(0)} s`);

@@ -32,7 +32,9 @@ import { NodeRegistrar } from './node-registration.js';
 import { NodeFence } from './node-fence.js';
 import { nodeFencedReason } from '../api/kinds/node-lifecycle.js';
 import { Cgroups } from './cgroups.js';
-import { GuestMetrics } from './metrics/index.js';
+import { Exposition, GuestMetrics } from './metrics/index.js';
+import type { ScrapeReport } from './metrics/index.js';
+import { GuestPanics } from './metrics/guest-panics.js';
 import { recoverRuntimes } from './recovery.js';
 import type { StartFacts } from './vmi-runner.js';
 import { VmiRunner } from './vmi-runner.js';
@@ -116,10 +118,13 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   private podNetwork: PodNetwork | undefined;
   private migrations: NodeMigrations | undefined;
   private readonly guestMetrics = new GuestMetrics();
+  /** The node's guest OS panics since this agent started (`kubevirt_vmi_guest_os_panic_total`). */
+  private readonly guestPanics: GuestPanics;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
     this.logger = options.logger.child({ component: 'agent', node: options.nodeName });
+    this.guestPanics = new GuestPanics(options.nodeName);
   }
 
   /**
@@ -194,13 +199,14 @@ export class NodeAgent implements AgentHandle, VolumeExports {
       startFacts: (s) => this.startFacts(s),
       events,
       mayStartGuests: () => fence.mayStartGuests(),
+      onPanic: (namespace, name, info) => { this.guestPanics.record(namespace, name, info); },
     });
-    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16 });
+    const queue = new WorkQueue((key, s) => runner.reconcile(key, s), { logger: this.logger, concurrency: this.options.concurrency ?? 16, objectOf: (key) => informer.get(key) });
     this.informer = informer;
     this.runner = runner;
-    this.migrations = new NodeMigrations({ client, host: runner, logger: this.logger, dataDir, nodeName });
+    this.migrations = new NodeMigrations({ client, host: runner, logger: this.logger, dataDir, nodeName, events });
     this.queue = queue;
-    for (const runtime of await recoverRuntimes({ dataDir, cgroups, logger: this.logger, enqueue: (key) => { queue.add(key); }, signal })) runner.adopt(runtime);
+    for (const runtime of await recoverRuntimes({ dataDir, cgroups, logger: this.logger, enqueue: (key) => { queue.add(key); }, onPanic: (namespace, name, info) => { this.guestPanics.record(namespace, name, info); }, signal })) runner.adopt(runtime);
     // Sandboxes no VMI directory accounts for (a start interrupted before its record): removed. The others go with their VMI's cleanup.
     const swept = await podNetwork.sweep(new Set(await readdir(vmisRoot(dataDir))), signal);
     if (swept.length > 0) this.logger.info('removed network sandboxes left by an interrupted start', { uids: swept });
@@ -248,6 +254,7 @@ export class NodeAgent implements AgentHandle, VolumeExports {
    */
   async stop(options: { stopGuests?: boolean } = {}): Promise<void> {
     this.abort.abort();
+    this.guestMetrics.stop();
     this.exporter?.stop();
     await this.queue?.stop();
     await this.informer?.stop();
@@ -289,7 +296,14 @@ export class NodeAgent implements AgentHandle, VolumeExports {
   async metrics(): Promise<string> {
     const runner = this.runner;
     if (runner === undefined || this.abort.signal.aborted) throw new ApiError('ServiceUnavailable', `the node agent of ${this.nodeName} is not running`);
-    return this.guestMetrics.scrape(runner.runningGuests(), this.nodeName);
+    const panics = new Exposition();
+    this.guestPanics.write(panics);
+    return (await this.guestMetrics.scrape(runner.runningGuests(), this.nodeName)) + panics.text();
+  }
+
+  /** How the last scrape of {@link metrics} went (QEMU's answers asked ahead or at the scrape). */
+  lastScrapeReport(): ScrapeReport | undefined {
+    return this.guestMetrics.lastReport;
   }
 
   async migration(namespace: string, name: string, command: MigrationCommand): Promise<MigrationAnswer> {

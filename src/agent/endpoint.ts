@@ -112,6 +112,8 @@ export class AgentEndpoint {
     });
     // An upload streams for as long as the image takes; Node's default would cut it at 5 minutes.
     this.server.requestTimeout = 0;
+    // Prometheus scrapes every 15–60 s on one connection: Node's 5 s keep-alive would cost every scrape a TLS handshake.
+    this.server.keepAliveTimeout = 65_000;
   }
 
   /** Listens on `host:port` (0 picks a free port); resolves with the address. */

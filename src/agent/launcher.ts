@@ -91,6 +91,8 @@ export interface LaunchOptions {
   logger: Logger;
   /** Called when the machine's state changes. */
   onChange: () => void;
+  /** Called with each guest panic's `info` (`GUEST_PANICKED`). */
+  onPanic?: ((info: Record<string, unknown> | undefined) => void) | undefined;
   /** Called with the `Pulling`/`Pulled` Events of the images the guest needs. */
   onPullEvent: (event: PullEvent) => void;
   /** The node's pod network, where the VMI's sandbox is made when it has a pod NIC (the caller removes it when the launch fails). */
@@ -202,7 +204,7 @@ export async function launchMachine(vmi: KObject, options: LaunchOptions): Promi
     // QEMU waits at its first instruction (-S) until `cont`, so the guest runs in its cgroup from the start.
     await options.cgroups.attach(uid, spawned.pid);
     options.logger.info('QEMU started', { pid: spawned.pid, accel: options.facts.accel, volumesMs, ms: Date.now() - started });
-    machine = await Machine.connect({ key: `${record.namespace}/${record.name}`, layout, record: withPid, logger: options.logger, onChange: options.onChange }, spawned.exited, options.signal);
+    machine = await Machine.connect({ key: `${record.namespace}/${record.name}`, layout, record: withPid, logger: options.logger, onChange: options.onChange, onPanic: options.onPanic }, spawned.exited, options.signal);
     const startPaused = stringAt(vmi, 'spec', 'startStrategy') === 'Paused';
     if (machine.runState === 'prelaunch' && !startPaused && options.incoming !== true) {
       await machine.execute('cont');

@@ -36,6 +36,8 @@ export interface MachineOptions {
   logger: Logger;
   /** Called after anything observable changed (run state, exit). */
   onChange: () => void;
+  /** Called with the `info` of each guest panic QEMU reports (`GUEST_PANICKED`), for the panic counter. */
+  onPanic?: ((info: Record<string, unknown> | undefined) => void) | undefined;
 }
 
 /** A QEMU the agent watches and drives; see the module comment. */
@@ -54,6 +56,7 @@ export class Machine {
   private detached = false;
   private readonly logger: Logger;
   private readonly onChange: () => void;
+  private readonly onPanic: ((info: Record<string, unknown> | undefined) => void) | undefined;
 
   private constructor(
     options: MachineOptions,
@@ -65,6 +68,7 @@ export class Machine {
     this.record = options.record;
     this.logger = options.logger;
     this.onChange = options.onChange;
+    this.onPanic = options.onPanic;
     this.console = new SerialConsole({ socketPath: this.layout.serialSocket, logFile: this.layout.serialLog, logger: this.logger });
     this.guestAgent = new GuestAgentMonitor({ socketPath: this.layout.guestAgentSocket, logger: this.logger.child({ part: 'guest-agent' }), onChange: () => { this.onChange(); } });
     qmp.on('event', (e) => { this.onEvent(e); });
@@ -170,10 +174,17 @@ export class Machine {
         this.onChange();
         return;
       }
+      case 'GUEST_PANICKED':
+        this.logger.warn('the guest OS panicked', { action: e.data.action, info: e.data.info });
+        this.onPanic?.(e.data.info);
+        this.refreshRunState().then(
+          () => { this.onChange(); },
+          () => { this.onChange(); },
+        );
+        return;
       case 'STOP':
       case 'RESUME':
       case 'RESET':
-      case 'GUEST_PANICKED':
         this.refreshRunState().then(
           () => { this.onChange(); },
           () => { this.onChange(); },

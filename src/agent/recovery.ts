@@ -19,6 +19,8 @@ export interface RecoverOptions {
   logger: Logger;
   /** Called with a VMI key when its machine changes. */
   enqueue: (key: string) => void;
+  /** Called with each guest panic of a reattached machine (`GUEST_PANICKED`). */
+  onPanic?: ((namespace: string, name: string, info: Record<string, unknown> | undefined) => void) | undefined;
   signal: AbortSignal;
 }
 
@@ -52,7 +54,7 @@ async function recoverOne(uid: string, options: RecoverOptions): Promise<Runtime
   const pid = record.pid ?? (await readPidFile(layout.pidFile));
   if (pid !== undefined && isQemuAlive(pid, layout.qmpSocket)) {
     try {
-      const machine = await Machine.connect({ key, layout, record: { ...record, pid }, logger, onChange: () => { options.enqueue(key); } }, undefined, options.signal);
+      const machine = await Machine.connect({ key, layout, record: { ...record, pid }, logger, onChange: () => { options.enqueue(key); }, onPanic: (info) => { options.onPanic?.(record.namespace, record.name, info); } }, undefined, options.signal);
       logger.info('reattached to a running QEMU', { pid, runState: machine.runState });
       return { kind: 'machine', machine };
     } catch (err) {

@@ -72,6 +72,8 @@ export interface VmiRunnerOptions {
   events: EventRecorder;
   /** False while the node is fenced or its Lease is too old (src/agent/node-fence.ts): no guest starts. Default always true. */
   mayStartGuests?: () => boolean;
+  /** Called with each guest panic (`GUEST_PANICKED`) of a guest this runner launched. */
+  onPanic?: ((namespace: string, name: string, info: Record<string, unknown> | undefined) => void) | undefined;
 }
 
 /** How a guest the node fenced ended, as its VMI reports it. */
@@ -211,6 +213,7 @@ export class VmiRunner {
       ...start,
       logger,
       onChange: () => { this.options.enqueue(key); },
+      onPanic: (info) => { this.options.onPanic?.(vmi.metadata.namespace ?? '', vmi.metadata.name ?? '', info); },
       onPullEvent: (event) => { this.event(vmi, event); },
       nodeName: this.options.nodeName,
       signal,

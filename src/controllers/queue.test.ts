@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiError } from '../api/errors.js';
-import { silentLogger } from '../log/logger.js';
+import { createLogger, silentLogger } from '../log/logger.js';
 import { eventually } from './gc/test-support.js';
 import { WorkQueue } from './queue.js';
 import type { ReconcileResult, Reconciler } from './queue.js';
@@ -110,6 +110,30 @@ test('errors and conflicts retry with backoff until the reconcile succeeds', asy
   assert.equal(r.count('conflict'), 2);
   await queue.stop();
 });
+
+test('a failed reconcile\'s records name the object\'s namespace, name and uid (from objectOf), or say the uid is unknown when it is gone', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: 'debug', write: (line) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
+  const held = { kind: 'VirtualMachine', metadata: { namespace: 'ns', name: 'held', uid: 'uid-held' } };
+  const r = new Recorder((key, run) => (run < 2 ? (key === 'ns/held' ? new Error('boom') : new ApiError('Conflict', 'modified')) : {}));
+  const queue = new WorkQueue(r.reconcile, { logger, baseDelayMs: 1, maxDelayMs: 20, objectOf: (key) => (key === 'ns/held' ? held : undefined) });
+  queue.start();
+  queue.add('ns/held');
+  queue.add('claim:ns/gone');
+  queue.add('cluster-wide');
+  await idle(queue);
+  await queue.stop();
+  const about = (key: string): Record<string, unknown> | undefined => lines.find((l) => l.key === key);
+  assert.deepEqual(pick(about('ns/held')), { msg: 'reconcile failed, retrying with backoff', kind: 'VirtualMachine', namespace: 'ns', name: 'held', uid: 'uid-held' });
+  assert.equal((about('ns/held')?.err as { message?: string } | undefined)?.message, 'boom');
+  assert.deepEqual(pick(about('claim:ns/gone')), { msg: 'reconcile conflicted, requeueing', namespace: 'ns', name: 'gone', uid: null });
+  assert.deepEqual(pick(about('cluster-wide')), { msg: 'reconcile conflicted, requeueing', name: 'cluster-wide', uid: null });
+});
+
+function pick(line: Record<string, unknown> | undefined): Record<string, unknown> {
+  const { msg, kind, namespace, name, uid } = line ?? {};
+  return Object.fromEntries(Object.entries({ msg, kind, namespace, name, uid }).filter(([, v]) => v !== undefined));
+}
 
 test('requeue and requeueAfter run the key again', async () => {
   const r = new Recorder((key, run) => {

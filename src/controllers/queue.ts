@@ -5,7 +5,8 @@
  * running. Failures retry with per-key exponential backoff.
  */
 import { ApiError } from '../api/errors.js';
-import type { Logger } from '../log/logger.js';
+import { objectFields } from '../log/logger.js';
+import type { LogFields, LoggedObject, Logger } from '../log/logger.js';
 import { currentQueueObserver } from './queue-metrics.js';
 import type { QueueObserver, ReconcileOutcome } from './queue-metrics.js';
 
@@ -36,6 +37,12 @@ export interface WorkQueueOptions {
    * (`queue-metrics.ts`): for a controller with several queues.
    */
   name?: string;
+  /**
+   * The object behind a key (the controller's informer cache), so that the
+   * queue's records name its namespace, name and uid. Without it, or when
+   * the object is gone, namespace and name come from the key and uid is null.
+   */
+  objectOf?: (key: string) => LoggedObject | undefined;
 }
 
 /** A deduplicating, backoff-retrying queue of keys feeding one {@link Reconciler}. */
@@ -175,9 +182,9 @@ export class WorkQueue {
       if (this.abort.signal.aborted) return;
       if (err instanceof ApiError && err.reason === 'Conflict') {
         // Someone wrote first; a level-based reconcile just runs again on fresh state.
-        this.options.logger.debug('reconcile conflicted, requeueing', { key });
+        this.options.logger.debug('reconcile conflicted, requeueing', { key, ...this.objectFieldsOf(key) });
       } else {
-        this.options.logger.warn('reconcile failed, retrying with backoff', { key, err, attempt: (this.failures.get(key) ?? 0) + 1 });
+        this.options.logger.warn('reconcile failed, retrying with backoff', { key, ...this.objectFieldsOf(key), err, attempt: (this.failures.get(key) ?? 0) + 1 });
       }
       this.addRateLimited(key);
     } finally {
@@ -185,5 +192,21 @@ export class WorkQueue {
       if (this.dirty.delete(key)) this.add(key);
       this.pump();
     }
+  }
+
+  /** The namespace, name and uid a record about `key` carries. */
+  private objectFieldsOf(key: string): LogFields {
+    let found: LoggedObject | undefined;
+    try {
+      found = this.options.objectOf?.(key);
+    } catch {
+      found = undefined;
+    }
+    if (found !== undefined) return objectFields(found);
+    // Keys are `namespace/name` or `name`, some behind a `kind:` or `kind/` prefix (a queue for several kinds).
+    const parts = key.replace(/^[a-z]+:/, '').split('/');
+    const name = parts[parts.length - 1] ?? key;
+    const namespace = parts.length > 1 ? parts[parts.length - 2] : undefined;
+    return { namespace: namespace === '' ? undefined : namespace, name, uid: null };
   }
 }

@@ -84,7 +84,7 @@ export class Scheduler {
     this.now = options.now ?? Date.now;
     this.recorder = options.recorder ?? new EventRecorder(client, this.schedulerName, logger);
     // One at a time: each placement must see the room the previous one took.
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 50, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 50, maxDelayMs: 30_000, objectOf: (key) => this.vmis.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.nodes = this.loop.informer(options.nodeInformer, () => new Informer(client, resources.nodes, logger));
     this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));

@@ -24,6 +24,7 @@ import { ImageStore, TEST_GUEST_READY_MARKER, importTestGuest } from '../../src/
 import { resources } from '../../src/client/index.js';
 import { parseMigrationTarget } from '../../src/agent/index.js';
 import { eventually } from '../../src/testing/wait.js';
+import { kubectl } from '../../src/testing/kubectl.js';
 import { qemuPidsUnder } from '../agent/support.js';
 import { vireo } from '../subresources/support.js';
 import { LabConsole, counters } from './lab-console.js';
@@ -120,6 +121,20 @@ test('a running guest moves between lab hosts with its disks, and a cancelled mi
     assert.notEqual(state.failed, true);
     assert.equal(typeof state.startTimestamp, 'string');
     assert.equal(typeof state.endTimestamp, 'string');
+
+    // The target's agent (virt-handler on host-2) recorded KubeVirt's PreparingTarget Events on the VMI, as real kubectl shows them.
+    const targetEvents = await eventually(async () => {
+      const shown = await kubectl(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.kind=VirtualMachineInstance,involvedObject.name=mover,reason=PreparingTarget`, '-o', 'json'], kc);
+      assert.equal(shown.code, 0, shown.stderr);
+      const items = (JSON.parse(shown.stdout) as { items: { type?: string; message?: string; count?: number; source?: { component?: string; host?: string }; involvedObject?: { uid?: string } }[] }).items;
+      return items.length === 2 ? items : undefined;
+    }, { what: 'the target\'s two PreparingTarget Events on VMI mover', timeoutMs: 15_000 });
+    for (const event of targetEvents) {
+      assert.deepEqual([event.type, event.count, event.source?.component, event.source?.host, event.involvedObject?.uid], ['Normal', 1, 'virt-handler', host2.name, vmi.metadata.uid]);
+    }
+    const messages = targetEvents.map((e) => e.message ?? '').sort();
+    assert.match(messages[0] ?? '', new RegExp(`^migration target listening at ${host2.address.replace(/\./g, '\\.')}, port \\d+ for the migration stream and \\d+ for the disks$`));
+    assert.match(messages[1] ?? '', new RegExp(`^migration target prepared on node ${host2.name} for migration ${done.metadata.uid ?? '?'}`));
 
     await eventually(() => qemuPidsUnder(dirOf(host1)).length === 0 || undefined, { what: 'the source QEMU to be gone', timeoutMs: 30_000 });
     assert.equal(qemuPidsUnder(dirOf(host2)).length, 1, 'one QEMU on host-2');

@@ -104,6 +104,12 @@ const catalogue: Record<string, { type: string; labels: string[] }> = {
   kubevirt_vmi_phase_transition_time_seconds: { type: 'histogram', labels: ['phase', 'last_phase'] },
   kubevirt_vmi_phase_transition_time_from_creation_seconds: { type: 'histogram', labels: ['phase'] },
   kubevirt_vmi_phase_transition_time_from_deletion_seconds: { type: 'histogram', labels: ['phase'] },
+  kubevirt_vmi_status_addresses: { type: 'gauge', labels: ['node', 'namespace', 'name', 'vnic_name', 'interface_name', 'address', 'type'] },
+  kubevirt_vmi_vnic_info: { type: 'gauge', labels: ['name', 'namespace', 'vnic_name', 'binding_type', 'network', 'binding_name', 'model'] },
+  kubevirt_vm_vnic_info: { type: 'gauge', labels: ['name', 'namespace', 'vnic_name', 'binding_type', 'network', 'binding_name', 'model'] },
+  kubevirt_vm_resource_requests: { type: 'gauge', labels: ['name', 'namespace', 'resource', 'unit', 'source'] },
+  kubevirt_vm_resource_limits: { type: 'gauge', labels: ['name', 'namespace', 'resource', 'unit'] },
+  kubevirt_vm_disk_allocated_size_bytes: { type: 'gauge', labels: ['name', 'namespace', 'persistentvolumeclaim', 'volume_mode', 'device'] },
   // Vireo's addition (issue 7), in KubeVirt's style.
   kubevirt_vmi_migration_downtime_seconds: { type: 'gauge', labels: ['namespace', 'vmi', 'vmim'] },
   kubevirt_virt_controller_leading_status: { type: 'gauge', labels: [] },

@@ -17,8 +17,8 @@ import type { Socket } from 'node:net';
 import { randomInt } from 'node:crypto';
 import type { Decoder } from '../qmp/decode.js';
 import { GuestAgentError } from './errors.js';
-import { errorBody, fsCount, fsFreezeStatus, guestHostName, guestInfo, guestOsInfo } from './schema.js';
-import type { FsFreezeStatus, GuestInfo, GuestOsInfo } from './schema.js';
+import { errorBody, fsCount, fsFreezeStatus, guestFsInfo, guestHostName, guestInfo, guestLoad, guestOsInfo } from './schema.js';
+import type { FsFreezeStatus, GuestFsInfo, GuestInfo, GuestLoad, GuestOsInfo } from './schema.js';
 
 export interface GuestAgentConnectOptions {
   /** How long connecting and the first sync may take; 5 s by default (a guest without an agent never answers). */
@@ -123,6 +123,16 @@ export class GuestAgentClient {
   /** `guest-get-host-name`. */
   async hostName(): Promise<string> {
     return (await this.execute('guest-get-host-name', undefined, guestHostName))['host-name'];
+  }
+
+  /** `guest-get-fsinfo`. */
+  fsInfo(): Promise<GuestFsInfo> {
+    return this.execute('guest-get-fsinfo', undefined, guestFsInfo);
+  }
+
+  /** `guest-get-load` (qemu-ga 10.0 and later). */
+  load(): Promise<GuestLoad> {
+    return this.execute('guest-get-load', undefined, guestLoad);
   }
 
   /** `guest-fsfreeze-status`. */

@@ -5,4 +5,6 @@ export { GuestAgentError } from './errors.js';
 export type { GuestAgentErrorCode } from './errors.js';
 export { GuestAgentMonitor, defaultUnfreezeTimeoutMs } from './monitor.js';
 export type { GuestAgentMonitorOptions, GuestAgentState } from './monitor.js';
-export type { FsFreezeStatus, GuestInfo, GuestOsInfo } from './schema.js';
+export type { FsFreezeStatus, GuestFsInfo, GuestInfo, GuestLoad, GuestOsInfo } from './schema.js';
+export { guestStatsIntervalMs } from './stats.js';
+export type { GuestAgentStats } from './stats.js';

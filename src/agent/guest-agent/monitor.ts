@@ -15,6 +15,8 @@ import type { Logger } from '../../log/logger.js';
 import { GuestAgentClient } from './client.js';
 import { GuestAgentError } from './errors.js';
 import type { GuestOsInfo } from './schema.js';
+import { askGuestStats, enabledCommands, guestStatsIntervalMs } from './stats.js';
+import type { GuestAgentStats } from './stats.js';
 
 /** What is known of the guest agent now. */
 export interface GuestAgentState {
@@ -37,7 +39,14 @@ export interface GuestAgentMonitorOptions {
   pollMs?: number;
   /** Between attempts to reach an agent that does not answer; 2 s by default. */
   retryMs?: number;
+  /** Between askings of the guest's filesystems and load; {@link guestStatsIntervalMs} by default. */
+  statsIntervalMs?: number;
+  /** How long each command may take; the client's 10 s by default. */
+  commandTimeoutMs?: number;
 }
+
+/** How long a guest whose stats timed out is not asked for them again. */
+const statsPauseMs = 10 * 60_000;
 
 /** KubeVirt's default unfreeze timeout for a freeze nobody thaws. */
 export const defaultUnfreezeTimeoutMs = 5 * 60_000;
@@ -49,12 +58,23 @@ export class GuestAgentMonitor {
   private readonly stopper = new AbortController();
   private unfreezeTimer: NodeJS.Timeout | undefined;
   private running = false;
+  private keptStats: GuestAgentStats | undefined;
+  /** No stats are asked before this time (ms since epoch): the guest did not answer them in time. */
+  private statsPausedUntil = 0;
 
   constructor(private readonly options: GuestAgentMonitorOptions) {}
 
   /** The state now. */
   get state(): GuestAgentState {
     return this.current;
+  }
+
+  /**
+   * The guest's filesystems and load as last answered (see `stats.ts`);
+   * undefined while no agent answers. Reading it asks the guest nothing.
+   */
+  get stats(): GuestAgentStats | undefined {
+    return this.keptStats;
   }
 
   /** Starts watching (once). */
@@ -139,13 +159,32 @@ export class GuestAgentMonitor {
     this.options.onChange();
   }
 
+  /**
+   * The guest's stats. A guest that cannot answer them in time (statvfs
+   * stuck on a hung network mount) costs the session, since a late reply
+   * would be taken for the next command's: it is not asked again for
+   * {@link statsPauseMs}, so that its agent stays connected meanwhile.
+   */
+  private async askStats(client: GuestAgentClient, enabled: ReadonlySet<string>): Promise<GuestAgentStats> {
+    try {
+      return await askGuestStats(client, enabled);
+    } catch (err) {
+      if (err instanceof GuestAgentError && err.code === 'GuestAgentTimeout') {
+        this.statsPausedUntil = Date.now() + statsPauseMs;
+        this.options.logger.warn('the guest agent did not answer its filesystems or load in time; not asking again for 10 minutes', { err: err.message });
+      }
+      throw err;
+    }
+  }
+
   private async loop(): Promise<void> {
     const signal = this.stopper.signal;
     const pollMs = this.options.pollMs ?? 5_000;
     const retryMs = this.options.retryMs ?? 2_000;
+    const statsIntervalMs = this.options.statsIntervalMs ?? guestStatsIntervalMs;
     while (!signal.aborted) {
       try {
-        const client = await GuestAgentClient.connect(this.options.socketPath, { signal });
+        const client = await GuestAgentClient.connect(this.options.socketPath, this.options.commandTimeoutMs === undefined ? { signal } : { signal, commandTimeoutMs: this.options.commandTimeoutMs });
         this.client = client;
         const info = await client.info();
         const osInfo = await client.osInfo().catch(() => undefined);
@@ -155,8 +194,15 @@ export class GuestAgentMonitor {
         this.setState({ connected: true, version: info.version, frozen, ...(osInfo === undefined ? {} : { osInfo }), ...(hostName === undefined ? {} : { hostName }) });
         // Found frozen (by an earlier agent, whose unfreeze timer is gone): thawed after the default timeout.
         if (frozen && this.unfreezeTimer === undefined) this.scheduleThaw(defaultUnfreezeTimeoutMs);
+        const enabled = enabledCommands(info);
+        let statsAt = -Infinity;
         while (!signal.aborted) {
-          await sleep(pollMs, undefined, { signal });
+          // A frozen guest's agent refuses these commands: its filesystems keep their last answer until the thaw.
+          if (Date.now() - statsAt >= statsIntervalMs && Date.now() >= this.statsPausedUntil && !this.current.frozen) {
+            statsAt = Date.now();
+            this.keptStats = await this.askStats(client, enabled);
+          }
+          await sleep(Math.min(pollMs, statsIntervalMs), undefined, { signal });
           await client.ping();
         }
       } catch (err) {
@@ -166,6 +212,7 @@ export class GuestAgentMonitor {
         this.client?.close();
         this.client = undefined;
       }
+      this.keptStats = undefined;
       if (signal.aborted) break;
       this.setState({ connected: false, frozen: false });
       await sleep(retryMs, undefined, { signal }).catch(() => undefined);

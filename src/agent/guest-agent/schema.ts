@@ -3,7 +3,7 @@
  * passes its schema before it becomes typed (see `../qmp/decode.ts`).
  * Unknown fields are dropped; qemu-ga adds some between versions.
  */
-import { array, boolean, integer, object, oneOf, string } from '../qmp/decode.js';
+import { DecodeError, array, boolean, integer, object, oneOf, string } from '../qmp/decode.js';
 import type { Decoded, Decoder } from '../qmp/decode.js';
 
 /** `guest-info`: the agent's version and which commands it has enabled. */
@@ -25,6 +25,24 @@ export const guestOsInfo = object(
   },
 );
 export type GuestOsInfo = Decoded<typeof guestOsInfo>;
+
+/** A finite JSON number (the guest's load averages are fractions). */
+const finiteNumber: Decoder<number> = (value, path) => {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new DecodeError(path, 'a number', value);
+  return value;
+};
+
+/**
+ * `guest-get-fsinfo`: the guest's mounted filesystems on block devices.
+ * `total-bytes` and `used-bytes` are missing where the guest cannot say
+ * (qemu-ga before 5.0, a filesystem `statvfs` fails on).
+ */
+export const guestFsInfo = array(object({ name: string, mountpoint: string, type: string }, { 'total-bytes': integer, 'used-bytes': integer }));
+export type GuestFsInfo = Decoded<typeof guestFsInfo>;
+
+/** `guest-get-load` (qemu-ga 10.0 and later): the guest kernel's load averages. */
+export const guestLoad = object({ load1m: finiteNumber, load5m: finiteNumber, load15m: finiteNumber });
+export type GuestLoad = Decoded<typeof guestLoad>;
 
 /** `guest-get-host-name`. */
 export const guestHostName = object({ 'host-name': string });

@@ -34,23 +34,40 @@ export interface CgroupMemory {
   activeAnon?: number | undefined;
 }
 
+/** How the scrape reads a file (through a descriptor it keeps, or plainly), and where it found `memory.stat` before. */
+export interface MemoryStatReading {
+  read: (file: string) => string | undefined;
+  found?: { memoryStat?: string };
+}
+
 /** `memory.stat` of the VMI's cgroup (v2, or v1's memory controller), read from the first of `dirs` that has one. */
-export function cgroupMemory(dirs: readonly string[]): CgroupMemory | undefined {
+export function cgroupMemory(dirs: readonly string[], reading: MemoryStatReading = { read: readText }): CgroupMemory | undefined {
+  const known = reading.found?.memoryStat;
+  // Probing reads plainly: a file that is not there is not kept.
+  const text = known !== undefined ? reading.read(known) : undefined;
+  if (text !== undefined) return parseMemoryStat(text);
   for (const dir of dirs) {
-    const text = readText(join(dir, 'memory.stat'));
-    if (text === undefined) continue;
-    const stat = keyedNumbers(text);
-    if (stat.has('total_rss')) {
-      return { anon: stat.get('total_rss'), anonThp: stat.get('total_rss_huge'), inactiveAnon: stat.get('total_inactive_anon'), activeAnon: stat.get('total_active_anon') };
-    }
-    return { anon: stat.get('anon'), anonThp: stat.get('anon_thp'), shmemThp: stat.get('shmem_thp'), inactiveAnon: stat.get('inactive_anon'), activeAnon: stat.get('active_anon') };
+    const path = join(dir, 'memory.stat');
+    const probed = readText(path);
+    if (probed === undefined) continue;
+    if (reading.found !== undefined) reading.found.memoryStat = path;
+    return parseMemoryStat(probed);
   }
   return undefined;
 }
 
+/** The families' fields of a `memory.stat` text, by v1's names when it has them (`total_rss`), else v2's. */
+function parseMemoryStat(text: string): CgroupMemory {
+  const stat = keyedNumbers(text);
+  if (stat.has('total_rss')) {
+    return { anon: stat.get('total_rss'), anonThp: stat.get('total_rss_huge'), inactiveAnon: stat.get('total_inactive_anon'), activeAnon: stat.get('total_active_anon') };
+  }
+  return { anon: stat.get('anon'), anonThp: stat.get('anon_thp'), shmemThp: stat.get('shmem_thp'), inactiveAnon: stat.get('inactive_anon'), activeAnon: stat.get('active_anon') };
+}
+
 /** Adds the VMI cgroup's memory to `out` under the VMI's labels (`base`: their text, as `labelText` writes it). */
-export function writeCgroupMemory(out: Exposition, base: string, dirs: readonly string[]): void {
-  const memory = cgroupMemory(dirs);
+export function writeCgroupMemory(out: Exposition, base: string, dirs: readonly string[], reading?: MemoryStatReading): void {
+  const memory = cgroupMemory(dirs, reading);
   if (memory === undefined) return;
   const f = cgroupMemoryFamilies;
   out.addText(f.anon, base, memory.anon);

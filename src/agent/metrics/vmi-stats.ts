@@ -6,7 +6,11 @@
  * - vCPUs: QMP `query-cpus-fast` gives each vCPU's thread, whose
  *   `/proc/<pid>/task/<tid>/schedstat` holds its time on a CPU and its time
  *   waiting in the run queue (`state` is `running` for every vCPU QEMU
- *   reports, as libvirt's QEMU driver says);
+ *   reports, as libvirt's QEMU driver says); the wait, libvirt's
+ *   `vcpu.<n>.wait`, is the scheduler's `wait_sum` in
+ *   `/proc/<pid>/task/<tid>/sched`, which only a kernel with scheduler
+ *   statistics on has (`CONFIG_SCHEDSTATS`, `kernel.sched_schedstats=1`):
+ *   elsewhere the family is left out;
  * - memory: `/proc/<pid>/status` VmRSS, QMP `query-memory-size-summary`
  *   (the domain's memory) and `query-balloon` (the balloon's size); the
  *   guest's own view from the balloon's statistics (balloon.ts) and the
@@ -17,7 +21,9 @@
  * - storage: QMP `query-blockstats`, by the disk's name (its device is
  *   `ua-<disk>`);
  * - migration: QMP `query-migrate` while the VMI migrates away (data
- *   processed, remaining and total, dirty rate).
+ *   processed, remaining and total, dirty rate, transfer rate).
+ * - the guest agent: filesystems and load (`guest-agent-stats.ts`), from
+ *   the answers its monitor keeps.
  * A source that does not answer within the deadline is left out of that
  * scrape; the others still report.
  */
@@ -27,11 +33,14 @@ import type { SandboxState } from '../../net/pod/sandbox.js';
 import type { Machine } from '../machine.js';
 import type { Exposition, FamilySpec, Labels } from './exposition.js';
 import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
+import type { KeptFiles } from './kept-files.js';
 import type { QmpReturn } from '../qmp/index.js';
 import { keyedNumbers, readText } from './kernel-files.js';
 import { askGuestMemory, writeGuestMemory } from './balloon.js';
 import type { GuestMemoryAnswer } from './balloon.js';
 import { writeCgroupMemory } from './cgroup-memory.js';
+import type { GuestAgentStats } from '../guest-agent/index.js';
+import { guestAgentFamilies, writeGuestAgentStats } from './guest-agent-stats.js';
 
 const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
 const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
@@ -42,6 +51,8 @@ export const vmiFamilies = {
   cpuUser: counter('kubevirt_vmi_cpu_user_usage_seconds_total', 'Total CPU time spent in user mode.'),
   cpuSystem: counter('kubevirt_vmi_cpu_system_usage_seconds_total', 'Total CPU time spent in system mode.'),
   vcpuSeconds: counter('kubevirt_vmi_vcpu_seconds_total', 'Total amount of time spent in each state by each vcpu (cpu_time excluding hypervisor time).'),
+  vcpuWait: counter('kubevirt_vmi_vcpu_wait_seconds_total', 'Amount of time spent by each vcpu while waiting on I/O.'),
+  nodeCpuAffinity: gauge('kubevirt_vmi_node_cpu_affinity', 'Number of VMI CPU affinities to node physical cores.'),
   vcpuDelay: counter('kubevirt_vmi_vcpu_delay_seconds_total', 'Amount of time spent by each vcpu waiting in the queue instead of running.'),
   memoryResident: gauge('kubevirt_vmi_memory_resident_bytes', 'Resident set size of the process running the domain.'),
   memoryDomain: gauge('kubevirt_vmi_memory_domain_bytes', 'The amount of memory in bytes allocated to the domain.'),
@@ -67,6 +78,8 @@ export const vmiFamilies = {
   migrationRemaining: gauge('kubevirt_vmi_migration_data_remaining_bytes', 'The remaining guest OS data to be migrated to the new VM.'),
   migrationTotal: counter('kubevirt_vmi_migration_data_bytes_total', 'The total Guest OS data to be migrated to the new VM.'),
   migrationDirtyRate: gauge('kubevirt_vmi_migration_dirty_memory_rate_bytes', 'The rate of memory being dirty in the Guest OS.'),
+  migrationTransferRate: gauge('kubevirt_vmi_migration_memory_transfer_rate_bytes', 'The rate at which the memory is being transferred.'),
+  ...guestAgentFamilies,
 } as const;
 
 /** One running guest of the node, as the scrape sees it. */
@@ -98,21 +111,72 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   }
 }
 
+/**
+ * The scheduler's `wait_sum` of a task in ns, from its `/proc/.../sched`
+ * (milliseconds with a fraction; `se.statistics.wait_sum` on older
+ * kernels, `wait_sum` on newer), or undefined when the kernel keeps no
+ * scheduler statistics.
+ */
+export function schedWaitNs(text: string | undefined): number | undefined {
+  const match = /^(?:se\.statistics\.)?wait_sum\s*:\s*([\d.]+)$/m.exec(text ?? '');
+  return match?.[1] === undefined ? undefined : Math.round(Number(match[1]) * 1e6);
+}
+
+/** Whether this kernel keeps scheduler statistics per task (asked once: it is the kernel's build and a sysctl). */
+let schedstats: boolean | undefined;
+function kernelKeepsSchedstats(): boolean {
+  schedstats ??= schedWaitNs(readText('/proc/self/sched')) !== undefined;
+  return schedstats;
+}
+
 /** USER_HZ, the unit of cgroup v1's `cpuacct.stat`: 100 on every Linux architecture Vireo runs on. */
 const userHz = 100;
 
-/** The VMI cgroup's CPU time in seconds: total, user, system. */
-export function cgroupCpu(dirs: readonly string[]): { usage: number; user: number; system: number } | undefined {
+/** Where a guest's files were found, kept between scrapes so that each scrape reads only those. */
+export interface GuestFiles {
+  /** The cgroup directory with the CPU accounting, and whether it is v2's `cpu.stat`. */
+  cpu?: { dir: string; v2: boolean };
+  /** The guest's files, read through descriptors kept open; without it each read opens its file. */
+  kept?: KeptFiles;
+  /** The cgroup's `memory.stat`, once found (`cgroup-memory.ts`). */
+  memoryStat?: string;
+}
+
+/** How `files` reads a file: through its kept descriptors, or by opening it. */
+function readerOf(files: GuestFiles): (file: string) => string | undefined {
+  const kept = files.kept;
+  return kept === undefined ? readText : (file) => kept.read(file);
+}
+
+/** The CPU time of the cgroup directory `dir` in seconds, from v2's `cpu.stat` or v1's `cpuacct`; undefined when those are not there. */
+function cpuIn(dir: string, v2: boolean, read: (file: string) => string | undefined): { usage: number; user: number; system: number } | undefined {
+  if (v2) {
+    const text = read(join(dir, 'cpu.stat'));
+    if (text === undefined || !text.includes('usage_usec')) return undefined;
+    const stat = keyedNumbers(text);
+    return { usage: (stat.get('usage_usec') ?? NaN) / 1e6, user: (stat.get('user_usec') ?? NaN) / 1e6, system: (stat.get('system_usec') ?? NaN) / 1e6 };
+  }
+  const usage = read(join(dir, 'cpuacct.usage'));
+  if (usage === undefined) return undefined;
+  const stat = keyedNumbers(read(join(dir, 'cpuacct.stat')));
+  return { usage: Number(usage.trim()) / 1e9, user: (stat.get('user') ?? NaN) / userHz, system: (stat.get('system') ?? NaN) / userHz };
+}
+
+/** The VMI cgroup's CPU time in seconds: total, user, system. `files` keeps where it was found. */
+export function cgroupCpu(dirs: readonly string[], files: GuestFiles = {}): { usage: number; user: number; system: number } | undefined {
+  const read = readerOf(files);
+  if (files.cpu !== undefined) {
+    const known = cpuIn(files.cpu.dir, files.cpu.v2, read);
+    if (known !== undefined) return known;
+  }
   for (const dir of dirs) {
-    const v2 = readText(join(dir, 'cpu.stat'));
-    if (v2 !== undefined && v2.includes('usage_usec')) {
-      const stat = keyedNumbers(v2);
-      return { usage: (stat.get('usage_usec') ?? NaN) / 1e6, user: (stat.get('user_usec') ?? NaN) / 1e6, system: (stat.get('system_usec') ?? NaN) / 1e6 };
-    }
-    const usage = readText(join(dir, 'cpuacct.usage'));
-    if (usage !== undefined) {
-      const stat = keyedNumbers(readText(join(dir, 'cpuacct.stat')));
-      return { usage: Number(usage.trim()) / 1e9, user: (stat.get('user') ?? NaN) / userHz, system: (stat.get('system') ?? NaN) / userHz };
+    for (const v2 of [true, false]) {
+      // Probing reads plainly: a file that is not there is not kept.
+      const cpu = cpuIn(dir, v2, readText);
+      if (cpu !== undefined) {
+        files.cpu = { dir, v2 };
+        return cpu;
+      }
     }
   }
   return undefined;
@@ -157,6 +221,10 @@ export interface QmpAnswers {
   balloon?: QmpReturn<'query-balloon'> | undefined;
   memory?: QmpReturn<'query-memory-size-summary'> | undefined;
   migration?: QmpReturn<'query-migrate'> | undefined;
+  /** How many (vCPU, host CPU) pairs the vCPU threads may run on, read from their `Cpus_allowed_list` when the threads were learned. */
+  affinity?: number | undefined;
+  /** Not QMP: what the guest agent monitor holds, read with the rest (it asks the guest on its own schedule). */
+  guestAgent?: GuestAgentStats | undefined;
   /** The balloon's guest statistics (asked only when QEMU may have new ones). */
   guestMemory?: GuestMemoryAnswer | undefined;
 }
@@ -176,42 +244,72 @@ export async function queryGuest(machine: Machine, migrating: boolean, deadlineM
     migrating ? within(machine.execute('query-migrate'), deadlineMs) : Promise.resolve(undefined),
     askGuestMemory(machine, (promise) => within(promise, deadlineMs), known.guestMemory),
   ]);
-  return { cpus, blocks, balloon, memory, migration, guestMemory };
+  const affinity = known.cpus !== undefined ? known.affinity : cpuAffinity(machine.pid, cpus);
+  return { cpus, blocks, balloon, memory, migration, affinity, guestAgent: machine.guestAgent.stats, guestMemory };
 }
 
-/** Adds one guest's samples to `out`: the kernel's counters read now, QEMU's from `answers`. */
-export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpAnswers, node: string, out: Exposition): void {
+/** The number of host CPUs in a `Cpus_allowed_list` (`0-3,8,10-11`). */
+export function cpuListSize(list: string): number {
+  let count = 0;
+  for (const part of list.split(',')) {
+    const [from, to] = part.trim().split('-').map(Number);
+    if (from === undefined || Number.isNaN(from)) continue;
+    count += to === undefined ? 1 : Math.max(0, to - from + 1);
+  }
+  return count;
+}
+
+/** KubeVirt's CPU affinity count: for every vCPU thread, the host CPUs it may run on. */
+function cpuAffinity(pid: number, cpus: QmpAnswers['cpus']): number | undefined {
+  if (cpus === undefined) return undefined;
+  let count = 0;
+  for (const vcpu of cpus) {
+    const list = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readText(`/proc/${pid}/task/${vcpu['thread-id']}/status`) ?? '')?.[1];
+    if (list === undefined) return undefined;
+    count += cpuListSize(list);
+  }
+  return count;
+}
+
+/** Adds one guest's samples to `out`: the kernel's counters read now (where `files` says they are), QEMU's from `answers`. */
+export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpAnswers, node: string, out: Exposition, files: GuestFiles = {}): void {
   const { machine, vmi } = guest;
   const baseLabels = vmiBaseLabels(vmi, node);
   const base = labelText(baseLabels);
   const f = vmiFamilies;
-  const { cpus, blocks, balloon, memory, migration } = answers;
+  const { cpus, blocks, balloon, memory, migration, affinity } = answers;
   const pid = machine.pid;
+  const read = readerOf(files);
 
-  const cpu = cgroupCpu(guest.cgroupDirs);
+  const cpu = cgroupCpu(guest.cgroupDirs, files);
   if (cpu !== undefined) {
     out.addText(f.cpuUsage, base, cpu.usage);
     out.addText(f.cpuUser, base, cpu.user);
     out.addText(f.cpuSystem, base, cpu.system);
   }
+  out.addText(f.nodeCpuAffinity, base, affinity);
   for (const vcpu of cpus ?? []) {
     // schedstat: ns on a CPU, ns waiting in the run queue, time slices.
-    const [runNs, waitNs] = (readText(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);
+    const [runNs, waitNs] = (read(`/proc/${pid}/task/${vcpu['thread-id']}/schedstat`) ?? '').trim().split(/\s+/).map(Number);
     const id = `id="${vcpu['cpu-index']}"`;
     out.addText(f.vcpuSeconds, `${base},${id},state="running"`, runNs === undefined ? undefined : runNs / 1e9);
     out.addText(f.vcpuDelay, `${base},${id}`, waitNs === undefined ? undefined : waitNs / 1e9);
+    if (kernelKeepsSchedstats()) {
+      const schedWait = schedWaitNs(read(`/proc/${pid}/task/${vcpu['thread-id']}/sched`));
+      out.addText(f.vcpuWait, `${base},${id}`, schedWait === undefined ? undefined : schedWait / 1e9);
+    }
   }
 
-  const rss = /^VmRSS:\s+(\d+) kB/m.exec(readText(`/proc/${pid}/status`) ?? '');
+  const rss = /^VmRSS:\s+(\d+) kB/m.exec(read(`/proc/${pid}/status`) ?? '');
   out.addText(f.memoryResident, base, rss?.[1] === undefined ? undefined : Number(rss[1]) * 1024);
   if (memory !== undefined) out.addText(f.memoryDomain, base, memory['base-memory'] + (memory['plugged-memory'] ?? 0));
   if (balloon !== undefined) out.addText(f.memoryBalloon, base, balloon.actual);
   writeGuestMemory(out, base, answers.guestMemory);
-  writeCgroupMemory(out, base, guest.cgroupDirs);
+  writeCgroupMemory(out, base, guest.cgroupDirs, { read, found: files });
 
   const taps = nicTaps(vmi, guest.sandbox);
   if (taps.length > 0) {
-    const devices = parseNetDev(readText(`/proc/${pid}/net/dev`) ?? '');
+    const devices = parseNetDev(read(`/proc/${pid}/net/dev`) ?? '');
     for (const { iface, tap } of taps) {
       const d = devices.get(tap);
       if (d === undefined) continue;
@@ -245,6 +343,8 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     out.addText(f.flushTimes, labels, st.flush_total_time_ns / 1e9);
   }
 
+  writeGuestAgentStats(answers.guestAgent, base, out);
+
   const ram = migration?.ram;
   if (ram !== undefined) {
     // KubeVirt labels the migration families with the VMI alone, without its labels.
@@ -254,5 +354,7 @@ export function writeGuest(guest: Omit<ScrapedGuest, 'migrating'>, answers: QmpA
     out.addText(f.migrationTotal, labels, ram.total);
     // QEMU counts dirty pages per second; KubeVirt reports bytes per second (4 KiB pages on x86).
     out.addText(f.migrationDirtyRate, labels, ram['dirty-pages-rate'] === undefined ? undefined : ram['dirty-pages-rate'] * 4096);
+    // QEMU says megabits per second, KubeVirt bytes per second.
+    out.addText(f.migrationTransferRate, labels, ram.mbps === undefined ? undefined : (ram.mbps * 1e6) / 8);
   }
 }

@@ -8,6 +8,7 @@ import { ApiError } from '../../api/errors.js';
 import type { Client } from '../../client/index.js';
 import { resources } from '../../client/index.js';
 import type { Logger } from '../../log/logger.js';
+import type { EventRecorder } from '../../controllers/events/index.js';
 import type { MigrationHost } from './host.js';
 import type { MigrationAnswer, MigrationCommand } from './protocol.js';
 import { MigrationSources } from './source.js';
@@ -26,6 +27,9 @@ const adoptWaitMs = 10_000;
 /** How long after its start an agent may not know its guests yet. */
 const startupMs = 30_000;
 
+/** KubeVirt's reason for the target agent's Events on the VMI while it prepares a migration's target. */
+export const preparingTargetReason = 'PreparingTarget';
+
 /** The migrations of one node, both directions. */
 export class NodeMigrations {
   private readonly startedAt = Date.now();
@@ -35,8 +39,11 @@ export class NodeMigrations {
 
   private readonly claimNode: ClaimNode;
 
-  /** `dataDir` and `nodeName`: where this node keeps its local volumes (claims' copies are made and removed there). */
-  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger; dataDir: string; nodeName: string }) {
+  /**
+   * `dataDir` and `nodeName`: where this node keeps its local volumes (claims' copies are made and removed there);
+   * `events`: where the target's Events about the VMI go (virt-handler's).
+   */
+  constructor(private readonly options: { client: Client; host: MigrationHost; logger: Logger; dataDir: string; nodeName: string; events?: EventRecorder }) {
     this.claimNode = { client: options.client, dataDir: options.dataDir, nodeName: options.nodeName, logger: options.logger.child({ part: 'migration-claims' }) };
     this.sources = new MigrationSources(options.host, options.logger.child({ part: 'migration-source' }));
     this.targets = new MigrationTargets(options.host, options.logger.child({ part: 'migration-target' }), this.claimNode);
@@ -78,7 +85,14 @@ export class NodeMigrations {
       case 'prepare-target': {
         const vmi = await this.options.client.tryGet(resources.virtualMachineInstances, namespace, name);
         if (vmi?.metadata.uid !== command.vmiUid) throw new ApiError('NotFound', `VMI ${namespace}/${name} with uid ${command.vmiUid} is gone: nothing to migrate`);
-        return { target: await this.targets.prepare(command.migrationUid, vmi, command.address, signal, { ...(command.allowPostCopy === undefined ? {} : { allowPostCopy: command.allowPostCopy }), ...(command.tls === undefined ? {} : { tls: command.tls }) }) };
+        const known = this.targets.knows(command.migrationUid);
+        const target = await this.targets.prepare(command.migrationUid, vmi, command.address, signal, { ...(command.allowPostCopy === undefined ? {} : { allowPostCopy: command.allowPostCopy }), ...(command.tls === undefined ? {} : { tls: command.tls }) });
+        // As KubeVirt's virt-handler on the target, twice under one reason: prepared, then where the source reaches it. A repeated step is not news.
+        if (!known) {
+          this.options.events?.record(vmi, 'Normal', preparingTargetReason, `migration target prepared on node ${this.options.nodeName} for migration ${command.migrationUid}: a QEMU waits for the guest`);
+          this.options.events?.record(vmi, 'Normal', preparingTargetReason, `migration target listening at ${target.address}, port ${target.migrationPort} for the migration stream and ${target.nbdPort} for the disks`);
+        }
+        return { target };
       }
       case 'start-source': {
         const machine = this.options.host.liveMachine(namespace, name);

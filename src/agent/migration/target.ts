@@ -107,6 +107,11 @@ export class MigrationTargets {
 
   constructor(private readonly host: MigrationHost, private readonly logger: Logger, private readonly claims: ClaimNode) {}
 
+  /** Whether a waiting QEMU for migration `migrationUid` runs here. */
+  knows(migrationUid: string): boolean {
+    return this.incoming.has(migrationUid);
+  }
+
   /** Starts the waiting QEMU for `vmi` (once per migration: a repeated call answers the same target). */
   async prepare(migrationUid: string, vmi: KObject, address: string, signal: AbortSignal, options: { allowPostCopy?: boolean; tls?: MigrationTls } = {}): Promise<MigrationTarget> {
     const known = this.incoming.get(migrationUid);

@@ -43,6 +43,12 @@ export const integer: Decoder<number> = (value, path) => {
   return value;
 };
 
+/** Any finite number (a QAPI `number`, which QEMU may write with a fraction). */
+export const number: Decoder<number> = (value, path) => {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new DecodeError(path, 'a number', value);
+  return value;
+};
+
 /** One of a fixed set of strings (a QAPI enum). */
 export function oneOf<T extends string>(...allowed: T[]): Decoder<T> {
   return (value, path) => {

@@ -5,7 +5,7 @@
  * the check and the type cannot drift apart. Checked against QEMU 7.2's
  * `query-qmp-schema`; members added by later versions are dropped.
  */
-import { DecodeError, anyValue, array, boolean, empty, integer, object, oneOf, record, string } from './decode.js';
+import { DecodeError, anyValue, array, boolean, empty, integer, number, object, oneOf, record, string } from './decode.js';
 import type { Decoded, Decoder } from './decode.js';
 
 const versionTriple = object({ major: integer, minor: integer, micro: integer });
@@ -72,7 +72,7 @@ export type MigrationStatus = Decoded<typeof migrationStatus>;
 
 const migrationStats = object(
   { transferred: integer, remaining: integer, total: integer, duplicate: integer, normal: integer },
-  { 'dirty-pages-rate': integer, 'dirty-sync-count': integer },
+  { 'dirty-pages-rate': integer, 'dirty-sync-count': integer, mbps: number },
 );
 
 /** `query-migrate`: where a migration is, on either side; `downtime` and `total-time` (ms) once completed. */

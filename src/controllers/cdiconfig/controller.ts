@@ -37,7 +37,7 @@ export class CdiConfigController {
     private readonly proxyUrl: string,
     private readonly logger: Logger,
   ) {
-    const queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 200, maxDelayMs: 30_000 });
+    const queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 200, maxDelayMs: 30_000, objectOf: (key) => this.configs.get(key) });
     this.loop = new ControllerLoop(queue, new EventRecorder(client, 'cdi-config-controller', logger));
     this.configs = this.loop.informer(undefined, () => new Informer(client, cdiConfigs, logger));
     this.configs.onChange((key) => { if (key === cdiConfigName) queue.add(key); });

@@ -54,7 +54,7 @@ export class DataVolumeController {
   ) {
     this.now = options.now ?? Date.now;
     this.recorder = options.recorder ?? new EventRecorder(client, 'datavolume-import-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: options.concurrency ?? 3, baseDelayMs: 100, maxDelayMs: 60_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: options.concurrency ?? 3, baseDelayMs: 100, maxDelayMs: 60_000, objectOf: (key) => this.dvs.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.dvs = this.loop.informer(options.dataVolumeInformer, () => new Informer(client, resources.dataVolumes, logger));
     this.pvcs = this.loop.informer(options.pvcInformer, () => new Informer(client, resources.persistentVolumeClaims, logger));

@@ -40,7 +40,7 @@ export class EndpointsController {
     private readonly logger: Logger,
     options: EndpointsControllerOptions = {},
   ) {
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 100, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 100, maxDelayMs: 30_000, objectOf: (key) => this.services.get(key) });
     this.loop = new ControllerLoop(this.queue, new EventRecorder(client, 'endpoint-controller', logger));
     this.services = this.loop.informer(options.serviceInformer, () => new Informer(client, resources.services, logger));
     this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));

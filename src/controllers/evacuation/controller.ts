@@ -46,7 +46,7 @@ export class EvacuationController {
     private readonly logger: Logger,
   ) {
     this.recorder = new EventRecorder(client, 'evacuation-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 10_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 10_000, objectOf: (key) => this.nodes.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.nodes = this.loop.informer(undefined, () => new Informer(client, resources.nodes, logger));
     this.vmis = this.loop.informer(undefined, () => new Informer(client, resources.virtualMachineInstances, logger));

@@ -1,6 +1,6 @@
 /**
  * virt-controller's object metrics on the server: informers on VMs, VMIs,
- * migrations, the KubeVirt CR and the instancetypes and preferences, and
+ * migrations, the KubeVirt CR, claims and the instancetypes and preferences, and
  * gauges whose values are computed from those caches at scrape time
  * (`object-families.ts`), never by listing the store per scrape. It is one
  * of the cluster's singletons, so only the leading server reports these
@@ -17,19 +17,27 @@ import { clusterKubeVirtOf } from '../../api/kinds/eviction.js';
 import { objectFamilies, objectSamples } from './object-families.js';
 import type { InstancetypeKind, ObjectFamily, Sample } from './object-families.js';
 import { PhaseTransitionMetrics } from './phase-transitions.js';
+import { inventoryFamilies, inventorySamples } from './inventory-families.js';
+import type { InventoryFamily } from './inventory-families.js';
 import { stringAt } from '../../api/kinds/read.js';
+import type { KObject } from '../../api/object.js';
 
 /** Samples are computed once for all families of one scrape; a scrape takes far less than this. */
 const sampleReuseMs = 500;
+
+type Family = ObjectFamily | InventoryFamily;
+const families = { ...objectFamilies, ...inventoryFamilies };
 
 export class VirtControllerMetrics {
   private readonly vms: Informer;
   private readonly vmis: Informer;
   private readonly migrations: Informer;
   private readonly kubevirts: Informer;
+  /** Claims, for the size of the VMs' disks. */
+  private readonly claims: Informer;
   private readonly instancetypes: Record<InstancetypeKind, Informer>;
   private readonly gauges: Gauge[] = [];
-  private computed: { at: number; samples: Record<ObjectFamily, Sample[]> } | undefined;
+  private computed: { at: number; samples: Record<Family, Sample[]> } | undefined;
   private transitions: PhaseTransitionMetrics | undefined;
   /** Each VMI's phase as last seen, for the transition histograms. */
   private readonly phases = new Map<string, string>();
@@ -39,6 +47,7 @@ export class VirtControllerMetrics {
     this.vmis = new Informer(client, resources.virtualMachineInstances, logger);
     this.migrations = new Informer(client, resources.virtualMachineInstanceMigrations, logger);
     this.kubevirts = new Informer(client, resources.kubeVirts, logger);
+    this.claims = new Informer(client, resources.persistentVolumeClaims, logger);
     this.instancetypes = {
       instancetype: new Informer(client, resources.instancetypes, logger),
       clusterInstancetype: new Informer(client, resources.clusterInstancetypes, logger),
@@ -57,7 +66,7 @@ export class VirtControllerMetrics {
       this.phases.set(key, stringAt(vmi, 'status', 'phase') ?? '');
     });
     await Promise.all(this.informers().map((i) => i.start()));
-    for (const [family, def] of Object.entries(objectFamilies) as [ObjectFamily, typeof objectFamilies[ObjectFamily]][]) {
+    for (const [family, def] of Object.entries(families) as [Family, typeof families[Family]][]) {
       const samples = (): Sample[] => this.samples()[family];
       this.gauges.push(new Gauge({
         name: def.name,
@@ -83,21 +92,21 @@ export class VirtControllerMetrics {
     return this.phases.has(key);
   }
 
-  private samples(): Record<ObjectFamily, Sample[]> {
+  private samples(): Record<Family, Sample[]> {
     const now = performance.now();
     if (this.computed !== undefined && now - this.computed.at < sampleReuseMs) return this.computed.samples;
-    const samples = objectSamples({
-      vms: this.vms.list(),
-      vmis: this.vmis.list(),
-      migrations: this.migrations.list(),
-      kubevirt: clusterKubeVirtOf(this.kubevirts.list()),
-      instancetypeLike: (kind, key) => this.instancetypes[kind].get(key),
-    });
+    const vms = this.vms.list();
+    const vmis = this.vmis.list();
+    const instancetypeLike = (kind: InstancetypeKind, key: string): KObject | undefined => this.instancetypes[kind].get(key);
+    const samples = {
+      ...objectSamples({ vms, vmis, migrations: this.migrations.list(), kubevirt: clusterKubeVirtOf(this.kubevirts.list()), instancetypeLike }),
+      ...inventorySamples({ vms, vmis, claim: (key) => this.claims.get(key), instancetypeLike }),
+    };
     this.computed = { at: now, samples };
     return samples;
   }
 
   private informers(): Informer[] {
-    return [this.vms, this.vmis, this.migrations, this.kubevirts, ...Object.values(this.instancetypes)];
+    return [this.vms, this.vmis, this.migrations, this.kubevirts, this.claims, ...Object.values(this.instancetypes)];
   }
 }

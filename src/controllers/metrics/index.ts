@@ -2,3 +2,4 @@
 export { VirtControllerMetrics } from './controller-metrics.js';
 export { objectFamilies, objectSamples } from './object-families.js';
 export type { FamilyDef, ObjectSnapshot, Sample } from './object-families.js';
+export { inventoryFamilies, inventorySamples } from './inventory-families.js';

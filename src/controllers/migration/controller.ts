@@ -85,7 +85,7 @@ export class MigrationController {
     private readonly certificates?: CertificateIssuer,
   ) {
     this.recorder = new EventRecorder(client, 'migration-controller', logger);
-    const queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 4, baseDelayMs: 200, maxDelayMs: 10_000 });
+    const queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 4, baseDelayMs: 200, maxDelayMs: 10_000, objectOf: (key) => (key.startsWith('vmi/') ? this.vmis.get(key.slice('vmi/'.length)) : this.migrations.get(key.slice(key.indexOf('/') + 1))) });
     this.loop = new ControllerLoop(queue, this.recorder);
     this.migrations = this.loop.informer(undefined, () => new Informer(client, resources.virtualMachineInstanceMigrations, logger));
     this.vmis = this.loop.informer(undefined, () => new Informer(client, resources.virtualMachineInstances, logger));

@@ -65,7 +65,7 @@ export class NodeIpamController {
       .sort((a, b) => a.family - b.family)
       .map((cidr) => ({ cidr, mask: Math.max(cidr.prefix, cidr.family === 4 ? options.nodeMaskV4 ?? 24 : options.nodeMaskV6 ?? 64) }));
     this.recorder = new EventRecorder(client, 'cidrAllocator', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 200, maxDelayMs: 60_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 1, baseDelayMs: 200, maxDelayMs: 60_000, objectOf: (key) => this.nodes.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.nodes = this.loop.informer(undefined, () => new Informer(client, resources.nodes, logger));
     this.nodes.onChange((key) => { this.queue.add(key); });

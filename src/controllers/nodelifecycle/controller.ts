@@ -71,7 +71,7 @@ export class NodeLifecycleController {
     this.now = options.now ?? (() => performance.now());
     this.grace = formatDuration(options.gracePeriodMs);
     this.recorder = new EventRecorder(client, 'node-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 10_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 10_000, objectOf: (key) => this.nodes.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.nodes = this.loop.informer(undefined, () => new Informer(client, resources.nodes, logger));
     this.leases = this.loop.informer(undefined, () => new Informer(client, resources.leases, logger, { namespace: leaseNamespace }));

@@ -59,7 +59,7 @@ export class ReplicaSetController {
     this.burst = Math.max(1, options.burstReplicas ?? 250);
     this.now = options.now ?? Date.now;
     this.recorder = options.recorder ?? new EventRecorder(client, 'virtualmachinereplicaset-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: options.concurrency ?? 2, baseDelayMs: 100, maxDelayMs: 60_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: options.concurrency ?? 2, baseDelayMs: 100, maxDelayMs: 60_000, objectOf: (key) => this.sets.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.sets = this.loop.informer(options.replicaSetInformer, () => new Informer(client, resources.virtualMachineInstanceReplicaSets, logger));
     this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));

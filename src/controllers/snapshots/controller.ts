@@ -79,7 +79,7 @@ export class SnapshotController {
     private readonly logger: Logger,
   ) {
     this.recorder = new EventRecorder(client, 'snapshot-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 30_000, objectOf: (key) => (key.startsWith(snapshotPrefix) ? this.snapshots.get(key.slice(snapshotPrefix.length)) : this.claims.get(key.slice(claimPrefix.length))) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.snapshots = this.loop.informer(undefined, () => new Informer(client, volumeSnapshots, logger));
     this.contents = this.loop.informer(undefined, () => new Informer(client, volumeSnapshotContents, logger));

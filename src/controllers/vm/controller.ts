@@ -69,7 +69,7 @@ export class VirtualMachineController {
   ) {
     this.options = compileOptions(options);
     this.recorder = options.recorder ?? new EventRecorder(client, 'virtualmachine-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: this.options.concurrency, baseDelayMs: 100, maxDelayMs: 60_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: this.options.concurrency, baseDelayMs: 100, maxDelayMs: 60_000, objectOf: (key) => this.vms.get(key) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.vms = this.loop.informer(options.vmInformer, () => new Informer(client, resources.virtualMachines, logger));
     this.vmis = this.loop.informer(options.vmiInformer, () => new Informer(client, resources.virtualMachineInstances, logger));

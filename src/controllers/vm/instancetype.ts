@@ -140,6 +140,32 @@ export function applyMatchers(resolved: Resolved, vmi: KObject): string[] {
   return [];
 }
 
+/** Where {@link expandedTemplateSpec} finds instancetypes and preferences: by kind and `namespace/name` (or name, cluster-wide). */
+export type MatcherLookup = (kind: 'instancetype' | 'clusterInstancetype' | 'preference' | 'clusterPreference', key: string) => KObject | undefined;
+
+/**
+ * `vm`'s template spec with its instancetype and preference applied (a copy;
+ * `vm` is left alone), from objects at hand rather than the API: for readers
+ * such as the metrics that want what the VM asks for. Undefined when a
+ * matcher's object is not found or conflicts with the template.
+ */
+export function expandedTemplateSpec(vm: KObject, lookup: MatcherLookup): Json | undefined {
+  const template = recordAt(vm, 'spec', 'template', 'spec');
+  if (template === undefined) return undefined;
+  const resolved: Resolved = { instancetype: undefined, preference: undefined };
+  for (const field of ['instancetype', 'preference'] as const) {
+    const name = stringAt(vm, 'spec', field, 'name');
+    if (name === undefined) continue;
+    const target = targetOf(field, stringAt(vm, 'spec', field, 'kind') ?? '');
+    const kind = target.namespaced ? field : field === 'instancetype' ? 'clusterInstancetype' : 'clusterPreference';
+    const found = lookup(kind, target.namespaced ? `${vm.metadata.namespace ?? ''}/${name}` : name);
+    if (found === undefined) return undefined;
+    resolved[field] = { ref: { kind: target.kind, name }, spec: recordAt(found, 'spec') ?? {} };
+  }
+  const copy: KObject = { apiVersion: vm.apiVersion, kind: 'VirtualMachineInstance', metadata: {}, spec: structuredClone(template) };
+  return applyMatchers(resolved, copy).length === 0 && isRecord(copy.spec) ? copy.spec : undefined;
+}
+
 function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

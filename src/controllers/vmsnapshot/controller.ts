@@ -61,7 +61,9 @@ export class SnapshotControllers {
   }
 
   private queue(kind: Kind, recorder: EventRecorder, reconcile: (key: string) => Promise<ReconcileResult>): void {
-    const queue = new WorkQueue(reconcile, { logger: this.logger.child({ queue: kind }), name: kind, concurrency: 2, baseDelayMs: 100, maxDelayMs: 30_000 });
+    const { snapshots, contents, vms, restores, clones } = this.informers;
+    const informer = { snapshot: snapshots, content: contents, vm: vms, restore: restores, clone: clones }[kind];
+    const queue = new WorkQueue(reconcile, { logger: this.logger.child({ queue: kind }), name: kind, concurrency: 2, baseDelayMs: 100, maxDelayMs: 30_000, objectOf: (key) => informer.get(key) });
     this.queues.set(kind, queue);
     this.loops.push(new ControllerLoop(queue, recorder));
   }

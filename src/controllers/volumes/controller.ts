@@ -54,7 +54,7 @@ export class VolumeController {
     private readonly logger: Logger,
   ) {
     this.recorder = new EventRecorder(client, 'persistentvolume-controller', logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 100, maxDelayMs: 60_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger, concurrency: 2, baseDelayMs: 100, maxDelayMs: 60_000, objectOf: (key) => (key.startsWith(claimPrefix) ? this.claims.get(key.slice(claimPrefix.length)) : this.volumes.get(key.slice(volumePrefix.length))) });
     this.loop = new ControllerLoop(this.queue, this.recorder);
     this.claims = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumeClaims, logger));
     this.volumes = this.loop.informer(undefined, () => new Informer(client, resources.persistentVolumes, logger));

@@ -87,7 +87,7 @@ export class ImportRunner {
     this.maxMs = options.retryMaxMs ?? 300_000;
     this.concurrency = options.concurrency ?? 2;
     this.now = options.now ?? Date.now;
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger: options.logger, concurrency: 4, baseDelayMs: 500, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger: options.logger, concurrency: 4, baseDelayMs: 500, maxDelayMs: 30_000, objectOf: (key) => this.pvcs.get(key) });
     this.pvcs.onChange((key) => { this.queue.add(key); });
   }
 

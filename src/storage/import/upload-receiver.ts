@@ -74,7 +74,7 @@ export class UploadReceiver {
   constructor(private readonly options: UploadReceiverOptions) {
     this.ownInformer = options.pvcInformer === undefined;
     this.pvcs = options.pvcInformer ?? new Informer(options.client, resources.persistentVolumeClaims, options.logger);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { logger: options.logger, concurrency: 2, baseDelayMs: 500, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { logger: options.logger, concurrency: 2, baseDelayMs: 500, maxDelayMs: 30_000, objectOf: (key) => this.pvcs.get(key) });
     this.pvcs.onChange((key) => { this.queue.add(key); });
   }
 

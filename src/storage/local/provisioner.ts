@@ -90,7 +90,7 @@ export class LocalProvisioner {
     this.logger = options.logger.child({ component: 'local-provisioner', node: options.nodeName });
     this.recorder = new EventRecorder(client, localProvisioner, this.logger, { instance: options.nodeName });
     // One at a time: each volume must see the room the previous one took.
-    this.queue = new WorkQueue((key, signal) => this.reconcile(key, signal), { logger: this.logger, concurrency: 1, baseDelayMs: 200, maxDelayMs: 60_000 });
+    this.queue = new WorkQueue((key, signal) => this.reconcile(key, signal), { logger: this.logger, concurrency: 1, baseDelayMs: 200, maxDelayMs: 60_000, objectOf: (key) => (key.startsWith(claimPrefix) ? this.claims.get(key.slice(claimPrefix.length)) : key.startsWith(volumePrefix) ? this.volumes.get(key.slice(volumePrefix.length)) : undefined) });
     this.claims = new Informer(client, resources.persistentVolumeClaims, this.logger);
     this.volumes = new Informer(client, resources.persistentVolumes, this.logger);
     this.classes = new Informer(client, resources.storageClasses, this.logger);

@@ -46,7 +46,7 @@ export class SnapshotSidecar {
 
   constructor(private readonly options: SnapshotSidecarOptions) {
     this.logger = options.logger.child({ component: 'snapshot-sidecar', node: options.nodeName });
-    this.queue = new WorkQueue((key, signal) => this.reconcile(key, signal), { logger: this.logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((key, signal) => this.reconcile(key, signal), { logger: this.logger, concurrency: 2, baseDelayMs: 200, maxDelayMs: 30_000, objectOf: (key) => this.contents.get(key) });
     this.contents = new Informer(options.client, volumeSnapshotContents, this.logger);
     this.volumes = new Informer(options.client, resources.persistentVolumes, this.logger);
     this.contents.onChange((key) => { this.queue.add(key); });

@@ -45,6 +45,19 @@ describe('the VMI cgroup\'s memory', () => {
     });
   });
 
+  it('remembers which directory has memory.stat and reads it through the scrape\'s reader after', () => {
+    withDir({ 'memory.stat': 'anon 4096\n' }, (dir) => {
+      const found: { memoryStat?: string } = {};
+      const reads: string[] = [];
+      const read = (file: string): string | undefined => { reads.push(file); return 'anon 8192\n'; };
+      assert.deepEqual(cgroupMemory(['/nonexistent', dir], { read, found })?.anon, 4096, 'found by probing');
+      assert.equal(found.memoryStat, join(dir, 'memory.stat'));
+      assert.deepEqual(reads, []);
+      assert.deepEqual(cgroupMemory(['/nonexistent', dir], { read, found })?.anon, 8192, 'then read through the reader');
+      assert.deepEqual(reads, [join(dir, 'memory.stat')]);
+    });
+  });
+
   it('writes nothing when no directory has a memory.stat (the memory controller is off)', () => {
     withDir({ 'cpu.stat': 'usage_usec 1\n' }, (dir) => {
       const out = new Exposition();

@@ -10,16 +10,20 @@
  * 100 of them stay cheap), an `emptyDisk` and a pod-network NIC
  * (masquerade: a sandbox namespace and a tap), 64 MiB, 10m of CPU.
  *
- * Per size: several scrapes over HTTPS (median, max), the same through
- * `NodeAgent.metrics()` in process (to separate the HTTP hop), the bytes
- * and samples of a response. The baseline, measured in the same run: a
- * minimal loop doing the same raw /proc reads per guest (status, net/dev,
- * every thread's schedstat) with no QMP, no labels and no text. It is a
- * floor for the kernel-side part only: the agent's QMP round trips (four
- * per guest, on the connection the agent holds; QEMU takes one client per
- * QMP socket) are not in it, so the ratio says what QMP, formatting and
- * HTTP add over the reads that cannot be avoided. The growth per VMI is
- * also printed ((t100 − t1) / 99).
+ * Per size: scrapes at a steady interval, as Prometheus makes them
+ * (VIREO_BENCH_INTERVAL_MS, default 2000), over HTTPS and through
+ * `NodeAgent.metrics()` in process by turns (median, max; the agent asks
+ * QEMU ahead of the next scrape by this rhythm), with how current QEMU's
+ * answers were (the agent's `lastScrapeReport()`); then a few scrapes back
+ * to back, off any rhythm, which ask QEMU at the scrape. The bytes and
+ * samples of a response, and the QMP round trips alone. The baseline,
+ * measured in the same run half an interval after each scrape (so that it
+ * too starts from a process that was asleep): a bare loop doing the same
+ * raw /proc reads per guest (status, net/dev, every thread's schedstat)
+ * the plain way (open, read, close), with no QMP, no labels and no text:
+ * the kernel-side part no scrape avoids, so the ratio says what the rest
+ * (formatting, HTTP, the cgroup files) adds. The growth per VMI is also
+ * printed ((t100 − t1) / 99).
  *
  * Everything (VMIs, QEMUs, sandboxes, cgroups, server) is removed at the
  * end, also on Ctrl-C. Run: npm run bench:scrape (root: network namespaces
@@ -32,7 +36,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AgentEndpoint } from '../src/agent/index.js';
-import { Exposition, parseSamples } from '../src/agent/metrics/index.js';
+import { parseSamples } from '../src/agent/metrics/index.js';
 import type { ScrapeReport, ScrapedGuest } from '../src/agent/metrics/index.js';
 import { ensureSelfSigned } from '../src/cli/pki.js';
 import { resources } from '../src/client/index.js';
@@ -114,21 +118,14 @@ function lastReport(fixture: AgentFixture): ScrapeReport {
   return report;
 }
 
-/** Where one scrape's time goes: the QMP round trips alone (all guests in parallel), and the text of the same samples rewritten with no reads. */
-async function breakdown(fixture: AgentFixture, text: string): Promise<{ qmpMs: number; serialQmpMs: number; textMs: number; wholeMs: number }> {
+/** Where one scrape's time goes: the QMP round trips alone (all guests in parallel, then one per guest in turn), against a whole collection in process. */
+async function breakdown(fixture: AgentFixture): Promise<{ qmpMs: number; serialQmpMs: number; wholeMs: number }> {
   const guests = runningGuests(fixture);
   const commands = ['query-cpus-fast', 'query-blockstats', 'query-balloon', 'query-memory-size-summary'];
   const qmp = await timed(() => Promise.all(guests.map((g) => Promise.all(commands.map((c) => g.machine.execute(c as 'query-balloon'))))));
   const serial = await timed(async () => { for (const g of guests) await g.machine.execute('query-balloon'); });
-  const samples = parseSamples(text);
-  const families = new Map(samples.map((s) => [s.name, { name: s.name, type: 'gauge' as const, help: s.name }]));
-  const rewrite = await timed(() => {
-    const out = new Exposition();
-    for (const s of samples) out.add(families.get(s.name) ?? { name: s.name, type: 'gauge', help: s.name }, s.labels, s.value);
-    return out.text();
-  });
   const whole = await timed(() => fixture.agent.metrics());
-  return { qmpMs: qmp.ms, serialQmpMs: serial.ms, textMs: rewrite.ms, wholeMs: whole.ms };
+  return { qmpMs: qmp.ms, serialQmpMs: serial.ms, wholeMs: whole.ms };
 }
 
 /** CPU seconds (user + system) of `pids` from /proc/<pid>/stat. */
@@ -256,8 +253,8 @@ async function main(): Promise<void> {
       const askedAtScrape = reports.reduce((sum, r) => sum + r.asked, 0);
       console.log(`       QMP answers: current at ${reports.filter((r) => r.asked === 0).length} of ${reports.length} scrapes (${askedAtScrape} guest askings at a scrape, ${reports.reduce((sum, r) => sum + r.late, 0)} late), waited for QEMU: median ${ms(median(reports.map((r) => r.waitedMs)))}; answers served at most ${ms(Math.max(...reports.map((r) => r.oldestAnswerMs)))} old`);
       console.log(`       back to back (no rhythm: each scrape asks every guest and waits up to 25 ms): HTTPS ${ms(median(backToBack))} (max ${ms(Math.max(...backToBack))})`);
-      const parts = await breakdown(fixture, body);
-      console.log(`       where the time goes (one scrape): QMP alone ${ms(parts.qmpMs)} (4 commands × ${n} guests in parallel; one command per guest in turn: ${ms(parts.serialQmpMs)}), samples to text ${ms(parts.textMs)}, whole collection ${ms(parts.wholeMs)}`);
+      const parts = await breakdown(fixture);
+      console.log(`       where the time goes (one scrape): QMP alone ${ms(parts.qmpMs)} (4 commands × ${n} guests in parallel; one command per guest in turn: ${ms(parts.serialQmpMs)}); a whole collection in process: ${ms(parts.wholeMs)}`);
       console.log(`       ${(Buffer.byteLength(body) / 1024).toFixed(1)} KiB, ${samples.length} samples; ${pids.length} QEMUs: ${rssMiB(pids).toFixed(0)} MiB resident, ${(idleCpu * 100).toFixed(0)}% of a core idle; agent process ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB; started in ${startedIn.toFixed(0)} s`);
     }
     const first = rows[0];

@@ -105,4 +105,18 @@ describe('the balloon\'s guest memory statistics', () => {
       assert.notEqual(await askGuestMemory(qmp, bounded, asked, lastUpdateMs + 23_000), asked, 'asked again an interval later');
     });
   });
+
+  it('keeps serving the statistics it has when QEMU\'s answer comes too late, and asks again next time', async () => {
+    await withQemu(['-device', 'virtio-balloon-pci,id=balloon0,guest-stats-polling-interval=10'], async (qmp) => {
+      const lastUpdateMs = reported['last-update'] * 1000;
+      const known = { pollingSeconds: 10, askedAtMs: lastUpdateMs + 3_000, stats: balloonGuestStats(reported, 'return') };
+      // The QMP answer misses the scrape's deadline.
+      const late: Bounded = async (promise) => { await promise.catch(() => undefined); return undefined; };
+      const answer = await askGuestMemory(qmp, late, known, lastUpdateMs + 12_500);
+      assert.equal(answer?.stats, known.stats, 'the previous statistics stay');
+      assert.equal(answer.askedAtMs, undefined, 'not marked as asked: the next asking asks QEMU');
+      const next = await askGuestMemory(qmp, bounded, answer, lastUpdateMs + 12_600);
+      assert.equal(next?.stats?.['last-update'], 0, 'QEMU\'s own answer this time');
+    });
+  });
 });

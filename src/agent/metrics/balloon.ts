@@ -84,8 +84,8 @@ export async function askGuestMemory(machine: Pick<Machine, 'execute'>, bounded:
   if (pollingSeconds <= 0) return { pollingSeconds };
   if (known?.askedAtMs !== undefined && nowMs < nextAskMs({ ...known, askedAtMs: known.askedAtMs })) return known;
   const raw = await bounded(machine.execute('qom-get', { path: balloonPath, property: 'guest-stats' }));
-  // Failed or late: asked again at the next scrape.
-  if (raw === undefined) return { pollingSeconds };
+  // Failed or late: the previous statistics stay served, and are asked for again at the next asking.
+  if (raw === undefined) return { pollingSeconds, stats: known?.stats };
   try {
     return { pollingSeconds, askedAtMs: nowMs, stats: balloonGuestStats(raw, 'qom-get guest-stats') };
   } catch {

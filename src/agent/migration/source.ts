@@ -234,7 +234,8 @@ export class MigrationSources {
     // Set either way: a QEMU keeps the TLS parameters of an earlier migration.
     await machine.execute('migrate-set-parameters', { 'max-bandwidth': options.bandwidthBytesPerSecond ?? unlimitedBytesPerSecond, 'tls-creds': tls['tls-creds'] ?? '', 'tls-hostname': tls['tls-hostname'] ?? '' });
     await machine.execute('migrate', { uri: paths.migrationUri });
-    await this.logSettings(machine);
+    // QEMU makes the stream's TLS handshake in its main loop: a target that went silent then holds the monitor, and these commands with it.
+    await unblockedBy(target, () => this.logSettings(machine), this.logger, entry);
     if (entry.postCopyPending) await this.startPostCopy(entry);
     let completed: SourceProgress | undefined;
     let streamWatch = new StallWatch();

@@ -103,6 +103,7 @@ const catalogue: Record<string, { type: string; labels: string[] }> = {
   kubevirt_vmi_migration_failed: { type: 'gauge', labels: ['vmi', 'vmim', 'namespace'] },
   kubevirt_vmi_phase_transition_time_seconds: { type: 'histogram', labels: ['phase', 'last_phase'] },
   kubevirt_vmi_phase_transition_time_from_creation_seconds: { type: 'histogram', labels: ['phase'] },
+  kubevirt_vmi_migration_phase_transition_time_from_creation_seconds: { type: 'histogram', labels: ['phase'] },
   kubevirt_vmi_phase_transition_time_from_deletion_seconds: { type: 'histogram', labels: ['phase'] },
   kubevirt_vmi_status_addresses: { type: 'gauge', labels: ['node', 'namespace', 'name', 'vnic_name', 'interface_name', 'address', 'type'] },
   kubevirt_vmi_vnic_info: { type: 'gauge', labels: ['name', 'namespace', 'vnic_name', 'binding_type', 'network', 'binding_name', 'model'] },
@@ -389,5 +390,7 @@ test('a succeeded migration is in kubevirt_vmi_migration_succeeded, its start an
   assert.equal(done.get('kubevirt_vmi_migrations_in_running_phase')?.samples[0]?.value, 0);
   const transition = done.get('kubevirt_vmi_phase_transition_time_from_creation_seconds')?.samples.find((s) => s.name.endsWith('_count') && s.labels.phase === 'Running');
   assert.equal(transition?.value, 1, 'the VMI\'s move to Running is in the phase transition histogram');
+  const moved = done.get('kubevirt_vmi_migration_phase_transition_time_from_creation_seconds')?.samples.find((s) => s.name.endsWith('_count') && s.labels.phase === 'Succeeded');
+  assert.equal(moved?.value, 1, 'the migration\'s move to Succeeded is in its phase transition histogram');
 });
 

@@ -41,6 +41,8 @@ export class VirtControllerMetrics {
   private transitions: PhaseTransitionMetrics | undefined;
   /** Each VMI's phase as last seen, for the transition histograms. */
   private readonly phases = new Map<string, string>();
+  /** Each migration's phase as last seen. */
+  private readonly migrationPhases = new Map<string, string>();
 
   constructor(client: Client, private readonly registry: Registry, logger: Logger) {
     this.vms = new Informer(client, resources.virtualMachines, logger);
@@ -64,6 +66,12 @@ export class VirtControllerMetrics {
       if (vmi === undefined) { this.phases.delete(key); return; }
       transitions.observe(this.phases.get(key), vmi);
       this.phases.set(key, stringAt(vmi, 'status', 'phase') ?? '');
+    });
+    this.migrations.onChange((key) => {
+      const migration = this.migrations.get(key);
+      if (migration === undefined) { this.migrationPhases.delete(key); return; }
+      transitions.observeMigration(this.migrationPhases.get(key), migration);
+      this.migrationPhases.set(key, stringAt(migration, 'status', 'phase') ?? '');
     });
     await Promise.all(this.informers().map((i) => i.start()));
     for (const [family, def] of Object.entries(families) as [Family, typeof families[Family]][]) {

@@ -36,3 +36,20 @@ test('a phase change is observed from the last phase\'s transition, from creatio
   metrics.remove();
   assert.equal((await registry.getMetricsAsJSON()).length, 0);
 });
+
+test('a migration\'s phase change is observed from its creation', async () => {
+  const registry = new Registry();
+  const metrics = new PhaseTransitionMetrics(registry);
+  const migration = (phase: string): KObject => ({
+    apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration',
+    metadata: { name: 'm', namespace: 'ns', creationTimestamp: '2026-01-01T00:00:00Z' },
+    status: { phase, phaseTransitionTimestamps: [{ phase: 'Pending', phaseTransitionTimestamp: '2026-01-01T00:00:00Z' }, { phase: 'Running', phaseTransitionTimestamp: '2026-01-01T00:00:02Z' }, { phase: 'Succeeded', phaseTransitionTimestamp: '2026-01-01T00:00:05Z' }] },
+  });
+  const name = 'kubevirt_vmi_migration_phase_transition_time_from_creation_seconds';
+  metrics.observeMigration(undefined, migration('Running'));
+  assert.deepEqual(await series(registry, name), [], 'a migration first seen is not a transition');
+  metrics.observeMigration('Pending', migration('Running'));
+  metrics.observeMigration('Running', migration('Succeeded'));
+  metrics.observeMigration('Succeeded', migration('Succeeded'));
+  assert.deepEqual((await series(registry, name)).map((s) => [s.labels, s.value]), [[{ phase: 'Running' }, 2], [{ phase: 'Succeeded' }, 5]]);
+});

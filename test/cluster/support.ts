@@ -90,12 +90,14 @@ export async function startLabCluster(options: { hosts: number; serverArgs?: str
       client?.close();
       // The hosts die whatever the stops left (QEMUs of a killed agent, dnsmasq); then their guests' cgroups can go.
       await lab.destroy();
-      for (const dir of [join(root, 'server'), ...lab.hosts.map((h) => join(root, h.name, 'agent'))]) {
+      // The server's own agent keeps its guests under the server's data directory, in `agent/` like the others.
+      const agentDirs = [join(root, 'server', 'agent'), ...lab.hosts.map((h) => join(root, h.name, 'agent'))];
+      for (const dir of agentDirs) {
         for (const pid of qemuPidsUnder(dir)) process.kill(pid, 'SIGKILL');
         await removeCgroupsOf(dir);
       }
       // The guests' sandboxes are namespaces of their own, not their host's: what a stopped or killed agent left of them goes too.
-      for (const agentDir of [join(root, 'server', 'agent'), ...lab.hosts.map((h) => join(root, h.name, 'agent'))]) removeSandboxesOf(agentDir);
+      for (const agentDir of agentDirs) removeSandboxesOf(agentDir);
       rmSync(root, { recursive: true, force: true });
     }
   };

@@ -19,10 +19,8 @@
 import type { Machine } from '../machine.js';
 import { balloonGuestStats } from '../qmp/index.js';
 import type { BalloonGuestStats } from '../qmp/index.js';
-import type { Exposition, FamilySpec } from './exposition.js';
-
-const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
-const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
+import type { Exposition } from './exposition.js';
+import { counterFamily as counter, gaugeFamily as gauge } from './exposition.js';
 
 /** KubeVirt's families from the balloon's guest statistics, with KubeVirt's help texts in substance. */
 export const balloonFamilies = {

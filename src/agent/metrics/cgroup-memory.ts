@@ -11,10 +11,9 @@
  * `shmem_thp` is left out there.
  */
 import { join } from 'node:path';
-import type { Exposition, FamilySpec } from './exposition.js';
+import type { Exposition } from './exposition.js';
+import { gaugeFamily as gauge } from './exposition.js';
 import { keyedNumbers, readText } from './kernel-files.js';
-
-const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
 
 /** KubeVirt's cgroup memory families, with KubeVirt's help texts in substance. */
 export const cgroupMemoryFamilies = {

@@ -17,6 +17,11 @@ export interface FamilySpec {
   help: string;
 }
 
+/** A counter family's spec. */
+export const counterFamily = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
+/** A gauge family's spec. */
+export const gaugeFamily = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
+
 export type Labels = Record<string, string>;
 
 /** Escapes a label value: backslash, double quote and newline, as the format asks. */

@@ -7,10 +7,9 @@
  * an agent without the command, has no samples of the family.
  */
 import type { GuestAgentStats } from '../guest-agent/index.js';
-import type { Exposition, FamilySpec } from './exposition.js';
-import { escapeLabelValue } from './exposition.js';
+import type { Exposition } from './exposition.js';
+import { escapeLabelValue, gaugeFamily as gauge } from './exposition.js';
 
-const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
 const loadHelp = (span: string): string => `Guest system load average over ${span} as reported by the guest agent. Load is the number of processes in the run queue or waiting for disk I/O. Requires qemu-guest-agent 10.0.0 or later.`;
 
 /** The guest agent's families, with KubeVirt's names, types and help texts in substance. */

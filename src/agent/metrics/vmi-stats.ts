@@ -31,8 +31,8 @@ import { join } from 'node:path';
 import type { KObject } from '../../api/object.js';
 import type { SandboxState } from '../../net/pod/sandbox.js';
 import type { Machine } from '../machine.js';
-import type { Exposition, FamilySpec, Labels } from './exposition.js';
-import { escapeLabelValue, labelText, vmiLabelName } from './exposition.js';
+import type { Exposition, Labels } from './exposition.js';
+import { counterFamily as counter, escapeLabelValue, gaugeFamily as gauge, labelText, vmiLabelName } from './exposition.js';
 import type { KeptFiles } from './kept-files.js';
 import type { QmpReturn } from '../qmp/index.js';
 import { keyedNumbers, readText } from './kernel-files.js';
@@ -41,9 +41,6 @@ import type { GuestMemoryAnswer } from './balloon.js';
 import { writeCgroupMemory } from './cgroup-memory.js';
 import type { GuestAgentStats } from '../guest-agent/index.js';
 import { guestAgentFamilies, writeGuestAgentStats } from './guest-agent-stats.js';
-
-const counter = (name: string, help: string): FamilySpec => ({ name, type: 'counter', help });
-const gauge = (name: string, help: string): FamilySpec => ({ name, type: 'gauge', help });
 
 /** KubeVirt's per-VMI families that the agent reports, with KubeVirt's help texts in substance. */
 export const vmiFamilies = {
